@@ -1,0 +1,75 @@
+"""dmv: data and model versioning for production machine learning.
+
+Every model version is one self-explaining string, ``model-name X.Y.Z-DATA.SPLIT``:
+release, interface, logic, data-retrieval version and stored-split version.
+
+    import dmv
+    project = dmv.open()                      # finds dmv.toml upwards
+    with project.run("price-model", version="0.0.1-0123.abcd", params={...}) as run:
+        run.log_metrics({"rmse": 3.2}, split="test")
+        run.log_model(model)
+    run.id, run.version                       # "tr0", Version(...)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dmv.errors import (
+    ArtifactError,
+    ConfigError,
+    ConflictError,
+    DataError,
+    DmvError,
+    ImmutableError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    StorageError,
+)
+from dmv.version import Reference, RefKind, Version
+
+if TYPE_CHECKING:
+    from dmv.project import Project, init
+    from dmv.project import open_project as open
+    from dmv.runs import Run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "ConflictError",
+    "DataError",
+    "DmvError",
+    "ImmutableError",
+    "IntegrityError",
+    "InvalidInput",
+    "NotFound",
+    "Project",
+    "RefKind",
+    "Reference",
+    "Run",
+    "StorageError",
+    "Version",
+    "__version__",
+    "init",
+    "open",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The project facade pulls in SQLAlchemy; load it on first use only.
+    if name in ("Project", "init"):
+        from dmv import project
+
+        return getattr(project, name)
+    if name == "open":
+        from dmv.project import open_project
+
+        return open_project
+    if name == "Run":
+        from dmv.runs import Run
+
+        return Run
+    raise AttributeError(f"module 'dmv' has no attribute {name!r}")

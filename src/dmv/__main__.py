@@ -1,0 +1,3 @@
+from dmv.cli import run
+
+run()

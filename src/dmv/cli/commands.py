@@ -1,0 +1,411 @@
+"""The registry commands: init, model, versions, show, runs, resolve, alias, audit, migrate."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dmv.cli._output import emit, json_option, table
+
+if TYPE_CHECKING:
+    from dmv.project import Project
+    from dmv.registry import RunInfo, VersionInfo
+
+__all__ = ["cli"]
+
+
+class Context:
+    def __init__(self, project_dir: str | None) -> None:
+        self.project_dir = project_dir
+        self._project: Project | None = None
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            from dmv.project import open_project
+
+            self._project = open_project(self.project_dir or ".")
+        return self._project
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "-C",
+    "--project",
+    "project_dir",
+    metavar="PATH",
+    envvar="DMV_PROJECT",
+    help="Project folder (default: the nearest folder with dmv.toml at or above the current one).",
+)
+@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors.")
+@click.version_option(package_name="dmv", prog_name="dmv")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: str | None, traceback: bool) -> None:
+    """dmv: one derived version, model-name X.Y.Z-DATA.SPLIT, for every model.
+
+    X release (0 = prerelease), Y interface, Z logic, DATA the data retrieval
+    version, SPLIT the stored train/valid/test split. References: name@X.Y.Z-D.S,
+    name@X.Y.Z, name@X.Y, name@X, name@latest, name@ALIAS.
+    """
+    ctx.obj = Context(project_dir)
+
+
+# -- project ----------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@json_option
+def init(path: str, as_json: bool) -> None:
+    """Make PATH (default: here) a dmv project: dmv.toml and a .dmv/ folder."""
+    from dmv.project import init as init_project
+
+    project = init_project(path)
+    settings = project.config.as_dict()
+    settings["logic_components"] = list(settings["logic_components"])
+    data = {"root": str(project.root), "settings": settings}
+    emit(as_json, data, f"initialised dmv project in {project.root}")
+
+
+@cli.command()
+@pass_ctx
+@json_option
+def migrate(ctx: Context, as_json: bool) -> None:
+    """Upgrade the registry's schema in place to this dmv's version."""
+    from dmv.config import Config, find_root
+    from dmv.errors import NotFound
+    from dmv.registry.engine import create_engine
+    from dmv.registry.migrations import migrate as run_migrate
+
+    root = find_root(ctx.project_dir or ".")
+    if root is None:
+        raise NotFound("no dmv project here", hint="run 'dmv init' first")
+    engine = create_engine(Config(root).location("registry"))
+    before, after = run_migrate(engine)
+    engine.dispose()
+    data = {"from": before, "to": after}
+    emit(as_json, data, f"registry schema {before or 'none'} → {after}")
+
+
+# -- models -----------------------------------------------------------------
+
+
+@cli.group()
+def model() -> None:
+    """Create, list, show and update models."""
+
+
+@model.command("create")
+@click.argument("name")
+@click.option("--purpose", default="", help="The value it brings (e.g. 'price forecast').")
+@click.option("--function", "function", default="", help="What it does (e.g. 'regression').")
+@click.option("--description", default="", help="Free text.")
+@click.option("--metric", "primary_metric", help="Primary metric that picks a version's best run.")
+@click.option(
+    "--goal",
+    type=click.Choice(["max", "min"]),
+    default="max",
+    show_default=True,
+    help="Whether a higher or lower primary metric is better.",
+)
+@click.option("--exist-ok", is_flag=True, help="Do not fail when the model exists.")
+@pass_ctx
+@json_option
+def model_create(
+    ctx: Context,
+    name: str,
+    purpose: str,
+    function: str,
+    description: str,
+    primary_metric: str | None,
+    goal: str,
+    exist_ok: bool,
+    as_json: bool,
+) -> None:
+    """Create model NAME (lowercase letters, digits and '-')."""
+    info = ctx.project.create_model(
+        name,
+        purpose=purpose,
+        function=function,
+        description=description,
+        primary_metric=primary_metric,
+        metric_goal=goal,
+        exist_ok=exist_ok,
+    )
+    emit(as_json, info.to_dict(), f"created model {info.name}")
+
+
+@model.command("update")
+@click.argument("name")
+@click.option("--purpose", help="The value it brings.")
+@click.option("--function", "function", help="What it does.")
+@click.option("--description", help="Free text.")
+@click.option("--metric", "primary_metric", help="Primary metric.")
+@click.option("--goal", type=click.Choice(["max", "min"]), help="Direction of the primary metric.")
+@pass_ctx
+@json_option
+def model_update(ctx: Context, name: str, as_json: bool, **fields: Any) -> None:
+    """Change a model's purpose, function, description or primary metric."""
+    fields["metric_goal"] = fields.pop("goal")
+    info = ctx.project.update_model(name, **fields)
+    emit(as_json, info.to_dict(), f"updated model {info.name}")
+
+
+@model.command("list")
+@pass_ctx
+@json_option
+def model_list(ctx: Context, as_json: bool) -> None:
+    """List models with their newest prerelease, release and aliases."""
+    models = ctx.project.models()
+    rows = [
+        (
+            m.name,
+            m.purpose,
+            m.function,
+            m.latest_prerelease or "-",
+            m.latest_release or "-",
+            ", ".join(f"{a}→{v}" for a, v in m.aliases.items()) or "-",
+        )
+        for m in models
+    ]
+    emit(
+        as_json,
+        [m.to_dict() for m in models],
+        lambda: (
+            table(rows, ["model", "purpose", "function", "prerelease", "release", "aliases"])
+            if rows
+            else "no models yet: create one with 'dmv model create NAME'"
+        ),
+    )
+
+
+@model.command("show")
+@click.argument("name")
+@pass_ctx
+@json_option
+def model_show(ctx: Context, name: str, as_json: bool) -> None:
+    """Show one model."""
+    m = ctx.project.model(name)
+    lines = [
+        f"model       {m.name}",
+        f"purpose     {m.purpose or '-'}",
+        f"function    {m.function or '-'}",
+        f"metric      {m.primary_metric or '-'} ({m.metric_goal})",
+        f"versions    {m.version_count}",
+        f"prerelease  {m.latest_prerelease or '-'}",
+        f"release     {m.latest_release or '-'}",
+    ]
+    lines += [f"alias       {a} → {v}" for a, v in m.aliases.items()]
+    emit(as_json, m.to_dict(), "\n".join(lines))
+
+
+# -- versions ---------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("model_name", metavar="MODEL")
+@click.option(
+    "--state",
+    type=click.Choice(["prerelease", "released", "deprecated"]),
+    help="Only versions in this state.",
+)
+@pass_ctx
+@json_option
+def versions(ctx: Context, model_name: str, state: str | None, as_json: bool) -> None:
+    """List MODEL's versions in dmv's precedence (X, Y, Z, then creation)."""
+    infos = ctx.project.versions(model_name, state=state)
+    rows = [
+        (
+            i.version.number,
+            i.state,
+            i.run_count,
+            ", ".join(i.aliases) or "-",
+            i.serving_run or "-",
+            _when(i.created_at),
+        )
+        for i in infos
+    ]
+    emit(
+        as_json,
+        [i.to_dict() for i in infos],
+        lambda: (
+            table(rows, ["version", "state", "runs", "aliases", "serves", "created"])
+            if rows
+            else f"{model_name} has no versions yet"
+        ),
+    )
+
+
+def _when(ts: float | None) -> str:
+    from dmv.registry.records import iso
+
+    return (iso(ts) or "-")[:19].replace("T", " ")
+
+
+def _version_text(info: VersionInfo) -> str:
+    lines = [
+        f"version     {info.version}",
+        f"state       {info.state}",
+        f"created     {_when(info.created_at)}",
+        f"interface   {info.interface_fp or '-'}"
+        + (f" ({info.interface_compat})" if info.interface_compat else ""),
+        f"logic       {info.logic_fp or '-'}",
+        f"runs        {info.run_count}"
+        + (f", serves {info.serving_run}" if info.serving_run else ""),
+    ]
+    if info.released_from:
+        lines.append(f"from        {info.released_from}")
+    if info.dirty:
+        lines.append("dirty       yes: trained from uncommitted code (patch stored)")
+    if info.aliases:
+        lines.append(f"aliases     {', '.join(info.aliases)}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("ref")
+@pass_ctx
+@json_option
+def show(ctx: Context, ref: str, as_json: bool) -> None:
+    """Show the version REF points at (e.g. price-model@1.1 or price-model@production)."""
+    info = ctx.project.show(ref)
+    emit(as_json, info.to_dict(), lambda: _version_text(info))
+
+
+@cli.command()
+@click.argument("ref")
+@pass_ctx
+@json_option
+def resolve(ctx: Context, ref: str, as_json: bool) -> None:
+    """Print the exact version REF points at now."""
+    version = ctx.project.resolve(ref)
+    emit(
+        as_json,
+        {"model": version.name, "version": version.number, "ref": version.ref},
+        str(version),
+    )
+
+
+def _metrics_text(run: RunInfo) -> str:
+    parts = []
+    for split, values in run.metrics.items():
+        inner = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+        parts.append(inner if split == "all" else f"{split}: {inner}")
+    return "; ".join(parts) or "-"
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--env", "with_env", is_flag=True, help="Include each run's environment (JSON).")
+@pass_ctx
+@json_option
+def runs(ctx: Context, ref: str, with_env: bool, as_json: bool) -> None:
+    """List the training runs (tr0, tr1, …) of REF with their evaluations.
+
+    REF may also be a bare model name, to list its experiments and failed runs.
+    """
+    project = ctx.project
+    if "@" in ref or " " in ref:
+        infos = project.runs(ref)
+    else:
+        infos = project.experiments(ref) + project.failed_runs(ref)
+    rows = [
+        (
+            r.id,
+            r.label.split(" ", 1)[1],
+            r.status,
+            _metrics_text(r),
+            next((a.name for a in r.artifacts if a.kind == "model"), "-"),
+            _when(r.started_at),
+        )
+        for r in infos
+    ]
+    emit(
+        as_json,
+        [r.to_dict(environment=with_env) for r in infos],
+        lambda: (
+            table(rows, ["run", "version", "status", "metrics", "model", "started"])
+            if rows
+            else "no runs"
+        ),
+    )
+
+
+# -- aliases ----------------------------------------------------------------
+
+
+@cli.group()
+def alias() -> None:
+    """Set, remove and list aliases such as production or staging."""
+
+
+@alias.command("set")
+@click.argument("ref")
+@click.argument("name")
+@pass_ctx
+@json_option
+def alias_set(ctx: Context, ref: str, name: str, as_json: bool) -> None:
+    """Point alias NAME at the version REF resolves to (moves it if set)."""
+    info = ctx.project.set_alias(ref, name)
+    emit(as_json, info.to_dict(), f"{info.model}@{info.alias} → {info.version.number}")
+
+
+@alias.command("rm")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("name")
+@pass_ctx
+@json_option
+def alias_rm(ctx: Context, model_name: str, name: str, as_json: bool) -> None:
+    """Remove alias NAME of MODEL."""
+    ctx.project.remove_alias(model_name, name)
+    emit(
+        as_json,
+        {"model": model_name, "alias": name, "removed": True},
+        f"removed {model_name}@{name}",
+    )
+
+
+@alias.command("list")
+@click.argument("model_name", metavar="MODEL")
+@pass_ctx
+@json_option
+def alias_list(ctx: Context, model_name: str, as_json: bool) -> None:
+    """List MODEL's aliases."""
+    infos = ctx.project.aliases(model_name)
+    rows = [(a.alias, a.version.number, _when(a.updated_at)) for a in infos]
+    emit(
+        as_json,
+        [a.to_dict() for a in infos],
+        lambda: table(rows, ["alias", "version", "updated"]) if rows else "no aliases",
+    )
+
+
+@cli.command()
+@click.option("--model", "model_name", help="Only entries about this model.")
+@click.option("--action", help="Only actions starting with this (e.g. alias).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="At most this many entries.",
+)
+@pass_ctx
+@json_option
+def audit(
+    ctx: Context, model_name: str | None, action: str | None, limit: int, as_json: bool
+) -> None:
+    """Show the audit log of every write, newest first."""
+    entries = ctx.project.audit(model=model_name, action=action, limit=limit)
+    rows = [
+        (e.id, _when(e.at), e.actor, e.action, e.model or "-", e.target or "-") for e in entries
+    ]
+    emit(
+        as_json,
+        [e.to_dict() for e in entries],
+        lambda: table(rows, ["id", "at", "actor", "action", "model", "target"]),
+    )

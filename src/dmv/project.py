@@ -1,0 +1,314 @@
+"""The :class:`Project`: one facade method per operation, over the project's stores.
+
+The CLI, the server and the tests all call these methods; none of them prints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dmv.config import Config, find_root, write_config
+from dmv.errors import InvalidInput, NotFound
+from dmv.version import Reference, Version, check_data_id, check_name
+
+if TYPE_CHECKING:
+    from dmv.artifacts import ArtifactStore
+    from dmv.registry import AliasInfo, AuditEntry, ModelInfo, Registry, RunInfo, VersionInfo
+    from dmv.runs import Run
+
+__all__ = ["Project", "init", "open_project"]
+
+
+def init(path: str | os.PathLike[str] = ".", **settings: Any) -> Project:
+    """Make ``path`` a dmv project (``dmv.toml`` and ``.dmv/``); safe to repeat."""
+    root = Path(path).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    write_config(root)
+    (root / ".dmv").mkdir(exist_ok=True)
+    gitignore = root / ".dmv" / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("*\n", encoding="utf-8")
+    project = Project(root, **settings)
+    _ = project.registry  # create the registry now, so errors surface at init
+    return project
+
+
+def open_project(path: str | os.PathLike[str] = ".", **settings: Any) -> Project:
+    """The project whose ``dmv.toml`` is at or above ``path``."""
+    root = find_root(path)
+    if root is None:
+        raise NotFound(
+            f"no dmv project at or above {Path(path).resolve()}",
+            hint="create one with 'dmv init' (or dmv.init(path) in Python)",
+        )
+    return Project(root, **settings)
+
+
+def _parse_data(data: str) -> tuple[str, str]:
+    head, dot, tail = data.partition(".")
+    if not dot:
+        raise InvalidInput(f"data {data!r} must be DATA.SPLIT, e.g. '0123.abcd'")
+    return check_data_id(head, "DATA"), check_data_id(tail, "SPLIT")
+
+
+class Project:
+    """A dmv project: its registry, artifact store and warehouse."""
+
+    def __init__(self, root: str | os.PathLike[str], **settings: Any) -> None:
+        self.root = Path(root).resolve()
+        self.config = Config(self.root, settings)
+
+    def __repr__(self) -> str:
+        return f"<dmv.Project {self.root}>"
+
+    @cached_property
+    def registry(self) -> Registry:
+        from dmv.registry import Registry
+
+        return Registry(self.config.location("registry"), actor=self.config["actor"] or None)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        from dmv.artifacts import ArtifactStore
+
+        return ArtifactStore(self.config.location("artifacts"))
+
+    def close(self) -> None:
+        if "registry" in self.__dict__:
+            self.registry.close()
+
+    # -- models -------------------------------------------------------------
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        purpose: str = "",
+        function: str = "",
+        description: str = "",
+        primary_metric: str | None = None,
+        metric_goal: str = "max",
+        exist_ok: bool = False,
+    ) -> ModelInfo:
+        """Create a model, named by its value (purpose) or function."""
+        return self.registry.create_model(
+            name,
+            purpose=purpose,
+            function=function,
+            description=description,
+            primary_metric=primary_metric,
+            metric_goal=metric_goal,
+            exist_ok=exist_ok,
+        )
+
+    def update_model(self, name: str, **fields: Any) -> ModelInfo:
+        return self.registry.update_model(name, **fields)
+
+    def models(self) -> list[ModelInfo]:
+        return self.registry.list_models()
+
+    def model(self, name: str) -> ModelInfo:
+        return self.registry.get_model(check_name(name))
+
+    # -- versions -----------------------------------------------------------
+
+    def versions(self, model: str, *, state: str | None = None) -> list[VersionInfo]:
+        """A model's versions in dmv's precedence (X, Y, Z, then creation time)."""
+        return self.registry.list_versions(check_name(model), state=state)
+
+    def show(self, ref: str | Reference | Version) -> VersionInfo:
+        """Everything the registry knows of the version ``ref`` points at."""
+        return self.registry.resolve(_as_ref(ref))
+
+    def resolve(self, ref: str | Reference | Version) -> Version:
+        """The exact version ``ref`` points at now."""
+        return self.show(ref).version
+
+    def runs(self, ref: str | Reference | Version) -> list[RunInfo]:
+        """The training runs (tr0, tr1, …) of a version, each with its evaluation."""
+        return self.registry.list_runs(self.resolve(ref))
+
+    def get_run(self, ref: str | Reference | Version, run_id: str) -> RunInfo:
+        return self.registry.get_run(_model_of(ref), run_id, self.resolve(ref))
+
+    def experiments(self, model: str) -> list[RunInfo]:
+        """A model's unnumbered experiment runs (``x.x.x-DATA.SPLIT``)."""
+        return self.registry.list_model_runs(check_name(model), kind="experiment")
+
+    def failed_runs(self, model: str) -> list[RunInfo]:
+        return self.registry.list_model_runs(check_name(model), status="failed")
+
+    # -- aliases ------------------------------------------------------------
+
+    def set_alias(self, ref: str | Reference | Version, alias: str) -> AliasInfo:
+        """Point ``alias`` (e.g. ``production``) at the version ``ref`` resolves to."""
+        return self.registry.set_alias(self.resolve(ref), alias)
+
+    def remove_alias(self, model: str, alias: str) -> None:
+        self.registry.remove_alias(check_name(model), alias)
+
+    def aliases(self, model: str) -> list[AliasInfo]:
+        return self.registry.list_aliases(check_name(model))
+
+    def audit(
+        self, *, model: str | None = None, action: str | None = None, limit: int | None = 100
+    ) -> list[AuditEntry]:
+        """The audit log, newest first."""
+        return self.registry.audit_log(model=model, action=action, limit=limit)
+
+    # -- runs ---------------------------------------------------------------
+
+    @contextmanager
+    def run(
+        self,
+        model: str,
+        version: str | Version | None = None,
+        *,
+        data: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        entry_point: str | None = None,
+    ) -> Iterator[Run]:
+        """A training run of ``model``; registered (as ``trN`` of its version) when the block ends.
+
+        ``version`` is ``X.Y.Z-DATA.SPLIT`` (or a :class:`Version`); ``data`` is
+        ``DATA.SPLIT``. An exception inside the block records a failed run and
+        registers nothing else.
+        """
+        check_name(model)
+        exact = self._explicit_version(model, version, data)
+        from dmv.runs import Run
+
+        run = Run(
+            model=model,
+            kind="training",
+            store=self.artifacts,
+            version=exact,
+            data=exact.data if exact else None,
+            split=exact.split if exact else None,
+            params=params,
+        )
+        yield from self._finish(run, entry_point)
+
+    @contextmanager
+    def experiment(
+        self,
+        model: str,
+        *,
+        data: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        entry_point: str | None = None,
+    ) -> Iterator[Run]:
+        """An unnumbered experiment run, shown as ``x.x.x-DATA.SPLIT``."""
+        check_name(model)
+        d, s = _parse_data(data) if data else (None, None)
+        from dmv.runs import Run
+
+        run = Run(
+            model=model, kind="experiment", store=self.artifacts, data=d, split=s, params=params
+        )
+        yield from self._finish(run, entry_point)
+
+    def _explicit_version(
+        self, model: str, version: str | Version | None, data: str | None
+    ) -> Version | None:
+        if version is None:
+            raise InvalidInput(
+                "a training run needs version='X.Y.Z-DATA.SPLIT'",
+                hint="e.g. project.run('price-model', version='0.0.1-0123.abcd')",
+            )
+        if isinstance(version, Version):
+            exact = version
+        elif " " in version or "@" in version:
+            exact = Version.parse(version)
+        else:
+            exact = Version.parse_number(model, version)
+        if exact.name != model:
+            raise InvalidInput(f"version {exact} belongs to {exact.name}, not {model}")
+        if exact.released:
+            raise InvalidInput(
+                f"{exact} is a release: runs register prereleases (X = 0)",
+                hint=f"release a prerelease with 'dmv release {model}@0.{exact.y}.{exact.z}'",
+            )
+        if data is not None and _parse_data(data) != (exact.data, exact.split):
+            raise InvalidInput(f"data={data!r} disagrees with version {exact.number}")
+        return exact
+
+    def _finish(self, run: Run, entry_point: str | None) -> Iterator[Run]:
+        from dmv.registry import NewRun
+
+        new = NewRun(
+            model=run.model,
+            kind=run.kind,
+            params=run.params,
+            metrics=run.metrics,
+            started_at=run.started_at,
+            ended_at=run.started_at,
+            version=run.version,
+            data=run.data,
+            split=run.split,
+            entry_point=entry_point,
+            artifacts=run.artifacts,
+        )
+        try:
+            yield run
+        except BaseException as exc:
+            new.status = "failed"
+            new.version = None
+            new.intended = run.version.number if run.version else None
+            new.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            new.ended_at = time.time()
+            if not isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+                run.info = self.registry.commit_run(new)
+            run.status = "failed"
+            raise
+        new.params, new.metrics, new.ended_at = run.params, run.metrics, time.time()
+        run.info = self.registry.commit_run(new)
+        run.id, run.status = run.info.id, "finished"
+        run.version = run.info.version
+
+    # -- models files ---------------------------------------------------------
+
+    def load_model(self, ref: str | Reference | Version, run_id: str | None = None) -> Any:
+        """The model object a version serves (or of one run), loaded after its hash is verified."""
+        import pickle
+
+        from dmv.artifacts import Blob
+
+        info = self.show(ref)
+        runs = self.registry.list_runs(info.version)
+        if not runs:
+            raise NotFound(f"{info.version} has no training run")
+        wanted = run_id or info.serving_run
+        if wanted is None:
+            # No run chosen: the newest run that logged a model.
+            with_model = [r for r in runs if any(a.kind == "model" for a in r.artifacts)]
+            wanted = with_model[-1].id if with_model else runs[-1].id
+        run = next((r for r in runs if r.id == wanted), None)
+        if run is None:
+            raise NotFound(f"{info.version} has no run {wanted}")
+        art = next((a for a in run.artifacts if a.kind == "model"), None)
+        if art is None:
+            raise NotFound(f"{info.version} {run.id} logged no model")
+        data = self.artifacts.get_bytes(
+            Blob(art.digest, art.size), what=f"{info.version} {run.id} {art.name}"
+        )
+        return pickle.loads(data)
+
+
+def _as_ref(ref: str | Reference | Version) -> Reference:
+    if isinstance(ref, Reference):
+        return ref
+    if isinstance(ref, Version):
+        return Reference.exact(ref)
+    return Reference.parse(ref)
+
+
+def _model_of(ref: str | Reference | Version) -> str:
+    return _as_ref(ref).name

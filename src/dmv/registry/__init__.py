@@ -1,0 +1,23 @@
+"""The model repository: models, versions, runs, aliases and the audit log."""
+
+from dmv.registry.records import (
+    AliasInfo,
+    ArtifactInfo,
+    AuditEntry,
+    ModelInfo,
+    RunInfo,
+    VersionInfo,
+)
+from dmv.registry.store import NewArtifact, NewRun, Registry
+
+__all__ = [
+    "AliasInfo",
+    "ArtifactInfo",
+    "AuditEntry",
+    "ModelInfo",
+    "NewArtifact",
+    "NewRun",
+    "Registry",
+    "RunInfo",
+    "VersionInfo",
+]

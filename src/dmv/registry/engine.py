@@ -1,0 +1,159 @@
+"""Database engines for the registry: SQLite (WAL) by default, PostgreSQL at scale.
+
+Writes are serialised where they must be: on SQLite every write transaction
+starts with ``BEGIN IMMEDIATE`` (so two writers never deadlock upgrading a read
+lock), on PostgreSQL the writes that hand out numbers lock their model's row.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dmv.errors import StorageError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+__all__ = ["create_engine", "is_sqlite", "normalise_url", "redact_url", "transaction"]
+
+T = TypeVar("T")
+
+_SQLITE_BUSY_MS = 60_000
+
+
+def normalise_url(location: str) -> str:
+    """A registry location (path or URL) as a SQLAlchemy URL."""
+    if "://" not in location:
+        return "sqlite:///" + str(Path(location).resolve())
+    if location.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + location.split("://", 1)[1]
+    return location
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for messages and stored metadata."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True).replace(":***@", "@")
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def is_sqlite(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(location: str) -> sa.Engine:
+    """An engine for ``location``; the SQLite file's folder is created on demand."""
+    import sqlalchemy as sa
+
+    url = normalise_url(location)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": _SQLITE_BUSY_MS / 1000, "check_same_thread": False},
+            pool_size=4,
+            max_overflow=8,
+        )
+        _configure_sqlite(engine)
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+    except ModuleNotFoundError as exc:
+        raise StorageError(
+            f"the driver for {redact_url(url)} is not installed ({exc.name})",
+            hint="pip install 'dmv[postgres]'",
+        ) from None
+    except sa.exc.ArgumentError as exc:
+        raise StorageError(f"registry URL {redact_url(url)!r} is not valid: {exc}") from None
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so BEGIN IMMEDIATE is possible.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_MS}")
+        _set_wal(cur)
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get("dmv_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _set_wal(cur: Any) -> None:
+    # Switching a fresh file to WAL needs a moment of exclusive access; several
+    # processes opening a new project at once may each have to wait their turn.
+    import sqlite3
+
+    deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
+
+
+def _retryable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(
+        s in text
+        for s in ("database is locked", "deadlock detected", "could not serialize", "busy")
+    )
+
+
+def transaction(engine: sa.Engine, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
+    """Run ``fn`` in one transaction; retry it when the database asks us to.
+
+    ``fn`` may run more than once, so it must not have effects outside the
+    transaction.
+    """
+    import sqlalchemy as sa
+
+    attempt = 0
+    while True:
+        try:
+            with engine.connect() as conn:
+                if write:
+                    conn.execution_options(dmv_write=True)
+                with conn.begin():
+                    return fn(conn)
+        except sa.exc.OperationalError as exc:
+            attempt += 1
+            if attempt < 8 and _retryable(exc):
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+                continue
+            raise StorageError(
+                f"the registry at {redact_url(str(engine.url))} failed: {exc.orig}",
+                hint="check that the database is reachable and not corrupted (dmv fsck)",
+            ) from None
+        except sa.exc.DBAPIError as exc:
+            attempt += 1
+            if attempt < 8 and _retryable(exc):
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+                continue
+            raise
+
+
+def pid_actor() -> str:
+    """Who to record in the audit log when nothing says otherwise."""
+    return os.environ.get("USER") or os.environ.get("USERNAME") or f"uid:{os.getuid()}"

@@ -1,0 +1,186 @@
+"""What the registry hands back: plain, frozen records with a JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dmv.version import ExperimentLabel, Version
+
+__all__ = ["AliasInfo", "ArtifactInfo", "AuditEntry", "ModelInfo", "RunInfo", "VersionInfo"]
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch timestamp as ISO 8601 UTC text (None stays None)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    purpose: str
+    function: str
+    description: str
+    primary_metric: str | None
+    metric_goal: str
+    generation: int
+    created_at: float
+    latest_prerelease: str | None = None
+    latest_release: str | None = None
+    aliases: dict[str, str] = field(default_factory=dict)
+    version_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = iso(self.created_at)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    version: Version
+    state: str
+    created_at: float
+    interface_fp: str | None = None
+    logic_fp: str | None = None
+    interface: dict[str, Any] | None = None
+    interface_compat: str | None = None
+    logic: dict[str, Any] | None = None
+    dirty: bool = False
+    released_from: str | None = None
+    serving_run: str | None = None
+    aliases: tuple[str, ...] = ()
+    run_count: int = 0
+    meta: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.version.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.version.name,
+            "version": self.version.number,
+            "ref": self.version.ref,
+            "x": self.version.x,
+            "y": self.version.y,
+            "z": self.version.z,
+            "data": self.version.data,
+            "split": self.version.split,
+            "state": self.state,
+            "created_at": iso(self.created_at),
+            "interface_fp": self.interface_fp,
+            "logic_fp": self.logic_fp,
+            "interface": self.interface,
+            "interface_compat": self.interface_compat,
+            "logic": self.logic,
+            "dirty": self.dirty,
+            "released_from": self.released_from,
+            "serving_run": self.serving_run,
+            "aliases": list(self.aliases),
+            "run_count": self.run_count,
+            "meta": self.meta or {},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInfo:
+    name: str
+    kind: str
+    digest: str
+    size: int
+    meta: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A training run (``tr0``, ``tr1``… of a version) or an experiment run (``ex1``…)."""
+
+    id: str
+    model: str
+    kind: str
+    status: str
+    version: Version | None
+    data: str | None
+    split: str | None
+    params: dict[str, Any]
+    metrics: dict[str, dict[str, float]]
+    started_at: float
+    ended_at: float | None
+    environment: dict[str, Any] | None = None
+    code: dict[str, Any] | None = None
+    entry_point: str | None = None
+    error: str | None = None
+    intended: str | None = None
+    artifacts: tuple[ArtifactInfo, ...] = ()
+    meta: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        """The version this run belongs to, or ``x.x.x-DATA.SPLIT`` for an experiment."""
+        if self.version is not None:
+            return str(self.version)
+        return f"{self.model} {ExperimentLabel(self.data, self.split)}"
+
+    def to_dict(self, *, environment: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "model": self.model,
+            "kind": self.kind,
+            "status": self.status,
+            "version": self.version.number if self.version else None,
+            "label": self.label,
+            "data": self.data,
+            "split": self.split,
+            "params": self.params,
+            "metrics": self.metrics,
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "code": self.code,
+            "entry_point": self.entry_point,
+            "error": self.error,
+            "intended": self.intended,
+            "artifacts": [a.to_dict() for a in self.artifacts],
+            "meta": self.meta or {},
+        }
+        if environment:
+            d["environment"] = self.environment
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class AliasInfo:
+    model: str
+    alias: str
+    version: Version
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "version": self.version.number,
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    action: str
+    model: str | None
+    target: str | None
+    details: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["at"] = iso(self.at)
+        return d

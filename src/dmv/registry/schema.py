@@ -1,0 +1,182 @@
+"""The model repository's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Times are UTC seconds since the epoch (``created_at``): cheap to store, sort and
+compare on every engine. JSON columns hold documents dmv reads whole.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "aliases",
+    "artifacts",
+    "audit",
+    "data_queries",
+    "metadata",
+    "models",
+    "runs",
+    "schema_info",
+    "splits",
+    "tokens",
+    "versions",
+]
+
+#: Bumped with every migration in :mod:`dmv.registry.migrations`.
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+schema_info = sa.Table(
+    "dmv_schema",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("purpose", sa.Text, nullable=False, default=""),
+    sa.Column("function", sa.Text, nullable=False, default=""),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    # The metric that picks the best training run of a version, and its direction.
+    sa.Column("primary_metric", sa.String(128)),
+    sa.Column("metric_goal", sa.String(3), nullable=False, default="max"),
+    # The current release generation N: releasing 0.Y.Z-D.S creates N.Y.Z-D.S.
+    sa.Column("generation", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("x", sa.Integer, nullable=False),
+    sa.Column("y", sa.Integer, nullable=False),
+    sa.Column("z", sa.Integer, nullable=False),
+    sa.Column("data", sa.String(32), nullable=False),
+    sa.Column("split", sa.String(32), nullable=False),
+    # prerelease | released | deprecated
+    sa.Column("state", sa.String(16), nullable=False, default="prerelease"),
+    sa.Column("interface_fp", sa.String(80)),
+    sa.Column("logic_fp", sa.String(80)),
+    sa.Column("interface", sa.JSON),
+    sa.Column("interface_compat", sa.String(16)),
+    sa.Column("logic", sa.JSON),
+    sa.Column("dirty", sa.Boolean, nullable=False, default=False),
+    # For a release: the prerelease it was made from; and the run it serves.
+    sa.Column("released_from", sa.ForeignKey("versions.id")),
+    sa.Column("serving_run", sa.Integer),
+    sa.Column("meta", sa.JSON),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("model_id", "x", "y", "z", "data", "split", name="uq_version"),
+)
+sa.Index("ix_versions_order", versions.c.model_id, versions.c.x, versions.c.y, versions.c.z)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.ForeignKey("models.id"), nullable=False),
+    # NULL for experiment runs and for failed runs, which belong to no version.
+    sa.Column("version_id", sa.ForeignKey("versions.id")),
+    # tr<number> within a version; ex<number> within a model for experiments.
+    sa.Column("number", sa.Integer),
+    sa.Column("kind", sa.String(16), nullable=False),  # training | experiment
+    sa.Column("status", sa.String(16), nullable=False),  # finished | failed
+    sa.Column("intended", sa.String(200)),  # the version a failed run aimed at
+    sa.Column("data", sa.String(32)),
+    sa.Column("split", sa.String(32)),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("environment", sa.JSON),
+    sa.Column("code", sa.JSON),
+    sa.Column("entry_point", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("meta", sa.JSON),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("ended_at", sa.Double),
+    sa.UniqueConstraint("version_id", "number", name="uq_run_number"),
+)
+sa.Index("ix_runs_model", runs.c.model_id, runs.c.kind, runs.c.number)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # model | file | patch | dataset
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("meta", sa.JSON),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("run_id", "name", name="uq_artifact_name"),
+)
+sa.Index("ix_artifacts_digest", artifacts.c.digest)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("version_id", sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("model_id", "alias", name="uq_alias"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(64)),
+    sa.Column("target", sa.Text),
+    sa.Column("details", sa.JSON),
+)
+
+data_queries = sa.Table(
+    "data_queries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("data", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # sql | files
+    sa.Column("definition", sa.JSON, nullable=False),  # never holds credentials
+    sa.Column("columns", sa.JSON),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("model_id", "data", name="uq_data_query"),
+)
+
+splits = sa.Table(
+    "splits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("query_id", sa.ForeignKey("data_queries.id"), nullable=False),
+    sa.Column("split", sa.String(32), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("parts", sa.JSON, nullable=False),
+    sa.Column("leakage", sa.JSON),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("query_id", "split", name="uq_split"),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # read | write | admin
+    sa.Column("model", sa.String(64)),  # limits the token to one model
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double),
+)

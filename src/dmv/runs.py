@@ -1,0 +1,196 @@
+"""Training and experiment runs: what training code logs while it runs.
+
+A :class:`Run` collects parameters, metrics, model files and artifacts in
+memory (file contents go straight to the content-addressed store, which is
+harmless if the run fails). Nothing reaches the registry until the run's block
+ends without an exception; then the version, the run and its artifacts are
+registered in one transaction. A failing block is recorded as a failed run
+that belongs to no version.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dmv.errors import InvalidInput
+from dmv.registry.store import NewArtifact
+
+if TYPE_CHECKING:
+    from dmv.artifacts import ArtifactStore
+    from dmv.registry.records import RunInfo
+    from dmv.version import Version
+
+__all__ = ["DEFAULT_SPLIT_KEY", "Run", "to_jsonable"]
+
+#: The metrics key for values logged without a split.
+DEFAULT_SPLIT_KEY = "all"
+
+
+def to_jsonable(value: Any, where: str = "value") -> Any:
+    """``value`` as plain JSON data (numpy scalars and arrays, tuples, paths allowed)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(f"{where} is {value}: only finite numbers can be stored")
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    # numpy scalars and arrays, without importing numpy
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return to_jsonable(value.item(), where)
+    if hasattr(value, "tolist"):
+        return to_jsonable(value.tolist(), where)
+    raise InvalidInput(
+        f"{where} of type {type(value).__name__} cannot be stored",
+        hint="use numbers, strings, booleans, lists or dicts",
+    )
+
+
+def _metric(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"metric {name!r} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise InvalidInput(f"metric {name!r} is {number}: only finite numbers can be stored")
+    return number
+
+
+def model_flavor(obj: Any) -> str:
+    module = type(obj).__module__.split(".")[0]
+    return "sklearn" if module == "sklearn" else "pickle"
+
+
+class Run:
+    """One run in progress; use it inside ``with project.run(...) as run:``."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        kind: str,
+        store: ArtifactStore,
+        version: Version | None = None,
+        data: str | None = None,
+        split: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.kind = kind
+        self.version = version
+        self.data = data
+        self.split = split
+        self.params: dict[str, Any] = {}
+        self.metrics: dict[str, dict[str, float]] = {}
+        self.artifacts: list[NewArtifact] = []
+        self.id: str | None = None
+        self.status = "running"
+        self.info: RunInfo | None = None
+        self.started_at = time.time()
+        self.model_object: Any = None
+        self.sample_input: Any = None
+        self.sample_output: Any = None
+        self._store = store
+        if params:
+            self.log_params(params)
+
+    def __repr__(self) -> str:
+        where = self.version or f"{self.model} (version pending)"
+        return f"<Run {self.id or self.status} of {where}>"
+
+    def log_params(self, params: Mapping[str, Any] | None = None, **more: Any) -> None:
+        """Record hyperparameters (JSON-able values; they count toward the logic version)."""
+        for key, value in {**(params or {}), **more}.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidInput(f"parameter name {key!r} must be a non-empty string")
+            self.params[key] = to_jsonable(value, f"parameter {key!r}")
+
+    def log_metrics(self, metrics: Mapping[str, Any], split: str | None = None) -> None:
+        """Record evaluation metrics, per split (``train``, ``valid``, ``test``…) if given."""
+        key = split or DEFAULT_SPLIT_KEY
+        bucket = self.metrics.setdefault(key, {})
+        for name, value in metrics.items():
+            bucket[str(name)] = _metric(str(name), value)
+
+    def log_metric(self, name: str, value: Any, split: str | None = None) -> None:
+        self.log_metrics({name: value}, split)
+
+    def log_model(
+        self,
+        model: Any,
+        *,
+        name: str = "model",
+        sample_input: Any = None,
+        sample_output: Any = None,
+    ) -> NewArtifact:
+        """Store the trained model (scikit-learn, or any picklable object with ``predict``).
+
+        ``sample_input`` (a frame the model accepts) lets dmv infer the interface.
+        """
+        if not callable(getattr(model, "predict", None)):
+            raise InvalidInput(
+                f"{type(model).__name__} has no predict method",
+                hint="log_model takes a fitted model; store other files with log_artifact",
+            )
+        if any(a.kind == "model" and a.name == name for a in self.artifacts):
+            raise InvalidInput(f"this run already logged a model named {name!r}")
+        try:
+            data = pickle.dumps(model, protocol=5)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise InvalidInput(f"the model cannot be pickled: {exc}") from None
+        blob = self._store.put_bytes(data)
+        cls = type(model)
+        artifact = NewArtifact(
+            name=name,
+            kind="model",
+            digest=blob.digest,
+            size=blob.size,
+            meta={
+                "flavor": model_flavor(model),
+                "class": f"{cls.__module__}.{cls.__qualname__}",
+                "format": "pickle",
+                "protocol": 5,
+            },
+        )
+        self.artifacts.append(artifact)
+        self.model_object = model
+        self.sample_input = sample_input
+        self.sample_output = sample_output
+        return artifact
+
+    def log_artifact(
+        self, path: str | os.PathLike[str], name: str | None = None
+    ) -> list[NewArtifact]:
+        """Store a file, or every file under a folder, with the run."""
+        root = Path(path)
+        if not root.exists():
+            raise InvalidInput(f"artifact path {os.fspath(path)!r} does not exist")
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        base = name or root.name
+        added = []
+        for file in files:
+            rel = base if file == root else f"{base}/{file.relative_to(root).as_posix()}"
+            if any(a.name == rel for a in self.artifacts):
+                raise InvalidInput(f"this run already has an artifact named {rel!r}")
+            blob = self._store.put_file(file)
+            artifact = NewArtifact(rel, "file", blob.digest, blob.size)
+            self.artifacts.append(artifact)
+            added.append(artifact)
+        return added
+
+    def add_artifact(self, artifact: NewArtifact) -> None:
+        """Attach a blob already in the store (used by dmv itself, e.g. for code patches)."""
+        self.artifacts.append(artifact)

@@ -1,0 +1,78 @@
+"""Shared fixtures: real project folders, real SQLite files, the real local PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import dmv
+
+PG_ADMIN_URL = os.environ.get("DMV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_reason() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'dmv[postgres]')"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except Exception as exc:
+        return f"PostgreSQL at {PG_ADMIN_URL} is unreachable: {str(exc).strip()[:120]}"
+
+
+_PG_REASON = _pg_reason()
+requires_pg = pytest.mark.skipif(_PG_REASON is not None, reason=_PG_REASON or "")
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database; its URL. Dropped afterwards."""
+    if _PG_REASON is not None:
+        pytest.skip(_PG_REASON)
+    import psycopg
+
+    name = f"dmv_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[dmv.Project]:
+    """A fresh project on the embedded default (SQLite registry, local artifacts)."""
+    p = dmv.init(tmp_path / "proj")
+    yield p
+    p.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dmv.Project]:
+    """The same project on SQLite and on the local PostgreSQL registry."""
+    if request.param == "sqlite":
+        p = dmv.init(tmp_path / "proj")
+    else:
+        url = request.getfixturevalue("pg_database")
+        p = dmv.init(tmp_path / "proj", registry=url)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def small_model() -> object:
+    """A real fitted scikit-learn model on a bundled dataset."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    return LogisticRegression(max_iter=300).fit(x, y)
