@@ -409,3 +409,6 @@ def audit(
         [e.to_dict() for e in entries],
         lambda: table(rows, ["id", "at", "actor", "action", "model", "target"]),
     )
+
+
+# -- command groups from other modules (each adds its commands here) --------
