@@ -145,6 +145,32 @@ class Project:
     def failed_runs(self, model: str) -> list[RunInfo]:
         return self.registry.list_model_runs(check_name(model), status="failed")
 
+    # -- release ------------------------------------------------------------
+
+    def release(self, ref: str | Reference | Version, *, major: bool = False) -> VersionInfo:
+        """Release the prerelease ``ref`` as ``N.Y.Z-D.S`` (``major``: start generation N+1)."""
+        from dmv import release
+
+        return release.release(self.registry, self.resolve(ref), major=major)
+
+    def select_run(self, ref: str | Reference | Version, run_id: str) -> VersionInfo:
+        """Choose which training run (``trN``) the prerelease ``ref`` serves once released."""
+        from dmv import release
+
+        return release.select_run(self.registry, self.resolve(ref), run_id)
+
+    def deprecate(self, ref: str | Reference | Version, *, reason: str = "") -> VersionInfo:
+        """Deprecate a version: exact references still work, every other one skips it."""
+        from dmv import release
+
+        return release.deprecate(self.registry, self.resolve(ref), reason=reason)
+
+    def delete_version(self, ref: str | Reference | Version) -> None:
+        """Delete a prerelease that was never released, with its runs."""
+        from dmv import release
+
+        release.delete_version(self.registry, self.resolve(ref))
+
     # -- aliases ------------------------------------------------------------
 
     def set_alias(self, ref: str | Reference | Version, alias: str) -> AliasInfo:

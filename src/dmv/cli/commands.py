@@ -335,6 +335,60 @@ def runs(ctx: Context, ref: str, with_env: bool, as_json: bool) -> None:
     )
 
 
+# -- release ----------------------------------------------------------------
+
+
+@cli.command("release")
+@click.argument("ref")
+@click.option("--major", is_flag=True, help="Start the next release generation (N+1).")
+@pass_ctx
+@json_option
+def release_cmd(ctx: Context, ref: str, major: bool, as_json: bool) -> None:
+    """Release the prerelease REF (0.Y.Z-D.S) as N.Y.Z-D.S, serving its chosen or best run."""
+    info = ctx.project.release(ref, major=major)
+    emit(
+        as_json,
+        info.to_dict(),
+        f"released {info.version} (from {info.released_from}, serves {info.serving_run})",
+    )
+
+
+@cli.command("select")
+@click.argument("ref")
+@click.argument("run_id", metavar="RUN")
+@pass_ctx
+@json_option
+def select_cmd(ctx: Context, ref: str, run_id: str, as_json: bool) -> None:
+    """Choose the training run (trN) the prerelease REF serves once released."""
+    info = ctx.project.select_run(ref, run_id)
+    emit(as_json, info.to_dict(), f"{info.version} will serve {info.serving_run}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--reason", default="", help="Why, for the audit log.")
+@pass_ctx
+@json_option
+def deprecate(ctx: Context, ref: str, reason: str, as_json: bool) -> None:
+    """Deprecate the version REF: only its exact reference resolves to it from now on."""
+    info = ctx.project.deprecate(ref, reason=reason)
+    emit(as_json, info.to_dict(), f"deprecated {info.version}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+@json_option
+def delete(ctx: Context, ref: str, yes: bool, as_json: bool) -> None:
+    """Delete the prerelease REF and its runs (never a released version)."""
+    version = ctx.project.resolve(ref)
+    if not yes and not as_json:
+        click.confirm(f"delete {version} and its runs?", abort=True)
+    ctx.project.delete_version(version)
+    emit(as_json, {"deleted": version.ref}, f"deleted {version}")
+
+
 # -- aliases ----------------------------------------------------------------
 
 

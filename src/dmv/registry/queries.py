@@ -23,7 +23,9 @@ def q() -> Any:
     b = sa.bindparam
     v, m, r, a = t.versions.c, t.models.c, t.runs.c, t.aliases.c
     run_count = (
-        sa.select(sa.func.count()).select_from(t.runs).where(r.version_id == v.id)
+        sa.select(sa.func.count())
+        .select_from(t.runs)
+        .where(r.version_id == sa.func.coalesce(v.released_from, v.id))
     ).scalar_subquery()
     version_cols = [*t.versions.c, run_count.label("run_count"), m.name.label("model_name")]
     exact = (

@@ -513,6 +513,13 @@ class Registry:
         result: VersionInfo = self._read(read)
         return result
 
+    def _run_owner(self, conn: sa.Connection, version: Version, vrow: Any) -> tuple[int, Version]:
+        """The version row whose runs ``version`` has: a release serves its prerelease's runs."""
+        if vrow.released_from is None:
+            return int(vrow.id), version
+        src = conn.execute(q().version_by_id, {"vid": vrow.released_from}).one()
+        return int(src.id), Version._trusted(version.name, src.x, src.y, src.z, src.data, src.split)
+
     def _require_version(self, conn: sa.Connection, version: Version, *, lock: bool) -> Any:
         model = self._model_row(conn, version.name, lock=lock)
         row = self._version_row(conn, model.id, version)
@@ -664,10 +671,11 @@ class Registry:
 
         def read(conn: sa.Connection) -> list[RunInfo]:
             _, vrow = self._require_version(conn, version, lock=False)
+            owner, trained = self._run_owner(conn, version, vrow)
             rows = conn.execute(
-                sa.select(t.runs).where(t.runs.c.version_id == vrow.id).order_by(t.runs.c.number)
+                sa.select(t.runs).where(t.runs.c.version_id == owner).order_by(t.runs.c.number)
             ).all()
-            return [self._run_info(conn, r, version.name, version) for r in rows]
+            return [self._run_info(conn, r, version.name, trained) for r in rows]
 
         result: list[RunInfo] = self._read(read)
         return result
@@ -706,18 +714,20 @@ class Registry:
         def read(conn: sa.Connection) -> RunInfo:
             m = self._model_row(conn, model)
             c = t.runs.c
+            trained = version
             if kind == "training":
                 if version is None:
                     raise InvalidInput(f"{run_id} is a training run: name its version too")
                 _, vrow = self._require_version(conn, version, lock=False)
-                where: Sequence[Any] = (c.version_id == vrow.id, c.number == number)
+                owner, trained = self._run_owner(conn, version, vrow)
+                where: Sequence[Any] = (c.version_id == owner, c.number == number)
             else:
                 where = (c.model_id == m.id, c.kind == "experiment", c.number == number)
             row = conn.execute(sa.select(t.runs).where(*where)).first()
             if row is None:
                 owner = str(version) if kind == "training" else model
                 raise NotFound(f"{owner} has no run {run_id}")
-            return self._run_info(conn, row, model, version if kind == "training" else None)
+            return self._run_info(conn, row, model, trained if kind == "training" else None)
 
         result: RunInfo = self._read(read)
         return result

@@ -1,0 +1,136 @@
+"""Release, run selection, deprecation and immutability."""
+
+from __future__ import annotations
+
+import pytest
+
+import dmv
+from dmv import ConflictError, ImmutableError, NotFound, Version
+from dmv.release import best_run
+
+
+def train(p: dmv.Project, version: str, rmse: float, model: object | None = None) -> str:
+    with p.run("price-model", version=version) as run:
+        run.log_metrics({"rmse": rmse}, split="test")
+        if model is not None:
+            run.log_model(model)
+    assert run.id is not None
+    return run.id
+
+
+def test_best_run_by_primary_metric() -> None:
+    runs = [(0, {"test": {"rmse": 3.0}}), (1, {"test": {"rmse": 2.0}}), (2, {"train": {}})]
+    assert best_run(runs, "rmse", "min") == 1
+    assert best_run(runs, "rmse", "max") == 0
+    assert best_run(runs, None, "max") == 2  # no metric: the latest
+    assert best_run([(0, {"valid": {"auc": 0.7}}), (1, {"test": {"auc": 0.6}})], "auc", "max") == 0
+
+
+def test_release_creates_n_y_z_serving_the_best_run(any_project: dmv.Project) -> None:
+    p = any_project
+    p.create_model("price-model", primary_metric="rmse", metric_goal="min")
+    train(p, "0.1.0-0123.efgh", 3.0)
+    train(p, "0.1.0-0123.efgh", 2.0)
+    train(p, "0.1.0-0123.efgh", 2.5)
+    info = p.release("price-model@0.1.0-0123.efgh")
+    assert info.version == Version.parse("price-model 1.1.0-0123.efgh")
+    assert (info.state, info.released_from, info.serving_run) == (
+        "released",
+        "0.1.0-0123.efgh",
+        "tr1",
+    )
+    assert p.resolve("price-model@latest") == info.version
+    assert p.model("price-model").generation == 1
+    # the release shows the runs it was trained with
+    assert [r.id for r in p.runs("price-model@1.1.0-0123.efgh")] == ["tr0", "tr1", "tr2"]
+    assert p.show("price-model@1.1.0-0123.efgh").run_count == 3
+    audit = p.audit(action="version.release")[0]
+    assert audit.details == {"from": "0.1.0-0123.efgh", "serving_run": "tr1", "generation": 1}
+
+
+def test_generations_and_major(project: dmv.Project) -> None:
+    p = project
+    train(p, "0.0.1-a.b", 1.0)
+    train(p, "0.0.2-a.b", 1.0)
+    train(p, "0.1.0-a.b", 1.0)
+    assert p.release("price-model@0.0.1-a.b").version.number == "1.0.1-a.b"
+    assert p.release("price-model@0.0.2-a.b").version.number == "1.0.2-a.b"
+    assert p.release("price-model@0.1.0-a.b", major=True).version.number == "2.1.0-a.b"
+    assert p.resolve("price-model@latest").number == "2.1.0-a.b"
+    assert p.resolve("price-model@1").number == "1.0.2-a.b"
+    with pytest.raises(ConflictError, match="released already as price-model 2.1.0-a.b"):
+        p.release("price-model@0.1.0-a.b")
+    # an older prerelease may join the current generation
+    assert p.release("price-model@0.0.1-a.b").version.number == "2.0.1-a.b"
+    with pytest.raises(ConflictError, match="is a release already"):
+        p.release("price-model@1.0.1-a.b")
+
+
+def test_select_then_release_serves_the_chosen_run(
+    project: dmv.Project, small_model: object
+) -> None:
+    p = project
+    p.create_model("price-model", primary_metric="rmse", metric_goal="min")
+    train(p, "0.1.0-a.b", 1.0, small_model)
+    train(p, "0.1.0-a.b", 9.0, small_model)
+    p.select_run("price-model@0.1.0-a.b", "tr1")
+    info = p.release("price-model@0.1.0-a.b")
+    assert info.serving_run == "tr1"
+    assert p.load_model("price-model@latest") is not None
+    with pytest.raises(NotFound, match="no finished run tr7"):
+        p.select_run("price-model@0.1.0-a.b", "tr7")
+
+
+def test_released_versions_are_immutable(project: dmv.Project) -> None:
+    p = project
+    train(p, "0.1.0-a.b", 1.0)
+    p.release("price-model@0.1.0-a.b")
+    with pytest.raises(ImmutableError) as info:
+        p.select_run("price-model@1.1.0-a.b", "tr0")
+    assert info.value.exit_code == 5
+    with pytest.raises(ImmutableError):
+        p.delete_version("price-model@1.1.0-a.b")
+    with pytest.raises(ImmutableError, match="released as 1.1.0"):
+        p.delete_version("price-model@0.1.0-a.b")
+    assert p.show("price-model@1.1.0-a.b").serving_run == "tr0"
+
+
+def test_deprecated_versions_are_skipped_but_exact_still_resolves(project: dmv.Project) -> None:
+    p = project
+    train(p, "0.1.0-a.b", 1.0)
+    train(p, "0.1.1-a.b", 1.0)
+    p.release("price-model@0.1.0-a.b")
+    p.release("price-model@0.1.1-a.b")
+    p.set_alias("price-model@1.1.1-a.b", "production")
+    with pytest.raises(ConflictError, match="still production"):
+        p.deprecate("price-model@1.1.1-a.b")
+    p.set_alias("price-model@1.1.0-a.b", "production")
+    p.deprecate("price-model@1.1.1-a.b", reason="bad calibration")
+    assert p.resolve("price-model@latest").number == "1.1.0-a.b"
+    assert p.show("price-model@1.1.1-a.b").state == "deprecated"
+    with pytest.raises(ConflictError, match="deprecated"):
+        p.set_alias("price-model@1.1.1-a.b", "staging")
+
+
+def test_delete_prerelease(project: dmv.Project) -> None:
+    train(project, "0.0.1-a.b", 1.0)
+    project.delete_version("price-model@0.0.1-a.b")
+    assert project.versions("price-model") == []
+    assert project.audit(action="version.delete")[0].target == "0.0.1-a.b"
+
+
+def test_release_needs_a_run(project: dmv.Project) -> None:
+    project.registry.create_version(Version.parse("price-model 0.0.1-a.b"))
+    with pytest.raises(ConflictError, match="no finished training run"):
+        project.release("price-model@0.0.1")
+
+
+def test_release_cli(project: dmv.Project, capsys: pytest.CaptureFixture[str]) -> None:
+    from dmv.cli import main
+
+    train(project, "0.1.0-0123.efgh", 1.0)
+    assert main(["-C", str(project.root), "release", "price-model@0.1.0-0123.efgh"]) == 0
+    assert "released price-model 1.1.0-0123.efgh" in capsys.readouterr().out
+    code = main(["-C", str(project.root), "select", "price-model@1.1.0-0123.efgh", "tr0"])
+    assert code == 5
+    assert "error: " in capsys.readouterr().err
