@@ -1,0 +1,422 @@
+"""The link to the code repository: commit, branch, remote, dirty state, patches, tags.
+
+Git is used through its command line, never through a library, with settings
+that keep a repository's own configuration from running programs or changing
+the output dmv parses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dmv.errors import ConflictError, DmvError, InvalidInput, NotFound, StorageError
+from dmv.logic import _existing_dir, _inside
+from dmv.version import Version
+
+__all__ = [
+    "DirtyTreeError",
+    "GitError",
+    "GitInfo",
+    "check_clean",
+    "checkout",
+    "create_tag",
+    "git_info",
+    "git_patch",
+    "strip_credentials",
+    "version_tag",
+]
+
+PathArg = str | os.PathLike[str]
+
+
+class GitError(StorageError):
+    """A git command failed in a way dmv cannot explain more precisely."""
+
+    code = "git_error"
+
+
+class DirtyTreeError(ConflictError):
+    """Uncommitted changes stand in the way of a versioned run or a checkout."""
+
+    code = "dirty_tree"
+
+
+# Settings that keep git from running repository-configured programs (fsmonitor),
+# paging, colouring, quoting paths or shortening diff prefixes: the output is parsed
+# or applied by machines.
+_GIT_SAFE_SETTINGS = (
+    "core.fsmonitor=false",
+    "core.quotePath=false",
+    "core.pager=cat",
+    "color.ui=false",
+    "diff.noprefix=false",
+    "diff.mnemonicPrefix=false",
+    "advice.detachedHead=false",
+)
+_GIT_SAFE = ["--literal-pathspecs", *(arg for s in _GIT_SAFE_SETTINGS for arg in ("-c", s))]
+# A calling git hook exports these; they would point our commands at its repository.
+_GIT_ENV_DROP = frozenset(
+    {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"}
+    | {"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GitInfo:
+    """Where the code of a run stands in git.
+
+    ``changed`` lists every uncommitted change in the repository (paths relative
+    to its top; an untracked folder ends in ``/``); ``dirty_paths`` the declared
+    code paths among them, as they were declared.
+    """
+
+    root: str
+    workdir: str
+    commit: str | None
+    branch: str | None
+    remote_url: str | None
+    dirty: bool
+    changed: tuple[str, ...]
+    dirty_paths: tuple[str, ...] = ()
+
+    def dirty_among(self, paths: Iterable[PathArg]) -> tuple[str, ...]:
+        """The paths (relative to ``workdir``) that hold an uncommitted change."""
+        top = Path(self.root)
+        dirty = []
+        for path in paths:
+            rel = _repo_path(top, Path(self.workdir), path)
+            if any(_overlaps(rel, entry.rstrip("/")) for entry in self.changed):
+                dirty.append(os.fspath(path))
+        return tuple(dirty)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit,
+            "branch": self.branch,
+            "remote_url": self.remote_url,
+            "dirty": self.dirty,
+            "dirty_paths": list(self.dirty_paths),
+        }
+
+
+def _overlaps(declared: str, changed: str) -> bool:
+    return (
+        not declared
+        or declared == changed
+        or changed.startswith(declared + "/")
+        or declared.startswith(changed + "/")
+    )
+
+
+def strip_credentials(url: str) -> str:
+    """``url`` without a password or token: ``https://user:tok@host/x`` → ``https://host/x``.
+
+    An ``ssh://`` user name is kept (it is an account, ``git@``, not a secret), as
+    is scp-style ``git@host:path``, which has no room for a password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.partition(":")[0]
+    keep = f"{user}@" if scheme.lower() in ("ssh", "git+ssh", "ssh+git") and user else ""
+    return f"{scheme}://{keep}{host}{slash}{path}"
+
+
+def version_tag(version: Version) -> str:
+    """The git tag dmv gives a version: ``price-model@1.1.0-0123.efgh``."""
+    return version.ref
+
+
+def git_info(root: PathArg = ".", paths: Iterable[PathArg] = ()) -> GitInfo | None:
+    """Commit, branch, remote and uncommitted changes of the repository holding ``root``.
+
+    ``None`` outside a git repository (and when git is not installed and no
+    ``.git`` folder is in sight). ``paths`` are the declared code paths, relative
+    to ``root``: :attr:`GitInfo.dirty_paths` says which of them have changes.
+    """
+    base = _existing_dir(root)
+    if _git_executable(required=False) is None:
+        if any((d / ".git").exists() for d in (base, *base.parents)):
+            _git_executable()  # raises: git is needed here and missing
+        return None
+    top = _toplevel(base)
+    if top is None:
+        return None
+    # One status call gives commit, branch and every change; optional locks off so a
+    # status never competes with the user's own git for the index lock.
+    status = ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal"]
+    out = _git(top, *status, env={"GIT_OPTIONAL_LOCKS": "0"}).stdout
+    commit = branch = None
+    changed: list[str] = []
+    records = iter(os.fsdecode(r) for r in out.split(b"\0"))
+    for record in records:
+        kind, _, rest = record.partition(" ")
+        if record.startswith("# branch.oid "):
+            commit = None if rest.endswith("(initial)") else rest.split()[-1]
+        elif record.startswith("# branch.head "):
+            branch = None if rest.endswith("(detached)") else rest.partition(" ")[2]
+        elif kind == "1":
+            changed.append(record.split(" ", 8)[8])
+        elif kind == "2":
+            changed += [record.split(" ", 9)[9], next(records)]  # renamed: new, then old
+        elif kind == "u":
+            changed.append(record.split(" ", 10)[10])
+        elif kind == "?":
+            changed.append(rest)
+    info = GitInfo(
+        root=str(top),
+        workdir=str(base),
+        commit=commit,
+        branch=branch,
+        remote_url=_remote_url(top),
+        dirty=bool(changed),
+        changed=tuple(changed),
+    )
+    dirty_paths = info.dirty_among(paths)
+    return replace(info, dirty_paths=dirty_paths)
+
+
+def _remote_url(top: Path) -> str | None:
+    out = _git(top, "config", "-z", "--get-regexp", r"^remote\..*\.url$", check=False).stdout
+    urls: dict[str, str] = {}
+    for entry in os.fsdecode(out).split("\0"):
+        key, _, url = entry.partition("\n")
+        if key and url:
+            urls.setdefault(key[len("remote.") : -len(".url")], url)
+    if not urls:
+        return None
+    return strip_credentials(urls.get("origin") or urls[min(urls)])
+
+
+def check_clean(
+    info: GitInfo | None, paths: Iterable[PathArg], allow_dirty: bool
+) -> tuple[str, ...]:
+    """Refuse a versioned run whose code paths have uncommitted changes, unless allowed.
+
+    Returns the dirty paths (empty when clean, or outside git where there is
+    nothing to compare with), so the caller can flag the version and store
+    :func:`git_patch` with the run.
+    """
+    if info is None:
+        return ()
+    dirty = info.dirty_among(paths)
+    if dirty and not allow_dirty:
+        listed = ", ".join(repr(p) for p in dirty)
+        raise DirtyTreeError(
+            f"code paths {listed} have uncommitted changes; commit them, or pass "
+            "allow_dirty=True to store the patch with the run and flag the version",
+            hint=f"git status -- {' '.join(dirty)}",
+            paths=list(dirty),
+        )
+    return dirty
+
+
+def git_patch(root: PathArg = ".", paths: Iterable[PathArg] | None = None) -> bytes:
+    """Every uncommitted change to ``paths`` (all of the tree if ``None``) as a binary diff.
+
+    Staged, unstaged and untracked (not ignored) files alike, against HEAD, in
+    the form ``git apply`` takes on a clean checkout of that commit. The user's
+    index is left alone: the changes are staged into a throwaway index read
+    from HEAD (which does write the untracked files' contents into the object
+    store, as ``git stash -u`` would).
+    """
+    top, base = _require_repo(root)
+    pathspec: list[str] = []
+    for path in paths if paths is not None else ():
+        full = _inside(base, path)
+        if not full.exists():
+            raise InvalidInput(f"code path {os.fspath(path)!r} does not exist under {base}")
+        pathspec.append(_repo_path(top, base, path) or ".")
+    if paths is not None and not pathspec:
+        return b""
+    has_head = _git(top, "rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode == 0
+    with tempfile.TemporaryDirectory(prefix="dmv-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        if has_head:
+            _git(top, "read-tree", "HEAD", env=env)
+        _git(top, "add", "--all", "--", *pathspec, env=env)
+        against = "HEAD" if has_head else _empty_tree(top)
+        diff = ["diff", "--cached", "--binary", "--full-index", "--no-renames", "--no-color"]
+        diff += ["--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/"]
+        return _git(top, *diff, against, "--", *pathspec, env=env).stdout
+
+
+def _empty_tree(top: Path) -> str:
+    out = _git(top, "hash-object", "-t", "tree", "--stdin", input=b"").stdout
+    return os.fsdecode(out.strip())
+
+
+def create_tag(root: PathArg, commit: str, tag_name: str, message: str) -> str:
+    """Tag ``commit`` with an annotated tag; return the full commit id.
+
+    Creating a tag that already points at ``commit`` is a no-op, so a retried
+    release is harmless. A tag of that name pointing elsewhere is never moved.
+    """
+    top, _ = _require_repo(root)
+    sha = _resolve_commit(top, commit)
+    bad_name = tag_name.startswith("-") or (
+        _git(top, "check-ref-format", f"refs/tags/{tag_name}", check=False).returncode != 0
+    )
+    if bad_name:
+        raise InvalidInput(
+            f"{tag_name!r} is not a valid git tag name",
+            hint="no spaces, '~', '^', ':', '?', '*', '[', '..' or leading '-'",
+        )
+    existing = _tag_target(top, tag_name)
+    if existing is None:
+        created = _git(top, "tag", "--annotate", "--message", message, tag_name, sha, check=False)
+        if created.returncode == 0:
+            return sha
+        existing = _tag_target(top, tag_name)  # someone else may have just created it
+        if existing is None:
+            raise _git_failure(("tag",), created)
+    if existing != sha:
+        raise ConflictError(
+            f"tag {tag_name!r} already points at {existing[:12]}, not {sha[:12]}; "
+            "dmv never moves a tag",
+            hint=f"inspect it with 'git show {tag_name}'; delete it yourself "
+            f"('git tag -d {tag_name}') only if it is wrong",
+            tag=tag_name,
+            commit=existing,
+        )
+    return sha
+
+
+def _tag_target(top: Path, tag_name: str) -> str | None:
+    ref = f"refs/tags/{tag_name}"
+    if _git(top, "rev-parse", "--verify", "--quiet", ref, check=False).returncode != 0:
+        return None
+    # A tag on something other than a commit (a tree, a blob) still blocks the name.
+    peeled = _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    return os.fsdecode(peeled.stdout.strip()) if peeled.returncode == 0 else ref
+
+
+def checkout(root: PathArg, commit: str) -> str:
+    """Check out ``commit`` (detached) in the repository holding ``root``; return its id.
+
+    Refused while the working tree has uncommitted changes, untracked files
+    included: they would be carried into the checkout and mixed into whatever is
+    reproduced there.
+    """
+    top, base = _require_repo(root)
+    sha = _resolve_commit(top, commit)
+    info = git_info(base)
+    if info is not None and info.dirty:
+        shown = ", ".join(info.changed[:5]) + (
+            f" and {len(info.changed) - 5} more" if len(info.changed) > 5 else ""
+        )
+        raise DirtyTreeError(
+            f"cannot check out {commit}: the working tree at {top} has uncommitted changes "
+            f"({shown})",
+            hint="commit them, or put them aside with 'git stash --include-untracked', then retry",
+            changed=list(info.changed),
+        )
+    _git(top, "checkout", "--quiet", "--detach", sha)
+    return sha
+
+
+def _resolve_commit(top: Path, commit: str) -> str:
+    if not commit or commit.startswith("-"):
+        raise InvalidInput(f"{commit!r} is not a commit", hint="give a commit id, tag or branch")
+    found = _git(top, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", check=False)
+    if found.returncode != 0:
+        raise NotFound(
+            f"commit {commit!r} is not in the repository at {top}",
+            hint="'git fetch' it from the remote that has it",
+        )
+    return os.fsdecode(found.stdout.strip())
+
+
+def _repo_path(top: Path, base: Path, path: PathArg) -> str:
+    """``path`` (relative to ``base``) relative to the repository top, in git's form."""
+    full = _inside(base, path)
+    try:
+        rel = full.relative_to(top)
+    except ValueError:
+        raise InvalidInput(f"path {os.fspath(path)!r} is outside the repository {top}") from None
+    return "" if rel == Path() else rel.as_posix()
+
+
+def _require_repo(root: PathArg) -> tuple[Path, Path]:
+    base = _existing_dir(root)
+    top = _toplevel(base)
+    if top is None:
+        raise InvalidInput(
+            f"{base} is not inside a git repository",
+            hint="run dmv from your project's git checkout, or 'git init' one",
+        )
+    return top, base
+
+
+def _toplevel(base: Path) -> Path | None:
+    found = _git(base, "rev-parse", "--show-toplevel", check=False)
+    if found.returncode != 0:
+        if b"not a git repository" in found.stderr:
+            return None
+        raise _git_failure(("rev-parse",), found)
+    return Path(os.fsdecode(found.stdout.strip())).resolve()
+
+
+_git_path: str | None = None
+
+
+def _git_executable(required: bool = True) -> str | None:
+    global _git_path
+    if _git_path is None:
+        _git_path = shutil.which("git")
+    if _git_path is None and required:
+        raise NotFound(
+            "git is not installed (or not on PATH), and this needs it",
+            hint="install git (e.g. 'apt-get install git'), then retry",
+        )
+    return _git_path
+
+
+def _git(
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    exe = _git_executable()
+    assert exe is not None
+    full_env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+    # English messages (parsed below) and never a credential prompt.
+    full_env.update({"LC_ALL": "C", "LANGUAGE": "C", "GIT_TERMINAL_PROMPT": "0", **(env or {})})
+    try:
+        done = subprocess.run(
+            [exe, *_GIT_SAFE, *args], cwd=cwd, env=full_env, input=input, capture_output=True
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run git in {cwd}: {exc}") from None
+    if check and done.returncode != 0:
+        raise _git_failure(args, done)
+    return done
+
+
+def _git_failure(args: Sequence[str], done: subprocess.CompletedProcess[bytes]) -> DmvError:
+    err = done.stderr.decode("utf-8", "replace").strip()
+    last = err.splitlines()[-1] if err else f"exit status {done.returncode}"
+    if "dubious ownership" in err:
+        return InvalidInput(
+            "git refuses this repository: it belongs to another user",
+            hint="if you trust it, run 'git config --global --add safe.directory <path>'",
+        )
+    if "Please tell me who you are" in err or "identity unknown" in err:
+        return InvalidInput(
+            "git needs an author identity to create annotated tags",
+            hint="git config user.name 'Your Name' && git config user.email you@example.com",
+        )
+    return GitError(f"git {args[0]} failed: {last}", hint=err if err != last else None)
