@@ -92,7 +92,7 @@ def test_experiments_carry_no_number(project: dmv.Project) -> None:
         ({"version": "0.0.1-01_23.abcd"}, "DATA '01_23' may contain only a-z and 0-9"),
         ({"version": "1.0.0-a.b"}, "is a release"),
         ({"version": "0.0.1-a.b", "data": "c.d"}, "disagrees"),
-        ({}, "needs version="),
+        ({}, "needs data='DATA.SPLIT'"),
     ],
 )
 def test_bad_run_arguments(project: dmv.Project, kwargs: dict[str, Any], fragment: str) -> None:

@@ -395,7 +395,9 @@ def logic_info(
     show a library upgrade that the fingerprint deliberately ignores.
     """
     base = _existing_dir(root)
-    files = code_files(paths, base)
+    declared = list(paths)
+    # A run that declares no code still has libraries, Python and params as logic.
+    files = code_files(declared, base) if declared else {}
     return LogicInfo(
         code=_files_fingerprint(files),
         libraries=_libraries(base, files),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +20,16 @@ from dmv.version import Reference, Version, check_data_id, check_name
 
 if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore
-    from dmv.registry import AliasInfo, AuditEntry, ModelInfo, Registry, RunInfo, VersionInfo
+    from dmv.logic import LogicInfo
+    from dmv.registry import (
+        AliasInfo,
+        AuditEntry,
+        ModelInfo,
+        NewRun,
+        Registry,
+        RunInfo,
+        VersionInfo,
+    )
     from dmv.runs import Run
 
 __all__ = ["Project", "init", "open_project"]
@@ -199,16 +208,32 @@ class Project:
         *,
         data: str | None = None,
         params: Mapping[str, Any] | None = None,
+        code: Sequence[str | os.PathLike[str]] | None = None,
+        interface: Any = None,
         entry_point: str | None = None,
+        allow_dirty: bool | None = None,
     ) -> Iterator[Run]:
-        """A training run of ``model``; registered (as ``trN`` of its version) when the block ends.
+        """A training run of ``model``, registered as ``trN`` of its version when the block ends.
 
-        ``version`` is ``X.Y.Z-DATA.SPLIT`` (or a :class:`Version`); ``data`` is
-        ``DATA.SPLIT``. An exception inside the block records a failed run and
+        Without ``version`` the version is *derived*: ``data`` (``DATA.SPLIT``)
+        gives DATA and SPLIT, the interface (``interface=``, or inferred from
+        ``run.log_model(model, sample_input=frame)``) gives Y, and the logic (the
+        files under ``code``, the libraries they import, Python, ``params``)
+        gives Z. An explicit ``version='X.Y.Z-DATA.SPLIT'`` registers a model
+        made elsewhere. An exception inside the block records a failed run and
         registers nothing else.
         """
         check_name(model)
-        exact = self._explicit_version(model, version, data)
+        exact = self._explicit_version(model, version, data) if version is not None else None
+        if exact is None:
+            if data is None:
+                raise InvalidInput(
+                    "a derived version needs data='DATA.SPLIT'",
+                    hint="pass the stored split the model trains on, or version='X.Y.Z-D.S'",
+                )
+            d, s = _parse_data(data)
+        else:
+            d, s = exact.data, exact.split
         from dmv.runs import Run
 
         run = Run(
@@ -216,11 +241,11 @@ class Project:
             kind="training",
             store=self.artifacts,
             version=exact,
-            data=exact.data if exact else None,
-            split=exact.split if exact else None,
+            data=d,
+            split=s,
             params=params,
         )
-        yield from self._finish(run, entry_point)
+        yield from self._finish(run, entry_point, code, interface, allow_dirty)
 
     @contextmanager
     def experiment(
@@ -229,9 +254,11 @@ class Project:
         *,
         data: str | None = None,
         params: Mapping[str, Any] | None = None,
+        code: Sequence[str | os.PathLike[str]] | None = None,
+        interface: Any = None,
         entry_point: str | None = None,
     ) -> Iterator[Run]:
-        """An unnumbered experiment run, shown as ``x.x.x-DATA.SPLIT``."""
+        """An unnumbered experiment run, shown as ``x.x.x-DATA.SPLIT``; see :meth:`promote`."""
         check_name(model)
         d, s = _parse_data(data) if data else (None, None)
         from dmv.runs import Run
@@ -239,16 +266,9 @@ class Project:
         run = Run(
             model=model, kind="experiment", store=self.artifacts, data=d, split=s, params=params
         )
-        yield from self._finish(run, entry_point)
+        yield from self._finish(run, entry_point, code, interface, True)
 
-    def _explicit_version(
-        self, model: str, version: str | Version | None, data: str | None
-    ) -> Version | None:
-        if version is None:
-            raise InvalidInput(
-                "a training run needs version='X.Y.Z-DATA.SPLIT'",
-                hint="e.g. project.run('price-model', version='0.0.1-0123.abcd')",
-            )
+    def _explicit_version(self, model: str, version: str | Version, data: str | None) -> Version:
         if isinstance(version, Version):
             exact = version
         elif " " in version or "@" in version:
@@ -266,9 +286,27 @@ class Project:
             raise InvalidInput(f"data={data!r} disagrees with version {exact.number}")
         return exact
 
-    def _finish(self, run: Run, entry_point: str | None) -> Iterator[Run]:
-        from dmv.registry import NewRun
+    def _finish(
+        self,
+        run: Run,
+        entry_point: str | None,
+        code: Sequence[str | os.PathLike[str]] | None,
+        interface: Any,
+        allow_dirty: bool | None,
+    ) -> Iterator[Run]:
+        from dmv.gitlink import check_clean, git_info, git_patch
+        from dmv.logic import capture_environment, logic_info
+        from dmv.registry import NewArtifact, NewRun
 
+        paths = [os.fspath(p) for p in code or ()]
+        # The code is fingerprinted as it is when training starts.
+        logic = logic_info(paths, self.root, {}, self.config["logic_components"])
+        git = git_info(self.root, paths)
+        allowed = self.config["allow_dirty"] if allow_dirty is None else allow_dirty
+        dirty = check_clean(git, paths, allowed)
+        if dirty:
+            blob = self.artifacts.put_bytes(git_patch(self.root, paths))
+            run.add_artifact(NewArtifact("code.patch", "patch", blob.digest, blob.size))
         new = NewRun(
             model=run.model,
             kind=run.kind,
@@ -279,25 +317,103 @@ class Project:
             version=run.version,
             data=run.data,
             split=run.split,
-            entry_point=entry_point,
+            entry_point=entry_point or _entry_point(),
             artifacts=run.artifacts,
+            environment=capture_environment().to_dict(),
+            code={**(git.to_dict() if git else {}), "paths": paths, "files": dict(logic.files)},
+            dirty=bool(dirty),
         )
         try:
             yield run
+            self._complete(new, run, logic, interface)
         except BaseException as exc:
-            new.status = "failed"
-            new.version = None
+            new.status, new.version, new.derive = "failed", None, None
             new.intended = run.version.number if run.version else None
             new.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             new.ended_at = time.time()
-            if not isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            if isinstance(exc, Exception | KeyboardInterrupt):
                 run.info = self.registry.commit_run(new)
             run.status = "failed"
             raise
-        new.params, new.metrics, new.ended_at = run.params, run.metrics, time.time()
         run.info = self.registry.commit_run(new)
         run.id, run.status = run.info.id, "finished"
         run.version = run.info.version
+
+    def _complete(self, new: NewRun, run: Run, logic: LogicInfo, declared: Any) -> None:
+        """Fill in what only the end of the block knows: params, interface, logic, version."""
+        from dataclasses import replace
+
+        from dmv.logic import hyperparameters_fingerprint
+        from dmv.runs import deriver, interface_of
+
+        new.params, new.metrics, new.ended_at = run.params, run.metrics, time.time()
+        final = replace(logic, params=hyperparameters_fingerprint(run.params))
+        iface = interface_of(run, declared)
+        new.logic, new.logic_fp = final.to_dict(), final.fingerprint
+        if iface is not None:
+            new.interface, new.interface_fp = iface.to_dict(), iface.fingerprint
+        if run.kind == "experiment":
+            new.meta = {
+                "interface": new.interface,
+                "interface_fp": new.interface_fp,
+                "logic": new.logic,
+                "logic_fp": new.logic_fp,
+            }
+            return
+        if run.version is None:
+            if iface is None:
+                raise InvalidInput(
+                    f"cannot derive a version of {run.model}: its interface is unknown",
+                    hint="pass interface=… to project.run, or call "
+                    "run.log_model(model, sample_input=frame)",
+                )
+            assert run.data is not None and run.split is not None
+            new.derive = deriver(run.model, iface, final.fingerprint, run.data, run.split)
+
+    def promote(self, model: str, experiment: str | RunInfo) -> RunInfo:
+        """Number an experiment: register it as a training run of its derived version."""
+        from dmv.interface import Interface
+        from dmv.registry import NewArtifact, NewRun
+        from dmv.runs import deriver
+
+        ex = experiment
+        if isinstance(ex, str):
+            ex = self.registry.get_run(check_name(model), ex)
+        if ex.kind != "experiment" or ex.status != "finished":
+            raise InvalidInput(f"{ex.id} is not a finished experiment run")
+        meta = ex.meta or {}
+        if not ex.data or not ex.split:
+            raise InvalidInput(
+                f"experiment {ex.id} recorded no data: a version needs DATA.SPLIT",
+                hint="run experiments with data='DATA.SPLIT' to promote them",
+            )
+        if not meta.get("interface"):
+            raise InvalidInput(
+                f"experiment {ex.id} recorded no interface",
+                hint="log its model with sample_input=, or pass interface= to the experiment",
+            )
+        iface = Interface.from_dict(meta["interface"])
+        new = NewRun(
+            model=ex.model,
+            kind="training",
+            params=ex.params,
+            metrics=ex.metrics,
+            started_at=ex.started_at,
+            ended_at=ex.ended_at or ex.started_at,
+            data=ex.data,
+            split=ex.split,
+            environment=ex.environment,
+            code=ex.code,
+            entry_point=ex.entry_point,
+            artifacts=[NewArtifact(a.name, a.kind, a.digest, a.size, a.meta) for a in ex.artifacts],
+            interface=meta["interface"],
+            interface_fp=meta["interface_fp"],
+            logic=meta["logic"],
+            logic_fp=meta["logic_fp"],
+            meta={"promoted_from": ex.id},
+            derive=deriver(ex.model, iface, meta["logic_fp"], ex.data, ex.split),
+        )
+        return self.registry.commit_run(new)
 
     # -- models files ---------------------------------------------------------
 
@@ -326,6 +442,17 @@ class Project:
             Blob(art.digest, art.size), what=f"{info.version} {run.id} {art.name}"
         )
         return pickle.loads(data)
+
+
+def _entry_point() -> str:
+    """How this process was started, as a command line."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(".py"):
+        argv = ["python", os.path.relpath(argv[0]), *argv[1:]]
+    return shlex.join(argv) if argv and argv[0] else "python"
 
 
 def _as_ref(ref: str | Reference | Version) -> Reference:

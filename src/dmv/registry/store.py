@@ -9,7 +9,7 @@ with many processes writing at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -73,6 +73,10 @@ class NewRun:
     interface_compat: str | None = None
     logic: dict[str, Any] | None = None
     dirty: bool = False
+    # Called inside the registry transaction, under the model's lock, with every
+    # known version row (x, y, z, data, split, interface_fp, logic_fp, interface);
+    # returns the version and extra version components. Must be pure: it may run twice.
+    derive: Callable[[list[Any]], tuple[Version, dict[str, Any]]] | None = None
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> int:
@@ -536,9 +540,8 @@ class Registry:
         def write(conn: sa.Connection) -> tuple[str, int]:
             model = self._ensure_model(conn, run.model)
             version_id = None
+            version = run.version
             if run.kind == "training" and run.status == "finished":
-                if run.version is None:
-                    raise InvalidInput("a training run needs a version")
                 components = {
                     "interface_fp": run.interface_fp,
                     "logic_fp": run.logic_fp,
@@ -547,7 +550,14 @@ class Registry:
                     "logic": run.logic,
                     "dirty": run.dirty or None,
                 }
-                version_id = self._insert_version(conn, model, run.version, components)
+                if version is None and run.derive is not None:
+                    # Derived under the model's lock: no other writer can take the
+                    # number between our reading what is known and inserting it.
+                    version, extra = run.derive(self._known_rows(conn, model.id))
+                    components.update(extra)
+                if version is None:
+                    raise InvalidInput("a training run needs a version")
+                version_id = self._insert_version(conn, model, version, components)
             number = None
             if run.status == "finished":
                 c = t.runs.c
@@ -599,7 +609,7 @@ class Registry:
                     ],
                 )
             run_id = _run_id(run.kind, number)
-            target = run.version.number if run.version else run.intended
+            target = version.number if version else run.intended
             self._audit(
                 conn,
                 f"run.{run.status}",
@@ -611,6 +621,16 @@ class Registry:
 
         _, pk = self._write(write)
         return self._run_by_pk(pk)
+
+    def _known_rows(self, conn: sa.Connection, model_id: int) -> list[Any]:
+        """Every version of a model with what derivation needs to know of it."""
+        import sqlalchemy as sa
+
+        v = t.versions.c
+        query = sa.select(
+            v.x, v.y, v.z, v.data, v.split, v.interface_fp, v.logic_fp, v.interface
+        ).where(v.model_id == model_id)
+        return list(conn.execute(query.order_by(v.x, v.y, v.z, v.id)).all())
 
     def _run_info(
         self, conn: sa.Connection, row: Any, model: str, version: Version | None
@@ -725,8 +745,8 @@ class Registry:
                 where = (c.model_id == m.id, c.kind == "experiment", c.number == number)
             row = conn.execute(sa.select(t.runs).where(*where)).first()
             if row is None:
-                owner = str(version) if kind == "training" else model
-                raise NotFound(f"{owner} has no run {run_id}")
+                whose = str(version) if kind == "training" else model
+                raise NotFound(f"{whose} has no run {run_id}")
             return self._run_info(conn, row, model, trained if kind == "training" else None)
 
         result: RunInfo = self._read(read)

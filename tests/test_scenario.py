@@ -1,0 +1,151 @@
+"""The reference scenario of seed/diagram1.png, with real git, real code and real models."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
+
+import dmv
+from dmv.gitlink import DirtyTreeError
+
+TRAIN_PY = "def features(frame):\n    return frame\n"
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "price-repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "ml@example.com")
+    git(root, "config", "user.name", "ML")
+    (root / "train.py").write_text(TRAIN_PY)
+    (root / ".gitignore").write_text(".dmv/\n")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "training code")
+    return root
+
+
+def frame(columns: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    return x[columns], y
+
+
+def train(project: dmv.Project, data: str, columns: list[str], alpha: float, **kw: Any) -> dmv.Run:
+    x, y = frame(columns)
+    with project.run(
+        "price-model", data=data, params={"alpha": alpha}, code=["train.py"], **kw
+    ) as run:
+        model = Ridge(alpha=alpha).fit(x, y)
+        run.log_metrics({"r2": model.score(x, y)}, split="train")
+        run.log_model(model, sample_input=x.head(5))
+    return run
+
+
+def test_diagram_development_and_production_stages(repo: Path) -> None:
+    p = dmv.init(repo)
+    base = ["age", "bmi", "bp"]
+    # Experiment stage: logged, never numbered.
+    x, y = frame(base)
+    with p.experiment("price-model", data="0123.abcd", params={"alpha": 3.0}) as ex:
+        ex.log_model(Ridge(alpha=3.0).fit(x, y), sample_input=x.head(5))
+    assert ex.info is not None and ex.info.label == "price-model x.x.x-0123.abcd"
+    # Development stage.
+    first = train(p, "0123.abcd", base, 1.0)
+    assert first.version is not None and first.version.number == "0.0.1-0123.abcd"
+    hyper = train(p, "0123.abcd", base, 0.5)  # hyperparameter change
+    assert hyper.version is not None and hyper.version.number == "0.0.2-0123.abcd"
+    iface = train(p, "0123.abcd", [*base, "s1"], 0.5)  # one more input column
+    assert iface.version is not None and iface.version.number == "0.1.0-0123.abcd"
+    data = train(p, "0123.efgh", [*base, "s1"], 0.5)  # new dataset split
+    assert data.version is not None and data.version.number == "0.1.0-0123.efgh"
+    again = train(p, "0123.efgh", [*base, "s1"], 0.5)  # nothing changed
+    assert (again.version, again.id) == (data.version, "tr1")
+
+    info = p.show("price-model@0.1.0-0123.abcd")
+    assert info.interface_compat == "breaking"  # a new required input
+    assert info.meta is not None
+    assert info.meta["derivation"]["changed"] == ["interface"]
+    # Production stage.
+    released = p.release("price-model@0.1.0-0123.efgh")
+    assert str(released.version) == "price-model 1.1.0-0123.efgh"
+    numbers = [v.version.number for v in p.versions("price-model")]
+    assert numbers == [
+        "0.0.1-0123.abcd",
+        "0.0.2-0123.abcd",
+        "0.1.0-0123.abcd",
+        "0.1.0-0123.efgh",
+        "1.1.0-0123.efgh",
+    ]
+    # Deriving the released fingerprints again lands on its prerelease, never the release.
+    third = train(p, "0123.efgh", [*base, "s1"], 0.5)
+    assert third.version is not None and third.version.number == "0.1.0-0123.efgh"
+    assert third.id == "tr2"
+    # The experiment can be numbered later: its fingerprints give it a version.
+    promoted = p.promote("price-model", "ex1")
+    assert promoted.version is not None and promoted.version.number == "0.0.3-0123.abcd"
+
+
+def test_code_change_bumps_logic_and_records_git(repo: Path) -> None:
+    p = dmv.init(repo)
+    git(repo, "add", "dmv.toml")
+    git(repo, "commit", "-qm", "dmv project")
+    first = train(p, "a1.b1", ["age", "bmi"], 1.0)
+    (repo / "train.py").write_text(TRAIN_PY + "\n# scale before fitting\n")
+    with pytest.raises(DirtyTreeError, match="uncommitted changes"):
+        train(p, "a1.b1", ["age", "bmi"], 1.0)
+    assert [v.version.number for v in p.versions("price-model")] == ["0.0.1-a1.b1"]
+    git(repo, "commit", "-qam", "scale")
+    second = train(p, "a1.b1", ["age", "bmi"], 1.0)
+    assert second.version is not None and second.version.number == "0.0.2-a1.b1"
+    assert second.info is not None and second.info.code is not None
+    assert second.info.code["commit"] == git(repo, "rev-parse", "HEAD")
+    assert second.info.code["dirty"] is False
+    assert first.info is not None and first.info.code is not None
+    assert first.info.code["commit"] != second.info.code["commit"]
+
+
+def test_dirty_run_when_allowed_stores_the_patch_and_flags(repo: Path) -> None:
+    p = dmv.init(repo)
+    (repo / "train.py").write_text(TRAIN_PY + "# experiment\n")
+    run = train(p, "a1.b1", ["age"], 1.0, allow_dirty=True)
+    info = p.show("price-model@0.0.1-a1.b1")
+    assert info.dirty is True
+    assert run.info is not None
+    patch = next(a for a in run.info.artifacts if a.kind == "patch")
+    from dmv.artifacts import Blob
+
+    text = p.artifacts.get_bytes(Blob(patch.digest, patch.size)).decode()
+    assert "+# experiment" in text
+
+
+def test_derived_run_needs_an_interface(repo: Path) -> None:
+    p = dmv.init(repo)
+    with (
+        pytest.raises(dmv.InvalidInput, match="interface is unknown"),
+        p.run("price-model", data="a.b", params={"alpha": 1}),
+    ):
+        pass
+    assert p.versions("price-model") == []
+    assert len(p.failed_runs("price-model")) == 1
+
+
+def test_declared_interface_and_explicit_versions_coexist(repo: Path) -> None:
+    p = dmv.init(repo)
+    with p.run("price-model", version="0.0.1-a.b"):
+        pass  # registered elsewhere, no fingerprints
+    decl = {"inputs": {"age": "float64"}, "outputs": {"price": "float64"}}
+    with p.run("price-model", data="a.b", interface=decl) as run:
+        pass
+    # the explicit 0.0.1 keeps its slot: the derived run does not land on it
+    assert run.version is not None and run.version.number == "0.1.0-a.b"
