@@ -149,3 +149,54 @@ def test_declared_interface_and_explicit_versions_coexist(repo: Path) -> None:
         pass
     # the explicit 0.0.1 keeps its slot: the derived run does not land on it
     assert run.version is not None and run.version.number == "0.1.0-a.b"
+
+
+def test_compare_tag_and_checkout_commands(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from dmv.cli import main
+
+    p = dmv.init(repo)
+    git(repo, "add", "dmv.toml")
+    git(repo, "commit", "-qm", "dmv project")
+    first_commit = git(repo, "rev-parse", "HEAD")
+    train(p, "0123.abcd", ["age", "bmi"], 1.0)
+    (repo / "train.py").write_text(TRAIN_PY + "# v2\n")
+    git(repo, "commit", "-qam", "v2")
+    train(p, "0123.abcd", ["age", "bmi", "bp"], 0.5)
+    root = ["-C", str(repo)]
+
+    assert (
+        main([*root, "interface", "diff", "price-model@0.0.1", "price-model@0.1.0", "--json"]) == 0
+    )
+    body = json.loads(capsys.readouterr().out)
+    assert body["compat"] == "breaking"
+    assert [(c["side"], c["field"], c["kind"]) for c in body["changes"]] == [
+        ("input", "bp", "added")
+    ]
+
+    assert main([*root, "diff", "price-model@0.0.1", "price-model@0.1.0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["changed"] == ["interface", "logic"]
+    assert list(report["logic"]["code"]) == ["train.py"]
+    assert report["params"] == {"alpha": {"old": 1.0, "new": 0.5}}
+    assert main([*root, "diff", "price-model@0.0.1", "price-model@0.1.0"]) == 0
+    text = capsys.readouterr().out
+    assert "interface (breaking)" in text and "alpha: 1.0 → 0.5" in text
+
+    assert main([*root, "interface", "export", "price-model@0.1.0", "--format", "proto"]) == 0
+    assert "message Input" in capsys.readouterr().out
+
+    assert main([*root, "tag", "price-model@0.0.1"]) == 0
+    tagged = git(repo, "rev-list", "-n", "1", "price-model@0.0.1-0123.abcd")
+    assert tagged == first_commit
+    assert main([*root, "checkout", "price-model@0.0.1"]) == 0
+    assert git(repo, "rev-parse", "HEAD") == first_commit
+    assert (repo / "train.py").read_text() == TRAIN_PY
+    capsys.readouterr()
+    assert main([*root, "interface", "show", "price-model@0.0.1-0123.abcd"]) == 0
+    assert "bmi" in capsys.readouterr().out
+    with p.run("price-model", version="0.0.9-a.b"):
+        pass
+    assert main([*root, "interface", "show", "price-model@0.0.9-a.b"]) == 3
+    assert "no recorded interface" in capsys.readouterr().err

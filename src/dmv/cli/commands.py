@@ -6,30 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
 
 if TYPE_CHECKING:
-    from dmv.project import Project
     from dmv.registry import RunInfo, VersionInfo
 
-__all__ = ["cli"]
-
-
-class Context:
-    def __init__(self, project_dir: str | None) -> None:
-        self.project_dir = project_dir
-        self._project: Project | None = None
-
-    @property
-    def project(self) -> Project:
-        if self._project is None:
-            from dmv.project import open_project
-
-            self._project = open_project(self.project_dir or ".")
-        return self._project
-
-
-pass_ctx = click.make_pass_decorator(Context)
+__all__ = ["Context", "cli", "pass_ctx"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -466,3 +449,11 @@ def audit(
 
 
 # -- command groups from other modules (each adds its commands here) --------
+
+from dmv.cli import compare  # noqa: E402
+
+cli.add_command(compare.interface)
+cli.add_command(compare.diff)
+cli.add_command(compare.tag)
+cli.add_command(compare.checkout)
+cli.add_command(compare.promote)
