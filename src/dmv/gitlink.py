@@ -420,3 +420,36 @@ def _git_failure(args: Sequence[str], done: subprocess.CompletedProcess[bytes]) 
             hint="git config user.name 'Your Name' && git config user.email you@example.com",
         )
     return GitError(f"git {args[0]} failed: {last}", hint=err if err != last else None)
+
+
+def show_file(root: PathArg, commit: str, path: str) -> bytes | None:
+    """The content of ``path`` (relative to the repository top) at ``commit``; None if absent."""
+    top, _ = _require_repo(root)
+    done = _git(top, "show", f"{commit}:{path}", check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+def repo_top(root: PathArg) -> Path:
+    """The top folder of the git repository holding ``root``."""
+    top, _ = _require_repo(root)
+    return top
+
+
+def add_worktree(root: PathArg, commit: str, dest: PathArg) -> Path:
+    """Check ``commit`` out into a new, detached worktree at ``dest``."""
+    top, _ = _require_repo(root)
+    _git(top, "worktree", "add", "--detach", "--force", os.fspath(dest), commit)
+    return Path(dest)
+
+
+def remove_worktree(root: PathArg, dest: PathArg) -> None:
+    """Remove a worktree made by :func:`add_worktree` (and its files)."""
+    top, _ = _require_repo(root)
+    _git(top, "worktree", "remove", "--force", os.fspath(dest), check=False)
+    _git(top, "worktree", "prune", check=False)
+    shutil.rmtree(dest, ignore_errors=True)
+
+
+def apply_patch(root: PathArg, patch: bytes) -> None:
+    """Apply a patch made by :func:`git_patch` to the working tree at ``root``."""
+    _git(Path(root), "apply", "--whitespace=nowarn", "-", input=patch)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         RunInfo,
         VersionInfo,
     )
+    from dmv.reproduce import Report
     from dmv.runs import Run
 
 __all__ = ["Project", "init", "open_project"]
@@ -254,6 +255,27 @@ class Project:
 
         return checkout(self.root, self.code_commit(ref))
 
+    def verify(self, ref: str | Reference | Version) -> Report:
+        """Re-check every hash and fingerprint the version stands on."""
+        from dmv.reproduce import verify
+
+        return verify(self, str(_as_ref(ref)))
+
+    def reproduce(
+        self,
+        ref: str | Reference | Version,
+        *,
+        tolerance: float = 1e-6,
+        from_source: bool = False,
+        timeout: float | None = None,
+    ) -> Report:
+        """Re-run the version's training from its recorded commit; a new run of it."""
+        from dmv.reproduce import reproduce
+
+        return reproduce(
+            self, str(_as_ref(ref)), tolerance=tolerance, from_source=from_source, timeout=timeout
+        )
+
     # -- aliases ------------------------------------------------------------
 
     def set_alias(self, ref: str | Reference | Version, alias: str) -> AliasInfo:
@@ -394,8 +416,14 @@ class Project:
             entry_point=entry_point or _entry_point(),
             artifacts=run.artifacts,
             environment=capture_environment().to_dict(),
-            code={**(git.to_dict() if git else {}), "paths": paths, "files": dict(logic.files)},
+            code={
+                **(git.to_dict() if git else {}),
+                "paths": paths,
+                "files": dict(logic.files),
+                "cwd": os.path.relpath(os.getcwd(), self.root),
+            },
             dirty=bool(dirty),
+            meta=_run_meta_from_env(),
         )
         try:
             yield run
@@ -428,6 +456,7 @@ class Project:
             new.interface, new.interface_fp = iface.to_dict(), iface.fingerprint
         if run.kind == "experiment":
             new.meta = {
+                **(new.meta or {}),
                 "interface": new.interface,
                 "interface_fp": new.interface_fp,
                 "logic": new.logic,
@@ -516,6 +545,22 @@ class Project:
             Blob(art.digest, art.size), what=f"{info.version} {run.id} {art.name}"
         )
         return pickle.loads(data)
+
+
+def _run_meta_from_env() -> dict[str, Any] | None:
+    """Metadata a parent dmv process passes to runs it starts (``dmv reproduce``)."""
+    import json
+
+    from dmv.reproduce import RUN_META_ENV
+
+    raw = os.environ.get(RUN_META_ENV)
+    if not raw:
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise InvalidInput(f"{RUN_META_ENV} is not JSON: {raw[:60]!r}") from None
+    return meta if isinstance(meta, dict) else None
 
 
 def _entry_point() -> str:

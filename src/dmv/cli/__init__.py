@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     show_traceback = "--traceback" in args
     as_json = "--json" in args
     try:
-        cli.main(args=args, prog_name="dmv", standalone_mode=False)
+        # Without standalone mode click returns the code of a ctx.exit()/Exit instead.
+        code = cli.main(args=args, prog_name="dmv", standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
+from dmv.errors import IntegrityError
 
-__all__ = ["checkout", "diff", "interface", "promote", "tag"]
+if TYPE_CHECKING:
+    from dmv.reproduce import Report
+
+__all__ = ["checkout", "diff", "interface", "promote", "reproduce", "tag", "verify"]
 
 
 @click.group()
@@ -120,3 +126,64 @@ def promote(ctx: Context, model_name: str, experiment: str, as_json: bool) -> No
     """Number the experiment run EXPERIMENT (exN) of MODEL: derive its version."""
     run = ctx.project.promote(model_name, experiment)
     emit(as_json, run.to_dict(), f"{experiment} is now {run.label} {run.id}")
+
+
+def _report(as_json: bool, report: Report) -> None:
+    marks = {"ok": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "skip"}
+    rows = [(marks.get(c.status, c.status), c.name, c.detail) for c in report.checks]
+    verdict = "all checks passed" if report.ok else "FAILED"
+    emit(
+        as_json,
+        report.to_dict(),
+        lambda: f"{report.version}\n" + table(rows, ["", "check", "detail"]) + f"\n\n{verdict}",
+    )
+    if not report.ok:
+        raise click.exceptions.Exit(IntegrityError.exit_code)
+
+
+@click.command()
+@click.argument("ref")
+@pass_ctx
+@json_option
+def verify(ctx: Context, ref: str, as_json: bool) -> None:
+    """Re-check REF: artifact hashes, split fingerprints, interface, code at its commit, env.
+
+    Exits non-zero when any check fails; differences in the environment are warnings.
+    """
+    _report(as_json, ctx.project.verify(ref))
+
+
+@click.command()
+@click.argument("ref")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=1e-6,
+    show_default=True,
+    help="Relative and absolute tolerance for metrics.",
+)
+@click.option(
+    "--from-source",
+    is_flag=True,
+    help="Re-run the retrieval and compare with the stored split's fingerprints.",
+)
+@click.option("--timeout", type=float, help="Give up on training after this many seconds.")
+@pass_ctx
+@json_option
+def reproduce(
+    ctx: Context,
+    ref: str,
+    tolerance: float,
+    from_source: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Re-run REF's training from its recorded commit in a temporary worktree.
+
+    The new run is recorded on the same version; dmv checks that the derived version is
+    identical and the metrics are within the tolerance, and says what differs.
+    """
+    report = ctx.project.reproduce(
+        ref, tolerance=tolerance, from_source=from_source, timeout=timeout
+    )
+    _report(as_json, report)

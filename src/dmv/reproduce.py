@@ -1,0 +1,316 @@
+"""Verify a version against what it was made from, and reproduce its training.
+
+:func:`verify` re-hashes everything a version stands on: its model files and
+artifacts, its stored split, the interface and logic records, the training
+code at the recorded commit, and compares the recorded environment with this
+one. :func:`reproduce` checks the recorded commit out into a temporary git
+worktree, re-runs the recorded entry point there against the same project
+(registry, artifacts and warehouse) and checks that it lands on the same
+version with metrics within a tolerance; the result is a new training run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dmv.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from dmv.project import Project
+    from dmv.registry import RunInfo, VersionInfo
+
+__all__ = ["Check", "Report", "environment_differences", "reproduce", "verify"]
+
+#: Environment variable through which a reproduction marks the run it records.
+RUN_META_ENV = "DMV_RUN_META"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing verified: ``status`` is ok, fail, warn (a difference) or skip."""
+
+    name: str
+    status: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.name, "status": self.status, "detail": self.detail}
+
+
+@dataclass
+class Report:
+    version: str
+    checks: list[Check] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def add(self, name: str, status: str, detail: str = "") -> None:
+        self.checks.append(Check(name, status, detail))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "ok": self.ok,
+            "checks": [c.to_dict() for c in self.checks],
+            **self.extra,
+        }
+
+
+def _selected(project: Project, info: VersionInfo) -> RunInfo | None:
+    from dmv.diff import selected_run
+
+    return selected_run(project, info)
+
+
+def environment_differences(recorded: Mapping[str, Any] | None) -> list[str]:
+    """How this environment differs from a recorded one (Python, OS, packages)."""
+    from dmv.logic import capture_environment
+
+    if not recorded:
+        return ["no environment was recorded"]
+    now = capture_environment().to_dict()
+    out = []
+    for section, key in (("python", "version"), ("os", "platform")):
+        old, new = (recorded.get(section) or {}).get(key), (now.get(section) or {}).get(key)
+        if old != new:
+            out.append(f"{section} {old} → {new}")
+    old_pkgs = recorded.get("distributions") or {}
+    new_pkgs = now.get("distributions") or {}
+    for name in sorted(set(old_pkgs) | set(new_pkgs)):
+        if old_pkgs.get(name) != new_pkgs.get(name):
+            out.append(f"{name} {old_pkgs.get(name, '-')} → {new_pkgs.get(name, '-')}")
+    return out
+
+
+def verify(project: Project, ref: str) -> Report:
+    """Check every hash and fingerprint a version stands on; see the module docs."""
+    from dmv.artifacts import Blob
+    from dmv.interface import Interface
+    from dmv.logic import LogicInfo
+
+    info = project.show(ref)
+    report = Report(info.version.ref)
+    runs = [r for r in project.registry.list_runs(info.version) if r.status == "finished"]
+    selected = _selected(project, info)
+    if not runs:
+        report.add("runs", "warn", "no training run recorded")
+    for run in runs:
+        for art in run.artifacts:
+            what = f"{info.version} {run.id} {art.name}"
+            problem = project.artifacts.verify(Blob(art.digest, art.size), what=what)
+            report.add(
+                f"artifact {run.id}/{art.name}",
+                "fail" if problem else "ok",
+                problem.message if problem else f"{art.size} bytes, {art.digest[:19]}…",
+            )
+    data_checks = getattr(project, "_verify_split_checks", None)
+    if callable(data_checks):
+        for name, status, detail in data_checks(info.version):
+            report.add(name, status, detail)
+
+    if info.interface:
+        fp = Interface.from_dict(info.interface).fingerprint
+        ok = fp == info.interface_fp
+        report.add(
+            "interface",
+            "ok" if ok else "fail",
+            "fingerprint matches its record"
+            if ok
+            else f"record gives {fp[:19]}…, version says {str(info.interface_fp)[:19]}…",
+        )
+    else:
+        report.add("interface", "skip", "no interface recorded")
+
+    if info.logic:
+        logic = LogicInfo.from_dict(info.logic)
+        ok = logic.fingerprint == info.logic_fp
+        report.add(
+            "logic",
+            "ok" if ok else "fail",
+            "fingerprint matches its record" if ok else "record and fingerprint differ",
+        )
+        _verify_code(project, info, selected, logic, report)
+    else:
+        report.add("logic", "skip", "no logic recorded")
+
+    diffs = environment_differences(selected.environment if selected else None)
+    report.add(
+        "environment",
+        "warn" if diffs else "ok",
+        "; ".join(diffs[:10]) + (f" (+{len(diffs) - 10} more)" if len(diffs) > 10 else "")
+        if diffs
+        else "same Python, OS and packages",
+    )
+    return report
+
+
+def _verify_code(
+    project: Project, info: VersionInfo, run: RunInfo | None, logic: Any, report: Report
+) -> None:
+    from dmv.artifacts import hash_bytes
+    from dmv.gitlink import repo_top, show_file
+
+    commit = ((run.code or {}).get("commit") if run else None) or None
+    if not logic.files:
+        report.add("code", "skip", "no training code declared")
+        return
+    if not commit:
+        report.add("code", "skip", "no git commit recorded")
+        return
+    try:
+        top = repo_top(project.root)
+    except Exception as exc:
+        report.add("code", "skip", f"not a git repository here: {exc}")
+        return
+    prefix = os.path.relpath(project.root, top)
+    bad = []
+    for path, digest in logic.files.items():
+        repo_path = path if prefix == "." else f"{prefix}/{path}"
+        content = show_file(top, commit, repo_path)
+        if content is None:
+            bad.append(f"{path} missing at {commit[:12]}")
+        elif hash_bytes(content) != digest and not info.dirty:
+            bad.append(f"{path} differs at {commit[:12]}")
+    if bad:
+        report.add("code", "fail", "; ".join(bad))
+    else:
+        note = " (dirty: plus the stored patch)" if info.dirty else ""
+        report.add("code", "ok", f"{len(logic.files)} file(s) match commit {commit[:12]}{note}")
+
+
+def reproduce(
+    project: Project,
+    ref: str,
+    *,
+    tolerance: float = 1e-6,
+    from_source: bool = False,
+    timeout: float | None = None,
+) -> Report:
+    """Re-run a version's training from its recorded commit; see the module docs."""
+    from dmv.artifacts import Blob
+    from dmv.gitlink import add_worktree, apply_patch, remove_worktree, repo_top
+
+    info = project.show(ref)
+    version = info.version
+    run = _selected(project, info)
+    if run is None:
+        raise NotFound(f"{version} has no finished training run to reproduce")
+    code = run.code or {}
+    report = Report(version.ref, extra={"original_run": run.id})
+    commit, entry = code.get("commit"), run.entry_point
+    if not commit:
+        raise InvalidInput(
+            f"{version} {run.id} recorded no git commit: it cannot be reproduced",
+            hint="train inside a git repository so runs record their commit",
+        )
+    if not entry:
+        raise InvalidInput(f"{version} {run.id} recorded no entry point")
+    diffs = environment_differences(run.environment)
+    report.add("environment", "warn" if diffs else "ok", "; ".join(diffs[:10]) or "same")
+    if from_source:
+        source_check = getattr(project, "_source_matches", None)
+        if callable(source_check):
+            status, detail = source_check(version)
+            report.add("source", status, detail)
+        else:
+            report.add("source", "skip", "no stored retrieval to compare")
+
+    top = repo_top(project.root)
+    rel_root = os.path.relpath(project.root, top)
+    with tempfile.TemporaryDirectory(prefix="dmv-reproduce-") as tmp:
+        tree = Path(tmp) / "tree"
+        add_worktree(top, str(commit), tree)
+        try:
+            root = tree / rel_root
+            if info.dirty:
+                patch = next((a for a in run.artifacts if a.kind == "patch"), None)
+                if patch is None:
+                    report.add("patch", "fail", "dirty version without a stored patch")
+                    return report
+                apply_patch(tree, project.artifacts.get_bytes(Blob(patch.digest, patch.size)))
+                report.add("patch", "ok", "applied the stored uncommitted changes")
+            if not (root / "dmv.toml").exists():
+                root.mkdir(parents=True, exist_ok=True)
+                (root / "dmv.toml").write_text("[dmv]\n", encoding="utf-8")
+            started = time.time()
+            tag = f"{(run.version or version).number}/{run.id}"
+            done = _run_entry(project, root / code.get("cwd", "."), entry, tag, timeout)
+            report.extra["exit_code"] = done.returncode
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout or "").strip().splitlines()[-5:]
+                report.add("training", "fail", f"exit code {done.returncode}: " + " | ".join(tail))
+                return report
+        finally:
+            remove_worktree(top, tree)
+    new_runs = [
+        r
+        for r in project.registry.list_model_runs(version.name, kind="training")
+        if (r.meta or {}).get("reproduction_of") == f"{(run.version or version).number}/{run.id}"
+        and r.started_at >= started - 1
+    ]
+    if not new_runs:
+        report.add("training", "fail", "the entry point ran but logged no run")
+        return report
+    new = new_runs[-1]
+    report.extra["run"] = new.id
+    same = new.version == (run.version or version)
+    report.add(
+        "version",
+        "ok" if same else "fail",
+        f"derived {new.version.number if new.version else '-'}"
+        + ("" if same else f", expected {(run.version or version).number}"),
+    )
+    report.add("training", "ok", f"recorded as {new.id}")
+    _compare_metrics(run, new, tolerance, report)
+    return report
+
+
+def _run_entry(
+    project: Project, cwd: Path, entry: str, tag: str, timeout: float | None
+) -> subprocess.CompletedProcess[str]:
+    import shlex
+
+    argv = shlex.split(entry)
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    # The worktree is another folder: point it at this project's stores.
+    env = {
+        **os.environ,
+        "DMV_REGISTRY": project.config.location("registry"),
+        "DMV_ARTIFACTS": project.config.location("artifacts"),
+        "DMV_WAREHOUSE": project.config.location("warehouse"),
+        RUN_META_ENV: json.dumps({"reproduction_of": tag}),
+    }
+    return subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _compare_metrics(old: RunInfo, new: RunInfo, tolerance: float, report: Report) -> None:
+    bad, compared = [], 0
+    for split, values in old.metrics.items():
+        for name, value in values.items():
+            other = new.metrics.get(split, {}).get(name)
+            if other is None:
+                bad.append(f"{split}.{name} missing")
+                continue
+            compared += 1
+            if not math.isclose(value, other, rel_tol=tolerance, abs_tol=tolerance):
+                bad.append(f"{split}.{name} {value:.6g} → {other:.6g}")
+    if bad:
+        report.add("metrics", "fail", f"outside tolerance {tolerance:g}: " + "; ".join(bad))
+    else:
+        report.add("metrics", "ok", f"{compared} metric(s) within {tolerance:g}")
