@@ -200,3 +200,39 @@ def test_compare_tag_and_checkout_commands(repo: Path, capsys: pytest.CaptureFix
         pass
     assert main([*root, "interface", "show", "price-model@0.0.9-a.b"]) == 3
     assert "no recorded interface" in capsys.readouterr().err
+
+
+def test_tree_draws_the_diagram(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dmv.cli import main
+
+    p = dmv.init(repo)
+    base = ["age", "bmi", "bp"]
+    x, y = frame(base)
+    with p.experiment("price-model", data="0123.abcd") as ex:
+        ex.log_model(Ridge().fit(x, y), sample_input=x.head(3))
+    train(p, "0123.abcd", base, 1.0)
+    train(p, "0123.abcd", base, 0.5)
+    train(p, "0123.abcd", [*base, "s1"], 0.5)
+    train(p, "0123.efgh", [*base, "s1"], 0.5)
+    train(p, "0123.efgh", [*base, "s1"], 0.5)
+    p.release("price-model@0.1.0-0123.efgh")
+    tree = p.tree("price-model")
+    assert [n.label for n in tree.stage("experiment")] == ["x.x.x-0123.abcd"]
+    assert [n.label for n in tree.stage("development")] == [
+        "0.0.1-0123.abcd",
+        "0.0.2-0123.abcd",
+        "0.1.0-0123.abcd",
+        "0.1.0-0123.efgh",
+    ]
+    assert [n.label for n in tree.stage("production")] == ["1.1.0-0123.efgh"]
+    edges = {(e.source, e.target): e.changes for e in tree.edges}
+    assert edges[("0.0.1-0123.abcd", "0.0.2-0123.abcd")] == ("logic",)
+    assert edges[("0.0.2-0123.abcd", "0.1.0-0123.abcd")] == ("interface",)
+    assert edges[("0.1.0-0123.abcd", "0.1.0-0123.efgh")] == ("data",)
+    assert edges[("0.1.0-0123.efgh", "1.1.0-0123.efgh")] == ("release",)
+    dev = {n.label: n for n in tree.stage("development")}
+    assert dev["0.1.0-0123.efgh"].runs == ("tr0", "tr1")
+    assert main(["-C", str(repo), "tree", "price-model"]) == 0
+    text = capsys.readouterr().out
+    assert "0.1.0-0123.efgh  ◀─data── 0.1.0-0123.abcd" in text
+    assert "1.1.0-0123.efgh  ◀─release── 0.1.0-0123.efgh" in text

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
     from dmv.reproduce import Report
     from dmv.runs import Run
+    from dmv.tree import Tree
 
 __all__ = ["Project", "init", "open_project"]
 
@@ -254,6 +255,24 @@ class Project:
         from dmv.gitlink import checkout
 
         return checkout(self.root, self.code_commit(ref))
+
+    def tree(self, model: str) -> Tree:
+        """The model's versions staged as the pattern's diagram draws them."""
+        from dmv.tree import build_tree
+
+        # Releases are few; their full records say which prerelease they came from.
+        versions = [
+            self.show(v.version) if v.version.x >= 1 else v for v in self.versions(model)
+        ]
+        runs = {
+            v.version.number: [r.id for r in self.registry.list_runs(v.version)]
+            for v in versions
+            if v.version.x == 0
+        }
+        for v in versions:
+            if v.released_from:
+                runs[v.version.number] = [v.serving_run] if v.serving_run else []
+        return build_tree(model, versions, self.experiments(model), runs)
 
     def verify(self, ref: str | Reference | Version) -> Report:
         """Re-check every hash and fingerprint the version stands on."""

@@ -13,7 +13,7 @@ from dmv.errors import IntegrityError
 if TYPE_CHECKING:
     from dmv.reproduce import Report
 
-__all__ = ["checkout", "diff", "interface", "promote", "reproduce", "tag", "verify"]
+__all__ = ["checkout", "diff", "interface", "promote", "reproduce", "tag", "tree", "verify"]
 
 
 @click.group()
@@ -187,3 +187,15 @@ def reproduce(
         ref, tolerance=tolerance, from_source=from_source, timeout=timeout
     )
     _report(as_json, report)
+
+
+@click.command()
+@click.argument("model_name", metavar="MODEL")
+@pass_ctx
+@json_option
+def tree(ctx: Context, model_name: str, as_json: bool) -> None:
+    """Draw MODEL's versions by stage, each arrow labelled with what changed."""
+    from dmv.tree import render_text
+
+    t = ctx.project.tree(model_name)
+    emit(as_json, t.to_dict(), lambda: render_text(t).rstrip())
