@@ -20,6 +20,7 @@ from dmv.version import Reference, Version, check_data_id, check_name
 
 if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore
+    from dmv.fsck import FsckReport
     from dmv.interface import Interface, InterfaceDiff
     from dmv.logic import LogicInfo
     from dmv.registry import (
@@ -261,9 +262,7 @@ class Project:
         from dmv.tree import build_tree
 
         # Releases are few; their full records say which prerelease they came from.
-        versions = [
-            self.show(v.version) if v.version.x >= 1 else v for v in self.versions(model)
-        ]
+        versions = [self.show(v.version) if v.version.x >= 1 else v for v in self.versions(model)]
         runs = {
             v.version.number: [r.id for r in self.registry.list_runs(v.version)]
             for v in versions
@@ -273,6 +272,15 @@ class Project:
             if v.released_from:
                 runs[v.version.number] = [v.serving_run] if v.serving_run else []
         return build_tree(model, versions, self.experiments(model), runs)
+
+    def fsck(
+        self, *, repair: bool = False, full: bool = True, grace_seconds: float | None = None
+    ) -> FsckReport:
+        """Check the stores against the registry; list or remove what a crash left behind."""
+        from dmv.fsck import DEFAULT_GRACE_SECONDS, fsck
+
+        grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
+        return fsck(self, repair=repair, full=full, grace_seconds=grace)
 
     def verify(self, ref: str | Reference | Version) -> Report:
         """Re-check every hash and fingerprint the version stands on."""

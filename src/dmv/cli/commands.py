@@ -74,6 +74,44 @@ def migrate(ctx: Context, as_json: bool) -> None:
     emit(as_json, data, f"registry schema {before or 'none'} → {after}")
 
 
+@cli.command()
+@click.option("--repair", is_flag=True, help="Remove orphans older than the grace period.")
+@click.option("--quick", is_flag=True, help="Check presence and size only, do not re-hash.")
+@click.option(
+    "--grace",
+    "grace",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Seconds an orphan is left alone (a run may own it).",
+)
+@pass_ctx
+@json_option
+def fsck(ctx: Context, repair: bool, quick: bool, grace: float, as_json: bool) -> None:
+    """Check every registered artifact and split table; list or repair orphans.
+
+    Exits non-zero when something registered is missing or corrupt.
+    """
+    from dmv.errors import IntegrityError
+
+    report = ctx.project.fsck(repair=repair, full=not quick, grace_seconds=grace)
+
+    def human() -> str:
+        counts = ", ".join(f"{n} {k}" for k, n in report.checked.items())
+        lines = [f"checked {counts}"]
+        lines += [f"PROBLEM {p['kind']}: {p.get('what', '')} {p['error']}" for p in report.problems]
+        done = {id(o) for o in report.repaired}
+        for o in report.orphans:
+            state = "removed" if id(o) in done else "orphan"
+            lines.append(f"{state} {o['kind']}: {o.get('digest') or o.get('table') or o['path']}")
+        lines.append("ok" if report.ok else f"{len(report.problems)} problem(s)")
+        return "\n".join(lines)
+
+    emit(as_json, report.to_dict(), human)
+    if not report.ok:
+        raise click.exceptions.Exit(IntegrityError.exit_code)
+
+
 # -- models -----------------------------------------------------------------
 
 
@@ -460,3 +498,4 @@ cli.add_command(compare.promote)
 cli.add_command(compare.verify)
 cli.add_command(compare.reproduce)
 cli.add_command(compare.tree)
+
