@@ -499,3 +499,8 @@ cli.add_command(compare.verify)
 cli.add_command(compare.reproduce)
 cli.add_command(compare.tree)
 
+from dmv.cli.server import serve, server, token  # noqa: E402
+
+cli.add_command(token)
+cli.add_command(serve)
+cli.add_command(server)

@@ -1,0 +1,332 @@
+"""The REST API under ``/api/v1``: one route per :class:`~dmv.project.Project` method.
+
+Every handler checks the request's token first (:meth:`Gate.allow`), then calls
+the same facade method the CLI calls and answers with the record's
+``to_dict()``. Lists are pages: ``{"items", "total", "limit", "offset"}``.
+Handlers are plain ``def``: FastAPI runs them in its thread pool, so a slow
+registry never blocks the event loop that serves predictions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from dmv import tokens
+from dmv.server.auth import gate
+
+__all__ = ["PREFIX", "create_router"]
+
+PREFIX = "/api/v1"
+T = TypeVar("T")
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items.")]
+Offset = Annotated[int, Query(ge=0, description="Skip this many items first.")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelCreate(_Body):
+    name: str = Field(description="lowercase letters, digits and '-', starting with a letter")
+    purpose: str = ""
+    function: str = ""
+    description: str = ""
+    primary_metric: str | None = None
+    metric_goal: Literal["max", "min"] = "max"
+
+
+class ModelUpdate(_Body):
+    purpose: str | None = None
+    function: str | None = None
+    description: str | None = None
+    primary_metric: str | None = None
+    metric_goal: Literal["max", "min"] | None = None
+
+
+class AliasBody(_Body):
+    version: str = Field(description="A reference: X.Y.Z-DATA.SPLIT, X.Y.Z, X.Y, X, latest, alias")
+
+
+class ReleaseBody(_Body):
+    major: bool = False
+
+
+class SelectBody(_Body):
+    run: str = Field(description="The training run to serve, e.g. tr1")
+
+
+class DeprecateBody(_Body):
+    reason: str = ""
+
+
+class TokenCreate(_Body):
+    name: str
+    scope: Literal["read", "write", "admin"]
+    model: str | None = None
+
+
+def page(items: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:
+    """One page of ``items`` (records with ``to_dict()``)."""
+    return {
+        "items": [i.to_dict() for i in items[offset : offset + limit]],
+        "total": len(items),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def _ref(name: str, ref: str) -> str:
+    return f"{name}@{ref}"
+
+
+def create_router() -> APIRouter:
+    router = APIRouter(prefix=PREFIX)
+
+    # -- models -------------------------------------------------------------------
+
+    @router.get("/models", tags=["models"], summary="List models")
+    def list_models(request: Request, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
+        g = gate(request)
+        only = g.visible(request)
+        models = g.project.models()
+        if only is not None:
+            models = [m for m in models if m.name == only]
+        return page(models, limit, offset)
+
+    @router.post("/models", tags=["models"], summary="Create a model", status_code=201)
+    def create_model(body: ModelCreate, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "write", body.name)
+        return project.create_model(**body.model_dump()).to_dict()
+
+    @router.get("/models/{name}", tags=["models"], summary="One model")
+    def get_model(name: str, request: Request) -> dict[str, Any]:
+        return gate(request).allow(request, "read", name).model(name).to_dict()
+
+    @router.patch("/models/{name}", tags=["models"], summary="Change a model's description")
+    def update_model(name: str, body: ModelUpdate, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "write", name)
+        return project.update_model(name, **body.model_dump(exclude_none=True)).to_dict()
+
+    # -- versions -----------------------------------------------------------------
+
+    @router.get("/models/{name}/versions", tags=["versions"], summary="List a model's versions")
+    def list_versions(
+        name: str,
+        request: Request,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        state: Literal["prerelease", "released", "deprecated"] | None = None,
+    ) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return page(project.versions(name, state=state), limit, offset)
+
+    @router.get(
+        "/models/{name}/versions/{ref}",
+        tags=["versions"],
+        summary="The version a reference points at (exact, X.Y.Z, X.Y, X, latest, alias)",
+    )
+    def get_version(name: str, ref: str, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.show(_ref(name, ref)).to_dict()
+
+    @router.post(
+        "/models/{name}/versions/{ref}/release",
+        tags=["versions"],
+        summary="Release a prerelease as N.Y.Z-DATA.SPLIT",
+        status_code=201,
+    )
+    def release(
+        name: str, ref: str, request: Request, body: ReleaseBody | None = None
+    ) -> dict[str, Any]:
+        project = gate(request).allow(request, "write", name)
+        major = body.major if body else False
+        return project.release(_ref(name, ref), major=major).to_dict()
+
+    @router.post(
+        "/models/{name}/versions/{ref}/select",
+        tags=["versions"],
+        summary="Choose the training run a prerelease serves",
+    )
+    def select(name: str, ref: str, body: SelectBody, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "write", name)
+        return project.select_run(_ref(name, ref), body.run).to_dict()
+
+    @router.post(
+        "/models/{name}/versions/{ref}/deprecate",
+        tags=["versions"],
+        summary="Deprecate a version",
+    )
+    def deprecate(
+        name: str, ref: str, request: Request, body: DeprecateBody | None = None
+    ) -> dict[str, Any]:
+        project = gate(request).allow(request, "write", name)
+        return project.deprecate(_ref(name, ref), reason=body.reason if body else "").to_dict()
+
+    @router.delete(
+        "/models/{name}/versions/{ref}",
+        tags=["versions"],
+        summary="Delete a prerelease that was never released, with its runs",
+        status_code=204,
+        response_class=Response,
+    )
+    def delete_version(name: str, ref: str, request: Request) -> Response:
+        gate(request).allow(request, "write", name).delete_version(_ref(name, ref))
+        return Response(status_code=204)
+
+    @router.get(
+        "/models/{name}/versions/{ref}/interface",
+        tags=["versions"],
+        summary="The version's interface: input and output fields",
+    )
+    def get_interface(name: str, ref: str, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.interface(_ref(name, ref)).to_dict()
+
+    @router.get(
+        "/models/{name}/versions/{ref}/verify",
+        tags=["versions"],
+        summary="Re-check every hash and fingerprint the version stands on",
+    )
+    def verify(name: str, ref: str, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.verify(_ref(name, ref)).to_dict()
+
+    @router.get(
+        "/models/{name}/diff",
+        tags=["versions"],
+        summary="What changed from version a to version b, component by component",
+    )
+    def diff(
+        name: str,
+        request: Request,
+        a: Annotated[str, Query(description="The older reference, e.g. 0.0.1")],
+        b: Annotated[str, Query(description="The newer reference, e.g. production")],
+    ) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.diff(_ref(name, a), _ref(name, b))
+
+    @router.get(
+        "/models/{name}/tree",
+        tags=["versions"],
+        summary="The model's versions staged as the pattern's diagram draws them",
+    )
+    def tree(name: str, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.tree(name).to_dict()
+
+    # -- runs ---------------------------------------------------------------------
+
+    @router.get(
+        "/models/{name}/versions/{ref}/runs",
+        tags=["runs"],
+        summary="The training runs of a version with their evaluations",
+    )
+    def list_runs(
+        name: str, ref: str, request: Request, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return page(project.runs(_ref(name, ref)), limit, offset)
+
+    @router.get("/models/{name}/versions/{ref}/runs/{run_id}", tags=["runs"], summary="One run")
+    def get_run(name: str, ref: str, run_id: str, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.get_run(_ref(name, ref), run_id).to_dict(environment=True)
+
+    @router.get(
+        "/models/{name}/runs",
+        tags=["runs"],
+        summary="A model's runs outside any version: experiments and failed runs",
+    )
+    def model_runs(
+        name: str,
+        request: Request,
+        kind: Literal["experiment", "failed"] | None = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        found = [] if kind == "failed" else project.experiments(name)
+        if kind != "experiment":
+            found += project.failed_runs(name)
+        return page(found, limit, offset)
+
+    # -- aliases ------------------------------------------------------------------
+
+    @router.get("/models/{name}/aliases", tags=["aliases"], summary="A model's aliases")
+    def list_aliases(
+        name: str, request: Request, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return page(project.aliases(name), limit, offset)
+
+    @router.put(
+        "/models/{name}/aliases/{alias}",
+        tags=["aliases"],
+        summary="Point an alias at a version (moves it if set; audited)",
+    )
+    def set_alias(name: str, alias: str, body: AliasBody, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "write", name)
+        return project.set_alias(_ref(name, body.version), alias).to_dict()
+
+    @router.delete(
+        "/models/{name}/aliases/{alias}",
+        tags=["aliases"],
+        summary="Remove an alias",
+        status_code=204,
+        response_class=Response,
+    )
+    def remove_alias(name: str, alias: str, request: Request) -> Response:
+        gate(request).allow(request, "write", name).remove_alias(name, alias)
+        return Response(status_code=204)
+
+    # -- audit --------------------------------------------------------------------
+
+    @router.get("/audit", tags=["audit"], summary="The audit log, newest first")
+    def audit(
+        request: Request,
+        model: str | None = None,
+        action: Annotated[str | None, Query(description="Actions starting with this")] = None,
+        actor: str | None = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        g = gate(request)
+        only = g.visible(request)
+        if only is not None:
+            g.allow(request, "read", model or only)
+            model = only
+        fetch = None if actor else offset + limit
+        entries = g.project.audit(model=model, action=action, limit=fetch)
+        if actor:
+            entries = [e for e in entries if e.actor == actor]
+        result = page(entries, limit, offset)
+        if not actor:
+            result["total"] = None  # counting the whole log is not worth it
+        return result
+
+    # -- tokens -------------------------------------------------------------------
+
+    @router.get("/tokens", tags=["tokens"], summary="List tokens (admin)")
+    def list_tokens(request: Request, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
+        project = gate(request).allow(request, "admin")
+        return page(tokens.list_tokens(project), limit, offset)
+
+    @router.post(
+        "/tokens", tags=["tokens"], summary="Create a token (admin); shown once", status_code=201
+    )
+    def create_token(body: TokenCreate, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "admin")
+        plaintext, info = tokens.create_token(project, body.name, body.scope, body.model)
+        return {**info.to_dict(), "token": plaintext}
+
+    @router.delete("/tokens/{name}", tags=["tokens"], summary="Revoke a token (admin)")
+    def revoke_token(name: str, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "admin")
+        return tokens.revoke_token(project, name).to_dict()
+
+    return router

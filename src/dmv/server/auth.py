@@ -1,0 +1,107 @@
+"""Who is asking: tokens on every request, and the project their writes are audited as.
+
+A request carries its token as ``Authorization: Bearer dmv_…`` or in the
+``dmv_token`` cookie (which the web UI's login page sets). While the registry
+has no token at all the server is open (local, single-user mode; the CLI
+refuses to bind such a server to anything but loopback); the first token
+created locks it.
+
+Writes are audited with the token's name as the actor (``token:ci-bot``). Each
+actor gets its own :class:`~dmv.project.Project` over the same stores, so the
+name is recorded by the registry itself, in the write's own transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from dmv.tokens import TokenInfo, authenticate, has_tokens, require
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+    from dmv.project import Project
+
+__all__ = ["COOKIE", "Gate", "gate", "token_of"]
+
+COOKIE = "dmv_token"
+
+
+def token_of(request: HTTPConnection) -> str | None:
+    """The token a request carries, from its Authorization header or cookie."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return header.strip()  # a bare token, or another scheme: authenticate() refuses it
+    return request.cookies.get(COOKIE)
+
+
+class Gate:
+    """Checks tokens against the registry and hands out per-actor projects."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._locked = False
+        self._projects: dict[str, Project] = {}
+        self._lock = threading.Lock()
+
+    def locked(self) -> bool:
+        """Whether a token is needed; once true it stays true (tokens are never deleted)."""
+        if not self._locked:
+            self._locked = has_tokens(self.project)
+        return self._locked
+
+    def identify(self, request: HTTPConnection) -> TokenInfo | None:
+        """The request's token (None in open mode); :class:`Unauthorized` without a good one."""
+        if not self.locked():
+            return None
+        return authenticate(self.project, token_of(request))
+
+    def allow(self, request: HTTPConnection, scope: str, model: str | None = None) -> Project:
+        """The project to act on for this request, after checking ``scope`` on ``model``.
+
+        Raises :class:`~dmv.errors.Unauthorized` (401) or :class:`~dmv.errors.Forbidden`
+        (403) before anything is read or changed.
+        """
+        info = self.identify(request)
+        if info is None:
+            return self.project
+        require(info, scope, model)
+        if scope == "read":
+            return self.project
+        return self.acting_as(info.actor)
+
+    def visible(self, request: HTTPConnection) -> str | None:
+        """The one model a read token is limited to (None: every model); checks read scope."""
+        info = self.identify(request)
+        if info is None:
+            return None
+        require(info, "read", info.model)
+        return info.model
+
+    def acting_as(self, actor: str) -> Project:
+        """A project over the same stores whose registry audits writes as ``actor``."""
+        with self._lock:
+            project = self._projects.get(actor)
+            if project is None:
+                from dmv.project import Project
+
+                settings = {**self.project.config.as_dict(), "actor": actor}
+                project = Project(self.project.root, **settings)
+                self._projects[actor] = project
+            return project
+
+    def close(self) -> None:
+        with self._lock:
+            for project in self._projects.values():
+                project.close()
+            self._projects.clear()
+
+
+def gate(request: HTTPConnection) -> Gate:
+    """The app's :class:`Gate` (for routes in other modules, e.g. the web UI)."""
+    g: Gate = request.app.state.gate
+    return g

@@ -1,0 +1,379 @@
+"""Model serving: predict by version reference, validated against the interface.
+
+A reference is resolved on every request (one indexed registry lookup), so moving
+an alias or releasing a compatible version is served at once, without a restart.
+Everything expensive is cached by what cannot change: loaded models by exact
+version and artifact digest, row validators by interface fingerprint. A model
+file is unpickled only after the artifact store has checked its hash.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dmv.errors import DmvError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from dmv.interface import Interface
+    from dmv.project import Project
+    from dmv.registry import VersionInfo
+    from dmv.version import Version
+
+__all__ = ["DEFAULT_OUTPUT", "ModelServer", "PredictionError", "Served"]
+
+#: The output field's name when a version declares no interface.
+DEFAULT_OUTPUT = "prediction"
+
+
+class PredictionError(DmvError):
+    """The model itself failed on inputs that passed validation."""
+
+    http_status = 500
+    code = "prediction_error"
+
+
+@dataclass
+class Served:
+    """One loaded model: an exact version, the run and file it serves, ready to call."""
+
+    version: Version
+    run_id: str
+    digest: str
+    flavor: str
+    interface: Interface | None
+    predict: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = (DEFAULT_OUTPUT,)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _interface_module() -> Any:
+    try:
+        import dmv.interface as module
+    except ImportError:  # the interface module is optional for serving
+        return None
+    return module
+
+
+def _plain(value: Any) -> Any:
+    """A prediction as JSON data: numpy values become Python ones, NaN becomes null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _has_nan(values: list[Any]) -> bool:
+    return any(isinstance(v, float) and not math.isfinite(v) for v in values)
+
+
+def _shape_outputs(result: Any, names: tuple[str, ...], n: int) -> list[dict[str, Any]]:
+    """The model's raw output as one ``{field: value}`` row per input row."""
+    if hasattr(result, "to_dict") and hasattr(result, "columns"):  # a DataFrame
+        return [_plain(r) for r in result.to_dict(orient="records")]
+    if isinstance(result, list) and result and isinstance(result[0], dict):
+        return [_plain(r) for r in result]
+    import numpy as np
+
+    arr = np.asarray(result)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if len(arr) != n:
+        raise PredictionError(f"the model returned {len(arr)} rows for {n} inputs")
+    if arr.ndim == 2 and len(names) > 1 and arr.shape[1] == len(names):
+        rows = arr.tolist()
+        return [dict(zip(names, _plain(r), strict=True)) for r in rows]
+    values = arr.tolist()
+    if (arr.dtype.kind in "fc" and _has_nan(values)) or arr.dtype.kind == "O":
+        values = _plain(values)
+    name = names[0]
+    return [{name: v} for v in values]
+
+
+def _adapter(
+    model: Any, flavor: str, iface: Interface | None
+) -> tuple[Callable[[list[dict[str, Any]]], Any], tuple[str, ...]]:
+    """How rows become the model's input, decided once per loaded model."""
+    names: tuple[str, ...] = tuple(f.name for f in iface.inputs) if iface else ()
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is not None:
+        columns = [str(c) for c in fitted]
+
+        def frame(rows: list[dict[str, Any]]) -> Any:
+            import pandas as pd
+
+            return pd.DataFrame.from_records(rows, columns=columns)
+
+        return frame, tuple(columns)
+    array_fields = [f for f in iface.inputs if f.type.value == "array"] if iface else []
+    if iface and len(iface.inputs) == 1 and array_fields:
+        only = names[0]
+
+        def tensor(rows: list[dict[str, Any]]) -> Any:
+            import numpy as np
+
+            return np.asarray([r[only] for r in rows])
+
+        return tensor, names
+    numeric = {"bool", "int32", "int64", "float32", "float64"}
+    if flavor in ("sklearn", "onnx") and (
+        iface is None or all(f.type.value in numeric for f in iface.inputs)
+    ):
+
+        def matrix(rows: list[dict[str, Any]]) -> Any:
+            import numpy as np
+
+            keys = names or tuple(rows[0])
+            return np.asarray([[r.get(k) for k in keys] for r in rows], dtype=float)
+
+        return matrix, names
+
+    def records(rows: list[dict[str, Any]]) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame.from_records(rows, columns=list(names) or None)
+
+    return records, names
+
+
+class ModelServer:
+    """Resolves references, loads and caches models, validates and predicts."""
+
+    def __init__(self, project: Project, models: Sequence[str] | None = None) -> None:
+        self.project = project
+        #: The models this server answers for (None: every model in the registry).
+        self.models = None if models is None else tuple(dict.fromkeys(models))
+        self._served: dict[tuple[str, str], Served] = {}
+        # (exact ref, serving run, run count) -> (run id, digest, flavor, format)
+        self._files: dict[tuple[str, str | None, int], tuple[str, str, str, str]] = {}
+        self._interfaces: dict[str, Interface | None] = {}
+        self._lock = threading.Lock()
+
+    # -- resolution ----------------------------------------------------------
+
+    def check_model(self, name: str) -> None:
+        if self.models is not None and name not in self.models:
+            raise NotFound(
+                f"this server does not serve model {name!r}",
+                hint=f"it serves {', '.join(self.models) or 'nothing'}",
+            )
+
+    def resolve(self, name: str, ref: str) -> VersionInfo:
+        """The version ``name@ref`` points at now."""
+        self.check_model(name)
+        if "@" in ref or " " in ref:
+            raise InvalidInput(f"{ref!r} is not a version reference", hint="e.g. 1.1, latest")
+        return self.project.show(f"{name}@{ref}")
+
+    def interface(self, info: VersionInfo) -> Interface | None:
+        """The version's interface, parsed once per fingerprint (None when it has none)."""
+        if not info.interface:
+            return None
+        key = info.interface_fp or repr(sorted(info.interface.items()))
+        if key in self._interfaces:
+            return self._interfaces[key]
+        module = _interface_module()
+        iface = None if module is None else module.Interface.from_dict(info.interface)
+        self._interfaces[key] = iface
+        return iface
+
+    # -- loading ---------------------------------------------------------------
+
+    def _model_file(self, info: VersionInfo) -> tuple[str, str, str, str]:
+        key = (info.version.ref, info.serving_run, info.run_count)
+        found = self._files.get(key)
+        if found is not None:
+            return found
+        runs = self.project.runs(info.version)
+        if not runs:
+            raise NotFound(f"{info.version} has no training run to serve")
+        wanted = info.serving_run
+        if wanted is None:
+            with_model = [r for r in runs if any(a.kind == "model" for a in r.artifacts)]
+            wanted = with_model[-1].id if with_model else runs[-1].id
+        run = next((r for r in runs if r.id == wanted), None)
+        art = None if run is None else next((a for a in run.artifacts if a.kind == "model"), None)
+        if run is None or art is None:
+            raise NotFound(f"{info.version} {wanted} logged no model to serve")
+        meta = art.meta or {}
+        found = (run.id, art.digest, str(meta.get("flavor", "pickle")), str(meta.get("format", "")))
+        self._files[key] = found
+        return found
+
+    def served(self, info: VersionInfo) -> Served:
+        """The loaded model for ``info``: cached by exact version and file digest."""
+        run_id, digest, flavor, fmt = self._model_file(info)
+        key = (info.version.ref, digest)
+        served = self._served.get(key)
+        if served is not None:
+            return served
+        with self._lock:  # one load per model, however many requests wait for it
+            served = self._served.get(key)
+            if served is None:
+                served = self._load(info, run_id, digest, flavor, fmt)
+                self._served[key] = served
+        return served
+
+    def _load(self, info: VersionInfo, run_id: str, digest: str, flavor: str, fmt: str) -> Served:
+        iface = self.interface(info)
+        if fmt == "onnx":
+            model: Any = _load_onnx(self.project, info, run_id, digest)
+            flavor = "onnx"
+        else:
+            # load_model verifies the file's hash before unpickling it.
+            model = self.project.load_model(info.version, run_id)
+        if not callable(getattr(model, "predict", None)):
+            raise PredictionError(f"{info.version} {run_id}: the stored model has no predict")
+        to_input, input_names = _adapter(model, flavor, iface)
+        outputs = tuple(f.name for f in iface.outputs) if iface and iface.outputs else ()
+        output_names = outputs or (DEFAULT_OUTPUT,)
+        predict_fn = model.predict
+
+        def predict(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return _shape_outputs(predict_fn(to_input(rows)), output_names, len(rows))
+
+        return Served(
+            version=info.version,
+            run_id=run_id,
+            digest=digest,
+            flavor=flavor,
+            interface=iface,
+            predict=predict,
+            input_names=input_names,
+            output_names=output_names,
+        )
+
+    # -- predicting --------------------------------------------------------------
+
+    def validate(self, info: VersionInfo, rows: Any) -> list[dict[str, Any]]:
+        """``rows`` checked against the version's interface; :class:`InvalidInput` if bad."""
+        if not isinstance(rows, list):
+            raise InvalidInput(
+                f"'inputs' must be a list of objects, got {type(rows).__name__}",
+                hint='send {"inputs": [{"field": value, ...}, ...]}',
+                problems=[
+                    {
+                        "row": None,
+                        "field": "inputs",
+                        "problem": "bad_shape",
+                        "message": "'inputs' must be a list of objects",
+                    }
+                ],
+            )
+        if not rows:
+            raise InvalidInput("'inputs' is empty: send at least one row")
+        iface = self.interface(info)
+        if iface is None:
+            bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+            if bad is not None:
+                raise InvalidInput(f"row {bad} must be an object of field values")
+            return rows
+        problems = _interface_module().validate_rows(iface, rows)
+        if problems:
+            fields = sorted({str(p["field"]) for p in problems if p.get("field")})
+            raise InvalidInput(
+                f"{len(problems)} problem(s) with the inputs"
+                + (f": {', '.join(fields)}" if fields else ""),
+                hint="see details.problems; the interface is at GET /models/{name}/versions/{ref}",
+                problems=problems,
+            )
+        return rows
+
+    def predict(self, name: str, ref: str, rows: Any) -> tuple[Version, list[dict[str, Any]]]:
+        """Resolve ``name@ref`` now, validate ``rows`` and predict: (exact version, outputs)."""
+        return self.predict_version(self.resolve(name, ref), rows)
+
+    def predict_version(self, info: VersionInfo, rows: Any) -> tuple[Version, list[dict[str, Any]]]:
+        """Validate ``rows`` against the resolved version ``info`` and predict."""
+        rows = self.validate(info, rows)
+        served = self.served(info)
+        try:
+            outputs = served.predict(rows)
+        except DmvError:
+            raise
+        except Exception as exc:
+            message = f"{info.version} failed to predict: {type(exc).__name__}: {exc}"
+            if served.interface is None:
+                # Nothing checked the rows: most likely they are what is wrong.
+                raise InvalidInput(
+                    message, hint="this version declares no interface to validate against"
+                ) from None
+            raise PredictionError(message) from None
+        return info.version, outputs
+
+    # -- metadata ------------------------------------------------------------------
+
+    def metadata(self, info: VersionInfo) -> dict[str, Any]:
+        """A version as a serving client sees it: identity, state, interface, endpoints."""
+        v = info.version
+        base = f"/models/{v.name}/versions/{v.number}"
+        return {
+            "model": v.name,
+            "version": v.number,
+            "ref": v.ref,
+            "state": info.state,
+            "aliases": list(info.aliases),
+            "serving_run": info.serving_run,
+            "interface": info.interface,
+            "interface_fp": info.interface_fp,
+            "endpoints": {"predict": f"{base}/predict", "infer": f"/v2{base}/infer"},
+        }
+
+    def model_list(self) -> list[dict[str, Any]]:
+        models = self.project.models()
+        if self.models is not None:
+            models = [m for m in models if m.name in self.models]
+        return [
+            {
+                "name": m.name,
+                "purpose": m.purpose,
+                "function": m.function,
+                "latest_release": m.latest_release,
+                "latest_prerelease": m.latest_prerelease,
+                "aliases": m.aliases,
+            }
+            for m in models
+        ]
+
+
+def _load_onnx(project: Project, info: VersionInfo, run_id: str, digest: str) -> Any:
+    """An ONNX model behind a ``predict(rows)`` method (needs onnxruntime)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise PredictionError(
+            f"{info.version} is an ONNX model and onnxruntime is not installed",
+            hint="pip install 'dmv[onnx]'",
+        ) from None
+    from dmv.artifacts import Blob
+
+    run = project.get_run(info.version, run_id)
+    art = next(a for a in run.artifacts if a.kind == "model" and a.digest == digest)
+    data = project.artifacts.get_bytes(Blob(art.digest, art.size), what=f"{info.version} {run_id}")
+    session = ort.InferenceSession(data)
+    input_name = session.get_inputs()[0].name
+
+    class OnnxModel:
+        def predict(self, x: Any) -> Any:
+            import numpy as np
+
+            return session.run(None, {input_name: np.asarray(x, dtype=np.float32)})[0]
+
+    return OnnxModel()

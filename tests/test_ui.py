@@ -1,0 +1,774 @@
+"""The web UI: pages through the in-process client, and in Debian's Chromium.
+
+One real project is built once for the module: iris classifiers trained with
+scikit-learn and versioned exactly as ``seed/diagram1.png`` draws it
+(experiments; 0.0.1 → 0.0.2 logic → 0.1.0 interface → 0.1.0-0123.efgh data, two
+runs on the last; released as 1.1.0-0123.efgh with the alias ``production``),
+plus a second, small model with a deprecated version for the filters.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("sklearn")
+
+import dmv
+from dmv.server.ui import create_router
+from dmv.server.ui._tree import change_between
+
+MODEL = "iris-model"
+SMALL = "iris-small"
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+TRAIN_PY = "# the training code of the iris models\nSEED = 0\n"
+
+
+# -- the project ------------------------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.org",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.org",
+            "HOME": str(root),
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+
+
+def build_project(root: Path) -> dmv.Project:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    project = dmv.init(root)
+    code: list[str] = []
+    if shutil.which("git"):
+        (root / "train.py").write_text(TRAIN_PY, encoding="utf-8")
+        _git(root, "init", "-q", "-b", "main")
+        _git(root, "add", "-A")
+        _git(root, "commit", "-q", "-m", "training code")
+        code = ["train.py"]
+    project.create_model(
+        MODEL,
+        purpose="tell iris species apart",
+        function="classification",
+        primary_metric="accuracy",
+    )
+    project.create_model(SMALL, purpose="a smaller try", function="classification")
+    frame = load_iris(as_frame=True).frame
+
+    def train(
+        model: str, data: str, c: float, cols: list[str], seed: int = 0, experiment: bool = False
+    ) -> Any:
+        x, y = frame[cols], frame["target"]
+        train_idx = x.sample(frac=0.7, random_state=seed).index
+        test_idx = x.index.difference(train_idx)
+        if experiment:
+            block = project.experiment(model, data=data, params={"C": c}, code=code)
+        else:
+            block = project.run(model, data=data, params={"C": c}, code=code)
+        with block as run:
+            clf = LogisticRegression(C=c, max_iter=500).fit(x.loc[train_idx], y.loc[train_idx])
+            metric = "accuracy" if model == MODEL else "f1"
+            run.log_metrics({metric: clf.score(x.loc[train_idx], y.loc[train_idx])}, "train")
+            run.log_metrics({metric: clf.score(x.loc[test_idx], y.loc[test_idx])}, "test")
+            run.log_model(clf, sample_input=x.head(5))
+        return run
+
+    train(MODEL, "0123.abcd", 1.0, FEATURES, experiment=True)
+    train(MODEL, "0123.abcd", 0.3, FEATURES, experiment=True)
+    train(MODEL, "0123.abcd", 1.0, FEATURES)  # 0.0.1-0123.abcd
+    train(MODEL, "0123.abcd", 0.5, FEATURES)  # 0.0.2: a hyperparameter changed
+    train(MODEL, "0123.abcd", 0.5, FEATURES[:3])  # 0.1.0: one input fewer
+    train(MODEL, "0123.efgh", 0.5, FEATURES[:3], seed=1)  # 0.1.0-0123.efgh: a new split
+    train(MODEL, "0123.efgh", 0.5, FEATURES[:3], seed=1)  # its tr1: training noise
+    if hasattr(project, "release"):
+        project.release(f"{MODEL}@0.1.0-0123.efgh")
+    else:  # pragma: no cover - before dmv.release existed
+        import sqlalchemy as sa
+
+        from dmv.registry import schema
+
+        v = schema.versions.c
+        with project.registry.engine.connect() as conn:
+            source = conn.execute(
+                sa.select(v.id).where(v.x == 0, v.y == 1, v.z == 0, v.split == "efgh")
+            ).scalar_one()
+        project.registry.create_version(
+            dmv.Version.parse(f"{MODEL} 1.1.0-0123.efgh"), released_from=source
+        )
+    project.set_alias(f"{MODEL}@1.1.0-0123.efgh", "production")
+    train(SMALL, "0456.aaaa", 1.0, FEATURES[:2])
+    train(SMALL, "0456.aaaa", 2.0, FEATURES[:2])
+    project.deprecate(f"{SMALL}@0.0.1-0456.aaaa")
+    return project
+
+
+@pytest.fixture(scope="module")
+def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dmv.Project]:
+    project = build_project(tmp_path_factory.mktemp("ui") / "proj")
+    yield project
+    project.close()
+
+
+def make_app(project: dmv.Project) -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.include_router(create_router(project))
+    return app
+
+
+@pytest.fixture(scope="module")
+def client(ui_project: dmv.Project) -> Any:
+    from fastapi.testclient import TestClient
+
+    return TestClient(make_app(ui_project))
+
+
+# -- reading pages -----------------------------------------------------------------
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, and the text inside tags of interest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+
+
+def tags(html: str, name: str | None = None, **attrs: str) -> list[dict[str, str]]:
+    parser = Tags()
+    parser.feed(html)
+    return [
+        a
+        for t, a in parser.tags
+        if (name is None or t == name)
+        and all(a.get(k.rstrip("_").replace("_", "-")) == v for k, v in attrs.items())
+    ]
+
+
+def arrows(html: str) -> set[tuple[str, str, str]]:
+    """The labelled arrows of a version tree: (from, change, to)."""
+    return {
+        (a["data-from"], a["data-change"], a["data-to"])
+        for a in tags(html, "text")
+        if "data-change" in a
+    }
+
+
+def boxes(html: str) -> dict[str, dict[str, float]]:
+    """Each version box's rectangle, by its number."""
+    out = {}
+    for m in re.finditer(r'data-version="([^"]+)">.*?<rect x="([\d.]+)" y="([\d.]+)"', html, re.S):
+        out[m.group(1)] = {"x": float(m.group(2)), "y": float(m.group(3))}
+    return out
+
+
+EXPECTED_ARROWS = {
+    ("0.0.1-0123.abcd", "logic", "0.0.2-0123.abcd"),
+    ("0.0.2-0123.abcd", "interface", "0.1.0-0123.abcd"),
+    ("0.1.0-0123.abcd", "data", "0.1.0-0123.efgh"),
+    ("0.1.0-0123.efgh", "release", "1.1.0-0123.efgh"),
+}
+
+
+# -- pure parts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "change"),
+    [
+        ("0.0.1-0123.abcd", "0.0.2-0123.abcd", "logic"),
+        ("0.0.2-0123.abcd", "0.1.0-0123.abcd", "interface"),
+        ("0.1.0-0123.abcd", "0.1.0-0123.efgh", "data"),
+        ("0.1.0-0123.abcd", "0.1.0-0124.abcd", "data"),
+        ("0.0.1-0123.abcd", "0.0.2-0123.efgh", "logic+data"),
+        ("0.1.3-0123.abcd", "0.2.0-0999.abcd", "interface+data"),
+        ("0.1.0-0123.efgh", "1.1.0-0123.efgh", "release"),
+        ("0.0.1-0123.abcd", "0.0.1-0123.abcd", ""),
+    ],
+)
+def test_change_between_consecutive_prereleases(a: str, b: str, change: str) -> None:
+    parse = dmv.Version.parse_number
+    assert change_between(parse("m", a), parse("m", b)) == change
+
+
+def _info(number: str, **fields: Any) -> Any:
+    from dmv.registry.records import VersionInfo
+
+    return VersionInfo(dmv.Version.parse_number("m", number), "prerelease", 0.0, **fields)
+
+
+def test_layout_stacks_releases_of_one_prerelease_under_it() -> None:
+    from dmv.server.ui._tree import layout
+
+    versions = [_info("0.0.1-a.b"), _info("0.0.1-a.c"), _info("1.0.1-a.c"), _info("2.0.1-a.c")]
+    released_from = {"1.0.1-a.c": "0.0.1-a.c", "2.0.1-a.c": "0.0.1-a.c"}
+    tree = layout("m", versions, [], released_from, {})
+    at = {b.version: (b.x, b.y) for b in tree.boxes}
+    assert at["1.0.1-a.c"][0] == at["2.0.1-a.c"][0] == at["0.0.1-a.c"][0]
+    assert at["0.0.1-a.c"][1] < at["1.0.1-a.c"][1] < at["2.0.1-a.c"][1]
+    assert {(a.source, a.change, a.target) for a in tree.arrows} == {
+        ("0.0.1-a.b", "data", "0.0.1-a.c"),
+        ("0.0.1-a.c", "release", "1.0.1-a.c"),
+        ("0.0.1-a.c", "release", "2.0.1-a.c"),
+    }
+    assert [s.empty for s in tree.stages] == ["no experiment runs", "", ""]
+
+
+def test_a_release_of_unknown_origin_goes_under_its_twin_or_to_the_right() -> None:
+    from dmv.server.ui._tree import layout
+
+    versions = [_info("0.1.0-a.b"), _info("1.1.0-a.b"), _info("1.2.0-a.b")]
+    tree = layout("m", versions, [], {}, {})
+    at = {b.version: b.x for b in tree.boxes}
+    assert at["1.1.0-a.b"] == at["0.1.0-a.b"] < at["1.2.0-a.b"]
+    assert [(a.source, a.change, a.target) for a in tree.arrows] == [
+        ("0.1.0-a.b", "release", "1.1.0-a.b")
+    ]
+
+
+class SplitAware:
+    """Stands in for the project methods the data engine adds (not there yet)."""
+
+    def data_split_info(self, version: dmv.Version) -> dict[str, Any]:
+        prefix = version.table_prefix
+        return {
+            "split": {
+                "parts": [
+                    {"name": p, "table": f"{prefix}__{p}", "rows": n}
+                    for p, n in (("train", 105), ("valid", 15), ("test", 30))
+                ]
+            },
+            "leakage": {
+                "ok": False,
+                "checks": [{"kind": "shared_key", "column": "id", "count": 2}],
+            },
+        }
+
+
+def test_lineage_reads_a_recorded_split_and_its_leakage_check() -> None:
+    from dmv.server.ui._views import lineage
+
+    out = lineage(SplitAware(), dmv.Version.parse("price-model 1.1.0-0123.efgh"))  # type: ignore[arg-type]
+    assert out["recorded"] is True
+    assert [(p["table"], p["rows"]) for p in out["parts"]] == [
+        ("price_model__0123__efgh__train", 105),
+        ("price_model__0123__efgh__valid", 15),
+        ("price_model__0123__efgh__test", 30),
+    ]
+    assert out["leakage"] == {
+        "ok": False,
+        "checks": [{"kind": "shared_key", "column": "id", "count": 2}],
+    }
+    bare = lineage(object(), dmv.Version.parse("price-model 1.1.0-0123.efgh"))  # type: ignore[arg-type]
+    assert bare["recorded"] is False and bare["parts"][0]["rows"] is None
+
+
+# -- in-process pages ---------------------------------------------------------------
+
+
+def test_models_page_lists_models_with_their_versions(client: Any) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert "<title>Models · dmv</title>" in r.text
+    row = r.text.split(f'data-model="{MODEL}"')[1].split("</tr>")[0]
+    for text in (
+        "tell iris species apart",
+        "classification",
+        "0.1.0-0123.efgh",
+        "1.1.0-0123.efgh",
+        "@production",
+    ):
+        assert text in row
+    assert f'data-model="{SMALL}"' in r.text
+    assert "not released" in r.text.split(f'data-model="{SMALL}"')[1].split("</tr>")[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("q=small", {SMALL}),
+        ("q=PRODUCTION", {MODEL}),  # an alias, any case
+        ("q=iris", {MODEL, SMALL}),
+        ("q=nothing-like-it", set()),
+        ("state=released", {MODEL}),
+        ("state=deprecated", {SMALL}),
+        ("state=prerelease", {MODEL, SMALL}),
+        ("metric=f1", {SMALL}),
+        ("metric=accuracy&state=released", {MODEL}),
+    ],
+)
+def test_models_filters_on_the_server(client: Any, query: str, shown: set[str]) -> None:
+    r = client.get(f"/?{query}")
+    assert r.status_code == 200
+    assert {a["data-model"] for a in tags(r.text, "tr") if "data-model" in a} == shown
+
+
+def test_metric_filter_shows_the_metric_column(client: Any) -> None:
+    html = client.get("/?metric=accuracy").text
+    assert '<th class="num">accuracy</th>' in html
+    cell = re.search(r'<td class="num metric" title="test, 1.1.0-0123.efgh[^"]*">([\d.]+)<', html)
+    assert cell is not None and 0.5 < float(cell.group(1)) <= 1.0
+
+
+def test_unknown_state_is_a_422_page(client: Any) -> None:
+    r = client.get("/?state=retired")
+    assert r.status_code == 422
+    assert "unknown release state" in r.text and "prerelease, released, deprecated" in r.text
+
+
+def test_model_page_draws_the_version_tree(client: Any) -> None:
+    r = client.get(f"/ui/models/{MODEL}")
+    assert r.status_code == 200
+    html = r.text
+    assert f"<title>{MODEL} · dmv</title>" in html
+    assert arrows(html) == EXPECTED_ARROWS
+    b = boxes(html)
+    assert set(b) == {
+        "0.0.1-0123.abcd",
+        "0.0.2-0123.abcd",
+        "0.1.0-0123.abcd",
+        "0.1.0-0123.efgh",
+        "1.1.0-0123.efgh",
+    }
+    dev = ["0.0.1-0123.abcd", "0.0.2-0123.abcd", "0.1.0-0123.abcd", "0.1.0-0123.efgh"]
+    assert [b[v]["x"] for v in dev] == sorted(b[v]["x"] for v in dev)  # left to right
+    assert len({b[v]["y"] for v in dev}) == 1  # one row
+    release = b["1.1.0-0123.efgh"]
+    assert release["x"] == b["0.1.0-0123.efgh"]["x"] and release["y"] > b[dev[0]]["y"]
+    assert [a["data-experiment"] for a in tags(html, "a") if "data-experiment" in a] == [
+        "x.x.x-0123.abcd"
+    ]
+    assert "ex1, ex2" in html
+    for stage in ("Experiment stage", "Development stage", "Production stage"):
+        assert stage in html
+    # every part of a number has its own colour class, and the legend names them
+    assert '<tspan class="p-y">1</tspan>' in html and "SPLIT stored split" in html
+    for a in tags(html, "a"):
+        if "data-version" in a:
+            assert a["href"] == f"/ui/models/{MODEL}/versions/{a['data-version']}"
+
+
+def test_model_page_lists_versions_with_state_runs_and_aliases(client: Any) -> None:
+    html = client.get(f"/ui/models/{MODEL}").text
+    rows = {a["data-version"]: a for a in tags(html, "tr") if "data-version" in a}
+    assert list(rows) == [
+        "0.0.1-0123.abcd",
+        "0.0.2-0123.abcd",
+        "0.1.0-0123.abcd",
+        "0.1.0-0123.efgh",
+        "1.1.0-0123.efgh",
+    ]
+    assert rows["1.1.0-0123.efgh"]["class"] == "state-released"
+    efgh = html.split('<tr data-version="0.1.0-0123.efgh"')[1].split("</tr>")[0]
+    assert '<td class="num">2</td>' in efgh
+    released = html.split('<tr data-version="1.1.0-0123.efgh"')[1].split("</tr>")[0]
+    assert "@production" in released and "0.1.0-0123.efgh" in released
+
+
+def test_version_page_shows_components_interface_lineage_and_runs(
+    client: Any, ui_project: dmv.Project
+) -> None:
+    info = ui_project.show(f"{MODEL}@0.1.0-0123.efgh")
+    r = client.get(f"/ui/models/{MODEL}/versions/0.1.0-0123.efgh")
+    assert r.status_code == 200
+    html = r.text
+    assert f"<title>{MODEL} 0.1.0-0123.efgh · dmv</title>" in html
+    assert info.interface_fp and info.interface_fp[:27] in html
+    assert info.logic_fp and info.logic_fp[:27] in html
+    inputs = html.split('data-side="inputs"')[1].split("</table>")[0]
+    assert "petal length (cm)" in inputs and "petal width (cm)" not in inputs
+    assert "Python" in html and "scikit-learn" in html
+    assert "iris_model__0123__efgh__train" in html and "iris_model__0123__efgh__test" in html
+    assert "no stored split recorded" in html.lower() or " rows" in html
+    assert {a["data-run"] for a in tags(html, "tr") if "data-run" in a} >= {"tr0", "tr1"}
+    bars = [a for a in tags(html, "rect") if "data-run" in a]
+    assert {(a["data-run"], a["data-split"]) for a in bars} == {
+        ("tr0", "train"),
+        ("tr0", "test"),
+        ("tr1", "train"),
+        ("tr1", "test"),
+    }
+    assert "Released as" in html and "1.1.0-0123.efgh" in html
+    if shutil.which("git"):
+        commits = [a for a in tags(html, "code", class_="commit")]
+        assert commits and all(len(a["title"]) == 40 for a in commits)
+        assert '<span class="badge good">clean</span>' in html
+
+
+def test_version_page_resolves_aliases_and_partial_numbers(client: Any) -> None:
+    for ref in ("production", "latest", "1.1", "1"):
+        r = client.get(f"/ui/models/{MODEL}/versions/{ref}")
+        assert r.status_code == 200, ref
+        assert f"<title>{MODEL} 1.1.0-0123.efgh · dmv</title>" in r.text
+        assert "points here now" in r.text
+    r = client.get(f"/ui/models/{MODEL}/versions/1.1.0-0123.efgh")
+    assert "Released from" in r.text and "0.1.0-0123.efgh" in r.text
+
+
+def test_diff_page_highlights_changed_parts(client: Any) -> None:
+    r = client.get(f"/ui/diff?a={MODEL}@0.0.1-0123.abcd&b={MODEL}@0.1.0-0123.efgh")
+    assert r.status_code == 200
+    parts = {a["data-part"]: a["class"] for a in tags(r.text, "tr") if "data-part" in a}
+    assert parts == {
+        "name": "same",
+        "x": "same",
+        "y": "changed",
+        "z": "changed",
+        "data": "same",
+        "split": "changed",
+    }
+    rows = {a["data-row"]: a["class"] for a in tags(r.text, "tr") if "data-row" in a}
+    assert rows["interface fingerprint"] == "changed"
+    assert rows["logic fingerprint"] == "changed"
+    assert rows["C"] == "changed"  # 1.0 → 0.5
+    assert rows["input petal width (cm)"] == "changed"  # removed
+    assert {"accuracy (train)", "accuracy (test)"} <= set(rows)
+    assert 'data-change="interface+data"' in r.text
+    assert "Interface changes" in r.text and "removed" in r.text
+
+
+def test_diff_of_a_release_and_its_prerelease_differs_only_in_release_parts(client: Any) -> None:
+    r = client.get(f"/ui/diff?a={MODEL}@0.1.0-0123.efgh&b={MODEL}@production")
+    parts = {a["data-part"]: a["class"] for a in tags(r.text, "tr") if "data-part" in a}
+    assert [p for p, c in parts.items() if c == "changed"] == ["x"]
+    assert 'data-change="release"' in r.text
+
+
+def test_a_model_without_versions_has_an_empty_tree(project: dmv.Project) -> None:
+    from fastapi.testclient import TestClient
+
+    project.create_model("empty-one")
+    html = TestClient(make_app(project)).get("/ui/models/empty-one").text
+    assert "no prerelease yet" in html and "nothing released" in html
+    assert arrows(html) == set() and boxes(html) == {}
+    other = dmv.init(project.root / "other")
+    try:
+        assert "No models yet" in TestClient(make_app(other)).get("/").text
+    finally:
+        other.close()
+
+
+def test_diff_form_without_refs(client: Any) -> None:
+    r = client.get("/ui/diff")
+    assert r.status_code == 200 and 'name="a"' in r.text and 'name="b"' in r.text
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [
+        ("/ui/models/no-such-model", 404, "no-such-model"),
+        (f"/ui/models/{MODEL}/versions/9.9.9-0123.abcd", 404, "does not exist"),
+        (f"/ui/models/{MODEL}/versions/staging", 404, "has no alias"),
+        (f"/ui/models/{MODEL}/versions/01.2", 422, "leading zero"),
+        ("/ui/models/Bad_Name", 422, "Bad_Name"),
+        (f"/ui/diff?a={MODEL}@0.0.1-0123.abcd&b=", 422, "is empty"),
+        (f"/ui/diff?a={MODEL}&b={MODEL}@latest", 422, "no &#39;@&#39;"),
+        ("/ui/static/secret.py", 404, "no static file"),
+    ],
+)
+def test_errors_are_friendly_pages(client: Any, url: str, status: int, message: str) -> None:
+    r = client.get(url)
+    assert r.status_code == status
+    assert "text/html" in r.headers["content-type"]
+    assert message in r.text
+    assert f'<p class="status">{status}</p>' in r.text
+    assert "Traceback" not in r.text
+
+
+def test_error_page_carries_the_hint(client: Any) -> None:
+    r = client.get(f"/ui/models/{MODEL}/versions/9.9.9-0123.abcd")
+    assert '<p class="hint">' in r.text and f"dmv versions {MODEL}" in r.text
+
+
+def test_login_sets_an_httponly_cookie_and_logout_clears_it(client: Any) -> None:
+    assert 'name="token"' in client.get("/login").text
+    r = client.post(
+        "/login",
+        content="token=dmv_abc&next=%2Fui%2Fmodels%2Firis-model",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/ui/models/iris-model"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("dmv_token=dmv_abc") and "HttpOnly" in cookie
+    assert "samesite=lax" in cookie.lower()
+    r = client.get("/logout", follow_redirects=False)
+    assert r.status_code == 303 and 'dmv_token=""' in r.headers["set-cookie"]
+    client.cookies.clear()
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil"])
+def test_login_never_redirects_off_site(client: Any, target: str) -> None:
+    from urllib.parse import quote
+
+    r = client.post(
+        "/login",
+        content=f"token=dmv_abc&next={quote(target)}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == "/"
+    client.cookies.clear()
+
+
+def test_login_without_a_token_asks_again(client: Any) -> None:
+    r = client.post(
+        "/login", content="token=", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code == 422 and "dmv token create" in r.text
+
+
+def test_stylesheet_is_served_by_dmv(client: Any) -> None:
+    r = client.get("/ui/static/app.css")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
+    assert "--c-split" in r.text
+    html = client.get("/").text
+    assert "http://" not in html and "https://" not in html  # nothing from elsewhere
+
+
+# -- through the whole server ---------------------------------------------------------
+
+create_app: Any = getattr(pytest.importorskip("dmv.server"), "create_app", None)
+needs_app = pytest.mark.skipif(create_app is None, reason="dmv.server.create_app is not there yet")
+
+
+@needs_app
+def test_the_server_app_serves_the_ui(ui_project: dmv.Project) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(ui_project)) as c:
+        assert c.get("/").status_code == 200
+        assert arrows(c.get(f"/ui/models/{MODEL}").text) == EXPECTED_ARROWS
+        assert c.get(f"/ui/models/{MODEL}/versions/nope").status_code == 404
+
+
+@needs_app
+def test_with_tokens_the_ui_needs_a_read_token(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    tokens = pytest.importorskip("dmv.tokens")
+    project = dmv.init(tmp_path / "p")
+    project.create_model("one")
+    project.create_model("two")
+    try:
+        secret, _ = tokens.create_token(project, "reader", "read", model="one")
+        with TestClient(create_app(project)) as c:
+            r = c.get("/ui/models/one")
+            assert r.status_code == 401 and "/login?next=" in r.text
+            bad = c.post(
+                "/login",
+                content="token=dmv_wrong",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            assert bad.status_code == 401 and "set-cookie" not in bad.headers
+            c.post(
+                "/login",
+                content=f"token={secret}",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+                follow_redirects=False,
+            )
+            assert c.get("/ui/models/one").status_code == 200
+            assert c.get("/ui/models/two").status_code == 403
+            listed = {a["data-model"] for a in tags(c.get("/").text, "tr") if "data-model" in a}
+            assert listed == {"one"}
+    finally:
+        project.close()
+
+
+# -- in the browser ------------------------------------------------------------------------
+
+browser_mark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"Debian's Chromium is not installed at {CHROMIUM}"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server_url(ui_project: dmv.Project) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    app = create_app(ui_project) if create_app is not None else make_app(ui_project)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the UI server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server_url: str) -> Iterator[Any]:
+    context = browser.new_context(base_url=server_url, viewport={"width": 1400, "height": 900})
+    p = context.new_page()
+    p.set_default_timeout(10_000)
+    external: list[str] = []
+    p.on(
+        "request", lambda req: None if req.url.startswith(server_url) else external.append(req.url)
+    )
+    yield p
+    context.close()
+    assert not external, f"the page loaded files from elsewhere: {external}"
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@browser_mark
+@pytest.mark.browser
+def test_browse_from_models_to_a_model_to_a_version(page: Any) -> None:
+    response = page.goto("/")
+    assert response.status == 200
+    assert page.title() == "Models · dmv"
+    shot(page, "models")
+    page.click(f"a.model-link:text-is('{MODEL}')")
+    page.wait_for_url(f"**/ui/models/{MODEL}")
+    assert page.title() == f"{MODEL} · dmv"
+    tree = page.locator("svg.tree")
+    assert tree.is_visible()
+    shot(page, "model-tree")
+    page.locator('svg.tree a[data-version="0.1.0-0123.efgh"]').click()
+    page.wait_for_url(f"**/ui/models/{MODEL}/versions/0.1.0-0123.efgh")
+    assert page.locator("h1").inner_text().replace("\n", " ") == f"{MODEL} 0.1.0-0123.efgh"
+    assert page.locator("figure.chart rect.bar").count() == 4
+    shot(page, "version")
+    page.click(".facts a[href$='/versions/1.1.0-0123.efgh']")
+    page.wait_for_url("**/versions/1.1.0-0123.efgh")
+    assert "production" in page.locator(".subtitle").inner_text()
+
+
+@browser_mark
+@pytest.mark.browser
+def test_the_tree_in_the_browser_has_the_right_arrows(page: Any) -> None:
+    page.goto(f"/ui/models/{MODEL}")
+    labels = page.locator("svg.tree text[data-change]")
+    label_text = "el => el.lastChild.textContent"  # after the <title> tooltip
+    seen = {
+        (
+            labels.nth(i).get_attribute("data-from"),
+            labels.nth(i).evaluate(label_text),
+            labels.nth(i).get_attribute("data-to"),
+        )
+        for i in range(labels.count())
+    }
+    assert seen == EXPECTED_ARROWS
+
+    def box(v: str) -> Any:
+        return page.locator(f'svg.tree a[data-version="{v}"] rect').bounding_box()
+
+    # Each label sits between (or beside) the two boxes it joins, as drawn.
+    for src, change, dst in EXPECTED_ARROWS:
+        label = page.locator(f'svg.tree text[data-change="{change}"]').bounding_box()
+        a, b = box(src), box(dst)
+        if change == "release":
+            assert a["y"] + a["height"] < label["y"] < b["y"]
+            assert abs(a["x"] - b["x"]) < 1
+        else:
+            assert a["x"] + a["width"] < label["x"] < b["x"]
+            assert abs(a["y"] - b["y"]) < 1
+
+
+@browser_mark
+@pytest.mark.browser
+def test_search_and_filter_in_the_browser(page: Any) -> None:
+    page.goto("/")
+    page.fill("input[name=q]", "production")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_url("**/?q=production**")
+    assert page.locator("tr[data-model]").all_inner_texts()[0].startswith(MODEL)
+    assert page.locator("tr[data-model]").count() == 1
+    page.goto("/")
+    page.select_option("select[name=state]", "deprecated")
+    page.click("button:text('Filter')")
+    page.wait_for_url("**state=deprecated**")
+    assert [r.get_attribute("data-model") for r in page.locator("tr[data-model]").all()] == [SMALL]
+    page.goto("/?metric=accuracy")
+    assert page.locator("td.metric").count() == 1
+    shot(page, "models-filtered")
+
+
+@browser_mark
+@pytest.mark.browser
+def test_diff_page_in_the_browser(page: Any) -> None:
+    page.goto(f"/ui/models/{MODEL}")
+    row = page.locator('tr[data-version="0.1.0-0123.efgh"]')
+    row.locator("a:text('diff with previous')").click()
+    page.wait_for_url("**/ui/diff?**")
+    changed = page.locator('tr[data-part="split"]')
+    same = page.locator('tr[data-part="x"]')
+    assert changed.get_attribute("class") == "changed"
+    bg = "el => getComputedStyle(el.querySelectorAll('td')[1]).backgroundColor"
+    assert changed.evaluate(bg) != same.evaluate(bg)  # highlighted
+    assert page.locator('tr.changed[data-part="data"]').count() == 0
+    shot(page, "diff")
+
+
+@browser_mark
+@pytest.mark.browser
+def test_a_bad_ref_shows_the_error_page(page: Any) -> None:
+    response = page.goto(f"/ui/models/{MODEL}/versions/7.7.7-0123.abcd")
+    assert response.status == 404
+    assert "does not exist" in page.locator("h1").inner_text()
+    assert page.locator(".hint").is_visible()
+    shot(page, "error-404")
