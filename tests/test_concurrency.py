@@ -24,8 +24,9 @@ while time.time() < start_at:
 project = dmv.init(root)
 made = []
 for i in range(per_worker):
-    with project.run("shared-model", version="0.0.1-0123.abcd", params={"w": index}) as run:
-        run.log_metrics({"i": i})
+    # The same params for all: they are part of the logic fingerprint of 0.0.1.
+    with project.run("shared-model", version="0.0.1-0123.abcd", params={"w": 0}) as run:
+        run.log_metrics({"i": i, "worker": index})
     made.append(run.id)
     with project.run("shared-model", version=f"0.{index + 1}.{i}-0123.abcd") as own:
         pass
@@ -85,4 +86,62 @@ def test_eight_processes_on_a_fresh_postgres_registry(tmp_path: Path, pg_databas
     made = _race(root, {"DMV_REGISTRY": pg_database})
     project = dmv.open(root, registry=pg_database)
     _check(project, made)
+    project.close()
+
+
+WRITER = r"""
+import sys
+import dmv
+
+root, registry = sys.argv[1], sys.argv[2]
+project = dmv.open(root, **({"registry": registry} if registry else {}))
+reg = project.registry
+reg.create_version(dmv.Version("cache-model", 0, 0, 3, "0123", "abcd"))
+project.set_alias("cache-model@0.0.2-0123.abcd", "production")
+with project.run("cache-model", version="0.0.1-0123.abcd") as run:
+    pass
+project.close()
+"""
+
+
+def _second_process_writes(root: Path, registry: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WRITER, str(root), registry],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_second_processs_write_is_seen_by_the_next_read(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    registry = request.getfixturevalue("pg_database") if backend == "postgres" else ""
+    root = tmp_path / "shared"
+    project = dmv.init(root, **({"registry": registry} if registry else {}))
+    reg = project.registry
+    for z in (1, 2):
+        reg.create_version(dmv.Version("cache-model", 0, 0, z, "0123", "abcd"))
+    project.set_alias("cache-model@0.0.1-0123.abcd", "production")
+    # Warm every read this process may serve from memory or a prepared statement.
+    for _ in range(2):
+        before = project.versions("cache-model")
+        assert [i.version.z for i in before] == [1, 2]
+        assert project.resolve("cache-model@production").z == 1
+        assert project.show("cache-model@0.0.1-0123.abcd").run_count == 0
+
+    _second_process_writes(root, registry)
+
+    after = project.versions("cache-model")
+    assert [i.version.z for i in after] == [1, 2, 3]
+    assert [i.aliases for i in after] == [(), ("production",), ()]
+    assert [i.run_count for i in after] == [1, 0, 0]
+    assert project.resolve("cache-model@production").z == 2
+    assert project.show("cache-model@0.0.1-0123.abcd").run_count == 1
+    assert project.resolve("cache-model@0.0").z == 3
+    assert [i.version.z for i in before] == [1, 2]  # what was handed out never changes
     project.close()

@@ -58,7 +58,7 @@ def test_generations_and_major(project: dmv.Project) -> None:
     assert p.release("price-model@0.1.0-a.b", major=True).version.number == "2.1.0-a.b"
     assert p.resolve("price-model@latest").number == "2.1.0-a.b"
     assert p.resolve("price-model@1").number == "1.0.2-a.b"
-    with pytest.raises(ConflictError, match="released already as price-model 2.1.0-a.b"):
+    with pytest.raises(ConflictError, match=r"released already as price-model 2\.1\.0-a\.b"):
         p.release("price-model@0.1.0-a.b")
     # an older prerelease may join the current generation
     assert p.release("price-model@0.0.1-a.b").version.number == "2.0.1-a.b"
@@ -90,7 +90,7 @@ def test_released_versions_are_immutable(project: dmv.Project) -> None:
     assert info.value.exit_code == 5
     with pytest.raises(ImmutableError):
         p.delete_version("price-model@1.1.0-a.b")
-    with pytest.raises(ImmutableError, match="released as 1.1.0"):
+    with pytest.raises(ImmutableError, match=r"released as 1\.1\.0"):
         p.delete_version("price-model@0.1.0-a.b")
     assert p.show("price-model@1.1.0-a.b").serving_run == "tr0"
 

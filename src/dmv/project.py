@@ -307,7 +307,8 @@ class Project:
 
     def set_alias(self, ref: str | Reference | Version, alias: str) -> AliasInfo:
         """Point ``alias`` (e.g. ``production``) at the version ``ref`` resolves to."""
-        return self.registry.set_alias(self.resolve(ref), alias)
+        # Resolved in the same write transaction that moves the alias.
+        return self.registry.set_alias(_as_ref(ref), alias)
 
     def remove_alias(self, model: str, alias: str) -> None:
         self.registry.remove_alias(check_name(model), alias)

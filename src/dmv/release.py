@@ -173,7 +173,7 @@ def deprecate(registry: Registry, version: Version, *, reason: str = "") -> Vers
     import sqlalchemy as sa
 
     def write(conn: sa.Connection) -> None:
-        model, row = registry._require_version(conn, version, lock=True)
+        _, row = registry._require_version(conn, version, lock=True)
         if row.state == "deprecated":
             return
         aliased = (

@@ -23,8 +23,19 @@ __all__ = ["MIGRATIONS", "current_version", "ensure_schema", "migrate"]
 
 _PG_LOCK_KEY = 0x646D76  # "dmv"
 
+
+def _add_model_seq(conn: sa.Connection) -> None:
+    import sqlalchemy as sa
+
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("models")}
+    if "seq" not in columns:  # idempotent: a half-stamped store may have it already
+        conn.execute(sa.text("ALTER TABLE models ADD COLUMN seq BIGINT NOT NULL DEFAULT 0"))
+
+
 #: (version it produces, description, step). Each step upgrades from version - 1.
-MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = []
+MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
+    (2, "models.seq: a per-model change counter for validated read caches", _add_model_seq),
+]
 
 
 def current_version(conn: sa.Connection) -> int | None:

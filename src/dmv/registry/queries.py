@@ -52,5 +52,7 @@ def q() -> Any:
         ),
         version_by_id=sa.select(t.versions).where(v.id == b("vid")),
         insert_audit=sa.insert(t.audit),
+        bump_model_seq=sa.update(t.models).where(m.name == b("model_name")).values(seq=m.seq + 1),
+        model_token=sa.select(m.id, m.created_at, m.seq).where(m.name == b("name")),
         insert_version=sa.insert(t.versions),
     )

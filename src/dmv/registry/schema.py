@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 #: Bumped with every migration in :mod:`dmv.registry.migrations`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -49,6 +49,10 @@ models = sa.Table(
     # The current release generation N: releasing 0.Y.Z-D.S creates N.Y.Z-D.S.
     sa.Column("generation", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.Double, nullable=False),
+    # Bumped in the same transaction by every write that touches the model (the
+    # audit entry every write appends does it), so a reader can tell with one
+    # tiny query whether anything of the model changed since it last looked.
+    sa.Column("seq", sa.BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 versions = sa.Table(

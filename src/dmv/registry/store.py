@@ -4,6 +4,13 @@ Every write is one transaction that also appends to the audit log, so the log
 and the data can never disagree. Numbers (``trN``, versions, aliases) are
 handed out under a per-model lock, which makes them unique and gap-free even
 with many processes writing at once.
+
+On a SQLite file the hot paths (create a version, resolve a reference, list a
+model's versions, move an alias) run as plain SQL on ``sqlite3`` (see
+:mod:`dmv.registry.fast`); PostgreSQL runs the same logic through SQLAlchemy.
+Every audited write also bumps its model's ``seq`` in the same transaction,
+which is what lets ``list_versions`` serve a cached list after one tiny query
+proves nothing of the model changed, in this process or any other.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dmv.errors import ConflictError, ImmutableError, InvalidInput, NotFound
+from dmv.registry import fast as f
 from dmv.registry import schema as t
-from dmv.registry.engine import create_engine, pid_actor, redact_url, transaction
+from dmv.registry.engine import create_engine, is_sqlite, pid_actor, redact_url, transaction
+from dmv.registry.fast import SqliteFast, dumps, loads
 from dmv.registry.migrations import ensure_schema
 from dmv.registry.queries import q
 from dmv.registry.records import (
@@ -110,6 +119,124 @@ def parse_run_id(text: str) -> tuple[str, int]:
     return ("training" if prefix == "tr" else "experiment"), int(digits)
 
 
+def _no_model(name: str) -> NotFound:
+    return NotFound(
+        f"model {name!r} does not exist",
+        hint="create it with 'dmv model create NAME' or by logging its first run",
+    )
+
+
+def _no_version(version: Version) -> NotFound:
+    return NotFound(
+        f"version {version} does not exist",
+        hint=f"list the versions with 'dmv versions {version.name}'",
+    )
+
+
+def _no_alias(name: str, alias: str | None) -> NotFound:
+    return NotFound(
+        f"{name} has no alias {alias!r}", hint=f"list aliases with 'dmv alias list {name}'"
+    )
+
+
+def _no_match(r: Reference) -> NotFound:
+    hint = f"list the versions with 'dmv versions {r.name}'"
+    if r.kind is RefKind.LATEST:
+        hint = f"nothing is released yet; '{r.name}@0' is the newest prerelease"
+    return NotFound(f"no version of {r.name} matches {r}", hint=hint)
+
+
+def _check_fingerprints(
+    version: Version, components: dict[str, Any], interface_fp: str | None, logic_fp: str | None
+) -> None:
+    """An existing version may be registered again only with the same fingerprints."""
+    for key, theirs in (("interface_fp", interface_fp), ("logic_fp", logic_fp)):
+        mine = components.get(key)
+        if mine and theirs and mine != theirs:
+            raise ConflictError(
+                f"{version} exists with another {key.replace('_fp', '')} "
+                f"fingerprint ({theirs[:19]}…, not {mine[:19]}…)",
+                hint="let dmv derive the version: drop version= from the run",
+            )
+
+
+_VERSION_COLUMNS = tuple(c.name for c in t.versions.c if c.name != "id")
+_JSON_VERSION_COLUMNS = frozenset(
+    c.name for c in t.versions.c if getattr(c.type, "__visit_name__", "") == "JSON"
+)
+_SQL_INSERT_VERSION = (
+    f"INSERT INTO versions ({', '.join(_VERSION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _VERSION_COLUMNS)})"
+)
+
+
+def _new_version_values(
+    model_id: int, version: Version, components: dict[str, Any]
+) -> dict[str, Any]:
+    """The row of a new version: its components over dmv's defaults."""
+    allowed = set(_VERSION_COLUMNS) - {"model_id", "x", "y", "z"}
+    if bad := set(components) - allowed:
+        raise InvalidInput(f"unknown version component(s): {', '.join(sorted(bad))}")
+    values: dict[str, Any] = dict.fromkeys(allowed)
+    values.update(
+        model_id=model_id,
+        x=version.x,
+        y=version.y,
+        z=version.z,
+        data=version.data,
+        split=version.split,
+        state="released" if version.x >= 1 else "prerelease",
+        dirty=False,
+        created_at=time.time(),
+    )
+    values.update((k, v) for k, v in components.items() if v is not None)
+    return values
+
+
+def _info_from_raw(row: Sequence[Any]) -> VersionInfo:
+    """A VersionInfo from a row of ``fast._INFO_SELECT``."""
+    (
+        _vid,
+        _model_id,
+        name,
+        x,
+        y,
+        z,
+        data,
+        split,
+        state,
+        created_at,
+        interface_fp,
+        logic_fp,
+        interface,
+        interface_compat,
+        logic,
+        dirty,
+        serving_run,
+        meta,
+        released_from,
+        run_count,
+        aliases,
+    ) = row
+    return VersionInfo(
+        version=Version._trusted(name, x, y, z, data, split),
+        state=state,
+        created_at=created_at,
+        interface_fp=interface_fp,
+        logic_fp=logic_fp,
+        interface=loads(interface),
+        interface_compat=interface_compat,
+        logic=loads(logic),
+        dirty=bool(dirty),
+        released_from=released_from,
+        serving_run=None if serving_run is None else f"tr{serving_run}",
+        # SQLite's BINARY collation orders text as Python does.
+        aliases=tuple(sorted(aliases.split(" "))) if aliases else (),
+        run_count=int(run_count),
+        meta=loads(meta),
+    )
+
+
 class Registry:
     """The model repository behind one project (SQLite file or PostgreSQL)."""
 
@@ -118,12 +245,22 @@ class Registry:
         self.engine = create_engine(location)
         self.actor = actor or pid_actor()
         ensure_schema(self.engine)
+        # On a SQLite file the hot paths skip SQLAlchemy (see dmv.registry.fast).
+        self._fast: SqliteFast | None = None
+        database = self.engine.url.database
+        if is_sqlite(self.engine) and database and database != ":memory:":
+            self._fast = SqliteFast(database, self.url)
+        # list_versions results by (model, state): (model token, versions). A hit
+        # is served only after one query shows the model's token unchanged.
+        self._list_cache: dict[tuple[str, str | None], tuple[Any, tuple[VersionInfo, ...]]] = {}
 
     @property
     def url(self) -> str:
         return redact_url(str(self.engine.url))
 
     def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         self.engine.dispose()
 
     # -- plumbing -----------------------------------------------------------
@@ -153,16 +290,58 @@ class Registry:
                 "details": details,
             },
         )
+        if model is not None:
+            # Every write is audited, so this is the one place that marks the
+            # model changed, in the same transaction as the change itself.
+            conn.execute(q().bump_model_seq, {"model_name": model})
+
+    def _audit_raw(
+        self,
+        conn: Any,
+        action: str,
+        model: str | None,
+        target: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """:meth:`_audit` on the SQLite fast path's ``sqlite3`` connection."""
+        conn.execute(
+            f.SQL_INSERT_AUDIT, (time.time(), self.actor, action, model, target, dumps(details))
+        )
+        if model is not None:
+            conn.execute(f.SQL_BUMP_SEQ, (model,))
 
     def _model_row(self, conn: sa.Connection, name: str, *, lock: bool = False) -> Any:
         query = q().model_by_name_locked if lock else q().model_by_name
         row = conn.execute(query, {"name": name}).first()
         if row is None:
-            raise NotFound(
-                f"model {name!r} does not exist",
-                hint="create it with 'dmv model create NAME' or by logging its first run",
-            )
+            raise _no_model(name)
         return row
+
+    def _model_id_raw(self, conn: Any, name: str) -> int:
+        row = conn.execute(f.SQL_MODEL_ID, (name,)).fetchone()
+        if row is None:
+            raise _no_model(name)
+        return int(row[0])
+
+    def _ensure_model_raw(self, conn: Any, name: str) -> int:
+        """:meth:`_ensure_model` on the fast path (its write lock is BEGIN IMMEDIATE's)."""
+        check_name(name)
+        row = conn.execute(f.SQL_MODEL_ID, (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        if conn.execute(f.SQL_INSERT_MODEL, (name, time.time())).rowcount:
+            self._audit_raw(conn, "model.create", name, name, {"implicit": True})
+        return self._model_id_raw(conn, name)
+
+    def _model_token(self, name: str) -> tuple[Any, ...]:
+        """What changes whenever anything of the model changes: (id, created_at, seq)."""
+        if self._fast is not None:
+            rows = self._fast.query(f.SQL_MODEL_TOKEN, (name,))
+        else:
+            rows = self._read(lambda conn: conn.execute(q().model_token, {"name": name}).all())
+        if not rows:
+            raise _no_model(name)
+        return tuple(rows[0])
 
     def _ensure_model(self, conn: sa.Connection, name: str) -> Any:
         """The model's row, locked; created (and audited) when missing."""
@@ -315,6 +494,10 @@ class Registry:
 
     def create_version(self, version: Version, **components: Any) -> VersionInfo:
         """Register ``version`` (the model is created if missing); idempotent."""
+        if self._fast is not None:
+            return self._fast.write(
+                lambda conn: self._create_version_raw(conn, version, components)
+            )
 
         def write(conn: sa.Connection) -> VersionInfo:
             model = self._ensure_model(conn, version.name)
@@ -330,34 +513,82 @@ class Registry:
         """The id of ``version``, inserting it (with an audit entry) when new."""
         row = self._version_row(conn, model.id, version)
         if row is not None:
-            for key in ("interface_fp", "logic_fp"):
-                mine, theirs = components.get(key), getattr(row, key)
-                if mine and theirs and mine != theirs:
-                    raise ConflictError(
-                        f"{version} exists with another {key.replace('_fp', '')} "
-                        f"fingerprint ({theirs[:19]}…, not {mine[:19]}…)",
-                        hint="let dmv derive the version: drop version= from the run",
-                    )
+            _check_fingerprints(version, components, row.interface_fp, row.logic_fp)
             return int(row.id)
-        allowed = {c.name for c in t.versions.c} - {"id", "model_id", "x", "y", "z"}
-        if bad := set(components) - allowed:
-            raise InvalidInput(f"unknown version component(s): {', '.join(sorted(bad))}")
-        values: dict[str, Any] = dict.fromkeys(allowed)
-        values.update(
-            model_id=model.id,
-            x=version.x,
-            y=version.y,
-            z=version.z,
-            data=version.data,
-            split=version.split,
-            state="released" if version.x >= 1 else "prerelease",
-            dirty=False,
-            created_at=time.time(),
-        )
-        values.update((k, v) for k, v in components.items() if v is not None)
+        values = _new_version_values(model.id, version, components)
         vid = conn.execute(q().insert_version, values).inserted_primary_key[0]  # type: ignore[index]
         self._audit(conn, "version.create", version.name, version.number)
         return int(vid)
+
+    def _create_version_raw(
+        self, conn: Any, version: Version, components: dict[str, Any]
+    ) -> VersionInfo:
+        """:meth:`create_version`'s transaction on the fast path."""
+        model_id = self._ensure_model_raw(conn, version.name)
+        v = version
+        key = (model_id, v.x, v.y, v.z, v.data, v.split)
+        row = conn.execute(f.SQL_VERSION_FPS, key).fetchone()
+        if row is not None:
+            _check_fingerprints(version, components, row[1], row[2])
+            return _info_from_raw(self._exact_raw(conn, version))
+        values = _new_version_values(model_id, version, components)
+        stored = {
+            c: dumps(values[c]) if c in _JSON_VERSION_COLUMNS else values[c]
+            for c in _VERSION_COLUMNS
+        }
+        conn.execute(_SQL_INSERT_VERSION, tuple(stored.values()))
+        self._audit_raw(conn, "version.create", version.name, version.number)
+        if values["released_from"] is not None:
+            return _info_from_raw(self._exact_raw(conn, version))
+        # A new row: no aliases, no runs (a deleted version's runs went with it),
+        # every other field as just stored (JSON read back from its stored text).
+        return VersionInfo(
+            version=Version._trusted(
+                version.name, version.x, version.y, version.z, values["data"], values["split"]
+            ),
+            state=values["state"],
+            created_at=values["created_at"],
+            interface_fp=values["interface_fp"],
+            logic_fp=values["logic_fp"],
+            interface=loads(stored["interface"]),
+            interface_compat=values["interface_compat"],
+            logic=loads(stored["logic"]),
+            dirty=bool(values["dirty"]),
+            released_from=None,
+            serving_run=None if values["serving_run"] is None else f"tr{values['serving_run']}",
+            aliases=(),
+            run_count=0,
+            meta=loads(stored["meta"]),
+        )
+
+    def _exact_raw(self, conn: Any, version: Version) -> Sequence[Any]:
+        v = version
+        row = conn.execute(f.SQL_INFO_EXACT, (v.name, v.x, v.y, v.z, v.data, v.split)).fetchone()
+        if row is None:
+            self._model_id_raw(conn, v.name)  # NotFound for the model comes first
+            raise _no_version(v)
+        return row  # type: ignore[no-any-return]
+
+    def _resolve_raw(self, conn: Any, r: Reference) -> Sequence[Any]:
+        """The ``fast._INFO_SELECT`` row of the version ``r`` points at, now."""
+        if r.kind is RefKind.EXACT and r.version is not None:
+            return self._exact_raw(conn, r.version)
+        if r.kind is RefKind.ALIAS:
+            row = conn.execute(f.SQL_INFO_ALIAS, (r.name, r.alias)).fetchone()
+            if row is None:
+                self._model_id_raw(conn, r.name)
+                raise _no_alias(r.name, r.alias)
+            return row  # type: ignore[no-any-return]
+        sql, params = f.SQL_INFO_NEWEST, [self._model_id_raw(conn, r.name)]
+        if r.kind is RefKind.LATEST:
+            sql += " AND v.x >= 1"
+        for col, number in zip(("x", "y", "z"), r.numbers, strict=False):
+            sql += f" AND v.{col} = ?"
+            params.append(number)
+        row = conn.execute(sql + f.SQL_INFO_NEWEST_ORDER, params).fetchone()
+        if row is None:
+            raise _no_match(r)
+        return row  # type: ignore[no-any-return]
 
     def _version_info(self, conn: sa.Connection, row: Any) -> VersionInfo:
         """A VersionInfo from a row of ``q().version_exact`` (or one shaped like it)."""
@@ -385,37 +616,84 @@ class Registry:
         )
 
     def _exact(self, conn: sa.Connection, version: Version) -> VersionInfo:
-        row = conn.execute(
-            q().version_exact,
-            {
-                "name": version.name,
-                "x": version.x,
-                "y": version.y,
-                "z": version.z,
-                "data": version.data,
-                "split": version.split,
-            },
-        ).first()
-        if row is None:
-            self._model_row(conn, version.name)  # NotFound for the model comes first
-            raise NotFound(
-                f"version {version} does not exist",
-                hint=f"list the versions with 'dmv versions {version.name}'",
-            )
-        return self._version_info(conn, row)
+        return self._version_info(conn, self._resolve_row(conn, Reference.exact(version)))
 
     def get_version(self, version: Version) -> VersionInfo:
+        if self._fast is not None:
+            return self._fast.read(lambda conn: _info_from_raw(self._exact_raw(conn, version)))
         result: VersionInfo = self._read(lambda conn: self._exact(conn, version))
         return result
 
     def list_versions(self, model: str, *, state: str | None = None) -> list[VersionInfo]:
-        """The model's versions in dmv's precedence: X, Y, Z, then creation."""
+        """The model's versions in dmv's precedence: X, Y, Z, then creation.
+
+        The result is cached per model and served again only while the model's
+        token (see :meth:`_model_token`) is unchanged: every write that touches
+        the model bumps it in its own transaction, in any process, so a cached
+        list is never stale. The records are immutable; each call gets its own list.
+        """
+        key = (model, state)
+        hit = self._list_cache.get(key)
+        if hit is not None and self._model_token(model) == hit[0]:
+            return list(hit[1])
+        if self._fast is not None:
+            token, infos = self._fast.read(lambda conn: self._list_versions_raw(conn, model, state))
+        else:
+            token, infos = self._list_versions(model, state)
+        if len(self._list_cache) >= 64:
+            self._list_cache.clear()
+        self._list_cache[key] = (token, infos)
+        return list(infos)
+
+    def _list_versions_raw(
+        self, conn: Any, model: str, state: str | None
+    ) -> tuple[tuple[Any, ...], tuple[VersionInfo, ...]]:
+        # The token first: the rows read after it are at least as new as it is.
+        token = conn.execute(f.SQL_MODEL_TOKEN, (model,)).fetchone()
+        if token is None:
+            raise _no_model(model)
+        model_id = token[0]
+        if state is None:
+            rows = conn.execute(f.SQL_LIST_VERSIONS, (model_id,)).fetchall()
+        else:
+            rows = conn.execute(f.SQL_LIST_VERSIONS_STATE, (model_id, state)).fetchall()
+        by_version: dict[int, list[str]] = {}
+        for vid, alias in conn.execute(f.SQL_LIST_ALIASES, (model_id,)):
+            by_version.setdefault(vid, []).append(alias)
+        counts = dict(conn.execute(f.SQL_LIST_RUN_COUNTS, (model_id,)).fetchall())
+        trusted = Version._trusted
+        no_aliases: tuple[str, ...] = ()
+        infos = tuple(
+            VersionInfo(
+                trusted(model, x, y, z, data, split),
+                state_,
+                created,
+                ifp,
+                lfp,
+                None,
+                compat,
+                None,
+                bool(dirty),
+                None,
+                None if srun is None else f"tr{srun}",
+                tuple(by_version[vid]) if vid in by_version else no_aliases,
+                counts.get(vid, 0),
+            )
+            for vid, x, y, z, data, split, state_, created, ifp, lfp, compat, dirty, srun in rows
+        )
+        return tuple(token), infos
+
+    def _list_versions(
+        self, model: str, state: str | None
+    ) -> tuple[tuple[Any, ...], tuple[VersionInfo, ...]]:
         import sqlalchemy as sa
 
         v = t.versions.c
 
-        def read(conn: sa.Connection) -> list[VersionInfo]:
+        def read(conn: sa.Connection) -> tuple[tuple[Any, ...], tuple[VersionInfo, ...]]:
+            # The token first: the rows read after it are at least as new as it is.
             m = self._model_row(conn, model)
+            token = (m.id, m.created_at, m.seq)
             query = (
                 sa.select(
                     v.id,
@@ -454,7 +732,7 @@ class Registry:
                 ).all()
             )
             trusted = Version._trusted
-            return [
+            return token, tuple(
                 VersionInfo(
                     trusted(model, x, y, z, data, split),
                     state,
@@ -468,54 +746,69 @@ class Registry:
                     run_count=int(counts.get(vid, 0)),
                 )
                 for vid, x, y, z, data, split, state, created, ifp, lfp, compat, dirty, srun in rows
-            ]
+            )
 
-        result: list[VersionInfo] = self._read(read)
+        result: tuple[tuple[Any, ...], tuple[VersionInfo, ...]] = self._read(read)
         return result
 
     def resolve(self, ref: Reference | str) -> VersionInfo:
         """The version a reference points at, now."""
-        import sqlalchemy as sa
-
         if isinstance(ref, str):
             ref = Reference.parse(ref)
-        if ref.kind is RefKind.EXACT and ref.version is not None:
-            return self.get_version(ref.version)
-        v = t.versions.c
         r = ref
+        if self._fast is not None:
+            return self._fast.read(lambda conn: _info_from_raw(self._resolve_raw(conn, r)))
+        if r.kind is RefKind.EXACT and r.version is not None:
+            return self.get_version(r.version)
+        result: VersionInfo = self._read(
+            lambda conn: self._version_info(conn, self._resolve_row(conn, r))
+        )
+        return result
 
-        def read(conn: sa.Connection) -> VersionInfo:
-            if r.kind is RefKind.ALIAS:
-                row = conn.execute(q().version_by_alias, {"name": r.name, "alias": r.alias}).first()
-                if row is None:
-                    self._model_row(conn, r.name)
-                    raise NotFound(
-                        f"{r.name} has no alias {r.alias!r}",
-                        hint=f"list aliases with 'dmv alias list {r.name}'",
-                    )
-                return self._version_info(conn, row)
-            model = self._model_row(conn, r.name)
-            query = (
-                sa.select(*q().version_exact.selected_columns)
-                .join(t.models, t.models.c.id == v.model_id)
-                .where(v.model_id == model.id, v.state != "deprecated")
-            )
-            if r.kind is RefKind.LATEST:
-                query = query.where(v.x >= 1)
-            for col, number in zip((v.x, v.y, v.z), r.numbers, strict=False):
-                query = query.where(col == number)
+    def _resolve_row(self, conn: sa.Connection, r: Reference) -> Any:
+        """The ``q().version_exact``-shaped row of the version ``r`` points at, now."""
+        import sqlalchemy as sa
+
+        v = t.versions.c
+        if r.kind is RefKind.EXACT and r.version is not None:
+            version = r.version
             row = conn.execute(
-                query.order_by(v.x.desc(), v.y.desc(), v.z.desc(), v.id.desc()).limit(1)
+                q().version_exact,
+                {
+                    "name": version.name,
+                    "x": version.x,
+                    "y": version.y,
+                    "z": version.z,
+                    "data": version.data,
+                    "split": version.split,
+                },
             ).first()
             if row is None:
-                hint = f"list the versions with 'dmv versions {r.name}'"
-                if r.kind is RefKind.LATEST:
-                    hint = f"nothing is released yet; '{r.name}@0' is the newest prerelease"
-                raise NotFound(f"no version of {r.name} matches {r}", hint=hint)
-            return self._version_info(conn, row)
-
-        result: VersionInfo = self._read(read)
-        return result
+                self._model_row(conn, version.name)  # NotFound for the model comes first
+                raise _no_version(version)
+            return row
+        if r.kind is RefKind.ALIAS:
+            row = conn.execute(q().version_by_alias, {"name": r.name, "alias": r.alias}).first()
+            if row is None:
+                self._model_row(conn, r.name)
+                raise _no_alias(r.name, r.alias)
+            return row
+        model = self._model_row(conn, r.name)
+        query = (
+            sa.select(*q().version_exact.selected_columns)
+            .join(t.models, t.models.c.id == v.model_id)
+            .where(v.model_id == model.id, v.state != "deprecated")
+        )
+        if r.kind is RefKind.LATEST:
+            query = query.where(v.x >= 1)
+        for col, number in zip((v.x, v.y, v.z), r.numbers, strict=False):
+            query = query.where(col == number)
+        row = conn.execute(
+            query.order_by(v.x.desc(), v.y.desc(), v.z.desc(), v.id.desc()).limit(1)
+        ).first()
+        if row is None:
+            raise _no_match(r)
+        return row
 
     def _run_owner(self, conn: sa.Connection, version: Version, vrow: Any) -> tuple[int, Version]:
         """The version row whose runs ``version`` has: a release serves its prerelease's runs."""
@@ -754,17 +1047,32 @@ class Registry:
 
     # -- aliases ------------------------------------------------------------
 
-    def set_alias(self, version: Version, alias: str) -> AliasInfo:
-        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
+    def set_alias(self, version: Version | Reference, alias: str) -> AliasInfo:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere).
+
+        ``version`` may be any reference (``name@0.1``, ``name@staging``…): it is
+        resolved in the same write transaction that moves the alias.
+        """
         import sqlalchemy as sa
 
         check_alias(alias)
+        ref = Reference.exact(version) if isinstance(version, Version) else version
         now = time.time()
 
-        def write(conn: sa.Connection) -> str | None:
-            model, vrow = self._require_version(conn, version, lock=True)
+        if self._fast is not None:
+            target: Version = self._fast.write(
+                lambda conn: self._set_alias_raw(conn, ref, alias, now)
+            )
+            return AliasInfo(target.name, alias, target, now)
+
+        def write(conn: sa.Connection) -> Version:
+            model = self._model_row(conn, ref.name, lock=True)
+            vrow = self._resolve_row(conn, ref)
+            target = Version._trusted(
+                vrow.model_name, vrow.x, vrow.y, vrow.z, vrow.data, vrow.split
+            )
             if vrow.state == "deprecated":
-                raise ConflictError(f"{version} is deprecated: an alias cannot point at it")
+                raise ConflictError(f"{target} is deprecated: an alias cannot point at it")
             a = t.aliases.c
             old = conn.execute(
                 sa.select(
@@ -795,14 +1103,31 @@ class Registry:
             self._audit(
                 conn,
                 "alias.set",
-                version.name,
+                target.name,
                 alias,
-                {"from": previous, "to": version.number},
+                {"from": previous, "to": target.number},
             )
-            return previous
+            return target
 
-        self._write(write)
-        return AliasInfo(version.name, alias, version, now)
+        target = self._write(write)
+        return AliasInfo(target.name, alias, target, now)
+
+    def _set_alias_raw(self, conn: Any, ref: Reference, alias: str, now: float) -> Version:
+        """:meth:`set_alias`'s transaction on the fast path."""
+        row = self._resolve_raw(conn, ref)
+        vid, model_id, name, x, y, z, data, split, state = row[:9]
+        target = Version._trusted(name, x, y, z, data, split)
+        if state == "deprecated":
+            raise ConflictError(f"{target} is deprecated: an alias cannot point at it")
+        old = conn.execute(f.SQL_ALIAS_TARGET, (model_id, alias)).fetchone()
+        previous = None
+        if old is None:
+            conn.execute(f.SQL_INSERT_ALIAS, (model_id, alias, vid, now))
+        else:
+            previous = old[0]
+            conn.execute(f.SQL_MOVE_ALIAS, (vid, now, model_id, alias))
+        self._audit_raw(conn, "alias.set", name, alias, {"from": previous, "to": target.number})
+        return target
 
     def remove_alias(self, model: str, alias: str) -> None:
         import sqlalchemy as sa
