@@ -342,3 +342,31 @@ def test_a_schema_1_store_is_migrated_in_place(
     assert p.registry._model_token("price-model")[2] == 1
     assert len(p.versions("price-model")) == 2
     p.close()
+
+
+def test_listed_releases_say_where_they_came_from_as_show_does(any_project: dmv.Project) -> None:
+    p, reg = any_project, any_project.registry
+    reg.create_version(v("0.0.1-a.b"))
+    for _ in range(2):
+        _train(p, "0.0.1-a.b")
+    p.release("price-model@0.0.1-a.b")
+
+    def listed(state: str | None = None) -> dict[str, tuple[str | None, int]]:
+        infos = reg.list_versions("price-model", state=state)
+        return {i.version.number: (i.released_from, i.run_count) for i in infos}
+
+    def shown() -> dict[str, tuple[str | None, int]]:
+        infos = [p.show(i.version) for i in slow_twin_of(p).list_versions("price-model")]
+        return {i.version.number: (i.released_from, i.run_count) for i in infos}
+
+    expected = {"0.0.1-a.b": (None, 2), "1.0.1-a.b": ("0.0.1-a.b", 2)}
+    assert shown() == expected
+    assert listed() == expected  # read from the database
+    assert listed() == expected  # served from the list cache
+    assert listed("released") == {"1.0.1-a.b": ("0.0.1-a.b", 2)}  # its source not listed
+    fresh = [i.to_dict() for i in slow_twin_of(p).list_versions("price-model")]
+    assert [i.to_dict() for i in reg.list_versions("price-model")] == fresh
+    _train(p, "0.0.1-a.b")  # a third run of the prerelease is the release's too
+    expected = {"0.0.1-a.b": (None, 3), "1.0.1-a.b": ("0.0.1-a.b", 3)}
+    assert listed() == shown() == expected
+    assert listed("released") == {"1.0.1-a.b": ("0.0.1-a.b", 3)}

@@ -226,10 +226,15 @@ def _info(number: str, **fields: Any) -> Any:
 
 def test_layout_stacks_releases_of_one_prerelease_under_it() -> None:
     from dmv.server.ui._tree import layout
+    from dmv.tree import build_tree
 
-    versions = [_info("0.0.1-a.b"), _info("0.0.1-a.c"), _info("1.0.1-a.c"), _info("2.0.1-a.c")]
-    released_from = {"1.0.1-a.c": "0.0.1-a.c", "2.0.1-a.c": "0.0.1-a.c"}
-    tree = layout("m", versions, [], released_from, {})
+    versions = [
+        _info("0.0.1-a.b"),
+        _info("0.0.1-a.c"),
+        _info("1.0.1-a.c", released_from="0.0.1-a.c"),
+        _info("2.0.1-a.c", released_from="0.0.1-a.c"),
+    ]
+    tree = layout(build_tree("m", versions), {})
     at = {b.version: (b.x, b.y) for b in tree.boxes}
     assert at["1.0.1-a.c"][0] == at["2.0.1-a.c"][0] == at["0.0.1-a.c"][0]
     assert at["0.0.1-a.c"][1] < at["1.0.1-a.c"][1] < at["2.0.1-a.c"][1]
@@ -243,14 +248,46 @@ def test_layout_stacks_releases_of_one_prerelease_under_it() -> None:
 
 def test_a_release_of_unknown_origin_goes_under_its_twin_or_to_the_right() -> None:
     from dmv.server.ui._tree import layout
+    from dmv.tree import build_tree
 
     versions = [_info("0.1.0-a.b"), _info("1.1.0-a.b"), _info("1.2.0-a.b")]
-    tree = layout("m", versions, [], {}, {})
+    tree = layout(build_tree("m", versions), {})
     at = {b.version: b.x for b in tree.boxes}
     assert at["1.1.0-a.b"] == at["0.1.0-a.b"] < at["1.2.0-a.b"]
     assert [(a.source, a.change, a.target) for a in tree.arrows] == [
         ("0.1.0-a.b", "release", "1.1.0-a.b")
     ]
+
+
+def test_an_arrow_that_skips_columns_arches_over_the_boxes_between() -> None:
+    from dmv.registry.records import VersionInfo
+    from dmv.server.ui._tree import layout
+    from dmv.tree import build_tree
+
+    # Made in this order: old logic retrained on new data after a logic change.
+    versions = [
+        VersionInfo(dmv.Version.parse_number("m", n), "prerelease", float(t))
+        for t, n in enumerate(("0.0.1-a.b", "0.0.2-a.b", "0.0.1-a.c"))
+    ]
+    tree = layout(build_tree("m", versions), {})
+    at = {b.version: b for b in tree.boxes}
+    assert at["0.0.1-a.b"].x < at["0.0.2-a.b"].x < at["0.0.1-a.c"].x
+    arrows = {(a.source, a.change, a.target): a for a in tree.arrows}
+    assert set(arrows) == {
+        ("0.0.1-a.b", "logic", "0.0.2-a.b"),
+        ("0.0.1-a.b", "data", "0.0.1-a.c"),
+    }
+    beside, over = (
+        arrows[("0.0.1-a.b", "logic", "0.0.2-a.b")],
+        arrows[("0.0.1-a.b", "data", "0.0.1-a.c")],
+    )
+    row = at["0.0.2-a.b"]
+    first = at["0.0.1-a.b"]
+    assert first.x + first.w < beside.label_x < row.x  # between the two boxes
+    ys = [float(p.split(",")[1]) for p in over.points.split()]
+    assert over.label_y < max(ys) <= row.y  # above the boxes, label and all
+    xs = [float(p.split(",")[0]) for p in over.points.split()]
+    assert min(xs) < row.x and max(xs) > row.x + row.w  # over the box between
 
 
 class SplitAware:

@@ -4,7 +4,9 @@ Experiment stage: unnumbered runs (``x.x.x-DATA.SPLIT``). Development stage:
 prereleases in the order they were made, each arrow labelled with what changed
 (``interface`` when Y moved, ``logic`` when Z moved, ``data`` when DATA or SPLIT
 did). Production stage: releases, each drawn from the prerelease it was made
-from. Pure: it takes what the registry returned and does no I/O.
+from (or, when that was not recorded, from the prerelease with the same
+Y.Z-DATA.SPLIT). Pure: it takes what the registry returned and does no I/O.
+The web UI draws this same tree (:mod:`dmv.server.ui._tree`).
 """
 
 from __future__ import annotations
@@ -72,8 +74,11 @@ class Tree:
 
 
 def changes_between(a: Version, b: Version) -> tuple[str, ...]:
-    """What moved from ``a`` to ``b``: interface (Y), logic (Z), data (DATA or SPLIT)."""
+    """What moved from ``a`` to ``b``: release (X), interface (Y), logic (Z), data
+    (DATA or SPLIT). Z restarts at 0 with a new Y, so interface implies no logic."""
     out = []
+    if a.x != b.x:
+        out.append("release")
     if a.y != b.y:
         out.append("interface")
     elif a.z != b.z:
@@ -118,6 +123,9 @@ def build_tree(
     releases = sorted(
         (v for v in versions if v.version.x >= 1), key=lambda v: (v.created_at, v.version)
     )
+    # A release whose source was not recorded is drawn from its twin: the
+    # prerelease with the same Y.Z-DATA.SPLIT, when there is one.
+    twins = {_twin_key(d.version): d.version.number for d in development}
     for info in releases:
         number = info.version.number
         tree.nodes.append(
@@ -125,9 +133,14 @@ def build_tree(
                 number, number, "production", info.state, tuple(runs.get(number, ())), info.aliases
             )
         )
-        if info.released_from:
-            tree.edges.append(Edge(info.released_from, number, ("release",)))
+        source = info.released_from or twins.get(_twin_key(info.version))
+        if source:
+            tree.edges.append(Edge(source, number, ("release",)))
     return tree
+
+
+def _twin_key(v: Version) -> tuple[int, int, str, str]:
+    return (v.y, v.z, v.data, v.split)
 
 
 def _parent(version: Version, earlier: list[Version]) -> Version:

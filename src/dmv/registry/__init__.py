@@ -8,7 +8,7 @@ from dmv.registry.records import (
     RunInfo,
     VersionInfo,
 )
-from dmv.registry.store import NewArtifact, NewRun, Registry
+from dmv.registry.store import NewArtifact, NewRun, Registry, parse_run_id
 
 __all__ = [
     "AliasInfo",
@@ -20,4 +20,5 @@ __all__ = [
     "Registry",
     "RunInfo",
     "VersionInfo",
+    "parse_run_id",
 ]

@@ -143,7 +143,8 @@ class SqliteFast:
 
 
 # -- the hot statements ----------------------------------------------------------
-# Each mirrors a SQLAlchemy statement of dmv.registry.queries / store (see there).
+# Each mirrors a SQLAlchemy statement of dmv.registry.queries or of the registry's
+# modules (core, versions, aliases): see there.
 
 _NUMBER = "{p}.x || '.' || {p}.y || '.' || {p}.z || '-' || {p}.data || '.' || {p}.split"
 
@@ -198,12 +199,15 @@ SQL_MOVE_ALIAS = (
     "UPDATE aliases SET version_id = ?, updated_at = ? WHERE model_id = ? AND alias = ?"
 )
 
+#: A release's source comes with it: its id (whose runs the release counts) and number.
 _LIST_COLUMNS = (
-    "SELECT id, x, y, z, data, split, state, created_at, interface_fp, logic_fp,"
-    " interface_compat, dirty, serving_run FROM versions WHERE model_id = ?"
+    "SELECT v.id, v.x, v.y, v.z, v.data, v.split, v.state, v.created_at, v.interface_fp,"
+    " v.logic_fp, v.interface_compat, v.dirty, v.serving_run, v.released_from,"
+    f" {_NUMBER.format(p='s')}"
+    " FROM versions v LEFT JOIN versions s ON s.id = v.released_from WHERE v.model_id = ?"
 )
-SQL_LIST_VERSIONS = _LIST_COLUMNS + " ORDER BY x, y, z, id"
-SQL_LIST_VERSIONS_STATE = _LIST_COLUMNS + " AND state = ? ORDER BY x, y, z, id"
+SQL_LIST_VERSIONS = _LIST_COLUMNS + " ORDER BY v.x, v.y, v.z, v.id"
+SQL_LIST_VERSIONS_STATE = _LIST_COLUMNS + " AND v.state = ? ORDER BY v.x, v.y, v.z, v.id"
 SQL_LIST_ALIASES = "SELECT version_id, alias FROM aliases WHERE model_id = ? ORDER BY alias"
 SQL_LIST_RUN_COUNTS = (
     "SELECT version_id, count(*) FROM runs"

@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dmv.errors import DmvError, NotFound
 from dmv.server.ui import _chart, _tree, _views
+from dmv.tree import build_tree
 
 if TYPE_CHECKING:
     from dmv.project import Project
@@ -176,12 +177,9 @@ def create_router(project: Project) -> APIRouter:
             model = project.model(name)
             versions = project.versions(name)
             experiments = project.experiments(name)
-            # list_versions leaves out where a release came from (and counts only runs
-            # registered on the release itself): ask for each release in full.
-            versions = [project.show(v.version) if v.version.x >= 1 else v for v in versions]
             released_from = {v.version.number: v.released_from for v in versions if v.released_from}
             href = {v.version.number: _views.version_url(v.version) for v in versions}
-            tree = _tree.layout(name, versions, experiments, released_from, href)
+            tree = _tree.layout(build_tree(name, versions, experiments), href)
             previous = {b.version.number: a.version for a, b in itertools.pairwise(versions)}
             return _render(
                 request,
@@ -213,10 +211,8 @@ def create_router(project: Project) -> APIRouter:
             releases = []
             if info.version.x == 0:
                 for v in project.versions(name):
-                    if v.version.x >= 1:
-                        full = project.show(v.version)
-                        if full.released_from == info.version.number:
-                            releases.append(full.version)
+                    if v.released_from == info.version.number:
+                        releases.append(v.version)
             return _render(
                 request,
                 "version.html",

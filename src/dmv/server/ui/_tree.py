@@ -1,23 +1,26 @@
-"""The version tree of one model, laid out as ``seed/diagram1.png`` draws it.
+"""The version tree of one model drawn as ``seed/diagram1.png`` draws it.
 
-Three stages, top to bottom: experiment runs (``x.x.x-DATA.SPLIT``), prereleases
-(X = 0) left to right in dmv's precedence, and releases (X ≥ 1) below the
-prerelease they were released from. Every arrow between two consecutive
-prereleases says what changed; release arrows say "release".
+Which boxes and arrows exist and what each arrow says is :mod:`dmv.tree`'s, the
+same tree ``dmv tree`` prints and the API returns; this module only draws it.
+Three stages, top to bottom: experiment runs (one box per ``x.x.x-DATA.SPLIT``),
+prereleases (X = 0) left to right in the tree's order, and releases (X ≥ 1)
+below the prerelease their arrow comes from (a release with none gets a column
+of its own). An arrow between neighbouring prereleases is drawn between them;
+one that skips columns arches over the boxes in between. The arrow from the
+experiment stage is drawn without a label, as the diagram draws it.
 
-Pure: it takes registry records and returns boxes and arrows with coordinates,
-which ``templates/_tree.html`` turns into inline SVG.
+Pure: it takes a :class:`dmv.tree.Tree` and returns boxes and arrows with
+coordinates, which ``templates/_tree.html`` turns into inline SVG.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dmv.registry.records import RunInfo, VersionInfo
+from dmv.tree import Node, Tree, changes_between
 from dmv.version import Version
 
-__all__ = ["Arrow", "Box", "Stage", "Tree", "change_between", "layout"]
+__all__ = ["Arrow", "Box", "Drawing", "Stage", "change_between", "layout", "number_parts"]
 
 CHAR_W = 7.9  # width of one character of the 13px monospace font used in boxes
 BOX_H = 50
@@ -92,7 +95,7 @@ class Stage:
 
 
 @dataclass
-class Tree:
+class Drawing:
     width: float
     height: float
     stages: list[Stage] = field(default_factory=list)
@@ -101,21 +104,9 @@ class Tree:
 
 
 def change_between(a: Version, b: Version) -> str:
-    """What changed from ``a`` to ``b``: "logic", "interface+data", "release"…
-
-    Between consecutive prereleases X never changes, so this is the label of
-    each development arrow; the diff page uses it for any two versions.
-    """
-    parts = []
-    if a.x != b.x:
-        parts.append("release")
-    if a.y != b.y:
-        parts.append("interface")  # Z restarts at 0 with a new Y: no separate "logic"
-    elif a.z != b.z:
-        parts.append("logic")
-    if (a.data, a.split) != (b.data, b.split):
-        parts.append("data")
-    return "+".join(parts)
+    """What changed from ``a`` to ``b`` as an arrow's ``data-change``: "logic",
+    "interface+data", "release"… (the diff page uses it for any two versions)."""
+    return "+".join(changes_between(a, b))
 
 
 def number_parts(v: Version) -> tuple[tuple[str, str], ...]:
@@ -133,10 +124,10 @@ def number_parts(v: Version) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _note(v: VersionInfo) -> str:
+def _note(node: Node) -> str:
     """The line under a box: its aliases, and "deprecated" when it is."""
-    bits = [f"@{a}" for a in v.aliases]
-    if v.state == "deprecated":
+    bits = [f"@{a}" for a in node.aliases]
+    if node.state == "deprecated":
         bits.append("deprecated")
     return " ".join(bits)
 
@@ -176,43 +167,61 @@ def _points(*pts: tuple[float, float]) -> str:
     return " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
 
 
-def _experiment_groups(experiments: Sequence[RunInfo]) -> list[tuple[str, str | None, list[str]]]:
-    """Experiment runs grouped by their ``x.x.x-DATA.SPLIT`` label, in first-seen order."""
-    groups: dict[tuple[str | None, str | None], list[str]] = {}
-    for run in experiments:
-        groups.setdefault((run.data, run.split), []).append(run.id)
-    return [(d or "x", s, ids) for (d, s), ids in groups.items()]
+def _arch_arrow(x0: float, x1: float, y_boxes: float, level: int) -> tuple[str, float]:
+    """A block arrow from the top of one box over the boxes between to the top of
+    another (``x0`` < ``x1``), and the height of its bar, for the label above it.
+    Arches whose spans overlap get higher levels, so their bars stay apart."""
+    top = y_boxes - 28 - 18 * level  # the bar's centre
+    tip = y_boxes - 2
+    return (
+        _points(
+            (x0 - 4, tip),
+            (x0 - 4, top - 4),
+            (x1 + 4, top - 4),
+            (x1 + 4, tip - 10),
+            (x1 + 11, tip - 10),
+            (x1, tip),
+            (x1 - 11, tip - 10),
+            (x1 - 4, tip - 10),
+            (x1 - 4, top + 4),
+            (x0 + 4, top + 4),
+            (x0 + 4, tip),
+        ),
+        top,
+    )
 
 
-def layout(
-    name: str,
-    versions: Sequence[VersionInfo],
-    experiments: Sequence[RunInfo],
-    released_from: dict[str, str],
-    href: dict[str, str],
-) -> Tree:
-    """Place every box and arrow.
+def _experiment_groups(nodes: list[Node]) -> list[tuple[str, str, str, list[str]]]:
+    """Experiment runs grouped by their ``x.x.x-DATA.SPLIT`` label, in first-seen order:
+    (label, DATA, SPLIT, run ids)."""
+    groups: dict[str, list[str]] = {}
+    for node in nodes:
+        groups.setdefault(node.label, []).extend(node.runs or (node.id,))
+    out = []
+    for label, ids in groups.items():
+        data, _, split = label.removeprefix("x.x.x-").partition(".")
+        out.append((label, data, split, ids))
+    return out
 
-    ``versions`` in dmv's precedence; ``released_from`` maps a release's number to
-    the prerelease number it was made from (when recorded); ``href`` maps a
-    number to its page.
+
+def layout(tree: Tree, href: dict[str, str]) -> Drawing:
+    """Place a box for every node of ``tree`` and an arrow for every edge.
+
+    ``href`` maps a version number to its page.
     """
-    pre = [v for v in versions if v.version.x == 0]
-    rel = [v for v in versions if v.version.x >= 1]
+    name = tree.model
+    pre = tree.stage("development")
+    rel = tree.stage("production")
+    incoming = {e.target: e for e in tree.edges}
 
-    # Columns: one per prerelease; releases go under their source's column, or,
-    # when the source is unknown, under a prerelease with the same Y.Z-DATA.SPLIT,
-    # or else into a column of their own at the right.
-    columns: list[list[VersionInfo]] = [[] for _ in pre]
-    col_of = {v.version.number: i for i, v in enumerate(pre)}
-    same = {
-        (v.version.y, v.version.z, v.version.data, v.version.split): i for i, v in enumerate(pre)
-    }
-    extra: list[VersionInfo] = []
+    # Columns: one per prerelease; a release goes under the prerelease its arrow
+    # comes from (stacked when there are several), or into a column of its own.
+    columns: list[list[Node]] = [[] for _ in pre]
+    col_of = {n.id: i for i, n in enumerate(pre)}
+    extra: list[Node] = []
     for r in rel:
-        src = released_from.get(r.version.number)
-        key = (r.version.y, r.version.z, r.version.data, r.version.split)
-        i = col_of.get(src) if src is not None else same.get(key)
+        edge = incoming.get(r.id)
+        i = col_of.get(edge.source) if edge is not None else None
         if i is None:
             extra.append(r)
         else:
@@ -220,15 +229,15 @@ def layout(
     columns.extend([r] for r in extra)
     n_cols = max(len(columns), 1)
 
-    exp_groups = _experiment_groups(experiments)
+    exp_groups = _experiment_groups(tree.stage("experiment"))
     col_w = [0.0] * max(n_cols, len(exp_groups))
-    for i, v in enumerate(pre):
-        col_w[i] = max(col_w[i], _box_w(name, v.version.number))
+    for i, n in enumerate(pre):
+        col_w[i] = max(col_w[i], _box_w(name, n.label))
     for i, col in enumerate(columns):
         for r in col:
-            col_w[i] = max(col_w[i], _box_w(name, r.version.number))
-    for i, (d, s, _) in enumerate(exp_groups):
-        col_w[i] = max(col_w[i], _box_w("Experiment runs", f"x.x.x-{d}.{s or 'x'}"))
+            col_w[i] = max(col_w[i], _box_w(name, r.label))
+    for i, (label, *_) in enumerate(exp_groups):
+        col_w[i] = max(col_w[i], _box_w("Experiment runs", label))
     col_w = [w or MIN_BOX_W for w in col_w]
     col_x = []
     x = float(GUTTER + 10)
@@ -238,87 +247,94 @@ def layout(
     width = x - GAP_X + 80  # room for a "release" label right of the last column
 
     rows_prod = max([len(c) for c in columns] + [1])
-    tree = Tree(width=width, height=3 * ROW_H + (rows_prod - 1) * ROW_H)
+    drawing = Drawing(width=width, height=3 * ROW_H + (rows_prod - 1) * ROW_H)
     y_exp, y_dev, y_prod = BOX_TOP, ROW_H + BOX_TOP, 2 * ROW_H + BOX_TOP
-    tree.stages = [
+    drawing.stages = [
         Stage("Experiment stage", 0, ROW_H, "" if exp_groups else "no experiment runs"),
         Stage("Development stage", ROW_H, ROW_H, "" if pre else "no prerelease yet"),
         Stage("Production stage", 2 * ROW_H, rows_prod * ROW_H, "" if rel else "nothing released"),
     ]
 
-    for i, (d, s, ids) in enumerate(exp_groups):
-        label = f"x.x.x-{d}.{s or 'x'}"
-        parts = (("exp", "x.x.x"), ("sep", "-"), ("data", d), ("sep", "."), ("split", s or "x"))
+    exp_box: dict[str, Box] = {}  # by experiment run id
+    for i, (label, data, split, ids) in enumerate(exp_groups):
+        parts = (("exp", "x.x.x"), ("sep", "-"), ("data", data), ("sep", "."), ("split", split))
         note = ", ".join(ids) if len(ids) <= 4 else f"{ids[0]} … {ids[-1]} ({len(ids)} runs)"
-        tree.boxes.append(
-            Box(
-                "experiment",
-                col_x[i],
-                y_exp,
-                col_w[i],
-                "Experiment runs",
-                parts,
-                label,
-                href="#experiments",
-                note=note,
-            )
+        box = Box(
+            "experiment",
+            col_x[i],
+            y_exp,
+            col_w[i],
+            "Experiment runs",
+            parts,
+            label,
+            href="#experiments",
+            note=note,
         )
+        drawing.boxes.append(box)
+        exp_box.update(dict.fromkeys(ids, box))
 
     dev_boxes: list[Box] = []
-    for i, v in enumerate(pre):
-        number = v.version.number
+    for i, n in enumerate(pre):
+        version = Version.parse_number(name, n.id)
         box = Box(
             "prerelease",
             col_x[i],
             y_dev,
             col_w[i],
             name,
-            number_parts(v.version),
-            number,
-            href=href.get(number),
-            state=v.state,
-            note=_note(v),
+            number_parts(version),
+            n.id,
+            href=href.get(n.id),
+            state=n.state,
+            note=_note(n),
         )
         dev_boxes.append(box)
-        tree.boxes.append(box)
+        drawing.boxes.append(box)
 
-    # The first development version comes out of the experiment stage.
-    if exp_groups and dev_boxes:
-        first = tree.boxes[0]
-        target = dev_boxes[0]
-        cx = target.cx if abs(first.cx - target.cx) < 1 else first.cx
-        tree.arrows.append(
-            Arrow(
-                "",
-                _down_arrow(cx, y_exp + BOX_H + 20, y_dev - 6),
-                cx + 26,
-                0,
-                "start",
-                first.version,
-                target.version,
+    arches: list[tuple[float, float]] = []  # the spans of arrows drawn over the boxes
+    for i, n in enumerate(pre):
+        edge = incoming.get(n.id)
+        if edge is None:
+            continue
+        b = dev_boxes[i]
+        if edge.source in exp_box:
+            # Out of the experiment stage, as the diagram draws it: no label.
+            a = exp_box[edge.source]
+            cx = b.cx if abs(a.cx - b.cx) < 1 else a.cx
+            drawing.arrows.append(
+                Arrow(
+                    "",
+                    _down_arrow(cx, y_exp + BOX_H + 20, y_dev - 6),
+                    cx + 26,
+                    0,
+                    "start",
+                    a.version,
+                    b.version,
+                )
             )
-        )
-
-    for a, b, va, vb in zip(dev_boxes, dev_boxes[1:], pre, pre[1:], strict=False):
-        change = change_between(va.version, vb.version)
-        x0, x1 = a.x + a.w + 8, b.x - 8
-        cy = y_dev + BOX_H / 2
-        tree.arrows.append(
-            Arrow(
-                change,
-                _right_arrow(x0, x1, cy),
-                (x0 + x1) / 2,
-                cy - 28,
-                "middle",
-                a.version,
-                b.version,
-            )
+            continue
+        j = col_of.get(edge.source)
+        if j is None:
+            continue
+        a = dev_boxes[j]
+        change = "+".join(edge.changes)
+        if j == i - 1:
+            x0, x1 = a.x + a.w + 8, b.x - 8
+            cy = y_dev + BOX_H / 2
+            points, label_x, label_y = _right_arrow(x0, x1, cy), (x0 + x1) / 2, cy - 28
+        else:
+            x0, x1 = a.x + a.w - 28, b.x + 28
+            level = sum(1 for s0, s1 in arches if s0 < x1 and x0 < s1)
+            arches.append((x0, x1))
+            points, top = _arch_arrow(x0, x1, y_dev, level)
+            label_x, label_y = (x0 + x1) / 2, top - 8
+        drawing.arrows.append(
+            Arrow(change, points, label_x, label_y, "middle", a.version, b.version)
         )
 
     for i, col in enumerate(columns):
         above: Box | None = dev_boxes[i] if i < len(dev_boxes) else None
         for j, r in enumerate(col):
-            number = r.version.number
             y = y_prod + j * ROW_H
             box = Box(
                 "release",
@@ -326,26 +342,26 @@ def layout(
                 y,
                 col_w[i],
                 name,
-                number_parts(r.version),
-                number,
-                href=href.get(number),
+                number_parts(Version.parse_number(name, r.id)),
+                r.id,
+                href=href.get(r.id),
                 state=r.state,
                 note=_note(r),
             )
-            tree.boxes.append(box)
-            src = released_from.get(number) or (above.version if above is not None else "")
-            if above is not None:
+            drawing.boxes.append(box)
+            edge = incoming.get(r.id)
+            if above is not None and edge is not None:
                 y0 = above.y + BOX_H + 20
-                tree.arrows.append(
+                drawing.arrows.append(
                     Arrow(
-                        "release",
+                        "+".join(edge.changes),
                         _down_arrow(box.cx, y0, y - 6),
                         box.cx + 26,
                         (y0 + y) / 2 + 4,
                         "start",
-                        src,
-                        number,
+                        edge.source,
+                        r.id,
                     )
                 )
             above = box
-    return tree
+    return drawing

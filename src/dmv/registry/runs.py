@@ -1,0 +1,301 @@
+"""The registry's runs: commit a finished (or failed) run, and read runs back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dmv.errors import InvalidInput, NotFound
+from dmv.registry import schema as t
+from dmv.registry.core import RegistryCore
+from dmv.registry.records import ArtifactInfo, RunInfo
+from dmv.version import Version
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+__all__ = ["NewArtifact", "NewRun", "RunsMixin", "parse_run_id"]
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    name: str
+    kind: str
+    digest: str
+    size: int
+    meta: dict[str, Any] | None = None
+
+
+@dataclass
+class NewRun:
+    """Everything a finished run registers, in one transaction."""
+
+    model: str
+    kind: str  # training | experiment
+    params: dict[str, Any]
+    metrics: dict[str, dict[str, float]]
+    started_at: float
+    ended_at: float
+    version: Version | None = None
+    data: str | None = None
+    split: str | None = None
+    status: str = "finished"
+    error: str | None = None
+    intended: str | None = None
+    environment: dict[str, Any] | None = None
+    code: dict[str, Any] | None = None
+    entry_point: str | None = None
+    artifacts: list[NewArtifact] = field(default_factory=list)
+    meta: dict[str, Any] | None = None
+    # Filled from the versioning step; stored on the version when it is created.
+    interface_fp: str | None = None
+    logic_fp: str | None = None
+    interface: dict[str, Any] | None = None
+    interface_compat: str | None = None
+    logic: dict[str, Any] | None = None
+    dirty: bool = False
+    # Called inside the registry transaction, under the model's lock, with every
+    # known version row (x, y, z, data, split, interface_fp, logic_fp, interface);
+    # returns the version and extra version components. Must be pure: it may run twice.
+    derive: Callable[[list[Any]], tuple[Version, dict[str, Any]]] | None = None
+
+
+def _run_id(kind: str, number: int | None, pk: int = 0) -> str:
+    if number is None:
+        return f"failed-{pk}"
+    return f"{'tr' if kind == 'training' else 'ex'}{number}"
+
+
+def parse_run_id(text: str) -> tuple[str, int]:
+    """``tr3`` → ("training", 3); ``ex2`` → ("experiment", 2)."""
+    prefix, digits = text[:2], text[2:]
+    if prefix not in ("tr", "ex") or not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
+        raise InvalidInput(
+            f"run id {text!r} is not valid", hint="training runs are tr0, tr1, …; experiments ex1…"
+        )
+    return ("training" if prefix == "tr" else "experiment"), int(digits)
+
+
+class RunsMixin(RegistryCore):
+    """Runs: training runs ``trN`` of a version, experiments ``exN`` of a model."""
+
+    def commit_run(self, run: NewRun) -> RunInfo:
+        """Register a finished (or failed) run and whatever it creates, atomically."""
+        import sqlalchemy as sa
+
+        def write(conn: sa.Connection) -> tuple[str, int]:
+            model = self._ensure_model(conn, run.model)
+            version_id = None
+            version = run.version
+            if run.kind == "training" and run.status == "finished":
+                components = {
+                    "interface_fp": run.interface_fp,
+                    "logic_fp": run.logic_fp,
+                    "interface": run.interface,
+                    "interface_compat": run.interface_compat,
+                    "logic": run.logic,
+                    "dirty": run.dirty or None,
+                }
+                if version is None and run.derive is not None:
+                    # Derived under the model's lock: no other writer can take the
+                    # number between our reading what is known and inserting it.
+                    version, extra = run.derive(self._known_rows(conn, model.id))
+                    components.update(extra)
+                if version is None:
+                    raise InvalidInput("a training run needs a version")
+                version_id = self._insert_version(conn, model, version, components)
+            number = None
+            if run.status == "finished":
+                c = t.runs.c
+                scope = (
+                    c.version_id == version_id
+                    if version_id is not None
+                    else sa.and_(c.model_id == model.id, c.kind == "experiment")
+                )
+                last = conn.execute(sa.select(sa.func.max(c.number)).where(scope)).scalar()
+                number = 0 if last is None else int(last) + 1
+                if run.kind == "experiment" and last is None:
+                    number = 1
+            run_pk = conn.execute(
+                sa.insert(t.runs).values(
+                    model_id=model.id,
+                    version_id=version_id,
+                    number=number,
+                    kind=run.kind,
+                    status=run.status,
+                    intended=run.intended,
+                    data=run.data,
+                    split=run.split,
+                    params=run.params,
+                    metrics=run.metrics,
+                    environment=run.environment,
+                    code=run.code,
+                    entry_point=run.entry_point,
+                    error=run.error,
+                    meta=run.meta,
+                    started_at=run.started_at,
+                    ended_at=run.ended_at,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            if run.artifacts:
+                now = time.time()
+                conn.execute(
+                    sa.insert(t.artifacts),
+                    [
+                        {
+                            "run_id": run_pk,
+                            "name": a.name,
+                            "kind": a.kind,
+                            "digest": a.digest,
+                            "size": a.size,
+                            "meta": a.meta,
+                            "created_at": now,
+                        }
+                        for a in run.artifacts
+                    ],
+                )
+            run_id = _run_id(run.kind, number)
+            target = version.number if version else run.intended
+            self._audit(
+                conn,
+                f"run.{run.status}",
+                run.model,
+                f"{target} {run_id}" if target else run_id,
+                {"kind": run.kind},
+            )
+            return run_id, int(run_pk)
+
+        _, pk = self._write(write)
+        return self._run_by_pk(pk)
+
+    def _known_rows(self, conn: sa.Connection, model_id: int) -> list[Any]:
+        """Every version of a model with what derivation needs to know of it."""
+        import sqlalchemy as sa
+
+        v = t.versions.c
+        query = sa.select(
+            v.x, v.y, v.z, v.data, v.split, v.interface_fp, v.logic_fp, v.interface
+        ).where(v.model_id == model_id)
+        return list(conn.execute(query.order_by(v.x, v.y, v.z, v.id)).all())
+
+    def _run_info(
+        self, conn: sa.Connection, row: Any, model: str, version: Version | None
+    ) -> RunInfo:
+        import sqlalchemy as sa
+
+        arts = tuple(
+            ArtifactInfo(a.name, a.kind, a.digest, int(a.size), a.meta)
+            for a in conn.execute(
+                sa.select(t.artifacts)
+                .where(t.artifacts.c.run_id == row.id)
+                .order_by(t.artifacts.c.id)
+            )
+        )
+        return RunInfo(
+            id=_run_id(row.kind, row.number, row.id),
+            model=model,
+            kind=row.kind,
+            status=row.status,
+            version=version,
+            data=row.data if version is None else version.data,
+            split=row.split if version is None else version.split,
+            params=row.params or {},
+            metrics=row.metrics or {},
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            environment=row.environment,
+            code=row.code,
+            entry_point=row.entry_point,
+            error=row.error,
+            intended=row.intended,
+            artifacts=arts,
+            meta=row.meta,
+        )
+
+    def _run_by_pk(self, pk: int) -> RunInfo:
+        import sqlalchemy as sa
+
+        def read(conn: sa.Connection) -> RunInfo:
+            row = conn.execute(sa.select(t.runs).where(t.runs.c.id == pk)).one()
+            name = conn.execute(
+                sa.select(t.models.c.name).where(t.models.c.id == row.model_id)
+            ).scalar_one()
+            version = None
+            if row.version_id is not None:
+                v = conn.execute(
+                    sa.select(t.versions).where(t.versions.c.id == row.version_id)
+                ).one()
+                version = Version(name, v.x, v.y, v.z, v.data, v.split)
+            return self._run_info(conn, row, name, version)
+
+        result: RunInfo = self._read(read)
+        return result
+
+    def list_runs(self, version: Version) -> list[RunInfo]:
+        """The training runs of one version, tr0 first."""
+        import sqlalchemy as sa
+
+        def read(conn: sa.Connection) -> list[RunInfo]:
+            _, vrow = self._require_version(conn, version, lock=False)
+            owner, trained = self._run_owner(conn, version, vrow)
+            rows = conn.execute(
+                sa.select(t.runs).where(t.runs.c.version_id == owner).order_by(t.runs.c.number)
+            ).all()
+            return [self._run_info(conn, r, version.name, trained) for r in rows]
+
+        result: list[RunInfo] = self._read(read)
+        return result
+
+    def list_model_runs(
+        self, model: str, *, kind: str | None = None, status: str | None = None
+    ) -> list[RunInfo]:
+        """Every run of a model (experiments and failed runs included), oldest first."""
+        import sqlalchemy as sa
+
+        def read(conn: sa.Connection) -> list[RunInfo]:
+            m = self._model_row(conn, model)
+            query = sa.select(t.runs).where(t.runs.c.model_id == m.id).order_by(t.runs.c.id)
+            if kind:
+                query = query.where(t.runs.c.kind == kind)
+            if status:
+                query = query.where(t.runs.c.status == status)
+            vmap = {
+                r.id: Version(model, r.x, r.y, r.z, r.data, r.split)
+                for r in conn.execute(sa.select(t.versions).where(t.versions.c.model_id == m.id))
+            }
+            return [
+                self._run_info(conn, r, model, vmap.get(r.version_id))
+                for r in conn.execute(query).all()
+            ]
+
+        result: list[RunInfo] = self._read(read)
+        return result
+
+    def get_run(self, model: str, run_id: str, version: Version | None = None) -> RunInfo:
+        """One run: ``trN`` of ``version``, or experiment ``exN`` of ``model``."""
+        import sqlalchemy as sa
+
+        kind, number = parse_run_id(run_id)
+
+        def read(conn: sa.Connection) -> RunInfo:
+            m = self._model_row(conn, model)
+            c = t.runs.c
+            trained = version
+            if kind == "training":
+                if version is None:
+                    raise InvalidInput(f"{run_id} is a training run: name its version too")
+                _, vrow = self._require_version(conn, version, lock=False)
+                owner, trained = self._run_owner(conn, version, vrow)
+                where: Sequence[Any] = (c.version_id == owner, c.number == number)
+            else:
+                where = (c.model_id == m.id, c.kind == "experiment", c.number == number)
+            row = conn.execute(sa.select(t.runs).where(*where)).first()
+            if row is None:
+                whose = str(version) if kind == "training" else model
+                raise NotFound(f"{whose} has no run {run_id}")
+            return self._run_info(conn, row, model, trained if kind == "training" else None)
+
+        result: RunInfo = self._read(read)
+        return result
