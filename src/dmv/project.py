@@ -261,8 +261,7 @@ class Project:
         """The model's versions staged as the pattern's diagram draws them."""
         from dmv.tree import build_tree
 
-        # Releases are few; their full records say which prerelease they came from.
-        versions = [self.show(v.version) if v.version.x >= 1 else v for v in self.versions(model)]
+        versions = self.versions(model)
         runs = {
             v.version.number: [r.id for r in self.registry.list_runs(v.version)]
             for v in versions
