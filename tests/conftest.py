@@ -76,3 +76,19 @@ def small_model() -> object:
 
     x, y = load_iris(return_X_y=True)
     return LogisticRegression(max_iter=300).fit(x, y)
+
+
+def seed_warehouse(project: dmv.Project, model: str = "price-model") -> None:
+    """Load scikit-learn's bundled diabetes data into the project's DuckDB warehouse and
+    register retrieval 0123 with stored splits abcd and efgh (as in seed/diagram1.png)."""
+    import duckdb
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    patients = x.assign(target=y, patient_id=range(len(x)))
+    with duckdb.connect(project.config.location("warehouse")) as con:
+        con.register("frame", patients)
+        con.execute("CREATE TABLE patients AS SELECT * FROM frame")
+    project.data_query(model, sql="SELECT * FROM patients", id="0123")
+    project.data_split(model, "0123", by="key:patient_id", id="abcd")
+    project.data_split(model, "0123", by="key:patient_id", salt="2", id="efgh")

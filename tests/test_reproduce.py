@@ -11,22 +11,22 @@ from pathlib import Path
 import pytest
 
 import dmv
+from conftest import seed_warehouse
 
 TRAIN = """
 import sys
 import dmv
-from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
 ALPHA = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-x, y = load_diabetes(return_X_y=True, as_frame=True)
-x = x[["age", "bmi", "bp"]]
+FEATURES = ["age", "bmi", "bp"]
 project = dmv.open()
 with project.run("price-model", data="0123.abcd", params={"alpha": ALPHA},
                  code=["train.py"]) as run:
-    model = Ridge(alpha=ALPHA).fit(x, y)
-    run.log_metrics({"r2": model.score(x, y)}, split="train")
-    run.log_model(model, sample_input=x.head(3))
+    rows = run.dataset("train")
+    model = Ridge(alpha=ALPHA).fit(rows[FEATURES], rows["target"])
+    run.log_metrics({"r2": model.score(rows[FEATURES], rows["target"])}, split="train")
+    run.log_model(model, sample_input=rows[FEATURES].head(3))
 print(run.version.number, run.id)
 """
 
@@ -46,6 +46,7 @@ def trained(tmp_path: Path) -> dmv.Project:
     git(root, "config", "user.name", "ML")
     (root / "train.py").write_text(TRAIN)
     project = dmv.init(root)
+    seed_warehouse(project)
     git(root, "add", "train.py", "dmv.toml")
     git(root, "commit", "-qm", "train")
     done = subprocess.run(

@@ -41,19 +41,29 @@ def frame(columns: list[str]) -> tuple[pd.DataFrame, pd.Series]:
     return x[columns], y
 
 
+def make_project(root: Path) -> dmv.Project:
+    """A project whose warehouse holds the diabetes data, retrieval 0123, splits abcd/efgh."""
+    from conftest import seed_warehouse
+
+    project = dmv.init(root)
+    seed_warehouse(project)
+    return project
+
+
 def train(project: dmv.Project, data: str, columns: list[str], alpha: float, **kw: Any) -> dmv.Run:
-    x, y = frame(columns)
     with project.run(
         "price-model", data=data, params={"alpha": alpha}, code=["train.py"], **kw
     ) as run:
-        model = Ridge(alpha=alpha).fit(x, y)
-        run.log_metrics({"r2": model.score(x, y)}, split="train")
-        run.log_model(model, sample_input=x.head(5))
+        train_rows, test_rows = run.dataset("train"), run.dataset("test")
+        model = Ridge(alpha=alpha).fit(train_rows[columns], train_rows["target"])
+        run.log_metrics({"r2": model.score(train_rows[columns], train_rows["target"])}, "train")
+        run.log_metrics({"r2": model.score(test_rows[columns], test_rows["target"])}, "test")
+        run.log_model(model, sample_input=train_rows[columns].head(5))
     return run
 
 
 def test_diagram_development_and_production_stages(repo: Path) -> None:
-    p = dmv.init(repo)
+    p = make_project(repo)
     base = ["age", "bmi", "bp"]
     # Experiment stage: logged, never numbered.
     x, y = frame(base)
@@ -97,17 +107,17 @@ def test_diagram_development_and_production_stages(repo: Path) -> None:
 
 
 def test_code_change_bumps_logic_and_records_git(repo: Path) -> None:
-    p = dmv.init(repo)
+    p = make_project(repo)
     git(repo, "add", "dmv.toml")
     git(repo, "commit", "-qm", "dmv project")
-    first = train(p, "a1.b1", ["age", "bmi"], 1.0)
+    first = train(p, "0123.abcd", ["age", "bmi"], 1.0)
     (repo / "train.py").write_text(TRAIN_PY + "\n# scale before fitting\n")
     with pytest.raises(DirtyTreeError, match="uncommitted changes"):
-        train(p, "a1.b1", ["age", "bmi"], 1.0)
-    assert [v.version.number for v in p.versions("price-model")] == ["0.0.1-a1.b1"]
+        train(p, "0123.abcd", ["age", "bmi"], 1.0)
+    assert [v.version.number for v in p.versions("price-model")] == ["0.0.1-0123.abcd"]
     git(repo, "commit", "-qam", "scale")
-    second = train(p, "a1.b1", ["age", "bmi"], 1.0)
-    assert second.version is not None and second.version.number == "0.0.2-a1.b1"
+    second = train(p, "0123.abcd", ["age", "bmi"], 1.0)
+    assert second.version is not None and second.version.number == "0.0.2-0123.abcd"
     assert second.info is not None and second.info.code is not None
     assert second.info.code["commit"] == git(repo, "rev-parse", "HEAD")
     assert second.info.code["dirty"] is False
@@ -116,10 +126,10 @@ def test_code_change_bumps_logic_and_records_git(repo: Path) -> None:
 
 
 def test_dirty_run_when_allowed_stores_the_patch_and_flags(repo: Path) -> None:
-    p = dmv.init(repo)
+    p = make_project(repo)
     (repo / "train.py").write_text(TRAIN_PY + "# experiment\n")
-    run = train(p, "a1.b1", ["age"], 1.0, allow_dirty=True)
-    info = p.show("price-model@0.0.1-a1.b1")
+    run = train(p, "0123.abcd", ["age"], 1.0, allow_dirty=True)
+    info = p.show("price-model@0.0.1-0123.abcd")
     assert info.dirty is True
     assert run.info is not None
     patch = next(a for a in run.info.artifacts if a.kind == "patch")
@@ -130,10 +140,10 @@ def test_dirty_run_when_allowed_stores_the_patch_and_flags(repo: Path) -> None:
 
 
 def test_derived_run_needs_an_interface(repo: Path) -> None:
-    p = dmv.init(repo)
+    p = make_project(repo)
     with (
         pytest.raises(dmv.InvalidInput, match="interface is unknown"),
-        p.run("price-model", data="a.b", params={"alpha": 1}),
+        p.run("price-model", data="0123.abcd", params={"alpha": 1}),
     ):
         pass
     assert p.versions("price-model") == []
@@ -141,14 +151,14 @@ def test_derived_run_needs_an_interface(repo: Path) -> None:
 
 
 def test_declared_interface_and_explicit_versions_coexist(repo: Path) -> None:
-    p = dmv.init(repo)
+    p = make_project(repo)
     with p.run("price-model", version="0.0.1-a.b"):
         pass  # registered elsewhere, no fingerprints
     decl = {"inputs": {"age": "float64"}, "outputs": {"price": "float64"}}
-    with p.run("price-model", data="a.b", interface=decl) as run:
+    with p.run("price-model", data="0123.abcd", interface=decl) as run:
         pass
     # the explicit 0.0.1 keeps its slot: the derived run does not land on it
-    assert run.version is not None and run.version.number == "0.1.0-a.b"
+    assert run.version is not None and run.version.number == "0.1.0-0123.abcd"
 
 
 def test_compare_tag_and_checkout_commands(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,7 +166,7 @@ def test_compare_tag_and_checkout_commands(repo: Path, capsys: pytest.CaptureFix
 
     from dmv.cli import main
 
-    p = dmv.init(repo)
+    p = make_project(repo)
     git(repo, "add", "dmv.toml")
     git(repo, "commit", "-qm", "dmv project")
     first_commit = git(repo, "rev-parse", "HEAD")
@@ -205,7 +215,7 @@ def test_compare_tag_and_checkout_commands(repo: Path, capsys: pytest.CaptureFix
 def test_tree_draws_the_diagram(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from dmv.cli import main
 
-    p = dmv.init(repo)
+    p = make_project(repo)
     base = ["age", "bmi", "bp"]
     x, y = frame(base)
     with p.experiment("price-model", data="0123.abcd") as ex:

@@ -96,9 +96,9 @@ def diff_versions(project: Project, a: VersionInfo, b: VersionInfo) -> dict[str,
         ),
         "packages": diff_mappings(_packages(ra), _packages(rb)),
     }
-    data_diff = getattr(project, "_data_diff", None)
-    if callable(data_diff):
-        report["data"] = data_diff(va, vb)
+    from dmv.data.checks import data_diff
+
+    report["data"] = data_diff(project, va, vb)
     report["changed"] = sorted(
         name
         for name, changed in (

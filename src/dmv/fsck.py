@@ -116,9 +116,9 @@ def fsck(
             )
     report.checked["artifacts"] = len(rows)
 
-    data_refs = getattr(project, "_fsck_data", None)
-    if callable(data_refs):
-        referenced |= data_refs(report, repair=repair, grace_seconds=grace_seconds)
+    from dmv.data.checks import fsck_tables
+
+    referenced |= fsck_tables(project, report, repair=repair, grace_seconds=grace_seconds)
 
     now = time.time()
     fs = store.fs

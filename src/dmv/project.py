@@ -20,6 +20,8 @@ from dmv.version import Reference, Version, check_data_id, check_name
 
 if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore
+    from dmv.data.catalog import QueryInfo, SplitInfo
+    from dmv.data.leakage import LeakageReport
     from dmv.fsck import FsckReport
     from dmv.interface import Interface, InterfaceDiff
     from dmv.logic import LogicInfo
@@ -183,6 +185,131 @@ class Project:
         from dmv import release
 
         release.delete_version(self.registry, self.resolve(ref))
+
+    # -- data: retrievals (DATA) and stored splits (SPLIT) ---------------------
+
+    def data_query(
+        self,
+        model: str,
+        *,
+        sql: str | None = None,
+        source: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        id: str | None = None,
+    ) -> QueryInfo:
+        """Register a retrieval method; returns it with its DATA id (``.data``).
+
+        ``source`` defaults to the project's warehouse; any SQLAlchemy URL,
+        DuckDB file or Parquet/CSV files work. The query is checked now.
+        """
+        from dmv.data import catalog
+
+        return catalog.register_query(
+            self, model, sql=sql, source=source, params=params, data_id=id
+        )
+
+    def data_split(
+        self,
+        model: str,
+        data: str,
+        *,
+        by: str = "row",
+        ratios: Mapping[str, float] | None = None,
+        salt: str = "",
+        id: str | None = None,
+        strict: bool = False,
+        progress: Any = None,
+    ) -> SplitInfo:
+        """Run retrieval ``data`` now and store its rows split into parts (``.split``).
+
+        ``by`` is ``key:COLUMN``, ``group:COLUMN``, ``time:COLUMN`` or ``row``.
+        The parts become warehouse tables ``<model>__<DATA>__<SPLIT>__<part>``.
+        """
+        from dmv.data import catalog
+
+        return catalog.store(
+            self,
+            model,
+            data,
+            by=by,
+            ratios=ratios,
+            salt=salt,
+            split_id=id,
+            strict=strict,
+            progress=progress,
+        )
+
+    def data_queries(self, model: str) -> list[QueryInfo]:
+        from dmv.data import catalog
+
+        return catalog.list_queries(self, model)
+
+    def data_splits(self, model: str, data: str | None = None) -> list[SplitInfo]:
+        from dmv.data import catalog
+
+        return catalog.list_splits(self, model, data)
+
+    def data_show(self, model: str, data: str) -> QueryInfo:
+        from dmv.data import catalog
+
+        return catalog.get_query(self, model, data)
+
+    def split_info(
+        self, model: str | Version, data: str | None = None, split: str | None = None
+    ) -> SplitInfo:
+        """A stored split, named by model, DATA and SPLIT, or by a version trained on it."""
+        from dmv.data import catalog
+
+        if isinstance(model, Version):
+            return catalog.get_split(self, model.name, model.data, model.split)
+        d, s = _parse_data(data) if split is None and data else (data, split)
+        if d is None or s is None:
+            raise InvalidInput("name the split as DATA.SPLIT")
+        return catalog.get_split(self, model, d, s)
+
+    def data_check(self, model: str, ref: str) -> LeakageReport:
+        """Re-run the leakage checks on a stored split (``DATA.SPLIT``)."""
+        from dmv.data.catalog import warehouse
+        from dmv.data.leakage import check_leakage
+
+        info = self.split_info(model, ref)
+        with warehouse(self) as wh:
+            return check_leakage(wh, info.split_result())
+
+    def data_verify(self, model: str, ref: str, *, against_source: bool = False) -> dict[str, Any]:
+        """Recompute a stored split's fingerprints; optionally re-run its retrieval too."""
+        from dmv.data.checks import source_matches, verify_split
+
+        d, s = _parse_data(ref)
+        report = verify_split(self, model, d, s)
+        if against_source:
+            report["source"] = source_matches(self, model, d, s)
+        return report
+
+    def data_export(self, model: str, ref: str, part: str, out: str | os.PathLike[str]) -> Any:
+        """Write one part of a stored split to a Parquet file."""
+        from dmv.data.catalog import warehouse
+        from dmv.data.export import export_part
+
+        info = self.split_info(model, ref)
+        with warehouse(self) as wh:
+            return export_part(wh, info.table(part), os.fspath(out))
+
+    def dataset(self, model: str, ref: str, part: str, *, format: str = "pandas") -> Any:
+        """One part of a stored split as a pandas DataFrame (or ``format='arrow'``)."""
+        from dmv.data.catalog import warehouse
+        from dmv.data.export import read_part
+
+        info = self.split_info(model, ref)
+        with warehouse(self, read_only=False) as wh:
+            return read_part(wh, info.table(part), format)  # type: ignore[arg-type]
+
+    def data_drop(self, model: str, ref: str) -> None:
+        """Delete a stored split that no version uses."""
+        from dmv.data import catalog
+
+        d, s = _parse_data(ref)
+        catalog.drop(self, model, d, s)
 
     # -- interface, code and diff --------------------------------------------
 
@@ -355,6 +482,9 @@ class Project:
                     hint="pass the stored split the model trains on, or version='X.Y.Z-D.S'",
                 )
             d, s = _parse_data(data)
+            from dmv.data.catalog import require_stored
+
+            require_stored(self, model, d, s)
         else:
             d, s = exact.data, exact.split
         from dmv.runs import Run
@@ -363,6 +493,7 @@ class Project:
             model=model,
             kind="training",
             store=self.artifacts,
+            project=self,
             version=exact,
             data=d,
             split=s,
@@ -387,7 +518,13 @@ class Project:
         from dmv.runs import Run
 
         run = Run(
-            model=model, kind="experiment", store=self.artifacts, data=d, split=s, params=params
+            model=model,
+            kind="experiment",
+            store=self.artifacts,
+            project=self,
+            data=d,
+            split=s,
+            params=params,
         )
         yield from self._finish(run, entry_point, code, interface, True)
 

@@ -28,6 +28,7 @@ from dmv.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     from dmv.project import Project
     from dmv.registry import RunInfo, VersionInfo
+    from dmv.version import Version
 
 __all__ = ["Check", "Report", "environment_differences", "reproduce", "verify"]
 
@@ -116,10 +117,10 @@ def verify(project: Project, ref: str) -> Report:
                 "fail" if problem else "ok",
                 problem.message if problem else f"{art.size} bytes, {art.digest[:19]}…",
             )
-    data_checks = getattr(project, "_verify_split_checks", None)
-    if callable(data_checks):
-        for name, status, detail in data_checks(info.version):
-            report.add(name, status, detail)
+    from dmv.data.checks import split_checks
+
+    for name, status, detail in split_checks(project, info.version):
+        report.add(name, status, detail)
 
     if info.interface:
         fp = Interface.from_dict(info.interface).fingerprint
@@ -221,12 +222,7 @@ def reproduce(
     diffs = environment_differences(run.environment)
     report.add("environment", "warn" if diffs else "ok", "; ".join(diffs[:10]) or "same")
     if from_source:
-        source_check = getattr(project, "_source_matches", None)
-        if callable(source_check):
-            status, detail = source_check(version)
-            report.add("source", status, detail)
-        else:
-            report.add("source", "skip", "no stored retrieval to compare")
+        _compare_source(project, version, report)
 
     top = repo_top(project.root)
     rel_root = os.path.relpath(project.root, top)
@@ -276,6 +272,26 @@ def reproduce(
     report.add("training", "ok", f"recorded as {new.id}")
     _compare_metrics(run, new, tolerance, report)
     return report
+
+
+def _compare_source(project: Project, version: Version, report: Report) -> None:
+    from dmv.data.checks import source_matches
+
+    try:
+        found = source_matches(project, version.name, version.data, version.split)
+    except NotFound:
+        report.add("source", "skip", f"{version.data}.{version.split} is not a stored split")
+        return
+    if found["same"]:
+        report.add("source", "ok", "the source still gives the stored rows")
+    else:
+        report.add(
+            "source",
+            "warn",
+            "the source has changed since the split was stored "
+            f"({str(found['stored'])[:19]}… → {str(found['source'])[:19]}…); "
+            "training uses the stored split",
+        )
 
 
 def _run_entry(

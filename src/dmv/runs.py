@@ -24,6 +24,7 @@ from dmv.registry.store import NewArtifact
 if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore
     from dmv.interface import Interface
+    from dmv.project import Project
     from dmv.registry.records import RunInfo
     from dmv.version import Version
     from dmv.versioning import Known
@@ -85,6 +86,7 @@ class Run:
         model: str,
         kind: str,
         store: ArtifactStore,
+        project: Project | None = None,
         version: Version | None = None,
         data: str | None = None,
         split: str | None = None,
@@ -106,6 +108,7 @@ class Run:
         self.sample_input: Any = None
         self.sample_output: Any = None
         self._store = store
+        self._project = project
         if params:
             self.log_params(params)
 
@@ -192,6 +195,15 @@ class Run:
             self.artifacts.append(artifact)
             added.append(artifact)
         return added
+
+    def dataset(self, part: str = "train", *, format: str = "pandas") -> Any:
+        """A part (``train``, ``valid``, ``test``…) of the stored split this run trains on."""
+        if self._project is None or self.data is None or self.split is None:
+            raise InvalidInput(
+                "this run names no stored split",
+                hint="pass data='DATA.SPLIT' to project.run or project.experiment",
+            )
+        return self._project.dataset(self.model, f"{self.data}.{self.split}", part, format=format)
 
     def add_artifact(self, artifact: NewArtifact) -> None:
         """Attach a blob already in the store (used by dmv itself, e.g. for code patches)."""

@@ -174,7 +174,9 @@ def render_text(tree: Tree) -> str:
             edge = incoming.get(node.id)
             arrow = ""
             if edge is not None and stage != "experiment":
-                arrow = f"  ◀─{edge.label}── {edge.source}"
+                # The diagram's arrow out of the experiment stage carries no label.
+                label = "" if edge.changes == ("promote",) else edge.label
+                arrow = f"  ◀─{label}── {edge.source}"
             extras = []
             if node.runs and stage != "experiment":
                 extras.append(" ".join(node.runs))

@@ -504,3 +504,6 @@ from dmv.cli.server import serve, server, token  # noqa: E402
 cli.add_command(token)
 cli.add_command(serve)
 cli.add_command(server)
+from dmv.cli.data import data  # noqa: E402
+
+cli.add_command(data)

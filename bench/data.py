@@ -1,0 +1,236 @@
+"""Benchmark of the data engine (issue #3 item 9, issue #7 item 1).
+
+Generates a table (id, ts, user_id, category, price, label) in a DuckDB warehouse in
+a temporary folder, then measures side by side in one process:
+
+  (a) DuckDB's own ``COPY (SELECT …) TO 'x.parquet'`` of the rows      (the yardstick)
+  (b) ``store_split --by key:user_id``: staging, three part tables,
+      full fingerprints and profiles                          target: within 2x of (a)
+  (c) retrieving the same rows from a SQLite file into the warehouse
+                                 target: < 10.7 s for 10M rows (15x dvc import-db's 161 s)
+  (d) peak memory of this process (ru_maxrss)                       target: < 1.5 GB
+  with --postgres: the same split pushed down into PostgreSQL (127.0.0.1:5432, db test)
+
+Usage: python bench/data.py [--rows N] [--postgres] [--pg-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dmv.data.fingerprint import verify_parts
+from dmv.data.leakage import check_leakage
+from dmv.data.sources import Retrieval, Source, retrieve
+from dmv.data.split import SplitSpec, store_split
+from dmv.data.warehouse import open_warehouse
+
+DVC_IMPORT_DB_10M = 161.0  # seconds, measured for `dvc import-db` of 10M rows to CSV
+
+
+def timed(label: str, fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    took = time.perf_counter() - start
+    print(f"  {label:<58} {took:8.2f} s", flush=True)
+    return took, value
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+GENERATE = """
+CREATE TABLE src AS
+SELECT i AS id,
+       TIMESTAMP '2024-01-01' + to_seconds(i * 3) AS ts,
+       CAST(hash(i * 31) % 500000 AS BIGINT) AS user_id,
+       'cat' || CAST(i % 40 AS VARCHAR) AS category,
+       CAST(round((i % 100000) * 0.37 + 0.01, 2) AS DOUBLE) AS price,
+       CAST(i % 3 = 0 AS INTEGER) AS label
+FROM range({rows}) AS t(i)
+"""
+
+
+def make_sqlite(wh: Any, path: Path) -> None:
+    """Write the same rows into a SQLite file (ADBC bulk ingest when installed)."""
+    reader = wh.reader(
+        "SELECT id, CAST(ts AS VARCHAR) AS ts, user_id, category, price, label FROM src"
+    )
+    try:
+        import adbc_driver_sqlite.dbapi as adbc
+
+        with adbc.connect(str(path)) as con, con.cursor() as cur:
+            cur.adbc_ingest("src", reader, mode="create")
+            con.commit()
+    except ImportError:
+        import sqlite3
+
+        lite = sqlite3.connect(path)
+        lite.execute(
+            "CREATE TABLE src (id INTEGER, ts TEXT, user_id INTEGER, category TEXT, "
+            "price REAL, label INTEGER)"
+        )
+        for batch in reader:
+            rows = zip(*batch.to_pydict().values(), strict=True)
+            lite.executemany("INSERT INTO src VALUES (?,?,?,?,?,?)", rows)
+        lite.commit()
+        lite.close()
+
+
+def bare_split(wh: Any, spec: SplitSpec) -> None:
+    """The split alone, as one would hand-write it: what dmv adds on top is the fingerprints."""
+    from dmv.data._sql import bucket_case, hash_from_raw, hash_raw, key_text, thresholds
+
+    part = bucket_case(hash_from_raw("duckdb", "pk"), thresholds(list(spec.ratios.values())))
+    key = hash_raw("duckdb", f"':' || {key_text('duckdb', 'user_id', 'BIGINT')}")
+    with wh.transaction():
+        for i, name in enumerate(spec.parts):
+            wh.execute(
+                f"CREATE TABLE bare_{name} AS SELECT * EXCLUDE (pk) FROM "
+                f"(SELECT *, {key} AS pk FROM src) WHERE {part} = {i}"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument(
+        "--postgres", action="store_true", help="also push the split into PostgreSQL"
+    )
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--memory-limit", default="", help="DuckDB memory_limit, e.g. 1GB")
+    args = parser.parse_args()
+    rows = args.rows
+    print(f"dmv data benchmark: {rows:,} rows")
+    spec = SplitSpec("key", "user_id")
+    with tempfile.TemporaryDirectory(prefix="dmv-bench-") as tmp:
+        folder = Path(tmp)
+        wh = open_warehouse(folder / "warehouse.duckdb", memory_limit=args.memory_limit)
+        timed(
+            "generate the table in the DuckDB warehouse",
+            lambda: wh.execute(GENERATE.format(rows=rows)),
+        )
+        wh.execute("CHECKPOINT")
+
+        print("(a) DuckDB COPY to Parquet")
+        copies = [
+            timed(
+                f"COPY (SELECT * FROM src) TO parquet, run {i}",
+                lambda: wh.execute(
+                    f"COPY (SELECT * FROM src) TO '{folder / 'copy.parquet'}' (FORMAT parquet)"
+                ),
+            )[0]
+            for i in (1, 2)
+        ]
+        copy = min(copies)
+
+        print("(b0) for scale: a bare md5-v1 split, 3 CTAS, no fingerprints or profiles")
+        bare_s, _ = timed(
+            "3 x CREATE TABLE AS SELECT … WHERE bucket = i", lambda: bare_split(wh, spec)
+        )
+
+        print("(b) dmv split --by key:user_id (stage, 3 tables, fingerprints, profiles)")
+        steps: list[str] = []
+        split_s, result = timed(
+            "store_split",
+            lambda: store_split(
+                wh,
+                "SELECT * FROM src",
+                spec,
+                "bench__d__s",
+                progress=lambda s, d, t: steps.append(s),
+            ),
+        )
+        print("      parts: " + ", ".join(f"{p.name}={p.rows:,}" for p in result.parts))
+        verify_s, report = timed(
+            "verify_parts (recompute all fingerprints)", lambda: verify_parts(wh, result)
+        )
+        assert report.ok
+        leak_s, leak = timed(
+            "check_leakage (shared keys, identical rows)", lambda: check_leakage(wh, result)
+        )
+        assert leak.ok, leak.to_dict()
+
+        print("(c) retrieve from a SQLite source file into the warehouse")
+        sqlite_path = folder / "source.db"
+        timed(
+            "write the SQLite source file (setup, not measured)",
+            lambda: make_sqlite(wh, sqlite_path),
+        )
+        source = Source.from_url(f"sqlite:///{sqlite_path}", wh)
+        retrieve_s, count = timed(
+            "retrieve SELECT * FROM src → warehouse table",
+            lambda: retrieve(Retrieval(source, "SELECT * FROM src"), wh, "from_sqlite"),
+        )
+        assert count == rows
+        wh.close()
+
+        pg_split = pg_load = None
+        if args.postgres:
+            pg_load, pg_split = bench_postgres(args.pg_url, folder, rows, spec)
+
+    scale = rows / 10_000_000
+    target_retrieve = DVC_IMPORT_DB_10M * scale / 15
+    peak = peak_mb()
+    print()
+    print("results")
+    print(f"  (a) DuckDB COPY to Parquet            {copy:8.2f} s")
+    ratio = split_s / copy
+    print(
+        f"  (b) dmv split incl. fingerprints       {split_s:8.2f} s   = {ratio:5.2f}x (a) target 2x"
+    )
+    print(f"      bare split without fingerprints    {bare_s:8.2f} s   = {bare_s / copy:5.2f}x (a)")
+    print(f"      verify / leakage check             {verify_s:8.2f} s / {leak_s:.2f} s")
+    print(
+        f"  (c) SQLite → warehouse                 {retrieve_s:8.2f} s   = "
+        f"{DVC_IMPORT_DB_10M * scale / retrieve_s:5.1f}x faster than dvc import-db "
+        f"({DVC_IMPORT_DB_10M * scale:.0f} s scaled)   target < {target_retrieve:.1f} s"
+    )
+    print(
+        f"  (d) peak memory (ru_maxrss)            {peak:8.0f} MB                 target < 1536 MB"
+    )
+    if pg_split is not None and pg_load is not None:
+        ratio = pg_split / copy
+        print(f"  PostgreSQL pushdown split              {pg_split:8.2f} s   = {ratio:5.2f}x (a)")
+        print(f"      (loading the rows into PostgreSQL first took {pg_load:.1f} s)")
+    return 0
+
+
+def bench_postgres(url: str, folder: Path, rows: int, spec: SplitSpec) -> tuple[float, float]:
+    print("(pg) the same split pushed down into PostgreSQL")
+    schema = f"dmv_bench_{secrets.token_hex(3)}"
+    try:
+        pg = open_warehouse(url, schema=schema)
+    except Exception as exc:
+        print(f"  PostgreSQL unreachable, skipped: {exc}")
+        return float("nan"), float("nan")
+    try:
+        parquet = Source.from_url(folder / "copy.parquet", pg)
+        load_s, _ = timed(
+            "load the rows into PostgreSQL (COPY, setup)",
+            lambda: retrieve(Retrieval(parquet), pg, "src"),
+        )
+        pg.execute("ANALYZE src")
+        split_s, result = timed(
+            "store_split in PostgreSQL (pushdown)",
+            lambda: store_split(pg, "SELECT * FROM src", spec, "bench__d__s"),
+        )
+        print("      parts: " + ", ".join(f"{p.name}={p.rows:,}" for p in result.parts))
+        return load_s, split_s
+    finally:
+        pg.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        pg.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

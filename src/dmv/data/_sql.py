@@ -1,0 +1,284 @@
+"""Portable SQL pieces: names, literals, canonical text and the md5-v1 hash.
+
+Everything that must give the SAME answer on DuckDB and on PostgreSQL lives here,
+written once per dialect. The SQL uses only ``md5``, ``substr``, ``concat_ws``,
+``coalesce``, ``chr``, ``abs``, ``trunc``, ``CAST`` and ``CASE`` (plus, on DuckDB,
+``md5_number_upper`` and integer shifts as a faster equivalent of the PostgreSQL
+bit-string cast); another SQLAlchemy warehouse needs the same functions.
+
+Canonical text of a value (what is hashed), by type family:
+
+==========  =================================================================
+integers    decimal digits (``CAST(x AS VARCHAR)``)
+text, uuid  the text itself (uuids lowercase with hyphens in both engines)
+boolean     ``true`` / ``false``
+decimal     ``CAST(x AS VARCHAR)`` (scale digits kept: ``1.50``)
+float       shortest round-trip digits as PostgreSQL prints them (``1``, ``0.1``,
+            ``1e+20``); ``0`` for ±0, ``nan``, ``inf``, ``-inf``; numbers in
+            [1e15, 1e16), where the engines' formats differ, as
+            ``<integer part>+<eighths>/8`` (exact there). REAL is widened to DOUBLE.
+date        days since 1970-01-01
+timestamp   microseconds since 1970-01-01 00:00:00 (UTC for ``timestamptz``)
+bytes       lowercase hex
+other       the engine's own text cast (not guaranteed equal across engines)
+==========  =================================================================
+
+A row's canonical text is its values' texts in column order joined by U+001F,
+NULL written as U+001E.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Literal
+
+from dmv.errors import DataError, InvalidInput
+
+__all__ = [
+    "HASH_BITS",
+    "Dialect",
+    "bucket_case",
+    "check_identifier",
+    "check_select",
+    "hash60",
+    "hash_from_raw",
+    "hash_raw",
+    "key_text",
+    "quote_ident",
+    "quote_literal",
+    "row_text",
+    "thresholds",
+    "type_family",
+    "value_text",
+]
+
+Dialect = Literal["duckdb", "postgresql"]
+HASH_BITS = 60
+MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+_IDENT_RE = re.compile(r"[a-z][a-z0-9_]*")
+_SEP = "chr(31)"
+_NULL = "chr(30)"
+
+KEY_FAMILIES = frozenset({"int", "text", "uuid", "date", "decimal", "bool", "timestamp"})
+
+
+def check_identifier(name: str, what: str = "table name") -> str:
+    """Return ``name`` if it is ``[a-z][a-z0-9_]*`` and fits PostgreSQL's 63 bytes."""
+    if not isinstance(name, str) or not _IDENT_RE.fullmatch(name):
+        raise InvalidInput(
+            f"{what} {name!r} must match [a-z][a-z0-9_]*",
+            hint="lowercase letters, digits and '_', starting with a letter",
+        )
+    if len(name) > MAX_IDENTIFIER:
+        raise InvalidInput(f"{what} {name[:24]!r}… is {len(name)} characters; at most 63")
+    return name
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB and PostgreSQL alike."""
+    if "\x00" in name:
+        raise InvalidInput("a column or table name contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """A standard SQL string literal (``standard_conforming_strings`` is on)."""
+    if "\x00" in text:
+        raise InvalidInput("text contains a NUL character, which SQL strings cannot hold")
+    return "'" + text.replace("'", "''") + "'"
+
+
+_INT_TYPES = {
+    "tinyint",
+    "smallint",
+    "integer",
+    "int",
+    "bigint",
+    "hugeint",
+    "utinyint",
+    "usmallint",
+    "uinteger",
+    "ubigint",
+    "uhugeint",
+    "int2",
+    "int4",
+    "int8",
+}
+
+
+def type_family(type_name: str) -> str:
+    """Classify an engine's type name: int, float, decimal, text, bool, date, …"""
+    t = type_name.strip().lower()
+    base = t.split("(", 1)[0].strip()
+    if base in _INT_TYPES:
+        return "int"
+    if base in {"float", "double", "real", "double precision", "float4", "float8"}:
+        return "float"
+    if base in {"decimal", "numeric"}:
+        return "decimal"
+    if base in {"varchar", "text", "character varying", "character", "char", "bpchar", "string"}:
+        return "text"
+    if base in {"boolean", "bool"}:
+        return "bool"
+    if base == "date":
+        return "date"
+    if base.startswith("timestamp"):
+        return "timestamptz" if "with time zone" in t or base == "timestamptz" else "timestamp"
+    if base == "uuid":
+        return "uuid"
+    if base in {"blob", "bytea"}:
+        return "bytes"
+    return "other"
+
+
+def _cast_text(dialect: Dialect, expr: str) -> str:
+    return f"CAST({expr} AS VARCHAR)" if dialect == "duckdb" else f"CAST({expr} AS TEXT)"
+
+
+def _float_text(dialect: Dialect, x: str) -> str:
+    mid = (
+        f"{_cast_text(dialect, f'CAST(trunc({x}) AS BIGINT)')} || '+' || "
+        f"{_cast_text(dialect, f'CAST(({x} - trunc({x})) * 8 AS BIGINT)')} || '/8'"
+    )
+    if dialect == "duckdb":
+        # Commonest case first (CASE is evaluated branch by branch); NULL falls through to
+        # the final CAST, which keeps it NULL. DuckDB writes 1.0 where PostgreSQL writes 1.
+        return (
+            f"CASE WHEN abs({x}) < 1e15 AND {x} <> trunc({x}) THEN {_cast_text(dialect, x)} "
+            f"WHEN abs({x}) < 1e15 THEN {_cast_text(dialect, f'CAST({x} AS BIGINT)')} "
+            f"WHEN isnan({x}) THEN 'nan' WHEN isinf({x}) AND {x} > 0 THEN 'inf' "
+            f"WHEN isinf({x}) THEN '-inf' WHEN abs({x}) < 1e16 THEN {mid} "
+            f"ELSE {_cast_text(dialect, x)} END"
+        )
+    return (
+        f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 'NaN'::float8 THEN 'nan' "
+        f"WHEN {x} = 'Infinity'::float8 THEN 'inf' WHEN {x} = '-Infinity'::float8 THEN '-inf' "
+        f"WHEN {x} = 0 THEN '0' WHEN abs({x}) >= 1e15 AND abs({x}) < 1e16 THEN {mid} "
+        f"ELSE {_cast_text(dialect, x)} END"
+    )
+
+
+def value_text(dialect: Dialect, column_sql: str, family: str) -> str:
+    """SQL for the canonical text of one value (NULL stays NULL)."""
+    c = column_sql
+    if family == "text":
+        return c if dialect == "duckdb" else f"CAST({c} AS TEXT)"
+    if family == "float":
+        return _float_text(
+            dialect, f"CAST({c} AS DOUBLE)" if dialect == "duckdb" else f"{c}::float8"
+        )
+    if family == "bool":
+        return f"CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END"
+    if family == "date":
+        return _cast_text(dialect, f"({c} - DATE '1970-01-01')")
+    if family in {"timestamp", "timestamptz"}:
+        if dialect == "duckdb":
+            return _cast_text(dialect, f"epoch_us({c})")
+        return _cast_text(dialect, f"CAST(extract(epoch FROM {c}) * 1000000 AS BIGINT)")
+    if family == "bytes":
+        return f"lower(hex({c}))" if dialect == "duckdb" else f"encode({c}, 'hex')"
+    return _cast_text(dialect, c)
+
+
+def key_text(dialect: Dialect, column: str, type_name: str) -> str:
+    """Canonical text of a key column; refuses types whose text is not portable."""
+    family = type_family(type_name)
+    if family not in KEY_FAMILIES:
+        raise InvalidInput(
+            f"column {column!r} has type {type_name}, which cannot be a split key",
+            hint="keys may be integers, text, uuids, dates, timestamps, decimals or booleans; "
+            "CAST a float key to an integer or text in the query",
+        )
+    return value_text(dialect, quote_ident(column), family)
+
+
+def row_text(dialect: Dialect, columns: Sequence[tuple[str, str]]) -> str:
+    """SQL for a row's canonical text over ``(name, type)`` columns, in order."""
+    parts = [
+        f"coalesce({value_text(dialect, quote_ident(n), type_family(t))}, {_NULL})"
+        for n, t in columns
+    ]
+    if not parts:
+        raise DataError("the result has no columns")
+    return f"concat_ws({_SEP}, {', '.join(parts)})"
+
+
+def hash_raw(dialect: Dialect, text_sql: str) -> str:
+    """The md5 digest in the form :func:`hash_from_raw` reads (compute it once per row)."""
+    if dialect == "duckdb":
+        # md5_number is the digest read little-endian; its low 64 bits are digest bytes 0-7.
+        return f"CAST(md5_number({text_sql}) & 18446744073709551615 AS UBIGINT)"
+    return f"md5({text_sql})"
+
+
+def hash_from_raw(dialect: Dialect, raw_sql: str) -> str:
+    """md5-v1 from :func:`hash_raw`: the first 15 hex digits of the digest, as a BIGINT."""
+    if dialect == "duckdb":
+        # Byte-swap to big-endian and keep the top 60 bits. The engine would compute
+        # md5 once per mention, so ``raw_sql`` must be a column from an inner SELECT.
+        swapped = " | ".join(f"((({raw_sql} >> {8 * i}) & 255) << {8 * (7 - i)})" for i in range(8))
+        return f"CAST(({swapped}) >> 4 AS BIGINT)"
+    return f"CAST(CAST('x' || substr({raw_sql}, 1, 15) AS bit(60)) AS BIGINT)"
+
+
+def hash60(dialect: Dialect, text_sql: str) -> str:
+    """md5-v1 as one expression (computes md5 several times on DuckDB: small inputs only)."""
+    return hash_from_raw(dialect, hash_raw(dialect, text_sql))
+
+
+def thresholds(ratios: Sequence[float]) -> list[int]:
+    """Integer cut points in [0, 2^60) for cumulative ratios (exact, no float rounding)."""
+    total = Fraction(0)
+    cuts = []
+    for r in ratios[:-1]:
+        total += Fraction(repr(r))
+        cuts.append(int(total * (1 << HASH_BITS)))
+    return cuts
+
+
+def bucket_case(value_sql: str, cuts: Sequence[object], op: str = "<") -> str:
+    """``CASE WHEN v < c1 THEN 0 WHEN v < c2 THEN 1 … ELSE n END``."""
+    if not cuts:
+        return "0"
+    whens = " ".join(f"WHEN {value_sql} {op} {c} THEN {i}" for i, c in enumerate(cuts))
+    return f"CASE {whens} ELSE {len(cuts)} END"
+
+
+_SKIP_RE = re.compile(
+    r"""--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|(\$[A-Za-z_]*\$).*?\1""",
+    re.DOTALL,
+)
+_READ_WORDS = {"select", "with", "values", "table", "from", "("}
+
+
+def strip_sql(sql: str) -> str:
+    """``sql`` with comments removed and literals/quoted names blanked (for checks)."""
+    return _SKIP_RE.sub(lambda m: " " if m.group(0).startswith(("--", "/*")) else "''", sql)
+
+
+def check_select(sql: str) -> str:
+    """Refuse anything but one read-only query; return it without a trailing ``;``."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidInput("the query is empty", hint="give a SELECT statement")
+    bare = strip_sql(sql).strip()
+    while bare.endswith(";"):
+        bare = bare[:-1].rstrip()
+    if ";" in bare:
+        raise DataError(
+            "the query holds more than one statement",
+            hint="a retrieval is one SELECT (or WITH … SELECT) statement",
+        )
+    first = re.match(r"\(|[A-Za-z_]+", bare)
+    word = first.group(0).lower() if first else ""
+    if word not in _READ_WORDS:
+        raise DataError(
+            f"only SELECT queries may retrieve data; this one starts with {word.upper()!r}",
+            hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
+        )
+    text = _SKIP_RE.sub(lambda m: " " if m.group(0).startswith(("--", "/*")) else m.group(0), sql)
+    text = text.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text

@@ -1,0 +1,452 @@
+"""The registry side of data versioning: retrievals (DATA) and stored splits (SPLIT).
+
+A retrieval's definition (SQL, parameters, source identity without credentials)
+and a split's spec, tables, fingerprints, profiles and leakage report are kept
+in the model repository; the rows stay in the warehouse. A split's tables are
+built and committed in the warehouse first and registered second; if the
+registration fails the tables are dropped again, and if the process dies in
+between, ``dmv fsck`` finds the unregistered tables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dmv.errors import ConflictError, DataError, ImmutableError, NotFound
+from dmv.registry import schema as t
+from dmv.version import Version, check_data_id, check_name, table_prefix
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from dmv.data.split import SplitResult
+    from dmv.data.warehouse import Progress, Warehouse
+    from dmv.project import Project
+
+__all__ = [
+    "QueryInfo",
+    "SplitInfo",
+    "get_query",
+    "get_split",
+    "list_queries",
+    "list_splits",
+    "register_query",
+    "store",
+    "warehouse",
+]
+
+
+@dataclass(frozen=True)
+class QueryInfo:
+    """A registered retrieval method: the DATA part of a version."""
+
+    model: str
+    data: str
+    kind: str
+    definition: dict[str, Any]
+    columns: list[dict[str, str]]
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        from dmv.registry.records import iso
+
+        return {
+            "model": self.model,
+            "data": self.data,
+            "kind": self.kind,
+            "definition": self.definition,
+            "columns": self.columns,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """A stored split: the SPLIT part of a version, its tables and their fingerprints."""
+
+    model: str
+    data: str
+    split: str
+    spec: dict[str, Any]
+    result: dict[str, Any]
+    leakage: dict[str, Any] | None
+    created_at: float
+
+    @property
+    def ref(self) -> str:
+        return f"{self.data}.{self.split}"
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        """``[{name, table, rows, fingerprint}]`` for each part (files: manifest digests)."""
+        keys = ("name", "table", "rows", "fingerprint", "digest", "files")
+        return [
+            {k: p[k] for k in keys if p.get(k) is not None} for p in self.result.get("parts", [])
+        ]
+
+    def table(self, part: str) -> str:
+        for p in self.result.get("parts", []):
+            if p["name"] == part:
+                return str(p.get("table") or "")
+        names = ", ".join(p["name"] for p in self.result.get("parts", []))
+        raise NotFound(f"split {self.ref} of {self.model} has no part {part!r} (parts: {names})")
+
+    def split_result(self) -> SplitResult:
+        from dmv.data.split import SplitResult
+
+        return SplitResult.from_dict(self.result)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dmv.registry.records import iso
+
+        return {
+            "model": self.model,
+            "data": self.data,
+            "split": self.split,
+            "ref": self.ref,
+            "spec": self.spec,
+            "parts": self.parts,
+            "columns": self.result.get("columns", []),
+            "content_fingerprint": self.result.get("content_fingerprint"),
+            "leakage": self.leakage,
+            "created_at": iso(self.created_at),
+        }
+
+
+@contextmanager
+def warehouse(project: Project, *, read_only: bool = False) -> Iterator[Warehouse]:
+    """The project's warehouse, open for one operation (DuckDB allows one writer)."""
+    from dmv.data.warehouse import open_warehouse
+
+    wh = open_warehouse(project.config.location("warehouse"), read_only=read_only)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def _query_row(conn: sa.Connection, model_id: int, data: str) -> Any:
+    import sqlalchemy as sa
+
+    q = t.data_queries.c
+    return conn.execute(
+        sa.select(t.data_queries).where(q.model_id == model_id, q.data == data)
+    ).first()
+
+
+def _query_info(model: str, row: Any) -> QueryInfo:
+    return QueryInfo(model, row.data, row.kind, row.definition, row.columns or [], row.created_at)
+
+
+def register_query(
+    project: Project,
+    model: str,
+    *,
+    sql: str | None = None,
+    source: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    data_id: str | None = None,
+) -> QueryInfo:
+    """Register a retrieval; the same definition always gets the same DATA id."""
+    import sqlalchemy as sa
+
+    from dmv.data.ids import data_id_for, definition_digest
+    from dmv.data.sources import Retrieval, Source
+
+    check_name(model)
+    if data_id is not None:
+        check_data_id(data_id, "DATA")
+    with warehouse(project) as wh:
+        retrieval = Retrieval(Source.from_url(source, wh), sql, dict(params or {}))
+        columns = retrieval.source.describe(sql, retrieval.params)
+        definition = retrieval.definition()
+    registry = project.registry
+
+    def write(conn: sa.Connection) -> QueryInfo:
+        model_row = registry._ensure_model(conn, model)
+        q = t.data_queries.c
+        rows = conn.execute(sa.select(t.data_queries).where(q.model_id == model_row.id)).all()
+        digest = definition_digest(definition)
+        existing = {r.data: definition_digest(r.definition) for r in rows}
+        if data_id is None:
+            same = next((r for r in rows if existing[r.data] == digest), None)
+            if same is not None:
+                return _query_info(model, same)
+        new_id = data_id_for(definition, project.config["id_style"], existing, data_id)
+        if new_id in existing:
+            return _query_info(model, next(r for r in rows if r.data == new_id))
+        now = time.time()
+        conn.execute(
+            sa.insert(t.data_queries).values(
+                model_id=model_row.id,
+                data=new_id,
+                kind="sql",
+                definition=definition,
+                columns=[c.to_dict() for c in columns],
+                created_at=now,
+            )
+        )
+        registry._audit(conn, "data.query", model, new_id, {"source": definition["source"]})
+        return QueryInfo(model, new_id, "sql", definition, [c.to_dict() for c in columns], now)
+
+    result: QueryInfo = registry._write(write)
+    return result
+
+
+def get_query(project: Project, model: str, data: str) -> QueryInfo:
+    registry = project.registry
+
+    def read(conn: sa.Connection) -> QueryInfo:
+        m = registry._model_row(conn, check_name(model))
+        row = _query_row(conn, m.id, check_data_id(data, "DATA"))
+        if row is None:
+            raise NotFound(
+                f"{model} has no data retrieval {data!r}",
+                hint=f"list them with 'dmv data list {model}'",
+            )
+        return _query_info(model, row)
+
+    result: QueryInfo = registry._read(read)
+    return result
+
+
+def list_queries(project: Project, model: str) -> list[QueryInfo]:
+    import sqlalchemy as sa
+
+    registry = project.registry
+
+    def read(conn: sa.Connection) -> list[QueryInfo]:
+        m = registry._model_row(conn, check_name(model))
+        q = t.data_queries.c
+        rows = conn.execute(
+            sa.select(t.data_queries).where(q.model_id == m.id).order_by(q.created_at, q.id)
+        ).all()
+        return [_query_info(model, r) for r in rows]
+
+    result: list[QueryInfo] = registry._read(read)
+    return result
+
+
+def _split_select() -> Any:
+    import sqlalchemy as sa
+
+    return sa.select(
+        t.splits,
+        t.data_queries.c.data,
+        t.data_queries.c.model_id,
+    ).join(t.data_queries, t.data_queries.c.id == t.splits.c.query_id)
+
+
+def _split_info(model: str, row: Any) -> SplitInfo:
+    return SplitInfo(model, row.data, row.split, row.spec, row.parts, row.leakage, row.created_at)
+
+
+def get_split(project: Project, model: str, data: str, split: str) -> SplitInfo:
+    registry = project.registry
+    check_data_id(split, "SPLIT")
+
+    def read(conn: sa.Connection) -> SplitInfo:
+        m = registry._model_row(conn, check_name(model))
+        row = conn.execute(
+            _split_select().where(
+                t.data_queries.c.model_id == m.id,
+                t.data_queries.c.data == check_data_id(data, "DATA"),
+                t.splits.c.split == split,
+            )
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"{model} has no stored split {data}.{split}",
+                hint=f"create it with 'dmv data split {model} {data}'",
+            )
+        return _split_info(model, row)
+
+    result: SplitInfo = registry._read(read)
+    return result
+
+
+def list_splits(project: Project, model: str, data: str | None = None) -> list[SplitInfo]:
+    registry = project.registry
+
+    def read(conn: sa.Connection) -> list[SplitInfo]:
+        m = registry._model_row(conn, check_name(model))
+        query = _split_select().where(t.data_queries.c.model_id == m.id)
+        if data is not None:
+            query = query.where(t.data_queries.c.data == data)
+        rows = conn.execute(query.order_by(t.splits.c.created_at, t.splits.c.id)).all()
+        return [_split_info(model, r) for r in rows]
+
+    result: list[SplitInfo] = registry._read(read)
+    return result
+
+
+class _Stored(Exception):
+    """The split being made exists already (same content, same spec): reuse it."""
+
+    def __init__(self, split: str) -> None:
+        self.split = split
+
+
+def store(
+    project: Project,
+    model: str,
+    data: str,
+    *,
+    by: str = "row",
+    ratios: Mapping[str, float] | None = None,
+    salt: str = "",
+    split_id: str | None = None,
+    strict: bool = False,
+    progress: Progress | None = None,
+) -> SplitInfo:
+    """Run the retrieval now and store its rows split into parts; returns the split."""
+    import sqlalchemy as sa
+
+    from dmv.data.ids import split_id_for
+    from dmv.data.sources import Retrieval, Source
+    from dmv.data.split import DEFAULT_RATIOS, SplitSpec, parse_by, store_split
+
+    query = get_query(project, model, data)
+    kind, column = parse_by(by)
+    spec = SplitSpec(kind, column, dict(ratios or DEFAULT_RATIOS), salt)
+    if split_id is not None:
+        check_data_id(split_id, "SPLIT")
+    known = {s.split: s for s in list_splits(project, model, data)}
+    owners = {
+        s.split: _split_digest(s.result.get("content_fingerprint", ""), s.spec)
+        for s in known.values()
+    }
+    chosen: dict[str, str] = {}
+
+    def prefix(content: str) -> str:
+        from dmv.data.ids import definition_digest, split_definition
+
+        digest = definition_digest(split_definition(content, spec.to_dict()))
+        if split_id is None:
+            for sid, owner in owners.items():
+                if owner == digest:
+                    raise _Stored(sid)
+        sid = split_id_for(content, spec.to_dict(), project.config["id_style"], owners, split_id)
+        if sid in known:
+            if owners[sid] == digest:
+                raise _Stored(sid)
+            raise ConflictError(f"SPLIT id {sid!r} already names another split of {data}")
+        chosen["split"] = sid
+        return f"{table_prefix(model)}__{data}__{sid}"
+
+    with warehouse(project) as wh:
+        definition = query.definition
+        source = Source.from_url(
+            None if definition["source"] == "warehouse" else definition["source"], wh
+        )
+        retrieval = Retrieval(source, definition["sql"], definition.get("params") or {})
+        try:
+            result = store_split(
+                wh, retrieval, spec, prefix, progress=progress, check=True, strict=strict
+            )
+        except _Stored as stored:
+            return known[stored.split]
+        registry = project.registry
+        sid = chosen["split"]
+
+        def write(conn: sa.Connection) -> SplitInfo:
+            m = registry._model_row(conn, model, lock=True)
+            qrow = _query_row(conn, m.id, data)
+            now = time.time()
+            body = result.to_dict()
+            leakage = result.leakage.to_dict() if result.leakage else None
+            conn.execute(
+                sa.insert(t.splits).values(
+                    query_id=qrow.id,
+                    split=sid,
+                    spec=spec.to_dict(),
+                    parts=body,
+                    leakage=leakage,
+                    created_at=now,
+                )
+            )
+            registry._audit(
+                conn,
+                "data.split",
+                model,
+                f"{data}.{sid}",
+                {
+                    "rows": {p.name: p.rows for p in result.parts},
+                    "leakage_ok": leakage is None or bool(result.leakage and result.leakage.ok),
+                },
+            )
+            return SplitInfo(model, data, sid, spec.to_dict(), body, leakage, now)
+
+        try:
+            info: SplitInfo = registry._write(write)
+        except BaseException:
+            # Registration failed: the tables must not outlive it.
+            for part in result.parts:
+                wh.drop_table(part.table)
+            raise
+    return info
+
+
+def _split_digest(content: str, spec: Mapping[str, Any]) -> str:
+    from dmv.data.ids import definition_digest, split_definition
+
+    return definition_digest(split_definition(content, dict(spec)))
+
+
+def versions_using(project: Project, model: str, data: str, split: str) -> list[Version]:
+    """The versions trained on ``data.split``."""
+    return [
+        v.version
+        for v in project.versions(model)
+        if (v.version.data, v.version.split) == (data, split)
+    ]
+
+
+def drop(project: Project, model: str, data: str, split: str) -> None:
+    """Delete a stored split no version uses; splits behind versions are immutable."""
+    import sqlalchemy as sa
+
+    info = get_split(project, model, data, split)
+    users = versions_using(project, model, data, split)
+    if users:
+        released = [v for v in users if v.released]
+        if released:
+            raise ImmutableError(
+                f"split {data}.{split} is what {released[0]} was trained on: it cannot change",
+                hint="released versions and their splits never change",
+            )
+        raise ConflictError(
+            f"split {data}.{split} is used by {', '.join(v.number for v in users)}",
+            hint="delete those prereleases first (dmv delete REF)",
+        )
+    registry = project.registry
+
+    def write(conn: sa.Connection) -> None:
+        m = registry._model_row(conn, model, lock=True)
+        qrow = _query_row(conn, m.id, data)
+        conn.execute(
+            sa.delete(t.splits).where(t.splits.c.query_id == qrow.id, t.splits.c.split == split)
+        )
+        registry._audit(conn, "data.drop", model, f"{data}.{split}")
+
+    registry._write(write)
+    with warehouse(project) as wh:
+        for part in info.parts:
+            if part.get("table"):
+                wh.drop_table(str(part["table"]))
+
+
+def require_stored(project: Project, model: str, data: str, split: str) -> SplitInfo:
+    """The stored split a derived version trains on; a clear error when there is none."""
+    try:
+        return get_split(project, model, data, split)
+    except NotFound:
+        raise DataError(
+            f"{model} has no stored split {data}.{split}: a derived version trains on one",
+            hint=f"store it first: dmv data split {model} {data}; or pass version= "
+            "for a model whose data lives elsewhere",
+        ) from None

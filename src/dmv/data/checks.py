@@ -1,0 +1,156 @@
+"""How stored splits take part in verify, fsck, diff and reproduce."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from dmv.errors import DmvError, NotFound
+
+if TYPE_CHECKING:
+    from dmv.fsck import FsckReport
+    from dmv.project import Project
+    from dmv.version import Version
+
+__all__ = ["data_diff", "fsck_tables", "source_matches", "split_checks", "verify_split"]
+
+#: ``<model>__<DATA>__<SPLIT>__<part>``: the tables dmv owns in a warehouse.
+_TABLE_RE = re.compile(r"[a-z][a-z0-9_]*?__[0-9a-z]+__[0-9a-z]+__[a-z][a-z0-9_]*")
+
+
+def verify_split(project: Project, model: str, data: str, split: str) -> dict[str, Any]:
+    """Recompute every part's rows, schema and fingerprint; compare with the record."""
+    from dmv.data.catalog import get_split, warehouse
+    from dmv.data.fingerprint import verify_parts
+
+    info = get_split(project, model, data, split)
+    with warehouse(project) as wh:
+        report = verify_parts(wh, info.split_result())
+    return {"model": model, "data": data, "split": split, **report.to_dict()}
+
+
+def source_matches(project: Project, model: str, data: str, split: str) -> dict[str, Any]:
+    """Re-run the retrieval: does the source still give the rows the split was made from?"""
+    from dmv.data.catalog import get_query, get_split, warehouse
+    from dmv.data.fingerprint import fingerprint_retrieval
+    from dmv.data.sources import Retrieval, Source
+
+    query = get_query(project, model, data)
+    info = get_split(project, model, data, split)
+    d = query.definition
+    with warehouse(project) as wh:
+        source = Source.from_url(None if d["source"] == "warehouse" else d["source"], wh)
+        now = fingerprint_retrieval(wh, Retrieval(source, d["sql"], d.get("params") or {}))
+    stored = info.result.get("content_fingerprint")
+    return {"same": now == stored, "stored": stored, "source": now}
+
+
+def split_checks(project: Project, version: Version) -> list[tuple[str, str, str]]:
+    """``verify`` lines for the split a version was trained on."""
+    from dmv.data.catalog import get_split
+
+    try:
+        get_split(project, version.name, version.data, version.split)
+    except NotFound:
+        return [("split", "skip", f"{version.data}.{version.split} is not a stored split")]
+    report = verify_split(project, version.name, version.data, version.split)
+    if report["ok"]:
+        parts = ", ".join(f"{p['name']} {p['rows']}" for p in report.get("parts", []))
+        return [("split", "ok", f"every part matches its fingerprint ({parts})")]
+    bad = "; ".join(
+        f"{m['part']} {m['what']}: {str(m['expected'])[:24]} → {str(m['actual'])[:24]}"
+        for m in report["mismatches"]
+    )
+    return [("split", "fail", bad)]
+
+
+def fsck_tables(
+    project: Project, report: FsckReport, *, repair: bool, grace_seconds: float
+) -> set[str]:
+    """Registered split tables present; unregistered dmv tables listed (and dropped).
+
+    Returns the artifact digests stored splits reference (file manifests), so
+    that fsck does not call them orphans.
+    """
+    import sqlalchemy as sa
+
+    from dmv.data.catalog import warehouse
+    from dmv.registry import schema as t
+
+    with project.registry.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.splits.c.split, t.splits.c.parts, t.data_queries.c.data, t.models.c.name)
+            .join(t.data_queries, t.data_queries.c.id == t.splits.c.query_id)
+            .join(t.models, t.models.c.id == t.data_queries.c.model_id)
+        ).all()
+    registered: set[str] = set()
+    digests: set[str] = set()
+    for row in rows:
+        for part in (row.parts or {}).get("parts", []):
+            if part.get("table"):
+                registered.add(part["table"])
+            if part.get("digest"):
+                digests.add(part["digest"])
+            for item in part.get("files", []) or []:
+                if isinstance(item, dict) and item.get("digest"):
+                    digests.add(item["digest"])
+    try:
+        with warehouse(project) as wh:
+            present = set(_tables(wh))
+            for table in sorted(registered - present):
+                report.problems.append(
+                    {"kind": "split table", "what": table, "error": "registered but missing"}
+                )
+            for table in sorted(t_ for t_ in present - registered if _TABLE_RE.fullmatch(t_)):
+                entry = {"kind": "split table", "table": table, "path": table}
+                report.orphans.append(entry)
+                if repair and grace_seconds <= 0:
+                    wh.drop_table(table)
+                    report.repaired.append(entry)
+    except DmvError as exc:
+        report.problems.append({"kind": "warehouse", "what": "warehouse", "error": exc.message})
+    report.checked["split tables"] = len(registered)
+    return digests
+
+
+def _tables(wh: Any) -> list[str]:
+    if wh.dialect == "duckdb":
+        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    else:
+        sql = (
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    return [str(r[0]) for r in wh.rows(sql)]
+
+
+def data_diff(project: Project, a: Version, b: Version) -> dict[str, Any]:
+    """Retrieval definitions, split specs, row counts and fingerprints of two versions."""
+    from dmv.data.catalog import get_query, get_split
+
+    def side(v: Version) -> tuple[Any, Any]:
+        try:
+            q = get_query(project, v.name, v.data).definition
+        except NotFound:
+            q = None
+        try:
+            s = get_split(project, v.name, v.data, v.split)
+        except NotFound:
+            s = None
+        return q, s
+
+    (qa, sa_), (qb, sb) = side(a), side(b)
+    out: dict[str, Any] = {}
+    if qa != qb:
+        out["retrieval"] = {"old": qa, "new": qb}
+    spec_a, spec_b = (sa_.spec if sa_ else None), (sb.spec if sb else None)
+    if spec_a != spec_b:
+        out["split_spec"] = {"old": spec_a, "new": spec_b}
+    rows_a = {p["name"]: p["rows"] for p in sa_.parts} if sa_ else {}
+    rows_b = {p["name"]: p["rows"] for p in sb.parts} if sb else {}
+    if rows_a != rows_b:
+        out["rows"] = {"old": rows_a, "new": rows_b}
+    fa = sa_.result.get("content_fingerprint") if sa_ else None
+    fb = sb.result.get("content_fingerprint") if sb else None
+    if fa != fb:
+        out["fingerprint"] = {"old": fa, "new": fb}
+    return out

@@ -1,0 +1,275 @@
+"""Fingerprints and profiles of stored parts, computed in the database over ALL rows.
+
+``md5sum-v1``: each row's canonical text (see :mod:`dmv.data._sql`) is hashed with
+md5-v1 (first 15 hex digits of the md5 digest, an integer below 2^60); the
+fingerprint is ``md5sum-v1:<rows>:<sum of the row hashes mod 2^64, 16 hex digits>``.
+A sum does not depend on row order, covers every row (unlike digests that sample
+the first rows), changes when any single value changes, and gives the same answer
+on DuckDB and PostgreSQL for the same rows. Fingerprints of disjoint parts add
+up: the content fingerprint of a split is :func:`combine` of its parts'.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import math
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dmv.data._sql import Dialect, hash_from_raw, hash_raw, quote_ident, row_text, type_family
+from dmv.data.warehouse import Column, Progress, Warehouse
+from dmv.errors import DataError
+
+if TYPE_CHECKING:
+    from dmv.data.sources import Retrieval
+    from dmv.data.split import SplitResult
+
+__all__ = [
+    "FINGERPRINT_ALGO",
+    "ColumnProfile",
+    "Mismatch",
+    "PartInfo",
+    "VerifyReport",
+    "combine",
+    "fingerprint_query",
+    "fingerprint_retrieval",
+    "measure_table",
+    "verify_parts",
+]
+
+FINGERPRINT_ALGO = "md5sum-v1"
+_MOD = 1 << 64
+_ORDERED = {"int", "float", "decimal", "text", "date", "timestamp", "timestamptz"}
+_MAX_TEXT = 100
+
+JSONValue = str | int | float | bool | None
+
+
+def make_fingerprint(rows: int, total: int) -> str:
+    return f"{FINGERPRINT_ALGO}:{rows}:{total % _MOD:016x}"
+
+
+def combine(fingerprints: Sequence[str]) -> str:
+    """The fingerprint of the union of disjoint parts."""
+    rows = total = 0
+    for fp in fingerprints:
+        algo, count, digest = fp.split(":")
+        if algo != FINGERPRINT_ALGO:
+            raise DataError(f"cannot combine fingerprints of kind {algo!r}")
+        rows += int(count)
+        total += int(digest, 16)
+    return make_fingerprint(rows, total)
+
+
+def json_value(value: Any) -> JSONValue:
+    if value is None or isinstance(value, bool | int | str):
+        return value[:_MAX_TEXT] if isinstance(value, str) else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b16encode(bytes(value)).decode().lower()[:_MAX_TEXT]
+    return str(value)[:_MAX_TEXT]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnProfile:
+    """Nulls, minimum and maximum of one column (min/max only for ordered types)."""
+
+    nulls: int
+    min: JSONValue = None
+    max: JSONValue = None
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        return {"nulls": self.nulls, "min": self.min, "max": self.max}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnProfile:
+        return cls(int(data["nulls"]), data.get("min"), data.get("max"))
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """One stored part: table, row count, schema, fingerprint and profile."""
+
+    name: str
+    table: str
+    rows: int
+    columns: tuple[Column, ...]
+    fingerprint: str
+    profile: Mapping[str, ColumnProfile] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "table": self.table,
+            "rows": self.rows,
+            "columns": [c.to_dict() for c in self.columns],
+            "fingerprint": self.fingerprint,
+            "profile": {k: v.to_dict() for k, v in self.profile.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PartInfo:
+        return cls(
+            name=str(data["name"]),
+            table=str(data["table"]),
+            rows=int(data["rows"]),
+            columns=tuple(Column.from_dict(c) for c in data["columns"]),
+            fingerprint=str(data["fingerprint"]),
+            profile={k: ColumnProfile.from_dict(v) for k, v in data.get("profile", {}).items()},
+        )
+
+
+def row_hash_raw(dialect: Dialect, columns: Sequence[Column]) -> str:
+    """SQL for the md5 digest of a row's canonical text (see :func:`hashed`)."""
+    return hash_raw(dialect, row_text(dialect, [(c.name, c.type) for c in columns]))
+
+
+def hashed(dialect: Dialect, columns: Sequence[Column], from_sql: str) -> tuple[str, str]:
+    """``(FROM clause, row hash expression)``: each row's md5 is computed once, inside."""
+    inner = f"(SELECT *, {row_hash_raw(dialect, columns)} AS __dmv_r FROM {from_sql}) AS dmv_hr"
+    return inner, hash_from_raw(dialect, "__dmv_r")
+
+
+def aggregate_sql(columns: Sequence[Column], hash_sql: str) -> list[str]:
+    """Select-list of the one-pass aggregate behind a fingerprint and profile."""
+    exprs = ["count(*)", f"sum({hash_sql})"]
+    for c in columns:
+        q = quote_ident(c.name)
+        exprs.append(f"count({q})")
+        if type_family(c.type) in _ORDERED:
+            exprs += [f"min({q})", f"max({q})"]
+    return exprs
+
+
+def read_aggregate(
+    values: Sequence[Any], columns: Sequence[Column]
+) -> tuple[int, str, dict[str, ColumnProfile]]:
+    """Turn :func:`aggregate_sql`'s row into (rows, fingerprint, profile)."""
+    rows = int(values[0])
+    total = int(values[1] or 0)
+    profile: dict[str, ColumnProfile] = {}
+    i = 2
+    for c in columns:
+        nulls = rows - int(values[i])
+        i += 1
+        if type_family(c.type) in _ORDERED:
+            profile[c.name] = ColumnProfile(nulls, json_value(values[i]), json_value(values[i + 1]))
+            i += 2
+        else:
+            profile[c.name] = ColumnProfile(nulls)
+    return rows, make_fingerprint(rows, total), profile
+
+
+def measure_table(warehouse: Warehouse, table: str, name: str | None = None) -> PartInfo:
+    """Row count, schema, fingerprint and profile of a warehouse table."""
+    columns = warehouse.table_columns(table)
+    if not columns:
+        raise DataError(f"table {table} does not exist in the warehouse {warehouse.identity()}")
+    source, h = hashed(warehouse.dialect, columns, quote_ident(table))
+    values = warehouse.rows(f"SELECT {', '.join(aggregate_sql(columns, h))} FROM {source}")[0]
+    rows, fp, profile = read_aggregate(values, columns)
+    return PartInfo(name or table, table, rows, columns, fp, profile)
+
+
+def fingerprint_query(
+    warehouse: Warehouse, sql: str, params: Mapping[str, Any] | None = None
+) -> str:
+    """The content fingerprint of a query's result, computed in the warehouse."""
+    columns = warehouse.query_columns(sql, params)
+    source, h = hashed(warehouse.dialect, columns, f"(\n{sql}\n) AS dmv_q")
+    row = warehouse.rows(f"SELECT count(*), sum({h}) FROM {source}", params)[0]
+    return make_fingerprint(int(row[0]), int(row[1] or 0))
+
+
+def fingerprint_retrieval(
+    warehouse: Warehouse, retrieval: Retrieval, *, progress: Progress | None = None
+) -> str:
+    """Re-run a retrieval and fingerprint its rows (``data verify --against-source``).
+
+    Equal to the ``content_fingerprint`` of a split of the same rows, so comparing the
+    two tells whether the source changed since the split was stored.
+    """
+    from dmv.data.sources import retrieve
+
+    source = retrieval.source
+    if source.kind == "warehouse":
+        return fingerprint_query(warehouse, source.query_text(retrieval.sql), retrieval.params)
+    name = quote_ident(f"__dmv_fp_{secrets.token_hex(4)}")
+    with warehouse.transaction():
+        retrieve(retrieval, warehouse, name, temp=True, progress=progress)
+        fingerprint = fingerprint_query(warehouse, f"SELECT * FROM {name}")
+        warehouse.execute(f"DROP TABLE {name}")
+    return fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """One difference between what was recorded and what is stored now."""
+
+    part: str
+    what: str  # missing | rows | columns | fingerprint
+    expected: Any
+    actual: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "part": self.part,
+            "what": self.what,
+            "expected": self.expected,
+            "actual": self.actual,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of :func:`verify_parts`: ``ok`` when nothing differs."""
+
+    mismatches: tuple[Mismatch, ...]
+    parts: tuple[PartInfo, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "mismatches": [m.to_dict() for m in self.mismatches],
+            "parts": [p.to_dict() for p in self.parts],
+        }
+
+
+def verify_parts(warehouse: Warehouse, result: SplitResult) -> VerifyReport:
+    """Recompute every part's rows, schema and fingerprint and compare with ``result``."""
+    mismatches: list[Mismatch] = []
+    found: list[PartInfo] = []
+    for part in result.parts:
+        if not warehouse.table_exists(part.table):
+            mismatches.append(Mismatch(part.name, "missing", part.table, None))
+            continue
+        now = measure_table(warehouse, part.table, part.name)
+        found.append(now)
+        if now.rows != part.rows:
+            mismatches.append(Mismatch(part.name, "rows", part.rows, now.rows))
+        if now.columns != part.columns:
+            mismatches.append(
+                Mismatch(
+                    part.name,
+                    "columns",
+                    [c.to_dict() for c in part.columns],
+                    [c.to_dict() for c in now.columns],
+                )
+            )
+        if now.fingerprint != part.fingerprint:
+            mismatches.append(Mismatch(part.name, "fingerprint", part.fingerprint, now.fingerprint))
+    return VerifyReport(tuple(mismatches), tuple(found))

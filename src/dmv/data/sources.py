@@ -1,0 +1,383 @@
+"""Sources: where a retrieval reads from, built from a URL.
+
+===========================  ========================================================
+URL                          reads with
+===========================  ========================================================
+``None`` / ``warehouse``     the project's warehouse itself (SQL runs inside it)
+``path.duckdb``              another DuckDB file, opened read-only
+``sqlite:///file.db``        SQLite, opened read-only (``mode=ro``, ``query_only``);
+                             through ADBC's Arrow-native driver when installed
+``postgresql://…``           psycopg 3, inside a ``READ ONLY`` transaction
+any other SQLAlchemy URL     the dialect's DB-API driver (single-SELECT check only)
+``*.parquet``, ``*.csv``,    DuckDB's ``read_parquet`` / ``read_csv``; the files are
+folders, globs               the view ``source`` (``SELECT * FROM source``)
+===========================  ========================================================
+
+Query parameters use the source's own named style: ``$name`` for DuckDB and files,
+``:name`` for SQLite and other SQLAlchemy sources, ``%(name)s`` for PostgreSQL.
+Only one SELECT (or WITH … SELECT) statement is accepted; the engine-level guards
+above refuse writes that slip past that check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from dmv.data._arrow import cursor_reader, with_progress
+from dmv.data._sql import check_identifier, check_select, quote_ident, quote_literal
+from dmv.data.warehouse import Column, Progress, Warehouse
+from dmv.errors import DataError, InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["Retrieval", "Source", "retrieve", "strip_credentials"]
+
+_SECRET_KEYS = re.compile(r"pass|token|secret|key|sig|credential|auth", re.IGNORECASE)
+_FILE_SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".parquet.gz")
+
+
+def strip_credentials(url: str) -> str:
+    """``url`` without its password and without query values that look like secrets."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{host}" if user else host
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if not _SECRET_KEYS.search(k)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _file_kind(url: str) -> str | None:
+    for prefix in ("parquet:", "csv:"):
+        if url.startswith(prefix):
+            return prefix[:-1]
+    lower = url.lower()
+    if lower.endswith((".parquet", ".parquet.gz")) or "*.parquet" in lower:
+        return "parquet"
+    if lower.endswith((".csv", ".tsv", ".csv.gz")) or "*.csv" in lower:
+        return "csv"
+    if "://" not in url and os.path.isdir(url):
+        names = os.listdir(url)
+        if any(n.endswith(".parquet") for n in names):
+            return "parquet"
+        if any(n.endswith((".csv", ".tsv")) for n in names):
+            return "csv"
+    return None
+
+
+@dataclass(frozen=True)
+class Source:
+    """A place to retrieve rows from. Build one with :meth:`from_url`."""
+
+    url: str
+    kind: str  # warehouse | duckdb | sqlite | postgresql | sqlalchemy | parquet | csv
+    warehouse: Warehouse | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str | Path | None = None, warehouse: Warehouse | None = None) -> Source:
+        """Recognise ``url`` (see the module docstring); ``None`` means the warehouse."""
+        text = "" if url is None else str(url).strip()
+        if text in ("", "warehouse") or (warehouse is not None and text == warehouse.url):
+            if warehouse is None:
+                raise InvalidInput("the warehouse source needs an open warehouse")
+            return cls("warehouse", "warehouse", warehouse)
+        file_kind = _file_kind(text)
+        if file_kind:
+            path = text.split(":", 1)[1] if text.startswith(("parquet:", "csv:")) else text
+            if "://" not in path and not any(c in path for c in "*?["):
+                path = str(Path(path).resolve())
+            return cls(path, file_kind, warehouse)
+        if text.startswith(("postgresql", "postgres:")):
+            return cls(text, "postgresql", warehouse)
+        if text.startswith("sqlite:"):
+            return cls(text, "sqlite", warehouse)
+        if text.startswith("duckdb:") or text.endswith((".duckdb", ".db.duckdb")):
+            path = text.removeprefix("duckdb:///").removeprefix("duckdb://")
+            return cls(str(Path(path).resolve()), "duckdb", warehouse)
+        if "://" in text:
+            return cls(text, "sqlalchemy", warehouse)
+        raise InvalidInput(
+            f"cannot tell what kind of source {text!r} is",
+            hint="use a SQLAlchemy URL (postgresql://…, sqlite:///file.db), a .duckdb file, "
+            "or Parquet/CSV files",
+        )
+
+    def identity(self) -> str:
+        """What the registry stores: the URL with passwords and tokens removed."""
+        if self.kind in {"parquet", "csv"}:
+            return f"{self.kind}:{strip_credentials(self.url)}"
+        if self.kind == "duckdb":
+            return f"duckdb:///{self.url}"
+        return strip_credentials(self.url)
+
+    @property
+    def sqlite_path(self) -> str:
+        path = self.url.split(":///", 1)[1] if ":///" in self.url else ""
+        if not path:
+            raise InvalidInput(f"{self.identity()} names no SQLite file", hint="sqlite:///file.db")
+        return path
+
+    # -- checking ----------------------------------------------------------------------------
+    def describe(
+        self, sql: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> tuple[Column, ...]:
+        """Check the query and return its result's columns and types (rows not fetched)."""
+        query = self.query_text(sql)
+        with self._duck() as duck:
+            if duck is not None:
+                return duck.query_columns(query, params)
+        if self.kind == "postgresql":
+            with self._pg() as wh:
+                return wh.query_columns(query, params)
+        limited = f"SELECT * FROM (\n{query}\n) AS dmv_q LIMIT 1000"
+        with self._open_reader(limited, params) as reader:
+            return tuple(Column(f.name, str(f.type)) for f in reader.schema)
+
+    def query_text(self, sql: str | None) -> str:
+        if sql is None:
+            if self.kind in {"parquet", "csv"}:
+                return "SELECT * FROM source"
+            raise InvalidInput("a retrieval needs SQL", hint="give --sql or --file")
+        query = check_select(sql)
+        in_duckdb = self.kind == "warehouse" and getattr(self.warehouse, "dialect", "") == "duckdb"
+        if in_duckdb or self.kind in {"duckdb", "parquet", "csv"}:
+            _check_duckdb_statement(query)
+        return query
+
+    # -- reading -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def reader(
+        self,
+        sql: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[pa.RecordBatchReader]:
+        """Stream the query's rows as Arrow record batches."""
+        query = self.query_text(sql)
+        with self._open_reader(query, params) as reader:
+            yield with_progress(reader, progress, "retrieve")
+
+    @contextlib.contextmanager
+    def _open_reader(
+        self, query: str, params: Mapping[str, Any] | None
+    ) -> Iterator[pa.RecordBatchReader]:
+        with self._duck() as duck:
+            if duck is not None:
+                yield duck.reader(query, params)
+                return
+        if self.kind == "postgresql":
+            with self._pg() as wh:
+                wh.execute("SET default_transaction_read_only = on")
+                yield wh.reader(query, params)
+            return
+        if self.kind == "sqlite":
+            with self._sqlite_reader(query, params) as reader:
+                yield reader
+            return
+        with self._sqlalchemy_reader(query, params) as reader:
+            yield reader
+
+    @contextlib.contextmanager
+    def _duck(self) -> Iterator[Warehouse | None]:
+        """A DuckDB connection for DuckDB-readable sources (None for the others)."""
+        from dmv.data.warehouse import DuckDBWarehouse
+
+        if self.kind == "warehouse":
+            yield self.warehouse
+            return
+        if self.kind not in {"duckdb", "parquet", "csv"}:
+            yield None
+            return
+        if self.kind == "duckdb":
+            if not Path(self.url).exists():
+                raise DataError(f"the DuckDB source {self.url} does not exist")
+            wh = DuckDBWarehouse(self.url, read_only=True)
+        else:
+            wh = DuckDBWarehouse(":memory:")
+            fn = "read_parquet" if self.kind == "parquet" else "read_csv"
+            pattern = self.url
+            if "://" not in pattern and os.path.isdir(pattern):
+                pattern = os.path.join(pattern, "**", f"*.{self.kind}")
+            try:
+                wh.execute(f"CREATE VIEW source AS SELECT * FROM {fn}({quote_literal(pattern)})")
+            except DataError as exc:
+                wh.close()
+                raise DataError(
+                    f"cannot read {self.kind} files at {self.url}: {exc.message}",
+                    hint="check the path or glob; folders are read recursively",
+                ) from exc
+        try:
+            yield wh
+        finally:
+            wh.close()
+
+    @contextlib.contextmanager
+    def _pg(self) -> Iterator[Warehouse]:
+        from dmv.data.warehouse import PostgresWarehouse
+
+        try:
+            wh = PostgresWarehouse(self.url)
+        except Exception as exc:
+            raise DataError(
+                f"cannot reach the source {self.identity()}",
+                hint="check the URL, that the server runs and accepts this user",
+            ) from exc
+        try:
+            yield wh
+        finally:
+            wh.close()
+
+    @contextlib.contextmanager
+    def _sqlite_reader(
+        self, query: str, params: Mapping[str, Any] | None
+    ) -> Iterator[pa.RecordBatchReader]:
+        path = self.sqlite_path
+        if not Path(path).exists():
+            raise DataError(f"the SQLite source {path} does not exist")
+        if not params:
+            adbc = _adbc_sqlite()
+            if adbc is not None:
+                with _adbc_reader(adbc, path, query) as reader:
+                    yield reader
+                return
+        import sqlite3
+
+        # the warehouse may pull batches from another thread
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            con.execute("PRAGMA query_only = ON")
+            cur = con.execute(query, dict(params or {}))
+            names = [d[0] for d in cur.description]
+            yield cursor_reader(cur, names)
+        except sqlite3.Error as exc:
+            raise DataError(f"the query failed on {self.identity()}: {exc}") from exc
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _sqlalchemy_reader(
+        self, query: str, params: Mapping[str, Any] | None
+    ) -> Iterator[pa.RecordBatchReader]:
+        import sqlalchemy as sa
+
+        try:
+            engine = sa.create_engine(self.url)
+            raw = engine.raw_connection()
+        except Exception as exc:
+            raise DataError(f"cannot reach the source {self.identity()}: {exc}") from exc
+        try:
+            cur: Any = raw.cursor()
+            cur.execute(query, dict(params or {}))
+            names = [d[0] for d in cur.description]
+            yield cursor_reader(cur, names)
+        except sa.exc.DBAPIError as exc:
+            raise DataError(f"the query failed on {self.identity()}: {exc}") from exc
+        finally:
+            raw.close()
+            engine.dispose()
+
+
+def _check_duckdb_statement(query: str) -> None:
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise DataError(f"the SQL does not parse: {str(exc).splitlines()[0]}") from exc
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = ", ".join(s.type.name for s in statements)
+        raise DataError(
+            f"only one SELECT statement may retrieve data, got: {kinds}",
+            hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
+        )
+
+
+def _adbc_sqlite() -> Any:
+    try:
+        import adbc_driver_sqlite.dbapi as adbc
+    except ImportError:
+        return None
+    return adbc
+
+
+@contextlib.contextmanager
+def _adbc_reader(adbc: Any, path: str, query: str) -> Iterator[pa.RecordBatchReader]:
+    uri = "file:" + Path(path).resolve().as_posix() + "?mode=ro"
+    try:
+        con = adbc.connect(uri)
+    except Exception as exc:
+        raise DataError(f"cannot open the SQLite source {path}: {exc}") from exc
+    try:
+        cur = con.cursor()
+        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "100000"})
+        try:
+            cur.execute(query)
+            reader = cur.fetch_record_batch()
+        except Exception as exc:
+            raise DataError(f"the query failed on sqlite:///{path}: {exc}") from exc
+        yield reader
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """A retrieval: a source, its SQL and parameters."""
+
+    source: Source
+    sql: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def definition(self) -> dict[str, Any]:
+        """The normalised definition (no credentials) that the DATA id is derived from."""
+        from dmv.data.ids import normalise_sql
+
+        sql = self.source.query_text(self.sql)
+        return {
+            "kind": "sql",
+            "source": self.source.identity(),
+            "sql": normalise_sql(sql),
+            "params": dict(sorted(self.params.items())),
+        }
+
+
+def retrieve(
+    retrieval: Retrieval,
+    warehouse: Warehouse,
+    table: str,
+    *,
+    temp: bool = False,
+    progress: Progress | None = None,
+) -> int:
+    """Run the retrieval and store its rows as ``table`` in ``warehouse``; return the row count.
+
+    SQL on the warehouse itself runs as ``CREATE TABLE … AS SELECT`` in place; any other
+    source streams Arrow batches into the warehouse.
+    """
+    source = retrieval.source
+    name = table if temp else quote_ident(check_identifier(table))
+    kind = "TEMP TABLE" if temp else "TABLE"
+    if source.kind == "warehouse":
+        query = source.query_text(retrieval.sql)
+        warehouse.execute(
+            f"CREATE {kind} {name} AS SELECT * FROM (\n{query}\n) AS dmv_q", retrieval.params
+        )
+    else:
+        with source.reader(retrieval.sql, retrieval.params, progress) as reader:
+            warehouse.create_from_arrow(table, reader, temp=temp)
+    row = warehouse.rows(f"SELECT count(*) FROM {name}")
+    count = int(row[0][0])
+    if progress is not None:
+        progress("retrieve", count, count)
+    return count

@@ -1,0 +1,434 @@
+"""Stored splits: a retrieval's rows split into parts, stored as warehouse tables.
+
+The assignment is a pure function of the key, written in SQL and run inside the
+warehouse (DuckDB, or PostgreSQL by pushdown), so rows never pass through Python.
+
+``hash = "md5-v1"`` (the only one so far), exactly::
+
+    h      = int(md5_hex(salt + ":" + text)[:15], 16)      # 0 <= h < 2**60
+    part i = the first i with h < floor(cum_i * 2**60)     # cum_i = ratios summed
+             in order up to part i; the last part takes the rest
+
+``text`` is the key's canonical text for ``by="key"``/``"group"`` and the whole
+row's canonical text (every column, in order, joined by U+001F; NULL as U+001E)
+for ``by="row"`` (see :mod:`dmv.data._sql`). Keys may be integers, text, uuids,
+dates, timestamps, decimals or booleans — not floats, whose text and equality are
+not portable. Because ``h`` depends on nothing but the key, rows already present
+keep their part when the source grows, and DuckDB and PostgreSQL assign alike.
+
+``by="time"`` cuts at boundaries of the time column: by default its discrete
+quantiles at the cumulative ratios (``percentile_disc``, the same definition in
+both engines), or the fixed ``cutoffs`` of the spec. Part i holds the times up to
+and including cutoff i (after cutoff i-1), so earlier parts hold strictly earlier
+times and rows with equal times stay together. The cutoffs are recorded.
+
+A split runs in one transaction: a failure leaves no table behind.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any, Literal
+
+from dmv.data import _store
+from dmv.data._sql import (
+    bucket_case,
+    check_identifier,
+    hash_from_raw,
+    hash_raw,
+    key_text,
+    quote_ident,
+    quote_literal,
+    row_text,
+    thresholds,
+    type_family,
+)
+from dmv.data.fingerprint import PartInfo, combine
+from dmv.data.leakage import LeakageReport, check_leakage
+from dmv.data.sources import Retrieval, Source, retrieve
+from dmv.data.warehouse import Column, Progress, Warehouse
+from dmv.errors import DataError, ImmutableError, InvalidInput
+
+__all__ = [
+    "DEFAULT_RATIOS",
+    "SplitBy",
+    "SplitResult",
+    "SplitSpec",
+    "parse_by",
+    "parse_ratios",
+    "store_split",
+]
+
+SplitBy = Literal["key", "group", "time", "row"]
+DEFAULT_RATIOS: Mapping[str, float] = {"train": 0.8, "valid": 0.1, "test": 0.1}
+HASHES = ("md5-v1",)
+_PART_RE = re.compile(r"[a-z][a-z0-9_]*")
+_TYPE_RE = re.compile(r"[A-Za-z0-9_ (),\[\]]+")
+_TIME_FAMILIES = {"int", "float", "decimal", "date", "timestamp", "timestamptz"}
+_RESERVED = {"__dmv_part", "__dmv_h"}
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How to split: by what, into which parts with which ratios, with which hash."""
+
+    by: SplitBy
+    column: str | None = None
+    ratios: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RATIOS))
+    salt: str = ""
+    hash: str = "md5-v1"
+    cutoffs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.by not in ("key", "group", "time", "row"):
+            raise InvalidInput(
+                f"cannot split by {self.by!r}",
+                hint="use key:COLUMN, group:COLUMN, time:COLUMN or row",
+            )
+        if self.by == "row":
+            if self.column is not None:
+                raise InvalidInput("a row split hashes every column; it takes no column")
+        elif not self.column:
+            raise InvalidInput(f"a {self.by} split needs a column", hint=f"--by {self.by}:COLUMN")
+        if not self.ratios:
+            raise InvalidInput("a split needs at least one part")
+        object.__setattr__(self, "ratios", dict(self.ratios))
+        for name, ratio in self.ratios.items():
+            if not isinstance(name, str) or not _PART_RE.fullmatch(name):
+                raise InvalidInput(f"part name {name!r} must match [a-z][a-z0-9_]*")
+            if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio > 0:
+                raise InvalidInput(
+                    f"ratio of part {name!r} must be a number above 0, got {ratio!r}"
+                )
+        total = sum(Fraction(repr(float(r))) for r in self.ratios.values())
+        if abs(float(total) - 1.0) > 1e-9:
+            raise InvalidInput(
+                f"ratios add up to {float(total):g}, not 1",
+                hint="e.g. train=0.8,valid=0.1,test=0.1",
+            )
+        if self.hash not in HASHES:
+            raise InvalidInput(f"unknown split hash {self.hash!r}", hint="use 'md5-v1'")
+        if not isinstance(self.salt, str) or "\x00" in self.salt:
+            raise InvalidInput("the salt must be text without NUL characters")
+        object.__setattr__(self, "cutoffs", tuple(str(c) for c in self.cutoffs))
+        if self.cutoffs and (self.by != "time" or len(self.cutoffs) != len(self.ratios) - 1):
+            raise InvalidInput("cutoffs belong to time splits: one fewer than the parts")
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.to_dict().items(), key=str)).__repr__())
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.ratios)
+
+    @property
+    def hashes(self) -> str:
+        """What the bucket hash reads, said in words (stored with the spec)."""
+        if self.by == "row":
+            return "whole row: every column's canonical text in column order, joined by U+001F"
+        if self.by == "time":
+            return "none: parts are cut at time boundaries"
+        return f"{self.by} column {self.column!r}: its canonical text"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "column": self.column,
+            "ratios": dict(self.ratios),
+            "salt": self.salt,
+            "hash": self.hash,
+            "hashes": self.hashes,
+            "cutoffs": list(self.cutoffs),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SplitSpec:
+        return cls(
+            by=data["by"],
+            column=data.get("column"),
+            ratios=dict(data.get("ratios") or DEFAULT_RATIOS),
+            salt=str(data.get("salt", "")),
+            hash=str(data.get("hash", "md5-v1")),
+            cutoffs=tuple(data.get("cutoffs") or ()),
+        )
+
+
+def parse_by(text: str) -> tuple[SplitBy, str | None]:
+    """``key:user_id`` → ("key", "user_id"); ``row`` → ("row", None)."""
+    by, _, column = text.partition(":")
+    if by not in ("key", "group", "time", "row"):
+        raise InvalidInput(f"--by {text!r}: use key:COLUMN, group:COLUMN, time:COLUMN or row")
+    return by, (column or None)  # type: ignore[return-value]
+
+
+def parse_ratios(text: str) -> dict[str, float]:
+    """``train=0.8,valid=0.1,test=0.1`` → a dict in that order."""
+    ratios: dict[str, float] = {}
+    for item in text.split(","):
+        name, eq, value = item.strip().partition("=")
+        try:
+            ratios[name.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq:
+            raise InvalidInput(f"ratio {item!r} must be NAME=NUMBER, e.g. train=0.8")
+    return ratios
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """What a stored split is: its spec, tables, fingerprints and profiles."""
+
+    spec: SplitSpec
+    table_prefix: str
+    parts: tuple[PartInfo, ...]
+    content_fingerprint: str
+    columns: tuple[Column, ...]
+    dialect: str
+    assignment_sql: str
+    cutoffs: tuple[str, ...] = ()
+    leakage: LeakageReport | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.parts)
+
+    def part(self, name: str) -> PartInfo:
+        for p in self.parts:
+            if p.name == name:
+                return p
+        from dmv.errors import NotFound
+
+        raise NotFound(f"no part {name!r}; parts: {', '.join(p.name for p in self.parts)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.to_dict(),
+            "table_prefix": self.table_prefix,
+            "parts": [p.to_dict() for p in self.parts],
+            "content_fingerprint": self.content_fingerprint,
+            "columns": [c.to_dict() for c in self.columns],
+            "dialect": self.dialect,
+            "assignment_sql": self.assignment_sql,
+            "cutoffs": list(self.cutoffs),
+            "rows": self.rows,
+            "leakage": self.leakage.to_dict() if self.leakage else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SplitResult:
+        return cls(
+            spec=SplitSpec.from_dict(data["spec"]),
+            table_prefix=str(data["table_prefix"]),
+            parts=tuple(PartInfo.from_dict(p) for p in data["parts"]),
+            content_fingerprint=str(data["content_fingerprint"]),
+            columns=tuple(Column.from_dict(c) for c in data["columns"]),
+            dialect=str(data["dialect"]),
+            assignment_sql=str(data["assignment_sql"]),
+            cutoffs=tuple(data.get("cutoffs") or ()),
+            leakage=LeakageReport.from_dict(data["leakage"]) if data.get("leakage") else None,
+        )
+
+
+def _find(columns: tuple[Column, ...], name: str) -> Column:
+    for c in columns:
+        if c.name == name:
+            return c
+    raise InvalidInput(
+        f"column {name!r} is not in the retrieved data",
+        hint="columns: " + ", ".join(c.name for c in columns),
+    )
+
+
+def _time_cutoffs(
+    wh: Warehouse, base: str, column: Column, spec: SplitSpec, params: Mapping[str, Any]
+) -> tuple[str, ...]:
+    if spec.cutoffs:
+        return spec.cutoffs
+    cum: list[float] = []
+    total = Fraction(0)
+    for r in list(spec.ratios.values())[:-1]:
+        total += Fraction(repr(float(r)))
+        cum.append(float(total))
+    if not cum:
+        return ()
+    q = quote_ident(column.name)
+    fractions = ", ".join(repr(c) for c in cum)
+    if wh.dialect == "duckdb":
+        sql = f"SELECT quantile_disc({q}, [{fractions}]) FROM {base}"
+    else:
+        sql = (
+            f"SELECT percentile_disc(ARRAY[{fractions}]::float8[]) "
+            f"WITHIN GROUP (ORDER BY {q}) FROM {base}"
+        )
+    values = wh.rows(sql, params)[0][0]
+    if values is None:
+        return ()
+    return tuple(str(v) for v in values)
+
+
+def _assignment(
+    wh: Warehouse,
+    base: str,
+    spec: SplitSpec,
+    columns: tuple[Column, ...],
+    params: Mapping[str, Any],
+) -> tuple[str | None, str, tuple[str, ...]]:
+    """``(md5 of the hashed text or None, part index SQL, time cutoffs used)``.
+
+    The part SQL reads the digest as ``__dmv_pk``, computed once per row in an inner SELECT.
+    """
+    d = wh.dialect
+    cuts = thresholds(list(spec.ratios.values()))
+    salt = quote_literal(spec.salt + ":")
+    part = bucket_case(hash_from_raw(d, "__dmv_pk"), cuts)
+    if spec.by == "row":
+        text = row_text(d, [(c.name, c.type) for c in columns])
+        return hash_raw(d, f"{salt} || {text}"), part, ()
+    assert spec.column is not None
+    col = _find(columns, spec.column)
+    if spec.by in ("key", "group"):
+        return hash_raw(d, f"{salt} || {key_text(d, col.name, col.type)}"), part, ()
+    if type_family(col.type) not in _TIME_FAMILIES or not _TYPE_RE.fullmatch(col.type):
+        raise InvalidInput(
+            f"column {col.name!r} has type {col.type}; a time split needs a date, timestamp "
+            "or number column"
+        )
+    cutoffs = _time_cutoffs(wh, base, col, spec, params)
+    bounds = [f"CAST({quote_literal(c)} AS {col.type})" for c in cutoffs]
+    return None, bucket_case(quote_ident(col.name), bounds, "<="), cutoffs
+
+
+def store_split(
+    warehouse: Warehouse,
+    retrieval: str | Retrieval,
+    spec: SplitSpec,
+    table_prefix: str | Callable[[str], str],
+    *,
+    progress: Progress | None = None,
+    check: bool = False,
+    strict: bool = False,
+    check_keys: Sequence[str] = (),
+    check_time: str | None = None,
+) -> SplitResult:
+    """Run ``retrieval``, split its rows by ``spec`` and store ``<prefix>__<part>`` tables.
+
+    ``retrieval`` is SQL run inside the warehouse, or a :class:`Retrieval` from any
+    source (its rows are streamed into a temporary table first). ``table_prefix``
+    may be a function of the content fingerprint, called once the rows are known
+    (to derive the SPLIT id from them). Nothing is left behind on failure.
+
+    ``check`` runs :func:`~dmv.data.leakage.check_leakage` before committing and puts
+    its report in ``result.leakage``; ``strict`` (implies ``check``) fails the split,
+    storing nothing, when the report is not clean. ``check_keys`` and ``check_time``
+    name more columns to check (e.g. the user of a split by transaction id).
+    """
+    if isinstance(retrieval, str):
+        retrieval = Retrieval(Source.from_url(None, warehouse), retrieval)
+    params = dict(retrieval.params)
+    if isinstance(table_prefix, str):
+        _check_targets(warehouse, table_prefix, spec)
+    token = secrets.token_hex(4)
+    d = warehouse.dialect
+    with warehouse.transaction():
+        if retrieval.source.kind == "warehouse":
+            base = f"(\n{retrieval.source.query_text(retrieval.sql)}\n) AS dmv_q"
+            base_params = params
+        else:
+            raw = quote_ident(f"__dmv_in_{token}")
+            retrieve(retrieval, warehouse, raw, temp=True, progress=progress)
+            base, base_params = raw, {}
+            if d == "postgresql":  # statistics for the planner (and for prefer_keyed)
+                warehouse.execute(f"ANALYZE {raw}")
+        columns = warehouse.query_columns(f"SELECT * FROM {base}", base_params)
+        if _RESERVED & {c.name for c in columns}:
+            raise InvalidInput("columns named __dmv_part or __dmv_h are reserved by dmv")
+        pk_raw, part_sql, cutoffs = _assignment(warehouse, base, spec, columns, base_params)
+        if progress:
+            progress("split", 0, None)
+        # parts are built under temporary names, renamed once the prefix is known
+        building = [f"__dmv_new_{token}_{i}" for i in range(len(spec.parts))]
+        key = _find(columns, spec.column) if spec.by in ("key", "group") and spec.column else None
+        if key is not None and _store.prefer_keyed(warehouse, base, base_params, key):
+            salt = quote_literal(spec.salt + ":")
+            measured = _store.keyed(
+                warehouse, base, base_params, key, part_sql, salt, building, progress
+            )
+        else:
+            measured = _store.staged(
+                warehouse, base, base_params, columns, part_sql, pk_raw, building, progress
+            )
+        if not sum(m[0] for m in measured.values()):
+            raise DataError(
+                "the retrieval returned no rows; there is nothing to split",
+                hint="check the query's WHERE clause and the source",
+            )
+        if spec.column is not None and spec.by != "row":
+            nulls = sum(m[2][spec.column].nulls for m in measured.values())
+            if nulls:
+                raise DataError(
+                    f"{spec.by} column {spec.column!r} has {nulls} NULL value(s)",
+                    hint=f"filter them out ({spec.column} IS NOT NULL) "
+                    "or COALESCE them in the query",
+                )
+        empty = make_empty(columns)
+        content = combine([measured.get(i, empty)[1] for i in range(len(spec.parts))])
+        prefix = table_prefix(content) if callable(table_prefix) else table_prefix
+        if callable(table_prefix):
+            _check_targets(warehouse, prefix, spec)
+        parts: list[PartInfo] = []
+        for i, name in enumerate(spec.parts):
+            table = f"{prefix}__{name}"
+            warehouse.execute(
+                f"ALTER TABLE {quote_ident(building[i])} RENAME TO {quote_ident(table)}"
+            )
+            rows, fp, profile = measured.get(i, empty)
+            parts.append(PartInfo(name, table, rows, columns, fp, profile))
+        if retrieval.source.kind != "warehouse":
+            warehouse.execute(f"DROP TABLE {base}")
+        assignment = part_sql.replace("__dmv_pk", f"md5-v1({pk_raw})") if pk_raw else part_sql
+        result = SplitResult(spec, prefix, tuple(parts), content, columns, d, assignment, cutoffs)
+        if check or strict:
+            if progress:
+                progress("check", 0, None)
+            report = check_leakage(
+                warehouse, result, key_columns=check_keys, time_column=check_time
+            )
+            _refuse_leaks(report, strict)
+            result = replace(result, leakage=report)
+    if progress:
+        progress("store", len(spec.parts), len(spec.parts))
+    return result
+
+
+def _refuse_leaks(report: LeakageReport, strict: bool) -> None:
+    if strict and not report.ok:
+        found = ", ".join(
+            f"{c.kind} {c.column or ''} ({c.count})" for c in report.checks if not c.ok
+        )
+        raise DataError(
+            f"leakage between parts: {found}; nothing was stored",
+            hint="split by the key or group column that identifies the entity, or by time",
+            leakage=report.to_dict(),
+        )
+
+
+def make_empty(columns: tuple[Column, ...]) -> tuple[int, str, dict[str, Any]]:
+    from dmv.data.fingerprint import ColumnProfile, make_fingerprint
+
+    return 0, make_fingerprint(0, 0), {c.name: ColumnProfile(0) for c in columns}
+
+
+def _check_targets(warehouse: Warehouse, prefix: str, spec: SplitSpec) -> None:
+    check_identifier(prefix, "table prefix")
+    for name in spec.parts:
+        table = check_identifier(f"{prefix}__{name}", "part table name")
+        if warehouse.table_exists(table):
+            raise ImmutableError(
+                f"table {table} already exists; a stored split is never overwritten",
+                hint="use a new SPLIT id, or drop the old tables with dmv's own commands",
+            )
