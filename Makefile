@@ -31,6 +31,8 @@ test: lint typecheck unit
 
 bench: install
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/data.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -69,6 +69,9 @@ def test_split_can_check_and_strict_refuses_a_leaky_split(duck: Warehouse) -> No
     checked = store_split(duck, "SELECT * FROM src", spec, "m__k", check=True)
     assert checked.leakage is not None and checked.leakage.ok
     assert checked.to_dict()["leakage"]["ok"] is True
+    assert [c.kind for c in checked.leakage.checks] == ["shared_key", "identical_rows"]
+    light = store_split(duck, "SELECT * FROM src", spec, "m__l", check=True, check_rows=False)
+    assert light.leakage is not None and [c.kind for c in light.leakage.checks] == ["shared_key"]
     # split by transaction id, but users straddle the parts: strict stores nothing
     by_id = SplitSpec("key", "id")
     with pytest.raises(DataError, match="nothing was stored") as info:

@@ -77,23 +77,28 @@ def build_project(root: Path) -> dmv.Project:
     )
     project.create_model(SMALL, purpose="a smaller try", function="classification")
     frame = load_iris(as_frame=True).frame
+    import duckdb
 
-    def train(
-        model: str, data: str, c: float, cols: list[str], seed: int = 0, experiment: bool = False
-    ) -> Any:
-        x, y = frame[cols], frame["target"]
-        train_idx = x.sample(frac=0.7, random_state=seed).index
-        test_idx = x.index.difference(train_idx)
+    with duckdb.connect(project.config.location("warehouse")) as con:
+        con.register("frame", frame.assign(flower_id=range(len(frame))))
+        con.execute("CREATE TABLE iris AS SELECT * FROM frame")
+    for model, data, splits in ((MODEL, "0123", ("abcd", "efgh")), (SMALL, "0456", ("aaaa",))):
+        project.data_query(model, sql="SELECT * FROM iris", id=data)
+        for salt, split in enumerate(splits):
+            project.data_split(model, data, by="key:flower_id", salt=str(salt), id=split)
+
+    def train(model: str, data: str, c: float, cols: list[str], experiment: bool = False) -> Any:
         if experiment:
             block = project.experiment(model, data=data, params={"C": c}, code=code)
         else:
             block = project.run(model, data=data, params={"C": c}, code=code)
         with block as run:
-            clf = LogisticRegression(C=c, max_iter=500).fit(x.loc[train_idx], y.loc[train_idx])
+            train_rows, test_rows = run.dataset("train"), run.dataset("test")
+            clf = LogisticRegression(C=c, max_iter=500).fit(train_rows[cols], train_rows["target"])
             metric = "accuracy" if model == MODEL else "f1"
-            run.log_metrics({metric: clf.score(x.loc[train_idx], y.loc[train_idx])}, "train")
-            run.log_metrics({metric: clf.score(x.loc[test_idx], y.loc[test_idx])}, "test")
-            run.log_model(clf, sample_input=x.head(5))
+            run.log_metrics({metric: clf.score(train_rows[cols], train_rows["target"])}, "train")
+            run.log_metrics({metric: clf.score(test_rows[cols], test_rows["target"])}, "test")
+            run.log_model(clf, sample_input=train_rows[cols].head(5))
         return run
 
     train(MODEL, "0123.abcd", 1.0, FEATURES, experiment=True)
@@ -101,23 +106,9 @@ def build_project(root: Path) -> dmv.Project:
     train(MODEL, "0123.abcd", 1.0, FEATURES)  # 0.0.1-0123.abcd
     train(MODEL, "0123.abcd", 0.5, FEATURES)  # 0.0.2: a hyperparameter changed
     train(MODEL, "0123.abcd", 0.5, FEATURES[:3])  # 0.1.0: one input fewer
-    train(MODEL, "0123.efgh", 0.5, FEATURES[:3], seed=1)  # 0.1.0-0123.efgh: a new split
-    train(MODEL, "0123.efgh", 0.5, FEATURES[:3], seed=1)  # its tr1: training noise
-    if hasattr(project, "release"):
-        project.release(f"{MODEL}@0.1.0-0123.efgh")
-    else:  # pragma: no cover - before dmv.release existed
-        import sqlalchemy as sa
-
-        from dmv.registry import schema
-
-        v = schema.versions.c
-        with project.registry.engine.connect() as conn:
-            source = conn.execute(
-                sa.select(v.id).where(v.x == 0, v.y == 1, v.z == 0, v.split == "efgh")
-            ).scalar_one()
-        project.registry.create_version(
-            dmv.Version.parse(f"{MODEL} 1.1.0-0123.efgh"), released_from=source
-        )
+    train(MODEL, "0123.efgh", 0.5, FEATURES[:3])  # 0.1.0-0123.efgh: a new split
+    train(MODEL, "0123.efgh", 0.5, FEATURES[:3])  # its tr1: training noise
+    project.release(f"{MODEL}@0.1.0-0123.efgh")
     project.set_alias(f"{MODEL}@1.1.0-0123.efgh", "production")
     train(SMALL, "0456.aaaa", 1.0, FEATURES[:2])
     train(SMALL, "0456.aaaa", 2.0, FEATURES[:2])

@@ -314,6 +314,7 @@ def store_split(
     strict: bool = False,
     check_keys: Sequence[str] = (),
     check_time: str | None = None,
+    check_rows: bool = True,
 ) -> SplitResult:
     """Run ``retrieval``, split its rows by ``spec`` and store ``<prefix>__<part>`` tables.
 
@@ -325,7 +326,9 @@ def store_split(
     ``check`` runs :func:`~dmv.data.leakage.check_leakage` before committing and puts
     its report in ``result.leakage``; ``strict`` (implies ``check``) fails the split,
     storing nothing, when the report is not clean. ``check_keys`` and ``check_time``
-    name more columns to check (e.g. the user of a split by transaction id).
+    name more columns to check (e.g. the user of a split by transaction id);
+    ``check_rows=False`` skips the identical-rows check, the costliest one (a fresh
+    split cannot put identical rows in two parts: they share key, time and row hash).
     """
     if isinstance(retrieval, str):
         retrieval = Retrieval(Source.from_url(None, warehouse), retrieval)
@@ -396,7 +399,11 @@ def store_split(
             if progress:
                 progress("check", 0, None)
             report = check_leakage(
-                warehouse, result, key_columns=check_keys, time_column=check_time
+                warehouse,
+                result,
+                key_columns=check_keys,
+                time_column=check_time,
+                identical_rows=check_rows,
             )
             _refuse_leaks(report, strict)
             result = replace(result, leakage=report)

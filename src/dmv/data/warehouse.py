@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmv.data._sql import Dialect, check_identifier, quote_ident
+from dmv.data._sql import Dialect, check_identifier, quote_ident, quote_literal
 from dmv.errors import DataError, InvalidInput, StorageError
 
 if TYPE_CHECKING:
@@ -271,6 +271,7 @@ class PostgresWarehouse(Warehouse):
     """A PostgreSQL warehouse: splits are pushed down and run inside the server."""
 
     dialect: Dialect = "postgresql"
+    work_mem = "256MB"  # per sort/hash step, only inside dmv's own transactions
 
     def __init__(self, url: str, *, schema: str | None = None):
         import psycopg
@@ -327,6 +328,9 @@ class PostgresWarehouse(Warehouse):
                 self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 # JIT-compiling the long hashing expressions costs more than it saves
                 self.execute("SET LOCAL jit = off")
+                # the default 4MB makes hash aggregates over millions of keys spill
+                # batch after batch (minutes instead of seconds)
+                self.execute(f"SET LOCAL work_mem = {quote_literal(self.work_mem)}")
             yield
 
     def table_columns(self, table: str) -> tuple[Column, ...]:
