@@ -221,3 +221,48 @@ def test_diff_shows_the_data_side(seeded: dmv.Project) -> None:
     assert report["data"]["split_spec"]["old"]["salt"] == ""
     assert report["data"]["split_spec"]["new"]["salt"] == "2"
     assert set(report["data"]["rows"]["old"]) == {"train", "valid", "test"}
+
+
+def test_file_datasets_split_by_label_and_stored_by_content(
+    project: dmv.Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    lines = ["path,patient"]
+    for i in range(40):
+        (images / f"scan{i:02d}.png").write_bytes(bytes([i]) * (100 + i))
+        lines.append(f"scan{i:02d}.png,p{i // 4}")  # four scans per patient
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    code, out = cli(
+        capsys,
+        project,
+        "data",
+        "query",
+        "scans",
+        "--files",
+        str(images),
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--json",
+    )
+    assert code == 0, out
+    data = json.loads(out)["data"]
+    code, out = cli(
+        capsys, project, "data", "split", "scans", data, "--by", "group:patient", "--json"
+    )
+    assert code == 0, out
+    split = json.loads(out)["split"]
+    parts = {p["name"]: p for p in json.loads(out)["parts"]}
+    assert sum(p["rows"] for p in parts.values()) == 40
+    patients = {}
+    for name, part in parts.items():
+        for f in part["files"]:
+            patients.setdefault(int(f["path"][4:6]) // 4, set()).add(name)
+    assert all(len(where) == 1 for where in patients.values())  # no patient in two parts
+    frame = project.dataset("scans", f"{data}.{split}", "train")
+    first = frame.iloc[0]
+    assert Path(first["local_path"]).read_bytes() == (images / first["path"]).read_bytes()
+    assert project.fsck().ok and project.fsck().orphans == []
+    # the same files and spec give the same split again
+    again = project.data_split("scans", data, by="group:patient")
+    assert again.split == split

@@ -208,6 +208,17 @@ class Project:
             self, model, sql=sql, source=source, params=params, data_id=id
         )
 
+    def data_files(
+        self, model: str, files: str, *, labels: str | None = None, id: str | None = None
+    ) -> QueryInfo:
+        """Register a set of files (path, folder or glob, local or fsspec URL) as DATA.
+
+        ``labels`` is a CSV with a ``path`` column and key columns, for key splits.
+        """
+        from dmv.data import catalog
+
+        return catalog.register_files(self, model, files, labels=labels, data_id=id)
+
     def data_split(
         self,
         model: str,
@@ -297,10 +308,12 @@ class Project:
 
     def dataset(self, model: str, ref: str, part: str, *, format: str = "pandas") -> Any:
         """One part of a stored split as a pandas DataFrame (or ``format='arrow'``)."""
-        from dmv.data.catalog import warehouse
+        from dmv.data.catalog import read_files, warehouse
         from dmv.data.export import read_part
 
         info = self.split_info(model, ref)
+        if info.result.get("kind") == "files":
+            return read_files(self, info, part)
         with warehouse(self, read_only=False) as wh:
             return read_part(wh, info.table(part), format)  # type: ignore[arg-type]
 

@@ -63,6 +63,12 @@ def data() -> None:
 @click.option(
     "--param", "params", multiple=True, metavar="KEY=VALUE", help="A query parameter (repeatable)."
 )
+@click.option(
+    "--files",
+    metavar="PATH_OR_GLOB",
+    help="A set of files instead of a query (path or fsspec URL).",
+)
+@click.option("--labels", metavar="CSV", help="With --files: a CSV of path and key columns.")
 @click.option("--id", "data_id", help="Use this DATA id instead of deriving one.")
 @pass_ctx
 @json_option
@@ -73,12 +79,24 @@ def data_query(
     sql_file: str | None,
     source: str | None,
     params: tuple[str, ...],
+    files: str | None,
+    labels: str | None,
     data_id: str | None,
     as_json: bool,
 ) -> None:
-    """Register a retrieval method for MODEL and print its DATA id."""
+    """Register a retrieval method for MODEL and print its DATA id.
+
+    A retrieval is a query (--sql or --file, run against --source) or a set of
+    files (--files, split by path or by a key from --labels).
+    """
+    if files is not None:
+        if sql or sql_file:
+            raise click.UsageError("--files cannot be combined with --sql or --file")
+        info = ctx.project.data_files(model_name, files, labels=labels, id=data_id)
+        emit(as_json, info.to_dict(), f"{info.data}\n  files: {info.definition['pattern']}")
+        return
     if (sql is None) == (sql_file is None) and not (source and sql is None and not sql_file):
-        raise click.UsageError("give exactly one of --sql and --file (or a file --source)")
+        raise click.UsageError("give exactly one of --sql, --file or --files")
     text = Path(sql_file).read_text(encoding="utf-8") if sql_file else sql
     info = ctx.project.data_query(
         model_name, sql=text, source=source, params=_params(params), id=data_id

@@ -197,6 +197,60 @@ def register_query(
     return result
 
 
+def register_files(
+    project: Project,
+    model: str,
+    files: str,
+    *,
+    labels: str | None = None,
+    data_id: str | None = None,
+) -> QueryInfo:
+    """Register a set of files (path, folder or glob; local or fsspec URL) as a retrieval."""
+    import sqlalchemy as sa
+
+    from dmv.data.files import scan_files
+    from dmv.data.ids import data_id_for, definition_digest
+    from dmv.data.sources import strip_credentials
+
+    check_name(model)
+    manifest = scan_files(files)  # checks the files exist now
+    definition: dict[str, Any] = {
+        "kind": "files",
+        "source": strip_credentials(manifest.root),
+        "pattern": strip_credentials(files),
+        "labels": strip_credentials(labels) if labels else None,
+    }
+    columns = [{"name": "path", "type": "VARCHAR"}, {"name": "size", "type": "BIGINT"}]
+    registry = project.registry
+
+    def write(conn: sa.Connection) -> QueryInfo:
+        model_row = registry._ensure_model(conn, model)
+        q = t.data_queries.c
+        rows = conn.execute(sa.select(t.data_queries).where(q.model_id == model_row.id)).all()
+        digest = definition_digest(definition)
+        existing = {r.data: definition_digest(r.definition) for r in rows}
+        same = next((r for r in rows if existing[r.data] == digest), None)
+        if same is not None and data_id in (None, same.data):
+            return _query_info(model, same)
+        new_id = data_id_for(definition, project.config["id_style"], existing, data_id)
+        now = time.time()
+        conn.execute(
+            sa.insert(t.data_queries).values(
+                model_id=model_row.id,
+                data=new_id,
+                kind="files",
+                definition=definition,
+                columns=columns,
+                created_at=now,
+            )
+        )
+        registry._audit(conn, "data.query", model, new_id, {"source": definition["source"]})
+        return QueryInfo(model, new_id, "files", definition, columns, now)
+
+    result: QueryInfo = registry._write(write)
+    return result
+
+
 def get_query(project: Project, model: str, data: str) -> QueryInfo:
     registry = project.registry
 
@@ -304,7 +358,6 @@ def store(
     progress: Progress | None = None,
 ) -> SplitInfo:
     """Run the retrieval now and store its rows split into parts; returns the split."""
-    import sqlalchemy as sa
 
     from dmv.data.ids import split_id_for
     from dmv.data.sources import Retrieval, Source
@@ -316,6 +369,8 @@ def store(
     if split_id is not None:
         check_data_id(split_id, "SPLIT")
     known = {s.split: s for s in list_splits(project, model, data)}
+    if query.kind == "files":
+        return _store_files(project, query, spec, split_id, known, progress)
     owners = {
         s.split: _split_digest(s.result.get("content_fingerprint", ""), s.spec)
         for s in known.values()
@@ -358,45 +413,136 @@ def store(
             )
         except _Stored as stored:
             return known[stored.split]
-        registry = project.registry
         sid = chosen["split"]
-
-        def write(conn: sa.Connection) -> SplitInfo:
-            m = registry._model_row(conn, model, lock=True)
-            qrow = _query_row(conn, m.id, data)
-            now = time.time()
-            body = result.to_dict()
-            leakage = result.leakage.to_dict() if result.leakage else None
-            conn.execute(
-                sa.insert(t.splits).values(
-                    query_id=qrow.id,
-                    split=sid,
-                    spec=spec.to_dict(),
-                    parts=body,
-                    leakage=leakage,
-                    created_at=now,
-                )
-            )
-            registry._audit(
-                conn,
-                "data.split",
-                model,
-                f"{data}.{sid}",
-                {
-                    "rows": {p.name: p.rows for p in result.parts},
-                    "leakage_ok": leakage is None or bool(result.leakage and result.leakage.ok),
-                },
-            )
-            return SplitInfo(model, data, sid, spec.to_dict(), body, leakage, now)
-
+        leakage = result.leakage.to_dict() if result.leakage else None
         try:
-            info: SplitInfo = registry._write(write)
+            info = _register_split(
+                project, model, data, sid, spec.to_dict(), result.to_dict(), leakage
+            )
         except BaseException:
             # Registration failed: the tables must not outlive it.
             for part in result.parts:
                 wh.drop_table(part.table)
             raise
     return info
+
+
+def _register_split(
+    project: Project,
+    model: str,
+    data: str,
+    split: str,
+    spec: dict[str, Any],
+    body: dict[str, Any],
+    leakage: dict[str, Any] | None,
+) -> SplitInfo:
+    import sqlalchemy as sa
+
+    registry = project.registry
+
+    def write(conn: sa.Connection) -> SplitInfo:
+        m = registry._model_row(conn, model, lock=True)
+        qrow = _query_row(conn, m.id, data)
+        now = time.time()
+        conn.execute(
+            sa.insert(t.splits).values(
+                query_id=qrow.id,
+                split=split,
+                spec=spec,
+                parts=body,
+                leakage=leakage,
+                created_at=now,
+            )
+        )
+        rows = {p["name"]: p.get("rows") for p in body.get("parts", [])}
+        registry._audit(conn, "data.split", model, f"{data}.{split}", {"rows": rows})
+        return SplitInfo(model, data, split, spec, body, leakage, now)
+
+    result: SplitInfo = registry._write(write)
+    return result
+
+
+def _store_files(
+    project: Project,
+    query: QueryInfo,
+    spec: Any,
+    split_id: str | None,
+    known: Mapping[str, SplitInfo],
+    progress: Progress | None,
+) -> SplitInfo:
+    """Split a file set and store each part's files and manifest in the artifact store."""
+    from dmv.data.files import read_labels, scan_files, split_files, store_file_parts
+    from dmv.data.ids import split_id_for
+
+    d = query.definition
+    manifest = scan_files(d["pattern"], progress=progress)
+    labels = None
+    if spec.by in ("key", "group"):
+        if not d.get("labels"):
+            raise DataError(
+                f"a {spec.by} split of files needs a label file",
+                hint="register the files with --labels labels.csv (columns path and the key)",
+            )
+        labels = read_labels(d["labels"], key_column=spec.column or "key")
+    parts = split_files(manifest, spec, labels)
+    content = manifest.fingerprint
+    owners = {
+        s.split: _split_digest(s.result.get("content_fingerprint", ""), s.spec)
+        for s in known.values()
+    }
+    digest = _split_digest(content, spec.to_dict())
+    for sid, owner in owners.items():
+        if owner == digest and split_id in (None, sid):
+            return known[sid]
+    sid = split_id_for(content, spec.to_dict(), project.config["id_style"], owners, split_id)
+    prefix = f"datasets/{query.model}/{query.data}/{sid}"
+    store = project.artifacts
+    stored = store_file_parts(
+        parts, lambda _name, data: store.put_bytes(data).digest, prefix, progress=progress
+    )
+    body = {
+        "kind": "files",
+        "spec": spec.to_dict(),
+        "content_fingerprint": content,
+        "table_prefix": prefix,
+        "parts": [
+            {
+                "name": name,
+                "rows": len(part.manifest.files),
+                "fingerprint": part.manifest.fingerprint,
+                "digest": part.manifest_digest,
+                "manifest_name": part.manifest_name,
+                "files": [
+                    {"path": f.path, "size": f.size, "digest": part.stored[f.path]}
+                    for f in part.manifest.files
+                ],
+            }
+            for name, part in stored.items()
+        ],
+    }
+    return _register_split(project, query.model, query.data, sid, spec.to_dict(), body, None)
+
+
+def read_files(project: Project, info: SplitInfo, part: str) -> Any:
+    """A file part as a DataFrame (path, size, digest, local_path), fetched and verified."""
+    import pandas as pd
+
+    from dmv.artifacts import Blob
+
+    entry = next((p for p in info.result.get("parts", []) if p["name"] == part), None)
+    if entry is None:
+        info.table(part)  # raises NotFound naming the parts
+    assert entry is not None
+    base = project.root / ".dmv" / "datasets" / info.model / info.data / info.split / part
+    rows = []
+    for f in entry.get("files", []):
+        target = base / f["path"]
+        if not target.is_file() or target.stat().st_size != f["size"]:
+            project.artifacts.fetch(
+                Blob(f["digest"], int(f["size"])), target, what=f"{info.ref} {part} {f['path']}"
+            )
+        rows.append({**f, "local_path": str(target)})
+    return pd.DataFrame(rows, columns=["path", "size", "digest", "local_path"])
 
 
 def _split_digest(content: str, spec: Mapping[str, Any]) -> str:
