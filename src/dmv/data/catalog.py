@@ -152,9 +152,6 @@ def register_query(
     data_id: str | None = None,
 ) -> QueryInfo:
     """Register a retrieval; the same definition always gets the same DATA id."""
-    import sqlalchemy as sa
-
-    from dmv.data.ids import data_id_for, definition_digest
     from dmv.data.sources import Retrieval, Source
 
     check_name(model)
@@ -164,37 +161,7 @@ def register_query(
         retrieval = Retrieval(Source.from_url(source, wh), sql, dict(params or {}))
         columns = retrieval.source.describe(sql, retrieval.params)
         definition = retrieval.definition()
-    registry = project.registry
-
-    def write(conn: sa.Connection) -> QueryInfo:
-        model_row = registry._ensure_model(conn, model)
-        q = t.data_queries.c
-        rows = conn.execute(sa.select(t.data_queries).where(q.model_id == model_row.id)).all()
-        digest = definition_digest(definition)
-        existing = {r.data: definition_digest(r.definition) for r in rows}
-        if data_id is None:
-            same = next((r for r in rows if existing[r.data] == digest), None)
-            if same is not None:
-                return _query_info(model, same)
-        new_id = data_id_for(definition, project.config["id_style"], existing, data_id)
-        if new_id in existing:
-            return _query_info(model, next(r for r in rows if r.data == new_id))
-        now = time.time()
-        conn.execute(
-            sa.insert(t.data_queries).values(
-                model_id=model_row.id,
-                data=new_id,
-                kind="sql",
-                definition=definition,
-                columns=[c.to_dict() for c in columns],
-                created_at=now,
-            )
-        )
-        registry._audit(conn, "data.query", model, new_id, {"source": definition["source"]})
-        return QueryInfo(model, new_id, "sql", definition, [c.to_dict() for c in columns], now)
-
-    result: QueryInfo = registry._write(write)
-    return result
+    return _record_query(project, model, "sql", definition, [c.to_dict() for c in columns], data_id)
 
 
 def register_files(
@@ -206,13 +173,12 @@ def register_files(
     data_id: str | None = None,
 ) -> QueryInfo:
     """Register a set of files (path, folder or glob; local or fsspec URL) as a retrieval."""
-    import sqlalchemy as sa
-
     from dmv.data.files import scan_files
-    from dmv.data.ids import data_id_for, definition_digest
     from dmv.data.sources import strip_credentials
 
     check_name(model)
+    if data_id is not None:
+        check_data_id(data_id, "DATA")
     manifest = scan_files(files)  # checks the files exist now
     definition: dict[str, Any] = {
         "kind": "files",
@@ -221,6 +187,22 @@ def register_files(
         "labels": strip_credentials(labels) if labels else None,
     }
     columns = [{"name": "path", "type": "VARCHAR"}, {"name": "size", "type": "BIGINT"}]
+    return _record_query(project, model, "files", definition, columns, data_id)
+
+
+def _record_query(
+    project: Project,
+    model: str,
+    kind: str,
+    definition: dict[str, Any],
+    columns: list[dict[str, str]],
+    data_id: str | None,
+) -> QueryInfo:
+    """Store a retrieval definition under its DATA id, reusing the id of an identical one."""
+    import sqlalchemy as sa
+
+    from dmv.data.ids import data_id_for, definition_digest
+
     registry = project.registry
 
     def write(conn: sa.Connection) -> QueryInfo:
@@ -238,14 +220,14 @@ def register_files(
             sa.insert(t.data_queries).values(
                 model_id=model_row.id,
                 data=new_id,
-                kind="files",
+                kind=kind,
                 definition=definition,
                 columns=columns,
                 created_at=now,
             )
         )
         registry._audit(conn, "data.query", model, new_id, {"source": definition["source"]})
-        return QueryInfo(model, new_id, "files", definition, columns, now)
+        return QueryInfo(model, new_id, kind, definition, columns, now)
 
     result: QueryInfo = registry._write(write)
     return result
