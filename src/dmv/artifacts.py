@@ -1,18 +1,24 @@
 """A content-addressed blob store over fsspec: a local folder by default, S3 at scale.
 
 Blobs are named by their BLAKE3 digest (``blake3:<64 hex>``) and stored at
-``blobs/<2 hex>/<62 hex>``. A write goes to a temporary name first and is
-renamed into place only once complete, so a crash never leaves a partial blob
-under a real name. Every read re-hashes what it read; a missing or corrupted
-blob raises :class:`~dmv.errors.ArtifactError` naming what it belongs to,
-and its bytes are never returned.
+``blobs/<2 hex>/<62 hex>``. A crash never leaves a partial blob under a real
+name: on a filesystem a write goes to ``tmp/`` and is renamed into place once
+complete; on an object store (S3, GCS), where a "rename" is a copy, the blob is
+written under its final name by one upload that becomes visible only when it
+completes, and a failed upload is aborted. What is written is hashed on the way
+and the upload is abandoned if it does not match the digest it is stored under.
+
+Every read re-hashes what it read; a missing or corrupted blob raises
+:class:`~dmv.errors.ArtifactError` naming what it belongs to, and its bytes are
+never returned. Large files move in chunks of :data:`CHUNK` bytes in both
+directions, reporting progress as ``progress(done, total)``.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -22,11 +28,23 @@ from dmv.errors import ArtifactError, InvalidInput, StorageError
 if TYPE_CHECKING:
     import fsspec
 
-__all__ = ["CHUNK", "ArtifactStore", "Blob", "hash_bytes", "hash_file"]
+__all__ = ["CHUNK", "ArtifactStore", "Blob", "Progress", "hash_bytes", "hash_file"]
 
 CHUNK = 4 * 1024 * 1024
 _PREFIX = "blake3:"
 Progress = Callable[[int, int | None], None]
+
+# Stores where an object appears only once its upload completes, so a blob is
+# written under its final name directly. S3 multipart parts are 5 MiB..5 GiB and
+# at most 10,000 per object; parts grow with the file to stay under that count.
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs"})
+_MIN_PART = 8 * 1024 * 1024
+_MAX_PARTS = 9_000
+_S3_HINT = (
+    "S3 credentials and endpoint come from the environment: AWS_ACCESS_KEY_ID, "
+    "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and AWS_ENDPOINT_URL for S3-compatible "
+    "servers; see docs/storage.md"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +81,16 @@ def _check_digest(digest: str) -> str:
     return hexpart
 
 
+def _part_size(size: int) -> int:
+    return max(_MIN_PART, -(-size // _MAX_PARTS))
+
+
+def _file_chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
+
+
 class ArtifactStore:
     """Blobs by digest, in a folder or any fsspec URL."""
 
@@ -70,25 +98,45 @@ class ArtifactStore:
         self.location = location
         self._fs: fsspec.AbstractFileSystem | None = None
         self._root = ""
+        self._protocol = "file"
+        self._errors: tuple[type[BaseException], ...] = (OSError,)
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
         if self._fs is None:
             from fsspec.core import url_to_fs
+            from fsspec.utils import get_protocol
 
+            protocol = get_protocol(self.location)
+            options: dict[str, Any] = {}
+            if protocol in _OBJECT_STORES:
+                # Another process may add or remove blobs at any time: a cached
+                # listing would make exists() and fsck lie.
+                options["use_listings_cache"] = False
             try:
-                fs, root = url_to_fs(self.location)
+                fs, root = url_to_fs(self.location, **options)
             except (ImportError, ValueError) as exc:
                 raise StorageError(
                     f"cannot open artifact store {self.location!r}: {exc}",
                     hint="for s3:// install dmv[s3]",
                 ) from None
-            self._fs, self._root = fs, root.rstrip("/")
+            if protocol in ("s3", "s3a"):
+                from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
+
+                # Missing credentials or an unreachable endpoint are botocore errors.
+                self._errors = (OSError, BotoCoreError)
+            self._fs, self._root, self._protocol = fs, root.rstrip("/"), protocol
         return self._fs
 
     @property
     def is_local(self) -> bool:
         return "://" not in self.location or self.location.startswith("file://")
+
+    @property
+    def is_object_store(self) -> bool:
+        """True when blobs are uploaded under their final name (no rename exists)."""
+        _ = self.fs
+        return self._protocol in _OBJECT_STORES
 
     def path_of(self, digest: str) -> str:
         """Where the blob with ``digest`` lives in the store."""
@@ -100,13 +148,17 @@ class ArtifactStore:
         _ = self.fs
         return f"{self._root}/tmp/{uuid.uuid4().hex}"
 
+    def _storage_error(self, doing: str, exc: BaseException) -> StorageError:
+        hint = _S3_HINT if self._protocol in ("s3", "s3a") else None
+        return StorageError(f"could not {doing} in {self.location}: {exc}", hint=hint)
+
     # -- writing ------------------------------------------------------------
 
     def put_bytes(self, data: bytes) -> Blob:
         blob = Blob(hash_bytes(data), len(data))
         if self.exists(blob):
             return blob
-        return self._commit(blob, lambda out: out.write(data))
+        return self._commit(blob, (data[i : i + CHUNK] for i in range(0, len(data), CHUNK)))
 
     def put_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> Blob:
         """Store a file, streaming it in chunks; the same content is stored once."""
@@ -120,77 +172,140 @@ class ArtifactStore:
             if progress:
                 progress(blob.size, blob.size)
             return blob
+        return self._commit(blob, _file_chunks(path), progress, source=os.fspath(path))
 
-        def write(out: IO[bytes]) -> None:
-            done = 0
-            with open(path, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, blob.size)
-
-        return self._commit(blob, write)
-
-    def _commit(self, blob: Blob, write: Callable[[IO[bytes]], Any]) -> Blob:
-        fs, final, tmp = self.fs, self.path_of(blob.digest), self._tmp_path()
+    def _commit(
+        self,
+        blob: Blob,
+        chunks: Iterable[bytes],
+        progress: Progress | None = None,
+        source: str = "",
+    ) -> Blob:
+        """Write ``chunks`` as ``blob``; it appears under its name whole, or not at all."""
+        fs, final = self.fs, self.path_of(blob.digest)
+        direct = self.is_object_store
+        target = final if direct else self._tmp_path()
         try:
-            fs.makedirs(fs._parent(tmp), exist_ok=True)
-            fs.makedirs(fs._parent(final), exist_ok=True)
-            with fs.open(tmp, "wb") as out:
-                write(out)
+            if direct:
+                out = fs.open(final, "wb", block_size=_part_size(blob.size))
+            else:
+                fs.makedirs(fs._parent(target), exist_ok=True)
+                fs.makedirs(fs._parent(final), exist_ok=True)
+                out = fs.open(target, "wb")
+            try:
+                self._write(out, blob, chunks, progress, source)
+                # On an object store this completes the upload: the blob appears now.
+                out.close()
+            except BaseException:
+                _abandon(out, direct)
+                raise
             if self.is_local:
                 # One atomic rename; a concurrent writer of the same content is harmless.
-                os.replace(tmp, final)
-            else:
-                fs.mv(tmp, final)
-        except OSError as exc:
-            raise StorageError(f"could not store blob in {self.location}: {exc}") from None
+                os.replace(target, final)
+            elif not direct:
+                fs.mv(target, final)
+        except self._errors as exc:
+            raise self._storage_error("store a blob", exc) from None
         finally:
-            try:
-                if fs.exists(tmp):
-                    fs.rm(tmp)
-            except OSError:
-                pass
+            if not direct:
+                try:
+                    if fs.exists(target):
+                        fs.rm(target)
+                except self._errors:
+                    pass
         return blob
+
+    @staticmethod
+    def _write(
+        out: IO[bytes],
+        blob: Blob,
+        chunks: Iterable[bytes],
+        progress: Progress | None,
+        source: str,
+    ) -> None:
+        # Re-hash what is sent: a file changed since it was hashed must not be
+        # stored under the old digest.
+        h, done = _hasher(), 0
+        for chunk in chunks:
+            out.write(chunk)
+            h.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, blob.size)
+        if done != blob.size or _PREFIX + str(h.hexdigest()) != blob.digest:
+            raise ArtifactError(
+                f"{source or 'the content'} changed while it was being stored; nothing was stored",
+                hint="store it again once nothing is writing to it",
+                digest=blob.digest,
+            )
 
     # -- reading ------------------------------------------------------------
 
+    def _open_read(self, path: str) -> Any:
+        if self.is_object_store:
+            # Sequential ranged reads of CHUNK bytes: memory stays bounded.
+            return self.fs.open(path, "rb", block_size=CHUNK, cache_type="none")
+        return self.fs.open(path, "rb")
+
     def exists(self, blob: Blob) -> bool:
+        """True when a blob of the right size is present (not re-hashed)."""
+        path = self.path_of(blob.digest)
         try:
-            return bool(self.fs.size(self.path_of(blob.digest)) == blob.size)
-        except (FileNotFoundError, OSError):
+            return bool(self.fs.size(path) == blob.size)
+        except FileNotFoundError:
             return False
+        except self._errors as exc:
+            raise self._storage_error("look up a blob", exc) from None
 
     def get_bytes(self, blob: Blob, *, what: str = "") -> bytes:
         """The blob's bytes, verified against its digest and size."""
         path = self.path_of(blob.digest)
         try:
-            with self.fs.open(path, "rb") as fh:
+            with self._open_read(path) as fh:
                 data: bytes = fh.read()
         except FileNotFoundError:
             raise self._missing(blob, path, what) from None
+        except self._errors as exc:
+            raise self._storage_error("read a blob", exc) from None
         if len(data) != blob.size or hash_bytes(data) != blob.digest:
             raise self._corrupt(blob, path, what)
         return data
 
-    def fetch(self, blob: Blob, dest: str | os.PathLike[str], *, what: str = "") -> Path:
-        """Copy the blob to ``dest`` (streaming); ``dest`` appears only once verified."""
+    def _stream(
+        self, blob: Blob, path: str, sink: Callable[[bytes], Any], progress: Progress | None
+    ) -> tuple[str, int]:
+        h, size = _hasher(), 0
+        with self._open_read(path) as src:
+            while chunk := src.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+                sink(chunk)
+                if progress:
+                    progress(size, blob.size)
+        return _PREFIX + str(h.hexdigest()), size
+
+    def fetch(
+        self,
+        blob: Blob,
+        dest: str | os.PathLike[str],
+        *,
+        what: str = "",
+        progress: Progress | None = None,
+    ) -> Path:
+        """Copy the blob to ``dest`` in chunks; ``dest`` appears only once verified."""
         path, dest = self.path_of(blob.digest), Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-        h, size = _hasher(), 0
         try:
-            with self.fs.open(path, "rb") as src, open(tmp, "wb") as out:
-                while chunk := src.read(CHUNK):
-                    h.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-            if size != blob.size or _PREFIX + str(h.hexdigest()) != blob.digest:
+            with open(tmp, "wb") as out:
+                digest, size = self._stream(blob, path, out.write, progress)
+            if size != blob.size or digest != blob.digest:
                 raise self._corrupt(blob, path, what)
             os.replace(tmp, dest)
         except FileNotFoundError:
             raise self._missing(blob, path, what) from None
+        except self._errors as exc:
+            raise self._storage_error("read a blob", exc) from None
         finally:
             tmp.unlink(missing_ok=True)
         return dest
@@ -198,34 +313,76 @@ class ArtifactStore:
     def verify(self, blob: Blob, *, what: str = "") -> ArtifactError | None:
         """None when the blob is present and intact, else the error that reading would raise."""
         path = self.path_of(blob.digest)
-        h, size = _hasher(), 0
         try:
-            with self.fs.open(path, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    h.update(chunk)
-                    size += len(chunk)
+            digest, size = self._stream(blob, path, lambda _: None, None)
         except FileNotFoundError:
             return self._missing(blob, path, what)
-        if size != blob.size or _PREFIX + str(h.hexdigest()) != blob.digest:
+        except self._errors as exc:
+            raise self._storage_error("read a blob", exc) from None
+        if size != blob.size or digest != blob.digest:
             return self._corrupt(blob, path, what)
         return None
 
     def iter_blobs(self) -> Iterator[str]:
-        """Every digest present in the store."""
-        base = f"{self._root}/blobs" if self.fs else ""
+        """Every digest present in the store (one listing; on S3, paged by the server)."""
+        _ = self.fs
         try:
-            paths = self.fs.find(base)
+            paths = self.fs.find(f"{self._root}/blobs")
         except FileNotFoundError:
             return
+        except self._errors as exc:
+            raise self._storage_error("list blobs", exc) from None
         for path in paths:
             parts = str(path).rstrip("/").split("/")
             if len(parts) >= 2 and len(parts[-2]) == 2 and len(parts[-1]) == 62:
                 yield _PREFIX + parts[-2] + parts[-1]
 
+    def incomplete_uploads(self) -> list[dict[str, Any]]:
+        """Uploads to this S3 store that were started and never completed nor aborted.
+
+        They are invisible (no blob, no listing) but hold storage until aborted,
+        by :meth:`abort_upload` or a bucket lifecycle rule. Empty elsewhere.
+        """
+        _ = self.fs
+        if self._protocol not in ("s3", "s3a"):
+            return []
+        bucket, _, key = self._root.partition("/")
+        prefix = f"{key}/blobs/" if key else "blobs/"
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        try:
+            while True:
+                page = self.fs.call_s3("list_multipart_uploads", **kwargs)  # type: ignore[attr-defined]
+                for up in page.get("Uploads", []):
+                    found.append(
+                        {
+                            "path": f"{bucket}/{up['Key']}",
+                            "upload_id": up["UploadId"],
+                            "started": up["Initiated"].timestamp(),
+                        }
+                    )
+                if not page.get("IsTruncated"):
+                    return found
+                kwargs["KeyMarker"] = page["NextKeyMarker"]
+                kwargs["UploadIdMarker"] = page["NextUploadIdMarker"]
+        except self._errors as exc:
+            raise self._storage_error("list incomplete uploads", exc) from None
+
+    def abort_upload(self, upload: dict[str, Any]) -> None:
+        """Abort one upload listed by :meth:`incomplete_uploads`."""
+        bucket, _, key = str(upload["path"]).partition("/")
+        try:
+            self.fs.abort_mpu(bucket, key, upload["upload_id"])  # type: ignore[attr-defined]
+        except self._errors as exc:
+            raise self._storage_error("abort an upload", exc) from None
+
     def remove(self, digest: str) -> None:
         path = self.path_of(digest)
-        if self.fs.exists(path):
-            self.fs.rm(path)
+        try:
+            if self.fs.exists(path):
+                self.fs.rm(path)
+        except self._errors as exc:
+            raise self._storage_error("remove a blob", exc) from None
 
     @staticmethod
     def _missing(blob: Blob, path: str, what: str) -> ArtifactError:
@@ -247,3 +404,16 @@ class ArtifactStore:
             digest=blob.digest,
             path=path,
         )
+
+
+def _abandon(out: Any, direct: bool) -> None:
+    """Give up on a write: abort the upload so nothing becomes visible."""
+    if not direct:
+        out.close()
+        return
+    # Closing would complete the upload and publish a partial object; discard
+    # aborts it instead (s3fs aborts the multipart upload, gcsfs the resumable one).
+    try:
+        out.discard()
+    finally:
+        out.closed = True
