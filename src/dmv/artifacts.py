@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -85,10 +85,32 @@ def _part_size(size: int) -> int:
     return max(_MIN_PART, -(-size // _MAX_PARTS))
 
 
-def _file_chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            yield chunk
+class _Sink:
+    """Where a write goes: hashes and counts what passes, and reports progress.
+
+    What is sent is re-hashed so that a file changed since it was hashed is
+    never stored under the old digest.
+    """
+
+    def __init__(self, out: IO[bytes], total: int, progress: Progress | None) -> None:
+        self._out, self._total, self._progress = out, total, progress
+        self._hash, self.done = _hasher(), 0
+
+    def write(self, data: bytes) -> int:
+        self._out.write(data)
+        self._hash.update(data)
+        self.done += len(data)
+        if self._progress:
+            self._progress(self.done, self._total)
+        return len(data)
+
+    def check(self, blob: Blob, source: str) -> None:
+        if self.done != blob.size or _PREFIX + str(self._hash.hexdigest()) != blob.digest:
+            raise ArtifactError(
+                f"{source or 'the content'} changed while it was being stored; nothing was stored",
+                hint="store it again once nothing is writing to it",
+                digest=blob.digest,
+            )
 
 
 class ArtifactStore:
@@ -158,7 +180,7 @@ class ArtifactStore:
         blob = Blob(hash_bytes(data), len(data))
         if self.exists(blob):
             return blob
-        return self._commit(blob, (data[i : i + CHUNK] for i in range(0, len(data), CHUNK)))
+        return self._commit(blob, lambda out: out.write(data))
 
     def put_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> Blob:
         """Store a file, streaming it in chunks; the same content is stored once."""
@@ -172,16 +194,22 @@ class ArtifactStore:
             if progress:
                 progress(blob.size, blob.size)
             return blob
-        return self._commit(blob, _file_chunks(path), progress, source=os.fspath(path))
+
+        def write(out: _Sink) -> None:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    out.write(chunk)
+
+        return self._commit(blob, write, progress, source=os.fspath(path))
 
     def _commit(
         self,
         blob: Blob,
-        chunks: Iterable[bytes],
+        write: Callable[[_Sink], Any],
         progress: Progress | None = None,
         source: str = "",
     ) -> Blob:
-        """Write ``chunks`` as ``blob``; it appears under its name whole, or not at all."""
+        """Store what ``write`` writes as ``blob``: it appears whole, or not at all."""
         fs, final = self.fs, self.path_of(blob.digest)
         direct = self.is_object_store
         target = final if direct else self._tmp_path()
@@ -193,7 +221,9 @@ class ArtifactStore:
                 fs.makedirs(fs._parent(final), exist_ok=True)
                 out = fs.open(target, "wb")
             try:
-                self._write(out, blob, chunks, progress, source)
+                sink = _Sink(out, blob.size, progress)
+                write(sink)
+                sink.check(blob, source)
                 # On an object store this completes the upload: the blob appears now.
                 out.close()
             except BaseException:
@@ -214,30 +244,6 @@ class ArtifactStore:
                 except self._errors:
                     pass
         return blob
-
-    @staticmethod
-    def _write(
-        out: IO[bytes],
-        blob: Blob,
-        chunks: Iterable[bytes],
-        progress: Progress | None,
-        source: str,
-    ) -> None:
-        # Re-hash what is sent: a file changed since it was hashed must not be
-        # stored under the old digest.
-        h, done = _hasher(), 0
-        for chunk in chunks:
-            out.write(chunk)
-            h.update(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, blob.size)
-        if done != blob.size or _PREFIX + str(h.hexdigest()) != blob.digest:
-            raise ArtifactError(
-                f"{source or 'the content'} changed while it was being stored; nothing was stored",
-                hint="store it again once nothing is writing to it",
-                digest=blob.digest,
-            )
 
     # -- reading ------------------------------------------------------------
 

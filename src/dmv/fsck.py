@@ -132,6 +132,17 @@ def fsck(
         if repair and age >= grace_seconds:
             store.remove(digest)
             report.repaired.append(entry)
+    for upload in store.incomplete_uploads():
+        age = now - float(upload.get("started", now))
+        entry = {
+            "kind": "incomplete upload",
+            "path": str(upload["path"]),
+            "age_seconds": round(age),
+        }
+        report.orphans.append(entry)
+        if repair and age >= grace_seconds:
+            store.abort_upload(upload)
+            report.repaired.append(entry)
     tmp_dir = f"{store._root}/tmp"
     try:
         leftovers = fs.ls(tmp_dir, detail=False)
