@@ -84,6 +84,7 @@ def test_diagram_development_and_production_stages(repo: Path) -> None:
 
     info = p.show("price-model@0.1.0-0123.abcd")
     assert info.interface_compat == "breaking"  # a new required input
+    assert p.show("price-model@0.1.0-0123.efgh").interface_compat == "breaking"  # same Y
     assert info.meta is not None
     assert info.meta["derivation"]["changed"] == ["interface"]
     # Production stage.

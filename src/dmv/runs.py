@@ -281,7 +281,11 @@ def deriver(
             "meta": {"derivation": {"reason": result.reason, "changed": list(result.changed)}}
         }
         previous = [r for r in rows if r.interface is not None and r.y < result.version.y]
-        if "interface" in result.changed and previous:
+        same_y = [r.interface_compat for r in rows if r.y == result.version.y]
+        if same_y and same_y[0]:
+            # Every version with this Y shares its interface, so its compatibility class.
+            extra["interface_compat"] = same_y[0]
+        elif "interface" in result.changed and previous:
             before = Interface.from_dict(max(previous, key=lambda r: r.y).interface)
             extra["interface_compat"] = str(diff_interfaces(before, interface).compat)
         return result.version, extra

@@ -176,7 +176,15 @@ class RunsMixin(RegistryCore):
 
         v = t.versions.c
         query = sa.select(
-            v.x, v.y, v.z, v.data, v.split, v.interface_fp, v.logic_fp, v.interface
+            v.x,
+            v.y,
+            v.z,
+            v.data,
+            v.split,
+            v.interface_fp,
+            v.logic_fp,
+            v.interface,
+            v.interface_compat,
         ).where(v.model_id == model_id)
         return list(conn.execute(query.order_by(v.x, v.y, v.z, v.id)).all())
 
