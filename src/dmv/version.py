@@ -4,7 +4,7 @@ Pure: no I/O. The grammar, exactly::
 
     version    = name " " X "." Y "." Z "-" DATA "." SPLIT
     name       = [a-z][a-z0-9-]*            at most 64 characters
-    X, Y, Z    = "0" | [1-9][0-9]*          no leading zeros
+    X, Y, Z    = "0" | [1-9][0-9]*          no leading zeros, at most 2147483647
     DATA/SPLIT = [0-9a-z]{1,32}
     reference  = name "@" ( X.Y.Z-DATA.SPLIT | X.Y.Z | X.Y | X | "latest" | alias )
     alias      = [a-z][a-z0-9-]*            at most 64 characters, not "latest"
@@ -28,6 +28,7 @@ from dmv.errors import InvalidInput
 __all__ = [
     "MAX_ID_LENGTH",
     "MAX_NAME_LENGTH",
+    "MAX_NUMBER",
     "ExperimentLabel",
     "RefKind",
     "Reference",
@@ -40,6 +41,8 @@ __all__ = [
 
 MAX_NAME_LENGTH = 64
 MAX_ID_LENGTH = 32
+#: The largest X, Y or Z: what the registry's integer columns hold on every database.
+MAX_NUMBER = 2**31 - 1
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9-]*")
 _ID_RE = re.compile(r"[0-9a-z]+")
@@ -99,9 +102,12 @@ def check_data_id(value: str, part: str = "DATA") -> str:
 
 def _number(text: str, part: str) -> int:
     if not _NUMBER_RE.fullmatch(text):
-        if text.isdigit():
-            raise VersionError(f"{part} {text!r} has a leading zero", hint=f"write {int(text)}")
+        if text.isascii() and text.isdigit():  # not '²' or '٣', which int() may refuse
+            plain = text.lstrip("0") or "0"
+            raise VersionError(f"{part} {text!r} has a leading zero", hint=f"write {plain}")
         raise VersionError(f"{part} {text!r} must be a whole number (0, 1, 2, …)")
+    if len(text) > 10 or int(text) > MAX_NUMBER:
+        raise VersionError(f"{part} {text[:20]!r} is too large; at most {MAX_NUMBER}")
     return int(text)
 
 
@@ -127,6 +133,8 @@ class Version:
         for part, value in (("X", self.x), ("Y", self.y), ("Z", self.z)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise VersionError(f"{part} must be a whole number ≥ 0, got {value!r}")
+            if value > MAX_NUMBER:
+                raise VersionError(f"{part} {value} is too large; at most {MAX_NUMBER}")
         check_data_id(self.data, "DATA")
         check_data_id(self.split, "SPLIT")
 

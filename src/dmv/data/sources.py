@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 from dmv.data._arrow import cursor_reader, with_progress
 from dmv.data._sql import check_identifier, check_select, quote_ident, quote_literal
@@ -44,18 +44,31 @@ _SECRET_KEYS = re.compile(r"pass|token|secret|key|sig|credential|auth", re.IGNOR
 _FILE_SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".parquet.gz")
 
 
+_SQLA_USERINFO = re.compile(r"(?P<user>[^:/@]*)(?::(?P<password>[^@]*))?@")
+
+
 def strip_credentials(url: str) -> str:
-    """``url`` without its password and without query values that look like secrets."""
-    if "://" not in url:
+    """``url`` without its password and without query values that look like secrets.
+
+    Everything else is kept as written (``sqlite:////abs/path.db`` stays absolute).
+    SQLAlchemy reads a password up to the first ``@``, even across a raw ``/``, so
+    that is what is removed.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}@{host}" if user else host
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if not _SECRET_KEYS.search(k)])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    head, question, query = rest.partition("?")
+    found = _SQLA_USERINFO.match(head)
+    if found and (found.group("password") is not None or "/" not in head[: found.end()]):
+        user = found.group("user")
+        head = (f"{user}@" if user else "") + head[found.end() :]
+    if question:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if not _SECRET_KEYS.search(k)]
+        if len(kept) != len(pairs):
+            query = urlencode(kept)
+            question = "?" if kept else ""
+    return f"{scheme}://{head}{question}{query}"
 
 
 def _file_kind(url: str) -> str | None:
@@ -301,6 +314,39 @@ def _check_duckdb_statement(query: str) -> None:
             f"only one SELECT statement may retrieve data, got: {kinds}",
             hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
         )
+    writes = _duckdb_writes(query)
+    if writes:
+        raise DataError(
+            f"the query modifies data ({', '.join(writes)} inside WITH)",
+            hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
+        )
+
+
+def _duckdb_writes(query: str) -> list[str]:
+    """The data-modifying parts (``WITH d AS (DELETE … RETURNING *) SELECT …``) of a SELECT.
+
+    DuckDB types such a statement SELECT and runs its DELETE as soon as it is
+    described, so the parse tree is searched for INSERT/UPDATE/DELETE nodes.
+    """
+    import json
+
+    import duckdb
+
+    with duckdb.connect() as con:
+        row = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()
+    tree = json.loads(row[0]) if row else {}
+    found: list[str] = []
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if isinstance(kind, str) and kind.endswith("_QUERY_NODE"):
+                found.append(kind.removesuffix("_QUERY_NODE").replace("_", " "))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return sorted(set(found))
 
 
 def _adbc_sqlite() -> Any:

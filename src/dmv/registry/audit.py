@@ -28,9 +28,11 @@ class AuditMixin(RegistryCore):
             if model:
                 query = query.where(t.audit.c.model == model)
             if action:
-                query = query.where(t.audit.c.action.startswith(action))
+                # Escaped: '%' and '_' in the prefix are plain characters, not LIKE wildcards.
+                query = query.where(t.audit.c.action.startswith(action, autoescape=True))
             if limit:
-                query = query.limit(limit)
+                # Clamped to what the databases' 64-bit LIMIT holds (the REST offset is unbounded).
+                query = query.limit(min(limit, 2**62))
             return [
                 AuditEntry(r.id, r.at, r.actor, r.action, r.model, r.target, r.details)
                 for r in conn.execute(query)
