@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 __all__ = ["data_diff", "fsck_tables", "source_matches", "split_checks", "verify_split"]
 
-#: ``<model>__<DATA>__<SPLIT>__<part>``: the tables dmv owns in a warehouse.
-_TABLE_RE = re.compile(r"[a-z][a-z0-9_]*?__[0-9a-z]+__[0-9a-z]+__[a-z][a-z0-9_]*")
+#: ``<model>__<DATA>__<SPLIT>__<part>``: the tables dmv owns in a warehouse, and the
+#: ``__dmv_…`` tables a split builds before it renames them into place.
+_TABLE_RE = re.compile(r"[a-z][a-z0-9_]*?__[0-9a-z]+__[0-9a-z]+__[a-z][a-z0-9_]*|__dmv_\w+")
 
 
 def verify_split(project: Project, model: str, data: str, split: str) -> dict[str, Any]:

@@ -188,19 +188,35 @@ class RunsMixin(RegistryCore):
         ).where(v.model_id == model_id)
         return list(conn.execute(query.order_by(v.x, v.y, v.z, v.id)).all())
 
-    def _run_info(
-        self, conn: sa.Connection, row: Any, model: str, version: Version | None
-    ) -> RunInfo:
+    def _artifacts_of(self, conn: sa.Connection, run_ids: list[int]) -> dict[int, list[Any]]:
+        """The artifacts of many runs in one query, by run id, in the order they were added."""
         import sqlalchemy as sa
 
-        arts = tuple(
-            ArtifactInfo(a.name, a.kind, a.digest, int(a.size), a.meta)
-            for a in conn.execute(
-                sa.select(t.artifacts)
-                .where(t.artifacts.c.run_id == row.id)
-                .order_by(t.artifacts.c.id)
-            )
-        )
+        out: dict[int, list[Any]] = {rid: [] for rid in run_ids}
+        if run_ids:
+            query = sa.select(t.artifacts).where(t.artifacts.c.run_id.in_(run_ids))
+            for a in conn.execute(query.order_by(t.artifacts.c.id)):
+                out[a.run_id].append(ArtifactInfo(a.name, a.kind, a.digest, int(a.size), a.meta))
+        return out
+
+    def _run_infos(
+        self, conn: sa.Connection, rows: Sequence[Any], model: str, versions: Any
+    ) -> list[RunInfo]:
+        """RunInfos for ``rows``; ``versions`` gives each row's version (a callable)."""
+        arts = self._artifacts_of(conn, [r.id for r in rows])
+        return [self._run_info(conn, r, model, versions(r), arts[r.id]) for r in rows]
+
+    def _run_info(
+        self,
+        conn: sa.Connection,
+        row: Any,
+        model: str,
+        version: Version | None,
+        artifacts: list[Any] | None = None,
+    ) -> RunInfo:
+        if artifacts is None:
+            artifacts = self._artifacts_of(conn, [row.id])[row.id]
+        arts = tuple(artifacts)
         return RunInfo(
             id=_run_id(row.kind, row.number, row.id),
             model=model,
@@ -251,7 +267,7 @@ class RunsMixin(RegistryCore):
             rows = conn.execute(
                 sa.select(t.runs).where(t.runs.c.version_id == owner).order_by(t.runs.c.number)
             ).all()
-            return [self._run_info(conn, r, version.name, trained) for r in rows]
+            return self._run_infos(conn, rows, version.name, lambda _r: trained)
 
         result: list[RunInfo] = self._read(read)
         return result
@@ -273,10 +289,8 @@ class RunsMixin(RegistryCore):
                 r.id: Version(model, r.x, r.y, r.z, r.data, r.split)
                 for r in conn.execute(sa.select(t.versions).where(t.versions.c.model_id == m.id))
             }
-            return [
-                self._run_info(conn, r, model, vmap.get(r.version_id))
-                for r in conn.execute(query).all()
-            ]
+            rows = conn.execute(query).all()
+            return self._run_infos(conn, rows, model, lambda r: vmap.get(r.version_id))
 
         result: list[RunInfo] = self._read(read)
         return result

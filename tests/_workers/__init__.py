@@ -1,0 +1,1 @@
+"""Worker processes the multi-process tests start (run as scripts)."""
