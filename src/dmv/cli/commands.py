@@ -15,7 +15,13 @@ if TYPE_CHECKING:
 __all__ = ["Context", "cli", "pass_ctx"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "terminal_width": 100,
+    }
+)
 @click.option(
     "-C",
     "--project",
