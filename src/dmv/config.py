@@ -178,8 +178,21 @@ class Config:
         return dict(self._values)
 
 
-def write_config(root: Path) -> bool:
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(json.dumps(str(v)) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def write_config(root: Path, settings: Mapping[str, Any] | None = None) -> bool:
     """Create ``dmv.toml`` in ``root`` atomically; False when one exists already.
+
+    ``settings`` (e.g. ``registry="postgresql://…"``) are written instead of the
+    defaults, so that every later ``dmv.open`` finds them.
 
     The file appears whole or not at all (write, then hard-link into place), so
     several processes initialising the same folder at once never see half a file.
@@ -188,10 +201,14 @@ def write_config(root: Path) -> bool:
     if target.exists():
         return False
     lines = ["# dmv project settings; environment variables DMV_<NAME> override them.", "[dmv]"]
+    given = {k: v for k, v in (settings or {}).items() if v is not None}
+    if unknown := set(given) - set(_BY_NAME):
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     for setting in SETTINGS:
-        if setting.name in ("registry", "artifacts", "warehouse"):
+        if setting.name in ("registry", "artifacts", "warehouse") or setting.name in given:
+            value = given.get(setting.name, setting.default)
             lines.append(f"# {setting.help}")
-            lines.append(f'{setting.name} = "{setting.default}"')
+            lines.append(f"{setting.name} = {_toml_value(value)}")
     tmp = root / f".{CONFIG_FILE}.{os.getpid()}.tmp"
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     try:

@@ -42,10 +42,14 @@ __all__ = ["Project", "init", "open_project"]
 
 
 def init(path: str | os.PathLike[str] = ".", **settings: Any) -> Project:
-    """Make ``path`` a dmv project (``dmv.toml`` and ``.dmv/``); safe to repeat."""
+    """Make ``path`` a dmv project (``dmv.toml`` and ``.dmv/``); safe to repeat.
+
+    ``settings`` (``registry=``, ``artifacts=``, ``warehouse=``, …) are written to a
+    new ``dmv.toml``; an existing one is left as it is.
+    """
     root = Path(path).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    write_config(root)
+    write_config(root, settings)
     (root / ".dmv").mkdir(exist_ok=True)
     gitignore = root / ".dmv" / ".gitignore"
     if not gitignore.exists():

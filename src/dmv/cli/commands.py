@@ -48,12 +48,21 @@ def cli(ctx: click.Context, project_dir: str | None, traceback: bool) -> None:
 
 @cli.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--registry", help="Model repository: SQLite file or postgresql:// URL.")
+@click.option("--artifacts", help="Artifact store: a folder or an fsspec URL (s3://…).")
+@click.option("--warehouse", help="Warehouse: a DuckDB file or a postgresql:// URL.")
 @json_option
-def init(path: str, as_json: bool) -> None:
+def init(
+    path: str,
+    registry: str | None,
+    artifacts: str | None,
+    warehouse: str | None,
+    as_json: bool,
+) -> None:
     """Make PATH (default: here) a dmv project: dmv.toml and a .dmv/ folder."""
     from dmv.project import init as init_project
 
-    project = init_project(path)
+    project = init_project(path, registry=registry, artifacts=artifacts, warehouse=warehouse)
     settings = project.config.as_dict()
     settings["logic_components"] = list(settings["logic_components"])
     data = {"root": str(project.root), "settings": settings}
