@@ -281,41 +281,20 @@ def test_an_arrow_that_skips_columns_arches_over_the_boxes_between() -> None:
     assert min(xs) < row.x and max(xs) > row.x + row.w  # over the box between
 
 
-class SplitAware:
-    """Stands in for the project methods the data engine adds (not there yet)."""
-
-    def data_split_info(self, version: dmv.Version) -> dict[str, Any]:
-        prefix = version.table_prefix
-        return {
-            "split": {
-                "parts": [
-                    {"name": p, "table": f"{prefix}__{p}", "rows": n}
-                    for p, n in (("train", 105), ("valid", 15), ("test", 30))
-                ]
-            },
-            "leakage": {
-                "ok": False,
-                "checks": [{"kind": "shared_key", "column": "id", "count": 2}],
-            },
-        }
-
-
-def test_lineage_reads_a_recorded_split_and_its_leakage_check() -> None:
+def test_lineage_reads_the_stored_split_and_its_leakage_check(ui_project: dmv.Project) -> None:
     from dmv.server.ui._views import lineage
 
-    out = lineage(SplitAware(), dmv.Version.parse("price-model 1.1.0-0123.efgh"))  # type: ignore[arg-type]
+    version = dmv.Version.parse(f"{MODEL} 1.1.0-0123.efgh")
+    out = lineage(ui_project, version)
+    stored = ui_project.split_info(version)
     assert out["recorded"] is True
     assert [(p["table"], p["rows"]) for p in out["parts"]] == [
-        ("price_model__0123__efgh__train", 105),
-        ("price_model__0123__efgh__valid", 15),
-        ("price_model__0123__efgh__test", 30),
+        (p["table"], p["rows"]) for p in stored.parts
     ]
-    assert out["leakage"] == {
-        "ok": False,
-        "checks": [{"kind": "shared_key", "column": "id", "count": 2}],
-    }
-    bare = lineage(object(), dmv.Version.parse("price-model 1.1.0-0123.efgh"))  # type: ignore[arg-type]
-    assert bare["recorded"] is False and bare["parts"][0]["rows"] is None
+    assert out["parts"][0]["table"] == "iris_model__0123__efgh__train"
+    assert out["leakage"]["ok"] is True
+    unknown = lineage(ui_project, dmv.Version.parse(f"{MODEL} 0.0.1-9999.zzzz"))
+    assert unknown["recorded"] is False and unknown["parts"][0]["rows"] is None
 
 
 # -- in-process pages ---------------------------------------------------------------

@@ -189,19 +189,11 @@ def _as_dict(value: Any) -> Any:
 
 
 def _split_record(project: Project, version: Version) -> Any:
-    """The stored split behind ``version`` if the project can tell (None when unknown)."""
-    for attr in ("data_split_info", "split_info", "show_split"):
-        fn: Callable[..., Any] | None = getattr(project, attr, None)
-        if not callable(fn):
-            continue
-        for args in ((version,), (version.name, version.data, version.split)):
-            try:
-                return _as_dict(fn(*args))
-            except NotFound:
-                return None
-            except TypeError:
-                continue
-    return None
+    """The stored split behind ``version`` (None when its DATA.SPLIT is not stored)."""
+    try:
+        return project.split_info(version).to_dict()
+    except NotFound:
+        return None
 
 
 def lineage(project: Project, version: Version) -> dict[str, Any]:
