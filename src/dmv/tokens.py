@@ -191,11 +191,10 @@ def _fast(project: Project, sql: str, params: tuple[Any, ...]) -> list[Any] | No
 
     Both token checks run on every request the server answers.
     """
-    fast = getattr(project.registry, "_fast", None)
-    query = getattr(fast, "query", None)
-    if query is None:
+    fast = project.registry._fast
+    if fast is None:
         return None
-    rows: list[Any] = query(sql, params)
+    rows: list[Any] = fast.query(sql, params)
     return rows
 
 

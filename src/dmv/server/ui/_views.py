@@ -7,7 +7,7 @@ looked up with ``getattr`` so the pages work with and without them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -373,13 +373,8 @@ def interface_changes(a: VersionInfo, b: VersionInfo) -> dict[str, Any] | None:
 
 
 def project_diff(project: Project, a: VersionInfo, b: VersionInfo) -> Any:
-    """dmv's own full diff record (``Project.diff`` or :mod:`dmv.diff`) as plain data, if any."""
-    fn: Callable[..., Any] | None = getattr(project, "diff", None)
+    """dmv's own full diff record, as plain data (None if it cannot be made)."""
     try:
-        if callable(fn):
-            return _as_dict(fn(a.version.ref, b.version.ref))
-        from dmv.diff import diff_versions
-
-        return diff_versions(project, a, b)
-    except (DmvError, TypeError, ImportError):
+        return project.diff(a.version, b.version)
+    except DmvError:
         return None
