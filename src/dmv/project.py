@@ -702,7 +702,11 @@ class Project:
     # -- models files ---------------------------------------------------------
 
     def load_model(self, ref: str | Reference | Version, run_id: str | None = None) -> Any:
-        """The model object a version serves (or of one run), loaded after its hash is verified."""
+        """The model object a version serves (or of one run), loaded after its hash is verified.
+
+        A pickled model comes back as it was logged; an ONNX model as an object
+        whose ``predict`` runs it through onnxruntime.
+        """
         import pickle
 
         from dmv.artifacts import Blob
@@ -722,9 +726,12 @@ class Project:
         art = next((a for a in run.artifacts if a.kind == "model"), None)
         if art is None:
             raise NotFound(f"{info.version} {run.id} logged no model")
-        data = self.artifacts.get_bytes(
-            Blob(art.digest, art.size), what=f"{info.version} {run.id} {art.name}"
-        )
+        what = f"{info.version} {run.id} {art.name}"
+        data = self.artifacts.get_bytes(Blob(art.digest, art.size), what=what)
+        if (art.meta or {}).get("format") == "onnx":
+            from dmv import _onnx
+
+            return _onnx.load(data, what)
         return pickle.loads(data)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dmv import _onnx
 from dmv.errors import InvalidInput
 from dmv.registry.store import NewArtifact
 
@@ -140,35 +141,66 @@ class Run:
         name: str = "model",
         sample_input: Any = None,
         sample_output: Any = None,
+        format: str | None = None,
     ) -> NewArtifact:
-        """Store the trained model (scikit-learn, or any picklable object with ``predict``).
+        """Store the trained model: scikit-learn, any picklable object with ``predict``, or ONNX.
 
-        ``sample_input`` (a frame the model accepts) lets dmv infer the interface.
+        An ``onnx.ModelProto`` is stored as ONNX; so are the bytes or the path of
+        a ``.onnx`` file with ``format="onnx"``. ``sample_input`` (a frame the
+        model accepts) lets dmv infer the interface; for ONNX that runs the model
+        through onnxruntime, unless ``sample_output`` gives its answer.
         """
+        if format not in (None, "pickle", "onnx"):
+            raise InvalidInput(f"unknown model format {format!r}", hint="use 'pickle' or 'onnx'")
+        if any(a.kind == "model" and a.name == name for a in self.artifacts):
+            raise InvalidInput(f"this run already logged a model named {name!r}")
+        if format == "onnx" or (format is None and _onnx.is_onnx_model(model)):
+            return self._log_onnx(model, name, sample_input, sample_output)
         if not callable(getattr(model, "predict", None)):
             raise InvalidInput(
                 f"{type(model).__name__} has no predict method",
-                hint="log_model takes a fitted model; store other files with log_artifact",
+                hint="log_model takes a fitted model (format='onnx' for an ONNX file); "
+                "store other files with log_artifact",
             )
-        if any(a.kind == "model" and a.name == name for a in self.artifacts):
-            raise InvalidInput(f"this run already logged a model named {name!r}")
         try:
             data = pickle.dumps(model, protocol=5)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise InvalidInput(f"the model cannot be pickled: {exc}") from None
-        blob = self._store.put_bytes(data)
         cls = type(model)
+        meta = {
+            "flavor": model_flavor(model),
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "format": "pickle",
+            "protocol": 5,
+        }
+        return self._add_model(name, data, meta, model, sample_input, sample_output)
+
+    def _log_onnx(
+        self, model: Any, name: str, sample_input: Any, sample_output: Any
+    ) -> NewArtifact:
+        data, cls = _onnx.model_bytes(model)
+        meta: dict[str, Any] = {"flavor": "onnx", "format": "onnx"}
+        if cls:
+            meta["class"] = cls
+        # Loading checks the file now rather than when it is first served; without
+        # onnxruntime it is stored unchecked (and the interface cannot be inferred).
+        loaded = None
+        if _onnx.available():
+            loaded = _onnx.load(data, f"the ONNX model {name!r}", invalid=InvalidInput)
+        return self._add_model(name, data, meta, loaded, sample_input, sample_output)
+
+    def _add_model(
+        self,
+        name: str,
+        data: bytes,
+        meta: dict[str, Any],
+        model: Any,
+        sample_input: Any,
+        sample_output: Any,
+    ) -> NewArtifact:
+        blob = self._store.put_bytes(data)
         artifact = NewArtifact(
-            name=name,
-            kind="model",
-            digest=blob.digest,
-            size=blob.size,
-            meta={
-                "flavor": model_flavor(model),
-                "class": f"{cls.__module__}.{cls.__qualname__}",
-                "format": "pickle",
-                "protocol": 5,
-            },
+            name=name, kind="model", digest=blob.digest, size=blob.size, meta=meta
         )
         self.artifacts.append(artifact)
         self.model_object = model
@@ -232,6 +264,13 @@ def interface_of(run: Run, declared: Any) -> Interface | None:
         return None
     output = run.sample_output
     if output is None:
+        if run.model_object is None:  # an ONNX model, and no onnxruntime to run it
+            raise InvalidInput(
+                "inferring the interface from sample_input runs the ONNX model, "
+                "and onnxruntime is not installed",
+                hint=f"{_onnx.INSTALL_HINT}, or pass interface=… to project.run "
+                "(or sample_output= to log_model)",
+            )
         output = run.model_object.predict(run.sample_input)
     return infer_interface(run.sample_input, output)
 

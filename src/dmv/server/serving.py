@@ -4,7 +4,8 @@ A reference is resolved on every request (one indexed registry lookup), so movin
 an alias or releasing a compatible version is served at once, without a restart.
 Everything expensive is cached by what cannot change: loaded models by exact
 version and artifact digest, row validators by interface fingerprint. A model
-file is unpickled only after the artifact store has checked its hash.
+file is unpickled (or given to onnxruntime) only after the artifact store has
+checked its hash: ``Project.load_model`` does both, for every kind of model.
 """
 
 from __future__ import annotations
@@ -161,8 +162,8 @@ class ModelServer:
         #: The models this server answers for (None: every model in the registry).
         self.models = None if models is None else tuple(dict.fromkeys(models))
         self._served: dict[tuple[str, str], Served] = {}
-        # (exact ref, serving run, run count) -> (run id, digest, flavor, format)
-        self._files: dict[tuple[str, str | None, int], tuple[str, str, str, str]] = {}
+        # (exact ref, serving run, run count) -> (run id, digest, flavor)
+        self._files: dict[tuple[str, str | None, int], tuple[str, str, str]] = {}
         self._interfaces: dict[str, Interface | None] = {}
         self._lock = threading.Lock()
 
@@ -196,7 +197,7 @@ class ModelServer:
 
     # -- loading ---------------------------------------------------------------
 
-    def _model_file(self, info: VersionInfo) -> tuple[str, str, str, str]:
+    def _model_file(self, info: VersionInfo) -> tuple[str, str, str]:
         key = (info.version.ref, info.serving_run, info.run_count)
         found = self._files.get(key)
         if found is not None:
@@ -213,13 +214,13 @@ class ModelServer:
         if run is None or art is None:
             raise NotFound(f"{info.version} {wanted} logged no model to serve")
         meta = art.meta or {}
-        found = (run.id, art.digest, str(meta.get("flavor", "pickle")), str(meta.get("format", "")))
+        found = (run.id, art.digest, str(meta.get("flavor", "pickle")))
         self._files[key] = found
         return found
 
     def served(self, info: VersionInfo) -> Served:
         """The loaded model for ``info``: cached by exact version and file digest."""
-        run_id, digest, flavor, fmt = self._model_file(info)
+        run_id, digest, flavor = self._model_file(info)
         key = (info.version.ref, digest)
         served = self._served.get(key)
         if served is not None:
@@ -227,18 +228,15 @@ class ModelServer:
         with self._lock:  # one load per model, however many requests wait for it
             served = self._served.get(key)
             if served is None:
-                served = self._load(info, run_id, digest, flavor, fmt)
+                served = self._load(info, run_id, digest, flavor)
                 self._served[key] = served
         return served
 
-    def _load(self, info: VersionInfo, run_id: str, digest: str, flavor: str, fmt: str) -> Served:
+    def _load(self, info: VersionInfo, run_id: str, digest: str, flavor: str) -> Served:
         iface = self.interface(info)
-        if fmt == "onnx":
-            model: Any = _load_onnx(self.project, info, run_id, digest)
-            flavor = "onnx"
-        else:
-            # load_model verifies the file's hash before unpickling it.
-            model = self.project.load_model(info.version, run_id)
+        # load_model verifies the file's hash before unpickling it or handing it to
+        # onnxruntime, and raises a DmvError (answered as JSON) when it cannot.
+        model = self.project.load_model(info.version, run_id)
         if not callable(getattr(model, "predict", None)):
             raise PredictionError(f"{info.version} {run_id}: the stored model has no predict")
         to_input, input_names = _adapter(model, flavor, iface)
@@ -351,29 +349,3 @@ class ModelServer:
             }
             for m in models
         ]
-
-
-def _load_onnx(project: Project, info: VersionInfo, run_id: str, digest: str) -> Any:
-    """An ONNX model behind a ``predict(rows)`` method (needs onnxruntime)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise PredictionError(
-            f"{info.version} is an ONNX model and onnxruntime is not installed",
-            hint="pip install 'dmv[onnx]'",
-        ) from None
-    from dmv.artifacts import Blob
-
-    run = project.get_run(info.version, run_id)
-    art = next(a for a in run.artifacts if a.kind == "model" and a.digest == digest)
-    data = project.artifacts.get_bytes(Blob(art.digest, art.size), what=f"{info.version} {run_id}")
-    session = ort.InferenceSession(data)
-    input_name = session.get_inputs()[0].name
-
-    class OnnxModel:
-        def predict(self, x: Any) -> Any:
-            import numpy as np
-
-            return session.run(None, {input_name: np.asarray(x, dtype=np.float32)})[0]
-
-    return OnnxModel()
