@@ -148,3 +148,13 @@ def test_import_dmv_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_file_system_refusals_are_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    code, out, err = run_cli(capsys, "init", str(blocked / "project"))
+    assert code == 8
+    assert err.startswith("error: ") and str(blocked) in err and "Traceback" not in err + out

@@ -48,6 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except OSError as exc:
+        # The file system said no (permissions, a missing folder, a full disk…).
+        if show_traceback:
+            raise
+        from dmv.errors import StorageError
+
+        where = f": {exc.filename}" if exc.filename else ""
+        error = StorageError(
+            f"{exc.strerror or exc}{where}", hint="check the path and its permissions"
+        )
+        _report(error.to_dict(), error.message, error.hint, as_json)
+        return error.exit_code
     except Exception as exc:
         if show_traceback:
             raise
