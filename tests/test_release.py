@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
 import dmv
-from dmv import ConflictError, ImmutableError, NotFound, Version
+from dmv import ConflictError, ImmutableError, IntegrityError, NotFound, Version
 from dmv.release import best_run
 
 
@@ -45,7 +48,12 @@ def test_release_creates_n_y_z_serving_the_best_run(any_project: dmv.Project) ->
     assert [r.id for r in p.runs("price-model@1.1.0-0123.efgh")] == ["tr0", "tr1", "tr2"]
     assert p.show("price-model@1.1.0-0123.efgh").run_count == 3
     audit = p.audit(action="version.release")[0]
-    assert audit.details == {"from": "0.1.0-0123.efgh", "serving_run": "tr1", "generation": 1}
+    assert audit.details == {
+        "from": "0.1.0-0123.efgh",
+        "serving_run": "tr1",
+        "generation": 1,
+        "verified": ["logic", "environment"],  # what the release gate found intact
+    }
 
 
 def test_generations_and_major(project: dmv.Project) -> None:
@@ -134,3 +142,75 @@ def test_release_cli(project: dmv.Project, capsys: pytest.CaptureFixture[str]) -
     code = main(["-C", str(project.root), "select", "price-model@1.1.0-0123.efgh", "tr0"])
     assert code == 5
     assert "error: " in capsys.readouterr().err
+
+
+# -- the release gate --------------------------------------------------------
+
+
+@pytest.fixture
+def trained_on_split(project: dmv.Project) -> tuple[dmv.Project, str]:
+    """price-model 0.0.1-0123.abcd trained on its stored split, with a model file."""
+    from sklearn.linear_model import Ridge
+
+    from conftest import seed_warehouse
+
+    seed_warehouse(project)
+    with project.run("price-model", data="0123.abcd") as run:
+        rows = run.dataset("train")
+        model = Ridge().fit(rows[["age", "bmi"]], rows["target"])
+        run.log_model(model, sample_input=rows[["age", "bmi"]].head(3))
+    assert run.version is not None
+    return project, run.version.ref
+
+
+def test_an_intact_version_is_released(trained_on_split: tuple[dmv.Project, str]) -> None:
+    p, ref = trained_on_split
+    info = p.release(ref)
+    assert info.version.x == 1 and info.serving_run == "tr0"
+    verified = p.audit(action="version.release")[0].details["verified"]
+    assert "artifact tr0/model" in verified and "split" in verified
+
+
+def test_a_damaged_model_file_cannot_be_released(
+    trained_on_split: tuple[dmv.Project, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dmv.cli import main
+
+    p, ref = trained_on_split
+    model = next(a for a in p.runs(ref)[0].artifacts if a.name == "model")
+    path = p.artifacts.path_of(model.digest)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as fh:
+        fh.seek(10)
+        fh.write(b"\0\0\0\0")
+    with pytest.raises(IntegrityError, match=r"cannot be released: 1 check\(s\) failed") as exc:
+        p.release(ref)
+    assert exc.value.details["failed"][0]["check"] == "artifact tr0/model"
+    assert path in exc.value.message
+    code = main(["-C", str(p.root), "release", ref, "--json"])
+    out = capsys.readouterr()
+    assert code == 6 and "artifact tr0/model" in out.err
+    assert json.loads(out.out)["error"]["code"] == "integrity_error"
+    assert [v.version.x for v in p.versions("price-model")] == [0]  # nothing released
+    assert p.audit(action="version.release") == []
+
+
+def test_a_tampered_split_cannot_be_released(trained_on_split: tuple[dmv.Project, str]) -> None:
+    import duckdb
+
+    p, ref = trained_on_split
+    with duckdb.connect(p.config.location("warehouse")) as con:
+        con.execute(
+            "UPDATE price_model__0123__abcd__train SET target = target + 1 "
+            "WHERE patient_id = (SELECT min(patient_id) FROM price_model__0123__abcd__train)"
+        )
+    with pytest.raises(IntegrityError, match="split: train") as exc:
+        p.release(ref)
+    assert [c["check"] for c in exc.value.details["failed"]] == ["split"]
+    assert [v.version.x for v in p.versions("price-model")] == [0]
+
+
+def test_release_has_no_force_option() -> None:
+    from dmv.cli.commands import release_cmd
+
+    assert {o for p in release_cmd.params for o in p.opts} == {"ref", "--major", "--json"}

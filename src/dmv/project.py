@@ -167,10 +167,19 @@ class Project:
     # -- release ------------------------------------------------------------
 
     def release(self, ref: str | Reference | Version, *, major: bool = False) -> VersionInfo:
-        """Release the prerelease ``ref`` as ``N.Y.Z-D.S`` (``major``: start generation N+1)."""
-        from dmv import release
+        """Release the prerelease ``ref`` as ``N.Y.Z-D.S`` (``major``: start generation N+1).
 
-        return release.release(self.registry, self.resolve(ref), major=major)
+        Refused (IntegrityError) unless a full verify of the version passes.
+        """
+        from dmv import release
+        from dmv.reproduce import verify
+
+        version = self.resolve(ref)
+        serving = release.serving_run(self.registry, version)
+        report = verify(self, version.ref)
+        return release.release(
+            self.registry, version, verified=report, serving=serving, major=major
+        )
 
     def select_run(self, ref: str | Reference | Version, run_id: str) -> VersionInfo:
         """Choose which training run (``trN``) the prerelease ``ref`` serves once released."""

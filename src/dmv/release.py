@@ -5,6 +5,13 @@ trained model, where N is the model's current release generation (1 for the
 first release; ``major=True`` starts the next). The release serves one training
 run of its prerelease: the one chosen with :func:`select_run`, else the best by
 the model's primary metric, else the latest.
+
+A release is a gate: it takes the :class:`~dmv.reproduce.Report` of a full
+verify of the prerelease (model files and artifacts re-hashed, split parts
+against their fingerprints, interface and logic records, and whatever else
+verify checks) and refuses, listing the failed checks, unless every check
+passed. There is no way around it: a damaged version is repaired or retrained,
+never released.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from dmv.errors import ConflictError, ImmutableError, NotFound
+from dmv.errors import ConflictError, ImmutableError, IntegrityError, NotFound
 from dmv.registry import schema as t
 from dmv.version import Version
 
@@ -20,8 +27,18 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from dmv.registry import Registry, VersionInfo
+    from dmv.reproduce import Report
 
-__all__ = ["METRIC_SPLITS", "best_run", "delete_version", "deprecate", "release", "select_run"]
+__all__ = [
+    "METRIC_SPLITS",
+    "best_run",
+    "delete_version",
+    "deprecate",
+    "release",
+    "require_verified",
+    "select_run",
+    "serving_run",
+]
 
 #: Where the primary metric is looked up, in order: held-out data first.
 METRIC_SPLITS = ("test", "valid", "all", "train")
@@ -66,29 +83,79 @@ def _finished_runs(conn: sa.Connection, version_id: int) -> list[tuple[int, Any]
     return [(int(n), m or {}) for n, m in rows]
 
 
-def release(registry: Registry, version: Version, *, major: bool = False) -> VersionInfo:
-    """Release the prerelease ``version``; returns the new released version."""
+def _not_a_prerelease(version: Version) -> ConflictError:
+    return ConflictError(
+        f"{version} is a release already",
+        hint=f"release a prerelease, e.g. {version.name}@0.{version.y}.{version.z}",
+    )
+
+
+def _serving(conn: sa.Connection, registry: Registry, version: Version) -> tuple[Any, Any, int]:
+    model, row = registry._require_version(conn, version, lock=True)
+    if row.state == "deprecated":
+        raise ConflictError(f"{version} is deprecated and cannot be released")
+    runs = _finished_runs(conn, row.id)
+    if not runs:
+        raise ConflictError(
+            f"{version} has no finished training run to serve",
+            hint="train it first: project.run(...) with this version",
+        )
+    serving = row.serving_run
+    if serving is None:
+        serving = best_run(runs, model.primary_metric, model.metric_goal)
+    return model, row, int(serving)
+
+
+def serving_run(registry: Registry, version: Version) -> int:
+    """The run number releasing ``version`` now would serve (refusals as :func:`release`)."""
+    if version.released:
+        raise _not_a_prerelease(version)
+    serving: int = registry._read(lambda conn: _serving(conn, registry, version)[2])
+    return serving
+
+
+def require_verified(report: Report) -> None:
+    """Refuse, listing every failed check, unless ``report`` is a clean verify."""
+    failed = [c for c in report.checks if c.status == "fail"]
+    if not failed:
+        return
+    listed = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+    raise IntegrityError(
+        f"{report.version} cannot be released: {len(failed)} check(s) failed: {listed}",
+        hint="a release serves only what verifies; restore the damaged store from a backup "
+        "('dmv restore'), or retrain and release a new prerelease ('dmv verify REF' shows "
+        "every check)",
+        failed=[c.to_dict() for c in failed],
+    )
+
+
+def release(
+    registry: Registry,
+    version: Version,
+    *,
+    verified: Report,
+    serving: int,
+    major: bool = False,
+) -> VersionInfo:
+    """Release the prerelease ``version``; returns the new released version.
+
+    ``verified`` is a verify of ``version`` taken while it would serve run
+    ``serving`` (:func:`serving_run`); the release is refused unless that verify
+    passed and the run to serve is still the same one.
+    """
     import sqlalchemy as sa
 
     if version.released:
-        raise ConflictError(
-            f"{version} is a release already",
-            hint=f"release a prerelease, e.g. {version.name}@0.{version.y}.{version.z}",
-        )
+        raise _not_a_prerelease(version)
+    require_verified(verified)
 
     def write(conn: sa.Connection) -> Version:
-        model, row = registry._require_version(conn, version, lock=True)
-        if row.state == "deprecated":
-            raise ConflictError(f"{version} is deprecated and cannot be released")
-        runs = _finished_runs(conn, row.id)
-        if not runs:
+        model, row, now_serving = _serving(conn, registry, version)
+        if now_serving != serving:
             raise ConflictError(
-                f"{version} has no finished training run to serve",
-                hint="train it first: project.run(...) with this version",
+                f"{version} would now serve tr{now_serving}, not the verified tr{serving}",
+                hint="another process changed its runs while it was verified; release again",
             )
-        serving = row.serving_run
-        if serving is None:
-            serving = best_run(runs, model.primary_metric, model.metric_goal)
         generation = max(model.generation, 1) + (1 if major and model.generation else 0)
         released = version.with_release(generation)
         v = t.versions.c
@@ -135,7 +202,12 @@ def release(registry: Registry, version: Version, *, major: bool = False) -> Ver
             "version.release",
             version.name,
             released.number,
-            {"from": version.number, "serving_run": f"tr{serving}", "generation": generation},
+            {
+                "from": version.number,
+                "serving_run": f"tr{serving}",
+                "generation": generation,
+                "verified": [c.name for c in verified.checks if c.status == "ok"],
+            },
         )
         return released
 

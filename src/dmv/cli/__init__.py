@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if show_traceback:
             raise
+        from dmv.integrity import as_storage_error
+
+        # A damaged database file that escaped its store is still not a bug in dmv.
+        damaged = as_storage_error(exc)
+        if damaged is not None:
+            _report(damaged.to_dict(), damaged.message, damaged.hint, as_json)
+            return damaged.exit_code
         message = f"internal error: {type(exc).__name__}: {exc}"
         body: dict[str, Any] = {"error": {"code": "internal", "message": message}}
         _report(

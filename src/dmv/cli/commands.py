@@ -380,7 +380,11 @@ def runs(ctx: Context, ref: str, with_env: bool, as_json: bool) -> None:
 @pass_ctx
 @json_option
 def release_cmd(ctx: Context, ref: str, major: bool, as_json: bool) -> None:
-    """Release the prerelease REF (0.Y.Z-D.S) as N.Y.Z-D.S, serving its chosen or best run."""
+    """Release the prerelease REF (0.Y.Z-D.S) as N.Y.Z-D.S, serving its chosen or best run.
+
+    A release is a gate: it runs the full 'dmv verify' of REF first and refuses
+    (exit 6), listing the failed checks, unless everything verifies.
+    """
     info = ctx.project.release(ref, major=major)
     emit(
         as_json,

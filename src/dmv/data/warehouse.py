@@ -42,7 +42,13 @@ class Column:
         return cls(str(data["name"]), str(data["type"]))
 
 
-def _sql_error(exc: Exception, what: str = "the query") -> DataError:
+def _sql_error(
+    exc: Exception, what: str = "the query", *, where: str = "the DuckDB warehouse"
+) -> DataError | StorageError:
+    from dmv.integrity import corrupt_warehouse, is_duckdb_corruption
+
+    if is_duckdb_corruption(exc):  # a damaged file, not a bad query
+        return corrupt_warehouse(where, exc)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return DataError(f"{what} failed: {first}", hint="check table and column names in the SQL")
 
@@ -126,11 +132,22 @@ class DuckDBWarehouse(Warehouse):
         try:
             self.con = duckdb.connect(path, read_only=read_only, config=config)
         except duckdb.Error as exc:
+            from dmv.integrity import corrupt_warehouse, is_duckdb_corruption
+
+            if is_duckdb_corruption(exc):
+                raise corrupt_warehouse(path, exc) from None
             raise StorageError(
                 f"cannot open the DuckDB warehouse {path}: {exc}",
                 hint="another process may hold it open for writing",
             ) from exc
         self._in_tx = False
+        from dmv.integrity import check_duckdb_file
+
+        try:
+            check_duckdb_file(self.con, path)
+        except StorageError:
+            self.con.close()
+            raise
 
     def execute(self, sql: str, params: Params = None) -> None:
         import duckdb
@@ -138,7 +155,7 @@ class DuckDBWarehouse(Warehouse):
         try:
             self.con.execute(sql, dict(params) if params else None)
         except duckdb.Error as exc:
-            raise _sql_error(exc) from exc
+            raise _sql_error(exc, where=self.url) from exc
 
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         import duckdb
@@ -146,7 +163,7 @@ class DuckDBWarehouse(Warehouse):
         try:
             return self.con.execute(sql, dict(params) if params else None).fetchall()
         except duckdb.Error as exc:
-            raise _sql_error(exc) from exc
+            raise _sql_error(exc, where=self.url) from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -181,7 +198,7 @@ class DuckDBWarehouse(Warehouse):
             rel = self.con.sql(sql, params=dict(params) if params else None)
             return tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.types, strict=True))
         except duckdb.Error as exc:
-            raise _sql_error(exc) from exc
+            raise _sql_error(exc, where=self.url) from exc
 
     def reader(self, sql: str, params: Params = None) -> pa.RecordBatchReader:
         import duckdb
@@ -190,7 +207,7 @@ class DuckDBWarehouse(Warehouse):
             rel = self.con.sql(sql, params=dict(params) if params else None)
             return rel.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
-            raise _sql_error(exc) from exc
+            raise _sql_error(exc, where=self.url) from exc
 
     def create_from_arrow(
         self, table: str, reader: pa.RecordBatchReader, *, temp: bool = False
@@ -204,7 +221,7 @@ class DuckDBWarehouse(Warehouse):
             kind = "TEMP TABLE" if temp else "TABLE"
             self.con.execute(f"CREATE {kind} {name} AS SELECT * FROM {view}")
         except duckdb.Error as exc:
-            raise _sql_error(exc, "loading rows into the warehouse") from exc
+            raise _sql_error(exc, "loading rows into the warehouse", where=self.url) from exc
         finally:
             self.con.unregister(view)
 

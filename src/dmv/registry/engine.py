@@ -65,6 +65,7 @@ def create_engine(location: str) -> sa.Engine:
             max_overflow=8,
         )
         _configure_sqlite(engine)
+        _report_corruption(engine, path)
         return engine
     try:
         return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
@@ -95,6 +96,18 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         write = conn.get_execution_options().get("dmv_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _report_corruption(engine: sa.Engine, path: str) -> None:
+    """A damaged file is a storage error naming it, wherever SQLAlchemy meets it."""
+    from sqlalchemy import event
+
+    from dmv.integrity import corrupt_registry, is_sqlite_corruption
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if is_sqlite_corruption(context.original_exception):
+            raise corrupt_registry(path, context.original_exception) from None
 
 
 def _set_wal(cur: Any) -> None:

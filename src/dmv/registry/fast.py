@@ -108,11 +108,27 @@ class SqliteFast:
         attempt = 0
         while True:
             try:
-                return self.connection().execute(sql, params).fetchall()
+                with self._damage_reported():
+                    return self.connection().execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
                 attempt = self._retry_or_raise(exc, attempt)
 
+    @contextlib.contextmanager
+    def _damage_reported(self) -> Any:
+        from dmv.integrity import corrupt_registry, is_sqlite_corruption
+
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if is_sqlite_corruption(exc):
+                raise corrupt_registry(self.path, exc) from None
+            raise
+
     def _transaction(self, fn: Callable[[Conn], T], begin: str) -> T:
+        with self._damage_reported():
+            return self._transaction_retried(fn, begin)
+
+    def _transaction_retried(self, fn: Callable[[Conn], T], begin: str) -> T:
         attempt = 0
         while True:
             conn = self.connection()

@@ -1,0 +1,138 @@
+"""How a damaged store is recognised, and the one message it gets.
+
+A registry file, warehouse file or artifact changed from outside dmv (a disk
+fault, a truncated copy, a stray write) is not a bug in dmv and not bad input:
+it is reported as a :class:`~dmv.errors.StorageError` that names the file, says
+what is wrong with it and how to recover. Every store calls these functions
+where it opens or reads its files, and the front ends use :func:`as_storage_error`
+as their last safety net, so the wording is decided here once.
+
+This module imports nothing heavy: it is called on error paths of every store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from dmv.errors import StorageError
+
+__all__ = [
+    "RECOVERY",
+    "as_storage_error",
+    "check_duckdb_file",
+    "corrupt_registry",
+    "corrupt_warehouse",
+    "is_duckdb_corruption",
+    "is_sqlite_corruption",
+]
+
+#: What to do about any damaged store; ``dmv fsck`` says which store and how badly.
+RECOVERY = (
+    "restore the project from a backup ('dmv restore BACKUP_DIR --force'); "
+    "'dmv fsck' lists what is damaged"
+)
+
+# SQLITE_CORRUPT / SQLITE_NOTADB, as sqlite3 words them.
+_SQLITE_CORRUPT = re.compile(
+    r"malformed|file is not a database|file is encrypted|disk image|database corrupt", re.I
+)
+# DuckDB: checksum failures, short reads of a truncated file, a header that is not
+# DuckDB's, and the database it invalidates after such a fatal error.
+_DUCKDB_CORRUPT = re.compile(
+    r"corrupt|checksum|could not read enough bytes|not a valid duckdb database"
+    r"|database has been invalidated|serializ|failed to (?:read|load) (?:block|metadata)"
+    r"|invalid (?:block|metadata|database)|attempted to read .* bytes",
+    re.I,
+)
+
+
+def is_sqlite_corruption(exc: BaseException) -> bool:
+    """True for sqlite3's 'malformed' / 'not a database' errors, at any wrapping depth."""
+    import sqlite3
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        orig = getattr(seen, "orig", None)
+        for candidate in (seen, orig):
+            if (
+                isinstance(candidate, sqlite3.DatabaseError)
+                and not isinstance(candidate, sqlite3.OperationalError | sqlite3.IntegrityError)
+                and _SQLITE_CORRUPT.search(str(candidate))
+            ):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def is_duckdb_corruption(exc: BaseException) -> bool:
+    """True for DuckDB's damaged-file errors (checksum, short read, bad header, invalidated)."""
+    if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
+        return False
+    return bool(_DUCKDB_CORRUPT.search(str(exc)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def corrupt_registry(where: str, exc: BaseException | str) -> StorageError:
+    """The error for a registry database that SQLite reports as damaged."""
+    what = exc if isinstance(exc, str) else _first_line(exc)
+    return StorageError(
+        f"the registry at {where} is damaged: {what}",
+        hint=RECOVERY,
+        store="registry",
+        path=where,
+    )
+
+
+def corrupt_warehouse(where: str, exc: BaseException | str) -> StorageError:
+    """The error for a DuckDB warehouse file that is damaged."""
+    what = exc if isinstance(exc, str) else _first_line(exc)
+    return StorageError(
+        f"the warehouse at {where} is damaged: {what}",
+        hint=RECOVERY,
+        store="warehouse",
+        path=where,
+    )
+
+
+# A DuckDB file starts with one 4 KiB file header and two 4 KiB database headers.
+_DUCKDB_HEADER_BYTES = 3 * 4096
+
+
+def check_duckdb_file(con: Any, path: str) -> None:
+    """Refuse a DuckDB file shorter than the blocks its header says it holds.
+
+    A truncated file opens without complaint and fails only when a missing block
+    is read, so a writer would keep adding splits to it; one pragma at open
+    time, against the file's size, tells the truth for free.
+    """
+    if path == ":memory:" or not os.path.exists(path):
+        return
+    row = con.execute(
+        "SELECT total_blocks, block_size FROM pragma_database_size() "
+        "WHERE database_name = current_database()"
+    ).fetchone()
+    if row is None:
+        return
+    total, block = int(row[0]), int(row[1])
+    size = os.path.getsize(path)
+    expected = _DUCKDB_HEADER_BYTES + total * block if total else 0
+    if size < expected:
+        raise corrupt_warehouse(
+            path,
+            f"the file holds {size:,} bytes but its header describes {expected:,} (truncated)",
+        )
+
+
+def as_storage_error(exc: BaseException) -> StorageError | None:
+    """The storage error for a raw database exception that escaped a store, if it is one."""
+    if is_sqlite_corruption(exc):
+        return corrupt_registry("the registry database", exc)
+    if is_duckdb_corruption(exc):
+        return corrupt_warehouse("the warehouse database", exc)
+    return None
