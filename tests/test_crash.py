@@ -159,7 +159,7 @@ def _whole(project: dmv.Project) -> None:
     assert audit["run.finished"] == runs
     assert audit["data.split"] == len(splits)
     assert audit["version.release"] == sum(1 for v in versions if v.version.x >= 1)
-    report = project.fsck(full=True)
+    report = project.fsck(deep=True)
     assert report.ok and report.orphans == [], report.to_dict()
 
 

@@ -104,29 +104,52 @@ def corrupt_warehouse(where: str, exc: BaseException | str) -> StorageError:
 _DUCKDB_HEADER_BYTES = 3 * 4096
 
 
-def check_duckdb_file(con: Any, path: str) -> None:
-    """Refuse a DuckDB file shorter than the blocks its header says it holds.
+def check_duckdb_file(con: Any, path: str, *, exact: bool = False) -> None:
+    """Refuse a DuckDB file shorter than the blocks it uses.
 
     A truncated file opens without complaint and fails only when a missing block
-    is read, so a writer would keep adding splits to it; one pragma at open
-    time, against the file's size, tells the truth for free.
+    is read, so a writer would keep adding splits to it. At open time one pragma
+    gives the number of blocks in use, which the file must at least hold (free
+    blocks past the end are fine: a checkpoint trims them). ``exact`` (fsck)
+    also finds the highest block any table or the metadata uses, one query per
+    table.
     """
     if path == ":memory:" or not os.path.exists(path):
         return
     row = con.execute(
-        "SELECT total_blocks, block_size FROM pragma_database_size() "
+        "SELECT used_blocks, block_size FROM pragma_database_size() "
         "WHERE database_name = current_database()"
     ).fetchone()
     if row is None:
         return
-    total, block = int(row[0]), int(row[1])
+    used, block = int(row[0]), int(row[1])
+    needed = used
+    if exact and used:
+        needed = max(needed, _highest_block(con) + 1)
     size = os.path.getsize(path)
-    expected = _DUCKDB_HEADER_BYTES + total * block if total else 0
+    expected = _DUCKDB_HEADER_BYTES + needed * block if needed else 0
     if size < expected:
         raise corrupt_warehouse(
             path,
-            f"the file holds {size:,} bytes but its header describes {expected:,} (truncated)",
+            f"the file holds {size:,} bytes but its blocks need {expected:,} (truncated)",
         )
+
+
+def _highest_block(con: Any) -> int:
+    top = max(
+        (int(r[0]) for r in con.execute("SELECT block_id FROM pragma_metadata_info()").fetchall()),
+        default=-1,
+    )
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main'"
+    ).fetchall()
+    for (table,) in tables:
+        quoted = "'" + str(table).replace("'", "''") + "'"
+        found = con.execute(f"SELECT max(block_id) FROM pragma_storage_info({quoted})").fetchone()
+        if found and found[0] is not None:
+            top = max(top, int(found[0]))
+    return top
 
 
 def as_storage_error(exc: BaseException) -> StorageError | None:

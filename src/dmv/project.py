@@ -426,13 +426,13 @@ class Project:
         return build_tree(model, versions, self.experiments(model), runs)
 
     def fsck(
-        self, *, repair: bool = False, full: bool = True, grace_seconds: float | None = None
+        self, *, repair: bool = False, deep: bool = False, grace_seconds: float | None = None
     ) -> FsckReport:
-        """Check the stores against the registry; list or remove what a crash left behind."""
+        """Check every store; list or remove what a crash left behind (``deep``: re-hash all)."""
         from dmv.fsck import DEFAULT_GRACE_SECONDS, fsck
 
         grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
-        return fsck(self, repair=repair, full=full, grace_seconds=grace)
+        return fsck(self, repair=repair, deep=deep, grace_seconds=grace)
 
     def verify(self, ref: str | Reference | Version) -> Report:
         """Re-check every hash and fingerprint the version stands on."""

@@ -90,8 +90,16 @@ def migrate(ctx: Context, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--repair", is_flag=True, help="Remove orphans older than the grace period.")
-@click.option("--quick", is_flag=True, help="Check presence and size only, do not re-hash.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove orphans older than the grace period; give unused warehouse space back.",
+)
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Re-hash every artifact, run SQLite's full integrity_check, re-fingerprint every split.",
+)
 @click.option(
     "--grace",
     "grace",
@@ -102,29 +110,39 @@ def migrate(ctx: Context, as_json: bool) -> None:
 )
 @pass_ctx
 @json_option
-def fsck(ctx: Context, repair: bool, quick: bool, grace: float, as_json: bool) -> None:
-    """Check every registered artifact and split table; list or repair orphans.
+def fsck(ctx: Context, repair: bool, deep: bool, grace: float, as_json: bool) -> None:
+    """Check every store: registry, artifacts, warehouse and (--deep) stored splits.
 
-    Exits non-zero when something registered is missing or corrupt.
+    One line per store with its status (ok, problems, damaged, skipped), then
+    every problem and orphan. Exits 0 when all is well, 6 when something
+    registered is missing or does not match, 8 when a store cannot be read.
     """
-    from dmv.errors import IntegrityError
-
-    report = ctx.project.fsck(repair=repair, full=not quick, grace_seconds=grace)
+    report = ctx.project.fsck(repair=repair, deep=deep, grace_seconds=grace)
 
     def human() -> str:
-        counts = ", ".join(f"{n} {k}" for k, n in report.checked.items())
-        lines = [f"checked {counts}"]
-        lines += [f"PROBLEM {p['kind']}: {p.get('what', '')} {p['error']}" for p in report.problems]
+        rows = [(s.store, s.status, s.summary, s.location) for s in report.stores]
+        lines = [table(rows, ["store", "status", "summary", "location"])]
+        for p in report.problems:
+            lines.append(f"PROBLEM {p['store']} {p['kind']}: {p['what']}: {p['error']}")
         done = {id(o) for o in report.repaired}
         for o in report.orphans:
             state = "removed" if id(o) in done else "orphan"
             lines.append(f"{state} {o['kind']}: {o.get('digest') or o.get('table') or o['path']}")
-        lines.append("ok" if report.ok else f"{len(report.problems)} problem(s)")
+        for r in report.repaired:
+            if r["kind"] == "warehouse space":
+                lines.append(f"reclaimed {r['bytes']:,} bytes of {r['path']}")
+        if report.ok:
+            lines.append("ok")
+        else:
+            lines.append(f"{len(report.problems)} problem(s)")
+            from dmv.integrity import RECOVERY
+
+            lines.append(f"hint: {RECOVERY}")
         return "\n".join(lines)
 
     emit(as_json, report.to_dict(), human)
     if not report.ok:
-        raise click.exceptions.Exit(IntegrityError.exit_code)
+        raise click.exceptions.Exit(report.exit_code)
 
 
 # -- models -----------------------------------------------------------------
