@@ -434,6 +434,18 @@ class Project:
         grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
         return fsck(self, repair=repair, deep=deep, grace_seconds=grace)
 
+    def backup(self, dest: str | os.PathLike[str]) -> dict[str, Any]:
+        """A consistent copy of registry, warehouse and artifacts in the new folder ``dest``."""
+        from dmv.backup import backup
+
+        return backup(self, dest)
+
+    def restore(self, src: str | os.PathLike[str], *, force: bool = False) -> dict[str, Any]:
+        """Replace this project's stores with the backup in ``src`` (``force``: over data)."""
+        from dmv.backup import restore
+
+        return restore(self, src, force=force)
+
     def verify(self, ref: str | Reference | Version) -> Report:
         """Re-check every hash and fingerprint the version stands on."""
         from dmv.reproduce import verify

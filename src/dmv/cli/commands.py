@@ -145,6 +145,48 @@ def fsck(ctx: Context, repair: bool, deep: bool, grace: float, as_json: bool) ->
         raise click.exceptions.Exit(report.exit_code)
 
 
+@cli.command("backup")
+@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False))
+@pass_ctx
+@json_option
+def backup_cmd(ctx: Context, dest: str, as_json: bool) -> None:
+    """Copy registry, warehouse and artifacts consistently into the new folder DIR.
+
+    Safe while dmv is in use. A PostgreSQL registry or warehouse is backed up
+    with pg_dump instead (dmv says so).
+    """
+    data = ctx.project.backup(dest)
+    emit(
+        as_json,
+        data,
+        f"backed up to {data['path']}: registry {data['registry_bytes']:,} bytes, "
+        f"{data['warehouse_tables']} warehouse table(s), {data['artifacts']} artifact(s)"
+        + ("" if data["artifacts_copied"] else " (manifest only: they stay in the object store)"),
+    )
+
+
+@cli.command("restore")
+@click.argument("src", metavar="DIR", type=click.Path(file_okay=False, exists=True))
+@click.option("--force", is_flag=True, help="Replace a project that already holds data.")
+@pass_ctx
+@json_option
+def restore_cmd(ctx: Context, src: str, force: bool, as_json: bool) -> None:
+    """Replace this project's stores with the backup in DIR (checked before anything changes).
+
+    Refuses a project that holds data unless --force. Stop other dmv processes first.
+    """
+    data = ctx.project.restore(src, force=force)
+    missing = data["missing_artifacts"]
+    emit(
+        as_json,
+        data,
+        f"restored {data['path']}: {data['warehouse_tables']} warehouse table(s), "
+        f"{data['artifacts']} artifact(s)"
+        + (f"; {len(missing)} artifact(s) missing from the store" if missing else "")
+        + "\nrun 'dmv fsck --deep' to prove it",
+    )
+
+
 # -- models -----------------------------------------------------------------
 
 

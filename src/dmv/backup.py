@@ -1,0 +1,381 @@
+"""Back a project up to a folder, and restore it from one.
+
+A backup is one consistent picture of the embedded stores, taken while dmv is
+in use:
+
+1. the registry first, with SQLite's online backup API (a snapshot of one
+   committed state, whatever other processes write meanwhile), then checked
+   with ``PRAGMA integrity_check`` — a damaged registry is refused, never copied;
+2. the warehouse next, ``COPY FROM DATABASE`` into a fresh DuckDB file (a
+   damaged warehouse fails here too). dmv registers last, so a table the
+   registry snapshot names is already committed; a table added after the
+   snapshot is at worst an orphan that ``dmv fsck`` lists;
+3. the artifact manifest: every blob the registry snapshot references, with its
+   digest and size; blobs of a local artifact store are copied and verified
+   (content-addressed blobs never change, so copying them last is safe). For an
+   object store the manifest is written and the blobs stay where they are.
+
+``dmv-backup.json`` records what was copied with the BLAKE3 digest of every
+file, so :func:`restore` proves the backup intact before it replaces anything.
+A PostgreSQL registry or warehouse is backed up with ``pg_dump``; dmv says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dmv.errors import ConflictError, IntegrityError, InvalidInput, NotFound, StorageError
+
+if TYPE_CHECKING:
+    from dmv.project import Project
+
+__all__ = ["MANIFEST", "backup", "restore"]
+
+MANIFEST = "dmv-backup.json"
+FORMAT = 1
+_REGISTRY_FILE = "registry.db"
+_WAREHOUSE_FILE = "warehouse.duckdb"
+
+
+def _pg_refusal(store: str, url: str) -> InvalidInput:
+    tool = "pg_dump -Fc" if store else "pg_dump"
+    return InvalidInput(
+        f"the {store} is a PostgreSQL database ({url}): dmv backs up only its embedded files",
+        hint=f"back it up with '{tool} DBNAME > {store}.dump' and restore with pg_restore; "
+        "'dmv backup' covers the SQLite registry, the DuckDB warehouse and the artifacts",
+    )
+
+
+def _sqlite_path(project: Project) -> str:
+    from dmv.registry.engine import normalise_url, redact_url
+
+    url = normalise_url(project.config.location("registry"))
+    if not url.startswith("sqlite"):
+        raise _pg_refusal("registry", redact_url(url))
+    return url.split("///", 1)[1]
+
+
+def _duckdb_path(project: Project) -> str:
+    from dmv.data.sources import strip_credentials
+
+    location = str(project.config.location("warehouse"))
+    if location.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+        raise _pg_refusal("warehouse", strip_credentials(location))
+    return location.removeprefix("duckdb:///").removeprefix("duckdb://")
+
+
+def _hash(path: Path) -> str:
+    from dmv.artifacts import hash_file
+
+    return hash_file(path).digest
+
+
+def backup(project: Project, dest: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write a consistent backup of the project into the new or empty folder ``dest``."""
+    registry_path = _sqlite_path(project)
+    warehouse_path = _duckdb_path(project)
+    target = Path(dest).resolve()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConflictError(f"{target} is not an empty folder", hint="back up into a new folder")
+    work = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    work.mkdir(parents=True)
+    try:
+        manifest = _write_backup(project, registry_path, warehouse_path, work)
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if target.exists():
+            target.rmdir()
+        os.replace(work, target)  # the backup appears only once complete
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return {"path": str(target), **_summary(manifest)}
+
+
+def _write_backup(
+    project: Project, registry_path: str, warehouse_path: str, work: Path
+) -> dict[str, Any]:
+    from dmv.integrity import corrupt_registry
+
+    reg_copy = work / _REGISTRY_FILE
+    if not os.path.exists(registry_path):
+        raise NotFound(f"the registry {registry_path} does not exist")
+    try:
+        src = sqlite3.connect(f"file:{registry_path}?mode=ro", uri=True, timeout=60)
+        try:
+            dst = sqlite3.connect(reg_copy)
+            try:
+                src.backup(dst)
+                dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+                found = [r[0] for r in dst.execute("PRAGMA integrity_check").fetchall()]
+                if found != ["ok"]:
+                    raise corrupt_registry(registry_path, "; ".join(map(str, found[:3])))
+                named, tables = _referenced(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.DatabaseError as exc:
+        raise corrupt_registry(registry_path, exc) from None
+
+    warehouse: dict[str, Any] = {"file": None, "tables": []}
+    if os.path.exists(warehouse_path):
+        copied = _copy_duckdb(warehouse_path, work / _WAREHOUSE_FILE)
+        missing = sorted(set(tables) - set(copied))
+        if missing:
+            raise IntegrityError(
+                f"the warehouse {warehouse_path} lacks registered split table(s) "
+                f"{', '.join(missing[:5])}; it was not backed up",
+                hint="run 'dmv fsck' to see what is damaged",
+            )
+        warehouse = {
+            "file": _WAREHOUSE_FILE,
+            "bytes": (work / _WAREHOUSE_FILE).stat().st_size,
+            "digest": _hash(work / _WAREHOUSE_FILE),
+            "tables": copied,
+        }
+
+    store = project.artifacts
+    copied_blobs = store.is_local
+    # A split's file manifest is named by digest alone: its size is the stored blob's.
+    blobs = sorted((d, s if s is not None else _stored_size(store, d)) for d, s in named.items())
+    if copied_blobs:
+        from dmv.artifacts import Blob
+
+        for digest, size in blobs:
+            hexpart = digest.split(":", 1)[1]
+            store.fetch(
+                Blob(digest, size),
+                work / "artifacts" / hexpart[:2] / hexpart[2:],
+                what=f"backing up {digest[:19]}…",
+            )
+    from dmv import __version__
+    from dmv.registry import schema
+
+    return {
+        "format": FORMAT,
+        "created_at": time.time(),
+        "dmv": __version__,
+        "registry": {
+            "file": _REGISTRY_FILE,
+            "schema": schema.SCHEMA_VERSION,
+            "bytes": reg_copy.stat().st_size,
+            "digest": _hash(reg_copy),
+        },
+        "warehouse": warehouse,
+        "artifacts": {
+            "location": store.location,
+            "copied": copied_blobs,
+            "blobs": [{"digest": d, "size": s} for d, s in blobs],
+        },
+    }
+
+
+def _referenced(conn: sqlite3.Connection) -> tuple[dict[str, int | None], list[str]]:
+    """The blobs (digest → size when recorded) and split tables a registry snapshot names."""
+    blobs: dict[str, int | None] = {
+        str(d): int(s) for d, s in conn.execute("SELECT digest, size FROM artifacts")
+    }
+    tables: set[str] = set()
+    for (parts,) in conn.execute("SELECT parts FROM splits"):
+        for part in (json.loads(parts) or {}).get("parts", []) if parts else []:
+            if part.get("table"):
+                tables.add(str(part["table"]))
+            for item in [part, *(part.get("files") or [])]:
+                if isinstance(item, dict) and item.get("digest"):
+                    size = item.get("size")
+                    blobs.setdefault(str(item["digest"]), None if size is None else int(size))
+    return blobs, sorted(tables)
+
+
+def _stored_size(store: Any, digest: str) -> int:
+    from dmv.artifacts import ArtifactStore, Blob
+
+    try:
+        return int(store.fs.size(store.path_of(digest)))
+    except FileNotFoundError:
+        raise ArtifactStore._missing(Blob(digest, 0), store.path_of(digest), "backup") from None
+
+
+def _copy_duckdb(source: str, copy: Path) -> list[str]:
+    """``COPY FROM DATABASE`` into a new file; returns the tables copied."""
+    import duckdb
+
+    from dmv.integrity import check_duckdb_file, corrupt_warehouse, is_duckdb_corruption
+
+    try:
+        con = duckdb.connect(source, read_only=True)
+    except duckdb.Error as exc:
+        if is_duckdb_corruption(exc):
+            raise corrupt_warehouse(source, exc) from None
+        raise StorageError(
+            f"cannot open the DuckDB warehouse {source}: {exc}",
+            hint="another process holds it open for writing; back up between splits",
+        ) from None
+    try:
+        check_duckdb_file(con, source, exact=True)
+        name = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        quoted = str(copy).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS dmv_backup (READ_WRITE)")
+        con.execute(f'COPY FROM DATABASE "{name}" TO dmv_backup')
+        con.execute("DETACH dmv_backup")
+        tables = [
+            str(r[0])
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "ORDER BY table_name"
+            ).fetchall()
+        ]
+    except duckdb.Error as exc:
+        if is_duckdb_corruption(exc):
+            raise corrupt_warehouse(source, exc) from None
+        raise StorageError(f"copying the warehouse {source} failed: {exc}") from None
+    finally:
+        con.close()
+    return tables
+
+
+def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    arts = manifest["artifacts"]
+    return {
+        "created_at": manifest["created_at"],
+        "registry_bytes": manifest["registry"]["bytes"],
+        "warehouse_bytes": manifest["warehouse"].get("bytes", 0),
+        "warehouse_tables": len(manifest["warehouse"]["tables"]),
+        "artifacts": len(arts["blobs"]),
+        "artifacts_copied": arts["copied"],
+    }
+
+
+# -- restore --------------------------------------------------------------------
+
+
+def _read_manifest(src: Path) -> dict[str, Any]:
+    path = src / MANIFEST
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(
+            f"{src} is not a dmv backup (no {MANIFEST})", hint="pass a folder 'dmv backup' wrote"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{path} is damaged: {exc}") from None
+    if manifest.get("format") != FORMAT:
+        raise InvalidInput(f"{path} has backup format {manifest.get('format')!r}, not {FORMAT}")
+    return manifest
+
+
+def _check_file(src: Path, entry: dict[str, Any]) -> Path:
+    name = str(entry["file"])
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise IntegrityError(f"the backup names an unexpected file {name!r}")
+    path = src / name
+    if not path.is_file():
+        raise IntegrityError(f"the backup lacks {path}", hint="the backup is incomplete")
+    if path.stat().st_size != entry["bytes"] or _hash(path) != entry["digest"]:
+        raise IntegrityError(
+            f"{path} does not match the digest the backup recorded (damaged backup)",
+            hint="restore from another backup",
+        )
+    return path
+
+
+def _occupied(project: Project, registry_path: str, warehouse_path: str) -> list[str]:
+    """What the project holds now (restore refuses to replace it unless forced)."""
+    found = []
+    if os.path.exists(registry_path) and os.path.getsize(registry_path) > 0:
+        try:
+            con = sqlite3.connect(f"file:{registry_path}?mode=ro", uri=True)
+            try:
+                n = con.execute("SELECT count(*) FROM models").fetchone()[0]
+            finally:
+                con.close()
+            if n:
+                found.append(f"a registry with {n} model(s)")
+        except sqlite3.Error:
+            found.append("a registry file dmv cannot read")
+    if os.path.exists(warehouse_path) and os.path.getsize(warehouse_path) > 0:
+        found.append("a warehouse file")
+    if project.artifacts.is_local and next(iter(project.artifacts.iter_blobs()), None):
+        found.append("artifacts")
+    return found
+
+
+def _replace(copy_from: Path, target: str, suffixes: tuple[str, ...]) -> None:
+    """Put a copy of ``copy_from`` at ``target`` atomically; drop the old journal files."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{target}.{uuid.uuid4().hex[:8]}.restoring"
+    shutil.copyfile(copy_from, tmp)
+    for suffix in suffixes:
+        Path(target + suffix).unlink(missing_ok=True)
+    os.replace(tmp, target)
+
+
+def restore(
+    project: Project, src: str | os.PathLike[str], *, force: bool = False
+) -> dict[str, Any]:
+    """Replace the project's stores with the backup in ``src``; see the module docs.
+
+    Refuses a project that holds anything unless ``force``. Stop other dmv
+    processes (a server, training) first: their open files are replaced.
+    """
+    registry_path = _sqlite_path(project)
+    warehouse_path = _duckdb_path(project)
+    source = Path(src).resolve()
+    manifest = _read_manifest(source)
+    registry_copy = _check_file(source, manifest["registry"])
+    warehouse_copy = (
+        _check_file(source, manifest["warehouse"]) if manifest["warehouse"].get("file") else None
+    )
+    arts = manifest["artifacts"]
+    blobs = [(str(b["digest"]), int(b["size"])) for b in arts["blobs"]]
+    store = project.artifacts
+    if arts["copied"]:
+        from dmv.artifacts import hash_file
+
+        for digest, _size in blobs:
+            hexpart = digest.split(":", 1)[1]
+            path = source / "artifacts" / hexpart[:2] / hexpart[2:]
+            if not path.is_file() or hash_file(path).digest != digest:
+                raise IntegrityError(
+                    f"the backup's artifact {path} is missing or damaged",
+                    hint="restore from another backup",
+                )
+    occupied = _occupied(project, registry_path, warehouse_path)
+    if occupied and not force:
+        raise ConflictError(
+            f"the project at {project.root} is not empty: it holds {', '.join(occupied)}",
+            hint="'dmv restore DIR --force' replaces them (back them up first if they matter)",
+        )
+    project.close()
+    project.__dict__.pop("registry", None)  # reopen on the restored file
+    for digest, _size in blobs if arts["copied"] else []:
+        hexpart = digest.split(":", 1)[1]
+        stored = store.put_file(source / "artifacts" / hexpart[:2] / hexpart[2:])
+        if stored.digest != digest:  # pragma: no cover - checked above
+            raise IntegrityError(f"artifact {digest[:19]}… changed while it was restored")
+    _replace(registry_copy, registry_path, ("-wal", "-shm", "-journal"))
+    if warehouse_copy is not None:
+        _replace(warehouse_copy, warehouse_path, (".wal",))
+    else:
+        for suffix in ("", ".wal"):
+            Path(warehouse_path + suffix).unlink(missing_ok=True)
+    missing = [] if arts["copied"] else _missing_blobs(store, blobs)
+    return {
+        "path": str(source),
+        "replaced": occupied,
+        "missing_artifacts": missing,
+        **_summary(manifest),
+    }
+
+
+def _missing_blobs(store: Any, blobs: list[tuple[str, int]]) -> list[str]:
+    from dmv.artifacts import Blob
+
+    return [d for d, s in blobs if not store.exists(Blob(d, s))]
