@@ -155,14 +155,16 @@ def _check_registry(project: Project, report: FsckReport, *, deep: bool) -> bool
             report.problem(status, "registry", path, status.summary)
             status.status = "damaged"
             return False
-        damage = _sqlite_checks(path, deep=deep)
+        damage, dangling = _sqlite_checks(path, deep=deep)
         if damage is not None:
             status.status, status.summary = "damaged", damage
             report.problem(status, "registry", path, damage)
             status.status = "damaged"
             return False
+        if dangling:
+            report.problem(status, "foreign key", path, dangling)
         notes.append("integrity_check ok" if deep else "quick_check ok")
-        notes.append("foreign keys ok")
+        notes.append(dangling or "foreign keys ok")
     try:
         registry = project.registry  # checks the schema stamp, as every command does
         counts = _registry_counts(registry.engine)
@@ -179,29 +181,31 @@ def _check_registry(project: Project, report: FsckReport, *, deep: bool) -> bool
     return True
 
 
-def _sqlite_checks(path: str, *, deep: bool) -> str | None:
-    """What SQLite itself finds wrong with the file, or None."""
+def _sqlite_checks(path: str, *, deep: bool) -> tuple[str | None, str | None]:
+    """(what damages the file, which rows break a foreign key); None when fine."""
     import sqlite3
 
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
     except sqlite3.Error as exc:
-        return f"cannot open: {exc}"
+        return f"cannot open: {exc}", None
     try:
         pragma = "integrity_check" if deep else "quick_check"
         found = [str(r[0]) for r in con.execute(f"PRAGMA {pragma}").fetchall()]
         if found != ["ok"]:
             more = f" (+{len(found) - 3} more)" if len(found) > 3 else ""
-            return f"{pragma}: " + "; ".join(found[:3]) + more
+            return f"{pragma}: " + "; ".join(found[:3]) + more, None
         bad = con.execute("PRAGMA foreign_key_check").fetchall()
         if bad:
             tables = sorted({str(r[0]) for r in bad})
-            return f"{len(bad)} row(s) point at rows that do not exist ({', '.join(tables)})"
+            return None, (
+                f"{len(bad)} row(s) point at rows that do not exist ({', '.join(tables)})"
+            )
     except sqlite3.DatabaseError as exc:
-        return str(exc)
+        return str(exc), None
     finally:
         con.close()
-    return None
+    return None, None
 
 
 def _registry_counts(engine: Any) -> dict[str, int]:
