@@ -1,0 +1,146 @@
+"""dmv backup / dmv restore: a consistent copy, checked before it replaces anything."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+import dmv
+from conftest import seed_warehouse
+from dmv.cli import main
+
+REF = "price-model@0.0.1-0123.abcd"
+
+
+@pytest.fixture
+def trained(project: dmv.Project) -> dmv.Project:
+    from sklearn.linear_model import Ridge
+
+    seed_warehouse(project)
+    with project.run("price-model", data="0123.abcd") as run:
+        rows = run.dataset("train")
+        features = rows[["age", "bmi"]]
+        run.log_model(Ridge().fit(features, rows["target"]), sample_input=features.head(3))
+    project.release(REF)
+    return project
+
+
+def test_round_trip_back_up_destroy_restore_verifies(
+    trained: dmv.Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, dest = trained.root, tmp_path / "backup"
+    before = [v.version for v in trained.versions("price-model")]
+    assert main(["-C", str(root), "backup", str(dest), "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["artifacts"] == 1 and made["artifacts_copied"] is True
+    assert made["warehouse_tables"] == 7  # patients and the six split parts
+    manifest = json.loads((dest / "dmv-backup.json").read_text())
+    assert manifest["registry"]["digest"].startswith("blake3:")
+
+    trained.close()
+    shutil.rmtree(root / ".dmv")  # everything is gone
+
+    assert main(["-C", str(root), "restore", str(dest)]) == 0
+    assert "run 'dmv fsck --deep'" in capsys.readouterr().out
+    p = dmv.open(root)
+    assert [v.version for v in p.versions("price-model")] == before
+    assert p.fsck(deep=True).ok
+    for ref in (REF, "price-model@1.0.1-0123.abcd"):
+        report = p.verify(ref)
+        assert report.ok, report.to_dict()
+    assert p.load_model("price-model@latest") is not None
+    p.close()
+
+
+def test_restore_refuses_a_project_with_data_unless_forced(
+    trained: dmv.Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "backup"
+    trained.backup(dest)
+    trained.data_split("price-model", "0123", by="key:patient_id", salt="9", id="later")
+    code = main(["-C", str(trained.root), "restore", str(dest)])
+    err = capsys.readouterr().err
+    assert code == 4 and "is not empty" in err and "--force" in err
+    assert "later" in [s.split for s in trained.data_splits("price-model")]  # untouched
+    assert main(["-C", str(trained.root), "restore", str(dest), "--force"]) == 0
+    p = dmv.open(trained.root)
+    assert [s.split for s in p.data_splits("price-model")] == ["abcd", "efgh"]
+    assert p.fsck(deep=True).ok
+    p.close()
+
+
+def test_a_damaged_backup_is_refused_before_anything_changes(
+    trained: dmv.Project, tmp_path: Path
+) -> None:
+    dest = tmp_path / "backup"
+    trained.backup(dest)
+    copy = dest / "warehouse.duckdb"
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    registry = trained.root / ".dmv" / "registry.db"
+    stamp = registry.stat().st_mtime_ns
+    with pytest.raises(dmv.IntegrityError, match="damaged backup"):
+        trained.restore(dest, force=True)
+    assert registry.stat().st_mtime_ns == stamp
+    assert trained.fsck().ok
+
+
+def test_backup_needs_a_new_or_empty_folder(trained: dmv.Project, tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("mine")
+    with pytest.raises(dmv.ConflictError, match="not an empty folder"):
+        trained.backup(tmp_path / "full")
+    (tmp_path / "empty").mkdir()
+    assert trained.backup(tmp_path / "empty")["artifacts"] == 1
+
+
+def test_a_backup_taken_while_runs_are_logged_is_consistent(
+    trained: dmv.Project, tmp_path: Path
+) -> None:
+    stop = threading.Event()
+    logged: list[str] = []
+
+    def writer() -> None:
+        p = dmv.open(trained.root)
+        while not stop.is_set():
+            with p.run("price-model", version="0.0.1-0123.abcd") as run:
+                run.log_metrics({"rmse": 1.0}, split="test")
+            logged.append(str(run.id))
+        p.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        trained.backup(tmp_path / "b1")
+        trained.backup(tmp_path / "b2")
+    finally:
+        stop.set()
+        thread.join()
+    assert logged
+    for name in ("b1", "b2"):
+        root = tmp_path / f"r-{name}"
+        root.mkdir()
+        shutil.copy(trained.root / "dmv.toml", root / "dmv.toml")
+        p = dmv.open(root)
+        p.restore(tmp_path / name)
+        assert p.fsck(deep=True).ok
+        runs = [r.id for r in p.runs(REF)]
+        assert runs == [f"tr{i}" for i in range(len(runs))]  # a prefix, no gap
+        p.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_registry_is_backed_up_with_pg_dump(
+    tmp_path: Path, pg_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = dmv.init(tmp_path / "proj", registry=pg_database)
+    code = main(["-C", str(p.root), "backup", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "PostgreSQL" in err and "pg_dump" in err
+    assert not (tmp_path / "b").exists()
+    p.close()
