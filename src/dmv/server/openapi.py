@@ -163,7 +163,7 @@ def model_documents(
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}
     if "ErrorBody" not in schemas:  # pragma: no cover - the serving routes document it
         schemas.update(_error_components())
-    owners: dict[str, str | None] = {}  # component prefix -> interface fingerprint
+    owners: dict[str, tuple[str, str | None]] = {}  # plain prefix -> (prefix, fingerprint)
     for text in refs:
         name, _, ref = text.partition("@")
         ref = ref or "latest"
@@ -178,9 +178,13 @@ def model_documents(
             continue
         v = info.version
         prefix = f"{_camel(name)}V{v.x}_{v.y}"
-        if owners.get(prefix, info.interface_fp) != info.interface_fp:
+        # Generators keep only letters and digits (IrisV1_10 and IrisV11_0 would both be
+        # IrisV110): a prefix is unique in that form, or gets the fingerprint appended.
+        plain = "".join(c for c in prefix if c.isalnum()).lower()
+        if owners.get(plain, (prefix, info.interface_fp)) != (prefix, info.interface_fp):
             prefix += f"_{(info.interface_fp or 'x')[:8]}"
-        owners[prefix] = info.interface_fp
+            plain = "".join(c for c in prefix if c.isalnum()).lower()
+        owners[plain] = (prefix, info.interface_fp)
         part_schemas = part.get("components", {}).get("schemas", {})
         kept = {k: v for k, v in part_schemas.items() if k not in ("Error", "Problem")}
         renamed = {prefix + k: _rename_refs(schema, prefix) for k, schema in kept.items()}
