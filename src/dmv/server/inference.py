@@ -53,6 +53,7 @@ _PREDICT_BODY = {
                         }
                     },
                     "required": ["inputs"],
+                    "additionalProperties": False,
                 },
                 "example": {"inputs": [{"feature": 1.0}]},
             }
@@ -284,6 +285,16 @@ def create_router(server: ModelServer) -> APIRouter:
                         "problem": "missing",
                         "message": "'inputs' is required",
                     }
+                ],
+            )
+        unknown = sorted(set(body) - {"inputs"})
+        if unknown:
+            raise InvalidInput(
+                f"the request body has unknown keys: {', '.join(map(repr, unknown[:5]))}",
+                hint='send {"inputs": [{"field": value, ...}, ...]} and nothing else',
+                problems=[
+                    {"row": None, "field": k, "problem": "unknown_field", "message": "not allowed"}
+                    for k in unknown[:20]
                 ],
             )
         version, outputs = server.predict(name, ref, body["inputs"])

@@ -200,7 +200,7 @@ def _columns(
             _problem(where, "bad_shape", f"tensor {where!r}: 'shape' must list sizes ≥ 0")
         )
         return None
-    if datatype not in _KNOWN:
+    if not isinstance(datatype, str) or datatype not in _KNOWN:
         problems.append(
             _problem(where, "wrong_type", f"tensor {where!r}: unknown datatype {datatype!r}")
         )

@@ -189,6 +189,7 @@ def model_documents(
         kept = {k: v for k, v in part_schemas.items() if k not in ("Error", "Problem")}
         renamed = {prefix + k: _rename_refs(schema, prefix) for k, schema in kept.items()}
         _rename_titles(renamed)
+        _nullable_numbers(renamed.get(prefix + "Output", {}))
         request = renamed.get(prefix + "PredictRequest", {}).get("properties", {}).get("inputs")
         if isinstance(request, dict):
             request["minItems"] = 1
@@ -209,6 +210,16 @@ def model_documents(
                 op["responses"] = responses
                 paths.setdefault(f"/models/{name}/versions/{ref}/predict", {})[method] = op
     return doc
+
+
+def _nullable_numbers(schema: Any) -> None:
+    """A model's float output is null where it returned NaN (JSON has no NaN): say so."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "number":
+        schema["type"] = ["number", "null"]
+    for sub in (*schema.get("properties", {}).values(), schema.get("items")):
+        _nullable_numbers(sub)
 
 
 def _error_components() -> dict[str, Any]:
