@@ -253,3 +253,44 @@ def test_real_serve_starts_the_others_and_keeps_the_connection(mixed: dmv.Projec
     assert f"FAILED broken@{V1}" in err and "wrappers_gone" in err
     assert "1 of 3 models failed to load; serving the others" in err
     assert f"iris@production ({V1})" in err and "Traceback" not in err
+
+
+def test_a_load_failure_heals_without_a_restart(
+    mixed: dmv.Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dmv.server import serving
+
+    client = TestClient(create_app(mixed))
+    url = f"/models/broken/versions/{V1}/predict"
+    assert client.post(url, json={"inputs": [ROW]}).status_code == 503
+    # The missing module is installed again; after the retry delay the model serves.
+    folder = tmp_path / "back"
+    folder.mkdir()
+    (folder / "wrappers_gone.py").write_text(
+        "class Proba:\n    def predict(self, x):\n        return [1] * len(x)\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    assert client.post(url, json={"inputs": [ROW]}).status_code == 503  # still remembered
+    monkeypatch.setattr(serving, "RETRY_LOAD_AFTER", 0.0)
+    r = client.post(url, json={"inputs": [ROW]})
+    assert r.status_code == 200 and r.json()["outputs"] == [{"species": 1}]
+    sys.modules.pop("wrappers_gone", None)
+
+
+def test_an_unexpected_error_is_one_json_500_in_each_shape(
+    served_two: dmv.Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dmv.server.serving import ModelServer
+
+    def explode(self: Any, name: str) -> list[str]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ModelServer, "served_versions", explode)
+    client = TestClient(create_app(served_two), raise_server_exceptions=False)
+    r = client.get("/v2/models/iris/versions/production")
+    hint = "this is a bug in dmv; the server log has the details"
+    assert r.status_code == 500 and r.json() == {"error": f"internal error: RuntimeError ({hint})"}
+    assert "boom" not in r.text and "Traceback" not in r.text
+    # The same client (connection) goes on working.
+    ok = client.post("/models/iris/versions/production/predict", json={"inputs": [ROW]})
+    assert ok.status_code == 200
