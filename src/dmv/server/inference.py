@@ -168,13 +168,15 @@ def v2_error(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(error, dict):
         return {"error": str(error)}
     message = str(error.get("message", ""))
+    # The protocol has no structured details: the first problems go into the text.
+    problems = (error.get("details") or {}).get("problems")
+    if isinstance(problems, list):
+        extra = [str(p.get("message")) for p in problems[:5] if isinstance(p, dict)]
+        extra = [e for e in extra if e not in message]
+        if extra:
+            message += ": " + "; ".join(extra)
     if error.get("hint"):
         message += f" ({error['hint']})"
-    problems = (error.get("details") or {}).get("problems")
-    if isinstance(problems, list) and problems and message.count(";") < 1:
-        extra = [str(p.get("message")) for p in problems[:5] if isinstance(p, dict)]
-        if extra and not all(e in message for e in extra):
-            message += ": " + "; ".join(extra)
     return {"error": message}
 
 
