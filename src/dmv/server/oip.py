@@ -445,7 +445,19 @@ def _encode(tensor: dict[str, Any]) -> bytes:
 
     if datatype.startswith("FP"):
         flat = [math.nan if v is None else v for v in flat]
-    return np.asarray(flat, dtype=np.dtype(_NUMPY[datatype])).tobytes()
+    elif any(v is None for v in flat):
+        raise InvalidInput(
+            f"output {tensor['name']!r} has missing values, which {datatype} cannot hold",
+            hint=f'ask for it as JSON: "outputs": [{{"name": "{tensor["name"]}", '
+            '"parameters": {"binary_data": false}}]',
+        )
+    try:
+        return np.asarray(flat, dtype=np.dtype(_NUMPY[datatype])).tobytes()
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(
+            f"output {tensor['name']!r} does not fit {datatype}: {exc}",
+            hint="ask for it as JSON (parameters.binary_data: false)",
+        ) from None
 
 
 def encode_response(content: dict[str, Any], binary: set[str]) -> tuple[bytes, int | None]:
