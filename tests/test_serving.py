@@ -398,6 +398,49 @@ def test_v2_infer_errors(client: TestClient) -> None:
     _v2_error(client.get("/v2/models/NOT_A_NAME"), 422)
 
 
+def _binary_body(header: dict[str, Any], tail: bytes) -> tuple[bytes, dict[str, str]]:
+    head = json.dumps(header).encode()
+    return head + tail, {
+        "Inference-Header-Content-Length": str(len(head)),
+        "Content-Type": "application/octet-stream",
+    }
+
+
+def test_v2_binary_tensors_by_hand(client: TestClient) -> None:
+    """The binary extension's framing, and each way a body can get it wrong."""
+    url = "/v2/models/iris/versions/production/infer"
+    values = np.array([[ROW[f] for f in FEATURES], [ROW2[f] for f in FEATURES]])
+    raw = values.astype("<f4").tobytes()
+    tensor = {"name": "m", "shape": [2, 4], "datatype": "FP32"}
+    good = {"inputs": [{**tensor, "parameters": {"binary_data_size": len(raw)}}]}
+    body, headers = _binary_body(
+        {**good, "outputs": [{"name": "species", "parameters": {"binary_data": True}}]}, raw
+    )
+    r = client.post(url, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    n = int(r.headers["Inference-Header-Content-Length"])
+    head = json.loads(r.content[:n])
+    assert head["outputs"][0]["parameters"] == {"binary_data_size": 16}
+    assert np.frombuffer(r.content[n:], dtype="<i8").tolist() == [0, 2]
+    for tail, header_length, message in (
+        (raw[:-4], None, "binary data is too short"),
+        (raw + b"xx", None, "2 bytes of binary data follow"),
+        (raw, "9999", "must be the byte length of the JSON header"),
+        (raw, "-1", "must be the byte length of the JSON header"),
+    ):
+        body, headers = _binary_body(good, tail)
+        if header_length is not None:
+            headers["Inference-Header-Content-Length"] = header_length
+        r = client.post(url, content=body, headers=headers)
+        assert r.status_code == 422 and message in r.json()["error"], (message, r.text)
+    # Binary data announced without the header, and a wrong byte count.
+    r = client.post(url, json=good)
+    assert r.status_code == 422 and "no Inference-Header-Content-Length" in r.json()["error"]
+    bad = {"inputs": [{**tensor, "parameters": {"binary_data_size": 12}}]}
+    body, headers = _binary_body(bad, raw[:12])
+    assert "take 32 bytes" in client.post(url, content=body, headers=headers).json()["error"]
+
+
 # -- OpenAPI ---------------------------------------------------------------------------
 
 
