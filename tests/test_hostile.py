@@ -562,7 +562,8 @@ def test_predict_refuses_a_swapped_file(swapped: tuple[dmv.Project, Path]) -> No
     client = TestClient(create_app(project))
     row = {"x0": 5.1, "x1": 3.5, "x2": 1.4, "x3": 0.2}
     r = client.post("/models/iris/versions/0.0.1/predict", json={"inputs": [row]})
-    assert r.status_code >= 400 and r.json()["error"]["code"] == "artifact_error", r.text
+    error = r.json()["error"]
+    assert r.status_code == 503 and error["details"]["cause"] == "artifact_error", r.text
     assert "Traceback" not in r.text
     r = client.post(
         "/v2/models/iris/versions/0.0.1-a.b/infer",

@@ -149,7 +149,10 @@ def test_corrupted_onnx_file_is_a_clean_error(logged: dmv.Project) -> None:
     client = TestClient(create_app(logged), raise_server_exceptions=False)
     row = dict.fromkeys(["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"], 0.0)
     r = client.post(URL, json={"inputs": [row]})
-    assert r.status_code == 500 and r.json()["error"]["code"] == "artifact_error"
+    # A model that cannot be loaded answers 503 for itself, naming the cause.
+    error = r.json()["error"]
+    assert r.status_code == 503 and error["code"] == "model_unavailable"
+    assert error["details"]["cause"] == "artifact_error"
     assert "Traceback" not in r.text
 
 
@@ -163,9 +166,10 @@ def test_stored_blob_onnxruntime_cannot_load_is_a_clean_error(project: dmv.Proje
         project.load_model(REF)
     client = TestClient(create_app(project), raise_server_exceptions=False)
     r = client.post(URL, json={"inputs": [{"x": 1.0}]})
-    assert r.status_code == 500, r.text
+    assert r.status_code == 503, r.text
     error = r.json()["error"]
-    assert error["code"] == "artifact_error" and "onnxruntime" in error["message"]
+    assert error["code"] == "model_unavailable" and "onnxruntime" in error["message"]
+    assert error["details"]["cause"] == "artifact_error"
     assert "Traceback" not in r.text
 
 
@@ -181,7 +185,7 @@ def test_without_onnxruntime_the_error_says_what_to_install(
     client = TestClient(create_app(logged), raise_server_exceptions=False)
     row = features.head(1).to_dict(orient="records")
     r = client.post(URL, json={"inputs": row})
-    assert r.status_code == 500
+    assert r.status_code == 503 and r.json()["error"]["code"] == "model_unavailable"
     assert r.json()["error"]["hint"] == "pip install 'dmv[onnx]'"
     # Logging still works; inferring the interface needs to run the model, and says so.
     with (

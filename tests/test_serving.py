@@ -266,9 +266,11 @@ def test_version_without_interface_accepts_rows_as_is(project: dmv.Project) -> N
     url = f"/models/plain/versions/{V1}/predict"
     r = client.post(url, json={"inputs": [ROW2]})
     assert r.status_code == 200 and r.json()["outputs"] == [{"prediction": 2}]
-    # Nothing to validate against: a model failure is reported as bad input, cleanly.
+    # Nothing to validate against: the model's own failure is a 4xx prediction_error.
     r = client.post(url, json={"inputs": [{"a": "x"}]})
-    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "prediction_error"
+    assert "failed to predict" in r.json()["error"]["message"]
+    assert "bug in dmv" not in r.text
 
 
 def test_corrupted_model_file_is_a_clean_error(served: dmv.Project) -> None:
@@ -279,9 +281,11 @@ def test_corrupted_model_file_is_a_clean_error(served: dmv.Project) -> None:
     path.write_bytes(b"not the model that was stored")
     client = TestClient(create_app(served), raise_server_exceptions=False)
     r = client.post("/models/iris/versions/production/predict", json={"inputs": [ROW]})
-    assert r.status_code == 500
+    assert r.status_code == 503
     error = r.json()["error"]
-    assert error["code"] == "artifact_error"
+    assert error["code"] == "model_unavailable"
+    assert error["details"]["cause"] == "artifact_error"
+    assert "does not match its digest" in error["message"]
     assert "Traceback" not in r.text and "pickle" not in r.text.lower()
     # The other version still serves.
     ok = client.post(f"/models/iris/versions/{V2}/predict", json={"inputs": [ROW]})
@@ -331,7 +335,9 @@ def test_v2_metadata_and_health(client: TestClient) -> None:
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2").json()["name"] == "dmv"
     meta = client.get("/v2/models/iris/versions/production").json()
-    assert meta["name"] == "iris" and meta["versions"] == [V1]
+    # Every version this (full) server answers for, newest first; parameters name the one asked.
+    assert meta["name"] == "iris" and meta["versions"] == [V2, V1]
+    assert meta["parameters"] == {"version": V1}
     assert meta["inputs"][0] == {"name": "sepal_length", "datatype": "FP64", "shape": [-1]}
     assert meta["outputs"] == [{"name": "species", "datatype": "INT64", "shape": [-1]}]
     ready = client.get(f"/v2/models/iris/versions/{V1}/ready").json()
@@ -365,18 +371,74 @@ def test_v2_infer_one_matrix_tensor(client: TestClient) -> None:
     assert r.json()["outputs"][0]["data"] == [2, 2]
 
 
+def _v2_error(response: Any, status: int = 422) -> str:
+    """The protocol's error body: exactly {"error": "<message>"}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and isinstance(body["error"], str), body
+    message: str = body["error"]
+    return message
+
+
 def test_v2_infer_errors(client: TestClient) -> None:
     url = "/v2/models/iris/versions/production/infer"
     tensor = {"name": "sepal_length", "shape": [2], "datatype": "FP64", "data": [1.0]}
-    assert _problems(client.post(url, json={"inputs": [tensor]})) == [
-        (None, "sepal_length", "bad_shape")
-    ]
-    r = client.post(url, json={"inputs": []})
-    assert r.status_code == 422
+    assert "shape [2] holds 2 values, 'data' has 1" in _v2_error(
+        client.post(url, json={"inputs": [tensor]})
+    )
+    assert "non-empty list of tensors" in _v2_error(client.post(url, json={"inputs": []}))
     one = [{"name": f, "shape": [1], "datatype": "FP64", "data": [ROW[f]]} for f in FEATURES[:3]]
-    assert _problems(client.post(url, json={"inputs": one})) == [(0, "petal_width", "missing")]
+    assert "petal_width" in _v2_error(client.post(url, json={"inputs": one}))
     wrong = {"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1.0, 2.0, 3.0]}
-    assert _problems(client.post(url, json={"inputs": [wrong]})) == [(None, "x", "bad_shape")]
+    assert "shape must be [N, 4]" in _v2_error(client.post(url, json={"inputs": [wrong]}))
+    # Every v2 error has the protocol's shape: unknown model, unknown route, bad JSON.
+    _v2_error(client.get("/v2/models/nope"), 404)
+    _v2_error(client.get("/v2/models/iris/versions/production/nothing"), 404)
+    _v2_error(client.post(url, content=b"{", headers={"content-type": "application/json"}))
+    _v2_error(client.get("/v2/models/NOT_A_NAME"), 422)
+
+
+def _binary_body(header: dict[str, Any], tail: bytes) -> tuple[bytes, dict[str, str]]:
+    head = json.dumps(header).encode()
+    return head + tail, {
+        "Inference-Header-Content-Length": str(len(head)),
+        "Content-Type": "application/octet-stream",
+    }
+
+
+def test_v2_binary_tensors_by_hand(client: TestClient) -> None:
+    """The binary extension's framing, and each way a body can get it wrong."""
+    url = "/v2/models/iris/versions/production/infer"
+    values = np.array([[ROW[f] for f in FEATURES], [ROW2[f] for f in FEATURES]])
+    raw = values.astype("<f4").tobytes()
+    tensor = {"name": "m", "shape": [2, 4], "datatype": "FP32"}
+    good = {"inputs": [{**tensor, "parameters": {"binary_data_size": len(raw)}}]}
+    body, headers = _binary_body(
+        {**good, "outputs": [{"name": "species", "parameters": {"binary_data": True}}]}, raw
+    )
+    r = client.post(url, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    n = int(r.headers["Inference-Header-Content-Length"])
+    head = json.loads(r.content[:n])
+    assert head["outputs"][0]["parameters"] == {"binary_data_size": 16}
+    assert np.frombuffer(r.content[n:], dtype="<i8").tolist() == [0, 2]
+    for tail, header_length, message in (
+        (raw[:-4], None, "binary data is too short"),
+        (raw + b"xx", None, "2 bytes of binary data follow"),
+        (raw, "9999", "must be the byte length of the JSON header"),
+        (raw, "-1", "must be the byte length of the JSON header"),
+    ):
+        body, headers = _binary_body(good, tail)
+        if header_length is not None:
+            headers["Inference-Header-Content-Length"] = header_length
+        r = client.post(url, content=body, headers=headers)
+        assert r.status_code == 422 and message in r.json()["error"], (message, r.text)
+    # Binary data announced without the header, and a wrong byte count.
+    r = client.post(url, json=good)
+    assert r.status_code == 422 and "no Inference-Header-Content-Length" in r.json()["error"]
+    bad = {"inputs": [{**tensor, "parameters": {"binary_data_size": 12}}]}
+    body, headers = _binary_body(bad, raw[:12])
+    assert "take 32 bytes" in client.post(url, content=body, headers=headers).json()["error"]
 
 
 # -- OpenAPI ---------------------------------------------------------------------------
@@ -385,16 +447,37 @@ def test_v2_infer_errors(client: TestClient) -> None:
 def test_openapi_documents_each_served_model(served: dmv.Project) -> None:
     from openapi_spec_validator import validate
 
-    client = TestClient(create_app(served, serve_refs=["iris@production"]))
+    client = TestClient(create_app(served, serve_refs=["iris@production", f"iris@{V2}"]))
     doc = client.get("/openapi.json").json()
     validate(doc)
+    schemas = doc["components"]["schemas"]
     op = doc["paths"]["/models/iris/versions/production/predict"]["post"]
     ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    assert ref == "#/components/schemas/iris.production.PredictRequest"
-    row = doc["components"]["schemas"]["iris.production.Input"]
-    assert sorted(row["properties"]) == sorted(FEATURES)
-    assert "iris.production.Output" in doc["components"]["schemas"]
+    # Named after the model and interface version X.Y, titled the same (generators use titles).
+    assert ref == "#/components/schemas/IrisV0_0PredictRequest"
+    row = schemas["IrisV0_0Input"]
+    assert row["title"] == "IrisV0_0Input" and sorted(row["properties"]) == sorted(FEATURES)
+    assert schemas["IrisV0_0PredictRequest"]["properties"]["inputs"]["minItems"] == 1
+    assert "IrisV0_0Output" in schemas
+    titles = [s["title"] for s in schemas.values() if "title" in s]
+    assert len(titles) == len(set(titles)), titles
+    # Every error status is documented with the body dmv really sends; none is FastAPI's.
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for status in ("401", "403", "404", "410", "422", "500", "503"):
+        assert op["responses"][status]["content"]["application/json"]["schema"] == error
+    for path, ops in doc["paths"].items():
+        for method, operation in ops.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    schema = response["content"]["application/json"]["schema"]
+                    wanted = "V2Error" if path.startswith("/v2") else "ErrorBody"
+                    assert schema == {"$ref": f"#/components/schemas/{wanted}"}, (path, method)
+    generic = doc["paths"]["/models/{name}/versions/{ref}/predict"]["post"]
+    name = next(p for p in generic["parameters"] if p["name"] == "name")
+    assert name["schema"]["pattern"] == "^[a-z][a-z0-9-]{0,63}$"
     assert "/v2/models/{name}/versions/{version}/infer" in doc["paths"]
+    assert "/v2/models/{name}/ready" in doc["paths"]
 
 
 def test_openapi_of_the_full_server_validates(client: TestClient) -> None:

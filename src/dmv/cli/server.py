@@ -123,16 +123,23 @@ def check_bind(project: Project, host: str) -> bool:
     return locked
 
 
-def _run(project: Project, host: str, port: int, refs: list[str] | None, access_log: bool) -> None:
+def _run(
+    project: Project,
+    host: str,
+    port: int,
+    refs: list[str] | None,
+    access_log: bool,
+    allow_deprecated: bool = False,
+) -> None:
     import uvicorn
 
     from dmv.server import create_app
 
     locked = check_bind(project, host)
-    app = create_app(project, serve_refs=refs)
+    app = create_app(project, serve_refs=refs, allow_deprecated=allow_deprecated)
+    what = "API, UI and every model"
     if refs:
-        _warm(app.state.model_server, refs)
-    what = ", ".join(refs) if refs else "API, UI and every model"
+        what = ", ".join(_warm(app.state.model_server, refs))
     mode = "tokens required" if locked else "open: no tokens yet, loopback only"
     stderr(f"dmv: serving {what} on http://{host}:{port} ({mode})")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
@@ -150,19 +157,27 @@ _access_log = click.option("--access-log", is_flag=True, help="Log every request
 @_host
 @_port
 @_access_log
-def serve(refs: tuple[str, ...], host: str, port: int, access_log: bool) -> None:
-    """Serve predictions for the models REF names (e.g. price-model@production).
+@click.option(
+    "--allow-deprecated",
+    is_flag=True,
+    help="Also serve deprecated versions, when asked for by exact version "
+    "(otherwise they answer 410).",
+)
+def serve(
+    refs: tuple[str, ...], host: str, port: int, access_log: bool, allow_deprecated: bool
+) -> None:
+    """Serve predictions for the versions REF names (e.g. price-model@production).
 
-    POST /models/NAME/versions/REF/predict resolves REF on every request, so a
-    moved alias or a new release is served without a restart. Also the Open
-    Inference Protocol v2 under /v2 and an OpenAPI document at /openapi.json.
+    The server answers only for what each REF points at: POST
+    /models/NAME/versions/REF/predict resolves REF on every request, so a moved
+    alias or a new release is served without a restart, and no other version
+    of the model is reachable. Also the Open Inference Protocol v2 under /v2 and
+    an OpenAPI document at /openapi.json. A REF that points at nothing is refused
+    at start; a model that cannot be loaded answers 503 while the others serve.
     """
-    from dmv.version import Reference
-
     project = _ctx().project
-    for text in refs:
-        project.model(Reference.parse(text).name)  # fail now on a typo
-    _run(project, host, port, list(refs), access_log)
+    _check_refs(project, refs, allow_deprecated)
+    _run(project, host, port, list(refs), access_log, allow_deprecated)
 
 
 @click.command()
@@ -174,13 +189,52 @@ def server(host: str, port: int, access_log: bool) -> None:
     _run(_ctx().project, host, port, None, access_log)
 
 
-def _warm(model_server: ModelServer, refs: list[str]) -> None:
-    """Load each served model now (its hash checked), so the first request is fast."""
+def _check_refs(project: Project, refs: tuple[str, ...], allow_deprecated: bool) -> None:
+    """Refuse, before listening, references that point at nothing (or only at deprecated)."""
+    from dmv.errors import InvalidInput, NotFound
+    from dmv.version import Reference, RefKind
+
+    problems = []
+    for text in refs:
+        ref = Reference.parse(text)  # a malformed reference is its own clear error
+        try:
+            info = project.show(ref)
+        except NotFound as exc:
+            problems.append(f"{text}: {exc.message}")
+            continue
+        if info.state == "deprecated" and not (allow_deprecated and ref.kind is RefKind.EXACT):
+            problems.append(
+                f"{text}: {info.version} is deprecated"
+                + ("" if allow_deprecated else " (--allow-deprecated serves it by exact version)")
+            )
+    if problems:
+        error = InvalidInput if any("deprecated" in p for p in problems) else NotFound
+        raise error(
+            "nothing to serve for " + "; ".join(problems),
+            hint="check the references with 'dmv versions NAME' and 'dmv show REF'",
+        )
+
+
+def _warm(model_server: ModelServer, refs: list[str]) -> list[str]:
+    """Load each served model now (its hash checked), so the first request is fast.
+
+    Returns what is served, one line per reference; a model that fails to load is
+    reported here and answers 503 (with the reason) while the others serve.
+    """
     from dmv.errors import DmvError
 
+    served: list[str] = []
+    failed = 0
     for text in refs:
         name, _, ref = text.partition("@")
         try:
-            model_server.served(model_server.resolve(name, ref or "latest"))
+            info = model_server.resolve(name, ref or "latest")
+            model_server.served(info)
+            served.append(f"{text} ({info.version.number})")
         except DmvError as exc:
-            stderr(f"dmv: {text} is not ready yet: {exc.message}")
+            failed += 1
+            stderr(f"dmv: FAILED {text}: {exc.message} — its endpoints answer {exc.http_status}")
+            served.append(f"{text} (failed)")
+    if failed:
+        stderr(f"dmv: {failed} of {len(refs)} models failed to load; serving the others")
+    return served

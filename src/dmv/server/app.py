@@ -45,10 +45,18 @@ _HTTP_CODES = {
 }
 
 
-def error_response(exc: DmvError) -> JSONResponse:
+def error_response(exc: DmvError, request: Request | None = None) -> JSONResponse:
     """The response for a dmv error: its status and its one JSON shape."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return JSONResponse(status_code=exc.http_status, content=exc.to_dict(), headers=headers)
+    content = _shaped(request, exc.to_dict())
+    return JSONResponse(status_code=exc.http_status, content=content, headers=headers)
+
+
+def _shaped(request: Request | None, body: dict[str, Any]) -> dict[str, Any]:
+    """The Open Inference Protocol's routes answer ``{"error": "<message>"}`` instead."""
+    if request is not None and inference.is_v2_path(request.url.path):
+        return inference.v2_error(body)
+    return body
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -61,7 +69,7 @@ def _field(loc: Sequence[Any]) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     async def on_dmv_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DmvError)
-        return error_response(exc)
+        return error_response(exc, request)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -81,7 +89,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             hint="see details.problems and the OpenAPI document at /openapi.json",
             problems=problems,
         )
-        return error_response(error)
+        return error_response(error, request)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -89,24 +97,55 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.method} {request.url.path}"
-        body = {"error": {"code": code, "message": message}}
+        body = _shaped(request, {"error": {"code": code, "message": message}})
         return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
-
-    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
-        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        body = {
-            "error": {
-                "code": "internal",
-                "message": f"internal error: {type(exc).__name__}",
-                "hint": "this is a bug in dmv; the server log has the details",
-            }
-        }
-        return JSONResponse(status_code=500, content=body)
 
     app.add_exception_handler(DmvError, on_dmv_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_crash)
+    app.add_middleware(_CrashBarrier)
+
+
+class _CrashBarrier:
+    """Anything unexpected becomes a 500 in the one error shape, on a connection that lives.
+
+    Starlette's own handler for ``Exception`` re-raises after answering, and
+    uvicorn then closes the keep-alive connection: the client's next request
+    on it fails. Answering here, inside that middleware, keeps it open.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:  # too late for an error answer: let the server drop it
+                raise
+            request = Request(scope)
+            log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+            body = {
+                "error": {
+                    "code": "internal",
+                    "message": f"internal error: {type(exc).__name__}",
+                    "hint": "this is a bug in dmv; the server log has the details",
+                }
+            }
+            await JSONResponse(status_code=500, content=_shaped(request, body))(
+                scope, receive, send
+            )
 
 
 def _ui_router(project: Project) -> Any:
@@ -118,20 +157,21 @@ def _ui_router(project: Project) -> Any:
     return None if create is None else create(project)
 
 
-def create_app(project: Project, *, serve_refs: list[str] | None = None) -> FastAPI:
+def create_app(
+    project: Project, *, serve_refs: list[str] | None = None, allow_deprecated: bool = False
+) -> FastAPI:
     """The dmv server for ``project``.
 
     ``serve_refs`` (``["price-model@production", …]``) makes a prediction server
     for those models only: their predict and v2 routes, nothing else. Without
     it the app serves everything: the REST API, prediction for every model and
-    the web UI.
+    the web UI. Deprecated versions answer 410 unless ``allow_deprecated`` (and
+    then only when asked for by exact version).
     """
     serving_only = serve_refs is not None
-    defaults: dict[str, str] = {}
     for text in serve_refs or []:
-        ref = dmv.Reference.parse(text)
-        defaults.setdefault(ref.name, text.split("@", 1)[1] if "@" in text else "latest")
-    server = ModelServer(project, list(defaults) if serving_only else None)
+        dmv.Reference.parse(text)  # a bad reference fails here, not on a request
+    server = ModelServer(project, serve_refs, allow_deprecated=allow_deprecated)
     g = Gate(project)
 
     @asynccontextmanager
@@ -153,7 +193,7 @@ def create_app(project: Project, *, serve_refs: list[str] | None = None) -> Fast
 
     if not serving_only:
         app.include_router(api.create_router())
-    app.include_router(inference.create_router(server, defaults))
+    app.include_router(inference.create_router(server))
     if not serving_only:
         ui_router = _ui_router(project)
         if ui_router is not None:

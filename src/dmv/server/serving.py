@@ -10,8 +10,10 @@ checked its hash: ``Project.load_model`` does both, for every kind of model.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,10 +26,25 @@ if TYPE_CHECKING:
     from dmv.registry import VersionInfo
     from dmv.version import Version
 
-__all__ = ["DEFAULT_OUTPUT", "ModelServer", "PredictionError", "Served"]
+__all__ = [
+    "DEFAULT_OUTPUT",
+    "Deprecated",
+    "ModelServer",
+    "ModelUnavailable",
+    "PredictionError",
+    "PredictionRejected",
+    "Served",
+]
+
+log = logging.getLogger("dmv.server")
 
 #: The output field's name when a version declares no interface.
 DEFAULT_OUTPUT = "prediction"
+
+#: Seconds a failed load is remembered before the next request tries again: long
+#: enough that a broken model costs one attempt, not one per request; short enough
+#: that installing a missing module or fixing a store heals without a restart.
+RETRY_LOAD_AFTER = 30.0
 
 
 class PredictionError(DmvError):
@@ -35,6 +52,26 @@ class PredictionError(DmvError):
 
     http_status = 500
     code = "prediction_error"
+
+
+class PredictionRejected(PredictionError):
+    """The model failed on rows nothing could validate (the version has no interface)."""
+
+    http_status = 422
+
+
+class ModelUnavailable(DmvError):
+    """A version's model cannot be loaded; only that version's endpoints are affected."""
+
+    http_status = 503
+    code = "model_unavailable"
+
+
+class Deprecated(DmvError):
+    """A deprecated version, asked for without the server allowing it."""
+
+    http_status = 410
+    code = "deprecated"
 
 
 @dataclass
@@ -155,33 +192,99 @@ def _adapter(
 
 
 class ModelServer:
-    """Resolves references, loads and caches models, validates and predicts."""
+    """Resolves references, loads and caches models, validates and predicts.
 
-    def __init__(self, project: Project, models: Sequence[str] | None = None) -> None:
+    ``refs`` (``["price-model@production", …]``) scopes the server: it answers
+    only for the versions those references point at *now* (an alias is followed
+    when it moves; ``@production`` never opens another version of the model).
+    Without it every model in the registry is served. Deprecated versions answer
+    410 unless ``allow_deprecated`` is set and the request names the exact version.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        refs: Sequence[str] | None = None,
+        *,
+        allow_deprecated: bool = False,
+    ) -> None:
         self.project = project
-        #: The models this server answers for (None: every model in the registry).
-        self.models = None if models is None else tuple(dict.fromkeys(models))
+        self.allow_deprecated = allow_deprecated
+        #: model name -> the reference texts served for it (None: every model, any ref).
+        self.scope: dict[str, tuple[str, ...]] | None = None
+        if refs is not None:
+            scope: dict[str, list[str]] = {}
+            for text in refs:
+                name, _, ref = text.partition("@")
+                scope.setdefault(name, [])
+                if (ref or "latest") not in scope[name]:
+                    scope[name].append(ref or "latest")
+            self.scope = {name: tuple(r) for name, r in scope.items()}
         self._served: dict[tuple[str, str], Served] = {}
+        # (exact ref, digest) -> (when it failed, the error every request gets meanwhile)
+        self._failed: dict[tuple[str, str], tuple[float, ModelUnavailable]] = {}
         # (exact ref, serving run, run count) -> (run id, digest, flavor)
         self._files: dict[tuple[str, str | None, int], tuple[str, str, str]] = {}
         self._interfaces: dict[str, Interface | None] = {}
         self._lock = threading.Lock()
 
+    @property
+    def models(self) -> tuple[str, ...] | None:
+        """The models this server answers for (None: every model in the registry)."""
+        return None if self.scope is None else tuple(self.scope)
+
+    def default_ref(self, name: str) -> str:
+        """The reference a route without a version means (v2 ``/models/{name}/infer``)."""
+        if self.scope is not None and name in self.scope:
+            return self.scope[name][0]
+        return "latest"
+
     # -- resolution ----------------------------------------------------------
 
     def check_model(self, name: str) -> None:
-        if self.models is not None and name not in self.models:
+        if self.scope is not None and name not in self.scope:
             raise NotFound(
                 f"this server does not serve model {name!r}",
-                hint=f"it serves {', '.join(self.models) or 'nothing'}",
+                hint=f"it serves {', '.join(self.scope) or 'nothing'}",
             )
 
     def resolve(self, name: str, ref: str) -> VersionInfo:
-        """The version ``name@ref`` points at now."""
+        """The version ``name@ref`` points at now, if this server serves it."""
         self.check_model(name)
         if "@" in ref or " " in ref:
             raise InvalidInput(f"{ref!r} is not a version reference", hint="e.g. 1.1, latest")
-        return self.project.show(f"{name}@{ref}")
+        info = self.project.show(f"{name}@{ref}")
+        if self.scope is not None and ref not in self.scope[name]:
+            self._check_scope(name, ref, info)
+        if info.state == "deprecated":
+            exact = ref == info.version.number
+            if not (self.allow_deprecated and exact):
+                raise Deprecated(
+                    f"{info.version} is deprecated and not served",
+                    hint=f"serve a current version; to serve this one anyway, start the server "
+                    f"with --allow-deprecated and ask for the exact version "
+                    f"{info.version.number}"
+                    if not self.allow_deprecated
+                    else f"ask for the exact version {info.version.number}",
+                )
+        return info
+
+    def _check_scope(self, name: str, ref: str, info: VersionInfo) -> None:
+        """Refuse a version none of the served references points at now."""
+        assert self.scope is not None
+        now = []
+        for served in self.scope[name]:
+            try:
+                target = self.project.show(f"{name}@{served}").version
+            except NotFound:
+                continue
+            if target == info.version:
+                return
+            now.append(f"{name}@{served} → {target.number}")
+        raise NotFound(
+            f"this server does not serve {name}@{ref} ({info.version.number})",
+            hint=f"it serves {', '.join(now) or 'no version of ' + name + ' right now'}",
+        )
 
     def interface(self, info: VersionInfo) -> Interface | None:
         """The version's interface, parsed once per fingerprint (None when it has none)."""
@@ -219,7 +322,12 @@ class ModelServer:
         return found
 
     def served(self, info: VersionInfo) -> Served:
-        """The loaded model for ``info``: cached by exact version and file digest."""
+        """The loaded model for ``info``: cached by exact version and file digest.
+
+        A model that cannot be loaded raises :class:`ModelUnavailable` (503) for
+        this version only; the failure is remembered for ``RETRY_LOAD_AFTER``
+        seconds so that a broken model is not re-read on every request.
+        """
         run_id, digest, flavor = self._model_file(info)
         key = (info.version.ref, digest)
         served = self._served.get(key)
@@ -228,9 +336,44 @@ class ModelServer:
         with self._lock:  # one load per model, however many requests wait for it
             served = self._served.get(key)
             if served is None:
-                served = self._load(info, run_id, digest, flavor)
+                failed = self._failed.get(key)
+                if failed is not None and time.monotonic() - failed[0] < RETRY_LOAD_AFTER:
+                    raise failed[1]
+                served = self._load_isolated(info, run_id, digest, flavor)
                 self._served[key] = served
+                self._failed.pop(key, None)
         return served
+
+    def _load_isolated(self, info: VersionInfo, run_id: str, digest: str, flavor: str) -> Served:
+        """:meth:`_load`, with any failure turned into this version's 503."""
+        key = (info.version.ref, digest)
+        try:
+            return self._load(info, run_id, digest, flavor)
+        except Exception as exc:
+            if isinstance(exc, DmvError):
+                reason, cause = exc.message, exc.code
+                hint = exc.hint
+            else:
+                reason, cause = f"{type(exc).__name__}: {exc}", "load_failed"
+                hint = None
+            error = ModelUnavailable(
+                f"{info.version} ({run_id}) cannot be served: {reason}",
+                hint=hint
+                or "fix the model (or its environment) and log it again; other "
+                "models on this server are not affected",
+                cause=cause,
+            )
+            log.warning("%s", error.message)
+            self._failed[key] = (time.monotonic(), error)
+            raise error from None
+
+    def load_error(self, info: VersionInfo) -> ModelUnavailable | None:
+        """Why ``info`` cannot be served (loading it if needed); None when it can."""
+        try:
+            self.served(info)
+        except ModelUnavailable as exc:
+            return exc
+        return None
 
     def _load(self, info: VersionInfo, run_id: str, digest: str, flavor: str) -> Served:
         iface = self.interface(info)
@@ -307,13 +450,18 @@ class ModelServer:
         except DmvError:
             raise
         except Exception as exc:
+            # The user's model raised: its message is the answer, never "a bug in dmv".
             message = f"{info.version} failed to predict: {type(exc).__name__}: {exc}"
             if served.interface is None:
                 # Nothing checked the rows: most likely they are what is wrong.
-                raise InvalidInput(
+                raise PredictionRejected(
                     message, hint="this version declares no interface to validate against"
                 ) from None
-            raise PredictionError(message) from None
+            raise PredictionError(
+                message,
+                hint="the rows match the version's interface, so the model (or the interface "
+                "it was logged with) needs fixing",
+            ) from None
         return info.version, outputs
 
     # -- metadata ------------------------------------------------------------------
@@ -334,10 +482,27 @@ class ModelServer:
             "endpoints": {"predict": f"{base}/predict", "infer": f"/v2{base}/infer"},
         }
 
+    def served_versions(self, name: str) -> list[str]:
+        """The exact versions of ``name`` this server answers for now, newest first."""
+        self.check_model(name)
+        if self.scope is None:
+            infos = self.project.versions(name)
+            keep = [i for i in infos if self.allow_deprecated or i.state != "deprecated"]
+            return [i.version.number for i in reversed(keep)]
+        numbers: list[str] = []
+        for ref in self.scope[name]:
+            try:
+                number = self.project.show(f"{name}@{ref}").version.number
+            except NotFound:
+                continue
+            if number not in numbers:
+                numbers.append(number)
+        return numbers
+
     def model_list(self) -> list[dict[str, Any]]:
         models = self.project.models()
-        if self.models is not None:
-            models = [m for m in models if m.name in self.models]
+        if self.scope is not None:
+            models = [m for m in models if m.name in self.scope]
         return [
             {
                 "name": m.name,
