@@ -406,15 +406,20 @@ class Project:
         from dmv.tree import build_tree
 
         versions = self.versions(model)
-        runs = {
-            v.version.number: [r.id for r in self.registry.list_runs(v.version)]
-            for v in versions
-            if v.version.x == 0
-        }
+        runs: dict[str, list[str]] = {}
+        promotions: list[tuple[str, str]] = []
+        for v in versions:
+            if v.version.x != 0:
+                continue
+            for r in self.registry.list_runs(v.version):
+                runs.setdefault(v.version.number, []).append(r.id)
+                promoted = (r.meta or {}).get("promoted_from")
+                if isinstance(promoted, str):
+                    promotions.append((promoted, v.version.number))
         for v in versions:
             if v.released_from:
                 runs[v.version.number] = [v.serving_run] if v.serving_run else []
-        return build_tree(model, versions, self.experiments(model), runs)
+        return build_tree(model, versions, self.experiments(model), runs, promotions)
 
     def fsck(
         self, *, repair: bool = False, full: bool = True, grace_seconds: float | None = None

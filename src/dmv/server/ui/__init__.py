@@ -30,7 +30,6 @@ from starlette.concurrency import run_in_threadpool
 
 from dmv.errors import DmvError, NotFound
 from dmv.server.ui import _chart, _tree, _views
-from dmv.tree import build_tree
 
 if TYPE_CHECKING:
     from dmv.project import Project
@@ -171,7 +170,7 @@ def create_router(project: Project) -> APIRouter:
         return _guarded(request, page)
 
     @router.get("/ui/models/{name}")
-    def model_page(request: Request, name: str) -> Response:
+    def model_page(request: Request, name: str, expand: str = "") -> Response:
         def page() -> Response:
             _read_allowed(request, name)
             model = project.model(name)
@@ -179,7 +178,8 @@ def create_router(project: Project) -> APIRouter:
             experiments = project.experiments(name)
             released_from = {v.version.number: v.released_from for v in versions if v.released_from}
             href = {v.version.number: _views.version_url(v.version) for v in versions}
-            tree = _tree.layout(build_tree(name, versions, experiments), href)
+            opened = {k for k in expand.split(",") if k.strip()}
+            tree = _tree.layout(project.tree(name), href, expand=opened)
             previous = {b.version.number: a.version for a, b in itertools.pairwise(versions)}
             return _render(
                 request,
