@@ -209,76 +209,62 @@ def test_change_between_consecutive_prereleases(a: str, b: str, change: str) -> 
     assert change_between(parse("m", a), parse("m", b)) == change
 
 
-def _info(number: str, **fields: Any) -> Any:
+def _info(number: str, created_at: float = 0.0, **fields: Any) -> Any:
     from dmv.registry.records import VersionInfo
 
-    return VersionInfo(dmv.Version.parse_number("m", number), "prerelease", 0.0, **fields)
+    version = dmv.Version.parse_number("m", number)
+    state = "released" if version.x else "prerelease"
+    return VersionInfo(version, state, created_at, **fields)
 
 
-def test_layout_stacks_releases_of_one_prerelease_under_it() -> None:
+def test_layout_puts_interfaces_in_rows_data_below_and_releases_in_generations() -> None:
     from dmv.server.ui._tree import layout
     from dmv.tree import build_tree
 
     versions = [
-        _info("0.0.1-a.b"),
-        _info("0.0.1-a.c"),
-        _info("1.0.1-a.c", released_from="0.0.1-a.c"),
-        _info("2.0.1-a.c", released_from="0.0.1-a.c"),
-    ]
-    tree = layout(build_tree("m", versions), {})
-    at = {b.version: (b.x, b.y) for b in tree.boxes}
-    assert at["1.0.1-a.c"][0] == at["2.0.1-a.c"][0] == at["0.0.1-a.c"][0]
-    assert at["0.0.1-a.c"][1] < at["1.0.1-a.c"][1] < at["2.0.1-a.c"][1]
-    assert {(a.source, a.change, a.target) for a in tree.arrows} == {
-        ("0.0.1-a.b", "data", "0.0.1-a.c"),
-        ("0.0.1-a.c", "release", "1.0.1-a.c"),
-        ("0.0.1-a.c", "release", "2.0.1-a.c"),
-    }
-    assert [s.empty for s in tree.stages] == ["no experiment runs", "", ""]
-
-
-def test_a_release_of_unknown_origin_goes_under_its_twin_or_to_the_right() -> None:
-    from dmv.server.ui._tree import layout
-    from dmv.tree import build_tree
-
-    versions = [_info("0.1.0-a.b"), _info("1.1.0-a.b"), _info("1.2.0-a.b")]
-    tree = layout(build_tree("m", versions), {})
-    at = {b.version: b.x for b in tree.boxes}
-    assert at["1.1.0-a.b"] == at["0.1.0-a.b"] < at["1.2.0-a.b"]
-    assert [(a.source, a.change, a.target) for a in tree.arrows] == [
-        ("0.1.0-a.b", "release", "1.1.0-a.b")
-    ]
-
-
-def test_an_arrow_that_skips_columns_arches_over_the_boxes_between() -> None:
-    from dmv.registry.records import VersionInfo
-    from dmv.server.ui._tree import layout
-    from dmv.tree import build_tree
-
-    # Made in this order: old logic retrained on new data after a logic change.
-    versions = [
-        VersionInfo(dmv.Version.parse_number("m", n), "prerelease", float(t))
-        for t, n in enumerate(("0.0.1-a.b", "0.0.2-a.b", "0.0.1-a.c"))
+        _info("0.0.1-a.b", created_at=1),
+        _info("0.0.2-a.b", created_at=2),
+        _info("0.0.2-a.c", created_at=3),
+        _info("0.1.0-a.c", created_at=4),
+        _info("1.0.2-a.c", created_at=5, released_from="0.0.2-a.c"),
+        _info("2.0.2-a.c", created_at=6, released_from="0.0.2-a.c"),
     ]
     tree = layout(build_tree("m", versions), {})
     at = {b.version: b for b in tree.boxes}
-    assert at["0.0.1-a.b"].x < at["0.0.2-a.b"].x < at["0.0.1-a.c"].x
-    arrows = {(a.source, a.change, a.target): a for a in tree.arrows}
-    assert set(arrows) == {
+    assert at["0.0.1-a.b"].y == at["0.0.2-a.b"].y < at["0.0.2-a.c"].y  # data branches below
+    assert at["0.0.1-a.b"].x < at["0.0.2-a.b"].x < at["0.0.2-a.c"].x  # …indented
+    assert at["0.0.2-a.c"].x < at["0.0.2-a.b"].x + at["0.0.2-a.b"].w
+    assert at["0.1.0-a.c"].y > at["0.0.2-a.c"].y  # a new interface: a new row
+    assert at["0.1.0-a.c"].y < at["1.0.2-a.c"].y < at["2.0.2-a.c"].y  # one row per generation
+    assert {(a.source, a.change, a.target) for a in tree.arrows} == {
         ("0.0.1-a.b", "logic", "0.0.2-a.b"),
-        ("0.0.1-a.b", "data", "0.0.1-a.c"),
+        ("0.0.2-a.b", "data", "0.0.2-a.c"),
+        ("0.0.2-a.c", "interface", "0.1.0-a.c"),
+        ("0.0.2-a.c", "release", "1.0.2-a.c"),
+        ("0.0.2-a.c", "release", "2.0.2-a.c"),
     }
-    beside, over = (
-        arrows[("0.0.1-a.b", "logic", "0.0.2-a.b")],
-        arrows[("0.0.1-a.b", "data", "0.0.1-a.c")],
-    )
-    row = at["0.0.2-a.b"]
-    first = at["0.0.1-a.b"]
-    assert first.x + first.w < beside.label_x < row.x  # between the two boxes
-    ys = [float(p.split(",")[1]) for p in over.points.split()]
-    assert over.label_y < max(ys) <= row.y  # above the boxes, label and all
-    xs = [float(p.split(",")[0]) for p in over.points.split()]
-    assert min(xs) < row.x and max(xs) > row.x + row.w  # over the box between
+    assert [s.title for s in tree.bands] == ["interface 0", "interface 1", "release 1", "release 2"]
+    assert [s.empty for s in tree.stages if s.level == 0] == ["no experiment runs", "", ""]
+
+
+def test_sixty_versions_fit_the_page_and_deep_stacks_collapse() -> None:
+    from dmv.server.ui._tree import WIDTH, layout
+    from dmv.tree import build_tree
+
+    versions = [
+        _info(f"0.{y}.{z}-d{d}.s", created_at=float(100 * y + 10 * z + d))
+        for y in range(3)
+        for z in range(4)
+        for d in range(5)
+    ]
+    tree = build_tree("m", versions)
+    drawing = layout(tree, {})
+    assert drawing.width <= WIDTH
+    assert drawing.collapsed == 24  # each Y.Z of five keeps its first and two newest
+    groups = [b for b in drawing.boxes if b.kind == "group"]
+    assert len(groups) == 12 and groups[0].href == "?expand=0.0.0#tree"
+    full = layout(tree, {}, expand={"all"})
+    assert full.collapsed == 0 and len(full.boxes) == 60 and full.width <= WIDTH
 
 
 def test_lineage_reads_the_stored_split_and_its_leakage_check(ui_project: dmv.Project) -> None:
@@ -364,11 +350,10 @@ def test_model_page_draws_the_version_tree(client: Any) -> None:
         "0.1.0-0123.efgh",
         "1.1.0-0123.efgh",
     }
-    dev = ["0.0.1-0123.abcd", "0.0.2-0123.abcd", "0.1.0-0123.abcd", "0.1.0-0123.efgh"]
-    assert [b[v]["x"] for v in dev] == sorted(b[v]["x"] for v in dev)  # left to right
-    assert len({b[v]["y"] for v in dev}) == 1  # one row
-    release = b["1.1.0-0123.efgh"]
-    assert release["x"] == b["0.1.0-0123.efgh"]["x"] and release["y"] > b[dev[0]]["y"]
+    # one row per interface, logic along it, the new split below, the release lower still
+    assert b["0.0.1-0123.abcd"]["y"] == b["0.0.2-0123.abcd"]["y"] < b["0.1.0-0123.abcd"]["y"]
+    assert b["0.0.1-0123.abcd"]["x"] < b["0.0.2-0123.abcd"]["x"]
+    assert b["0.1.0-0123.abcd"]["y"] < b["0.1.0-0123.efgh"]["y"] < b["1.1.0-0123.efgh"]["y"]
     assert [a["data-experiment"] for a in tags(html, "a") if "data-experiment" in a] == [
         "x.x.x-0123.abcd"
     ]
@@ -724,16 +709,15 @@ def test_the_tree_in_the_browser_has_the_right_arrows(page: Any) -> None:
     def box(v: str) -> Any:
         return page.locator(f'svg.tree a[data-version="{v}"] rect').bounding_box()
 
-    # Each label sits between (or beside) the two boxes it joins, as drawn.
+    # Each label sits just above the box its arrow leads to; releases drop below.
     for src, change, dst in EXPECTED_ARROWS:
         label = page.locator(f'svg.tree text[data-change="{change}"]').bounding_box()
         a, b = box(src), box(dst)
+        assert b["y"] - 20 < label["y"] < b["y"]
+        assert b["x"] - 1 <= label["x"] < b["x"] + b["width"]
         if change == "release":
-            assert a["y"] + a["height"] < label["y"] < b["y"]
-            assert abs(a["x"] - b["x"]) < 1
-        else:
-            assert a["x"] + a["width"] < label["x"] < b["x"]
-            assert abs(a["y"] - b["y"]) < 1
+            assert b["y"] > a["y"] + a["height"]
+    assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
 
 
 @browser_mark
@@ -779,3 +763,97 @@ def test_a_bad_ref_shows_the_error_page(page: Any) -> None:
     assert "does not exist" in page.locator("h1").inner_text()
     assert page.locator(".hint").is_visible()
     shot(page, "error-404")
+
+
+# -- long histories in the browser --------------------------------------------------------
+
+HISTORY_SIZES = (5, 20, 60)
+
+
+def build_history(root: Path) -> dmv.Project:
+    """Models with 5, 20 and 60 real derived versions, three interfaces, three stored
+    splits, and (for the larger two) three release generations."""
+    import duckdb
+
+    project = dmv.init(root, allow_dirty=True)
+    with duckdb.connect(project.config.location("warehouse")) as con:
+        con.execute("CREATE TABLE rows AS SELECT range AS id, range % 7 AS v FROM range(300)")
+    for size in HISTORY_SIZES:
+        model = f"history-{size}"
+        project.create_model(model, primary_metric="acc")
+        project.data_query(model, sql="SELECT * FROM rows", id="0123")
+        for salt, split in enumerate(("abcd", "efgh", "ijkl")):
+            project.data_split(model, "0123", by="key:id", salt=str(salt), id=split)
+        made = 0
+        for y in range(3):
+            iface = {
+                "inputs": [{"name": f"f{i}", "type": "float"} for i in range(y + 1)],
+                "outputs": [{"name": "y", "type": "float"}],
+            }
+            for z in range(7):
+                for split in ("abcd", "efgh", "ijkl"):
+                    if made == size:
+                        break
+                    params = {"C": z}
+                    with project.run(model, data=f"0123.{split}", params=params, interface=iface) as r:
+                        r.log_metrics({"acc": 0.5 + 0.01 * made}, "test")
+                    made += 1
+                    if made in (size // 3, 2 * size // 3, size) and size > 5:
+                        project.release(r.version, major=True)
+    return project
+
+
+@pytest.fixture(scope="module")
+def history_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    project = build_history(tmp_path_factory.mktemp("history") / "proj")
+    app = create_app(project) if create_app is not None else make_app(project)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the UI server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    project.close()
+
+
+@browser_mark
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("size", HISTORY_SIZES)
+def test_a_long_history_fits_the_page_without_sideways_scrolling(
+    browser: Any, history_url: str, size: int
+) -> None:
+    context = browser.new_context(base_url=history_url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"/ui/models/history-{size}")
+        tree = page.locator("svg.tree")
+        assert tree.is_visible()
+        overflow = page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert overflow[0] <= overflow[1], f"the page scrolls sideways: {overflow}"
+        box = tree.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1280
+        wrap = page.locator(".tree-wrap").evaluate("el => [el.scrollWidth, el.clientWidth]")
+        assert wrap[0] <= wrap[1]
+        shown = page.locator("svg.tree a[data-version]").count()
+        hidden = int(tree.get_attribute("data-collapsed"))
+        total = size + (3 if size > 5 else 0)
+        assert shown + hidden == total
+        # the text stays readable: the drawing is not shrunk below its own size
+        assert box["width"] >= int(tree.get_attribute("width")) - 1
+        shot(page, f"tree-{size}")
+        if hidden:
+            page.locator("svg.tree a[data-group]").first.click()
+            page.wait_for_url("**expand=**")
+            assert page.locator("svg.tree a[data-version]").count() > shown
+            assert page.evaluate("() => document.documentElement.scrollWidth <= 1280")
+            shot(page, f"tree-{size}-expanded")
+    finally:
+        context.close()

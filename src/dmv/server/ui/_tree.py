@@ -180,11 +180,15 @@ def layout(
     for every edge. ``href`` maps a version number to its page."""
     labels = [n.label for n in tree.nodes]
     box_w = max([MIN_BOX_W, *(len(t) * CHAR_W + 18 for t in labels)])
-    box_w = min(box_w, width - GUTTER - 10)
+    box_w = min(box_w, width - GUTTER - GAP_X)
     pitch_x = box_w + GAP_X
-    max_cols = max(1, int((width - GUTTER - 10 + GAP_X) // pitch_x))
+    # The right margin holds the arrows leaving the last column (half a gap).
+    margin = GAP_X / 2 + 6
+    max_cols = max(1, int((width - GUTTER - margin + GAP_X) // pitch_x))
     arrangement = arrange(tree, max_cols=max_cols, expand=expand)
-    drawing = Drawing(width=GUTTER + max_cols * pitch_x - GAP_X + 10, height=0, columns=max_cols)
+    drawing = Drawing(
+        width=GUTTER + max_cols * pitch_x - GAP_X + margin, height=0, columns=max_cols
+    )
     nodes = {n.id: n for n in tree.nodes}
 
     line_top: dict[tuple[str, int], float] = {}
