@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -245,5 +246,6 @@ def test_tree_draws_the_diagram(repo: Path, capsys: pytest.CaptureFixture[str]) 
     assert dev["0.1.0-0123.efgh"].runs == ("tr0", "tr1")
     assert main(["-C", str(repo), "tree", "price-model"]) == 0
     text = capsys.readouterr().out
-    assert "0.1.0-0123.efgh  ◀─data── 0.1.0-0123.abcd" in text
-    assert "1.1.0-0123.efgh  ◀─release── 0.1.0-0123.efgh" in text
+    assert re.search(r"0\.1\.0-0123\.abcd ──data─*▶ 0\.1\.0-0123\.efgh", text)
+    assert re.search(r"0\.1\.0-0123\.efgh ──release─*▶ 1\.1\.0-0123\.efgh", text)
+    assert "promoted" not in text  # the experiment was never promoted

@@ -1,7 +1,8 @@
 """dmv.tree: which boxes and arrows a model's version tree has, and what each arrow says.
 
-Mostly pure: built from registry records made here (one test uses a real project). The web UI draws this same tree
-(tests/test_ui.py), and ``dmv tree`` prints it (tests/test_scenario.py).
+Mostly pure: built from registry records made here (one test uses a real project).
+The web UI draws this same tree (tests/test_ui.py), and ``dmv tree`` prints it
+(tests/test_scenario.py).
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def test_a_release_comes_from_its_recorded_source_or_else_its_twin() -> None:
 def _experiment(run_id: str, data: str, split: str, started_at: float) -> Any:
     from dmv.registry.records import RunInfo
 
-    return RunInfo(run_id, "m", "experiment", "finished", None, data, split, {}, {}, started_at, None)
+    return RunInfo(
+        run_id, "m", "experiment", "finished", None, data, split, {}, {}, started_at, None
+    )
 
 
 def test_an_experiment_that_was_never_promoted_is_linked_to_nothing() -> None:
@@ -125,7 +128,12 @@ def test_arrange_wraps_long_rows_and_collapses_deep_stacks() -> None:
     assert {where[f"0.0.{z}-a.b"].line for z in range(1, 10)} == {0, 1, 2}
     assert max(s.col for s in arranged.slots) == 3
     group = next(s for s in arranged.slots if s.collapsed)
-    assert group.group == "0.0.1" and group.ids == ("0.0.1-a.s0", "0.0.1-a.s1", "0.0.1-a.s2", "0.0.1-a.s3")
+    assert group.group == "0.0.1" and group.ids == (
+        "0.0.1-a.s0",
+        "0.0.1-a.s1",
+        "0.0.1-a.s2",
+        "0.0.1-a.s3",
+    )
     assert not where["0.0.1-a.s5"].collapsed and where["0.0.1-a.s5"].depth == 3
     opened = arrange(tree, max_cols=4, max_stack=4, expand={"0.0.1"})
     assert not any(s.collapsed for s in opened.slots)

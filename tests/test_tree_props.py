@@ -9,6 +9,7 @@ at the tree, the web UI's drawing of it and the text ``dmv tree`` prints.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -85,7 +86,7 @@ def _crosses(points: str, box: Any) -> bool:
     """Whether the polyline enters the inside of ``box`` (its edges do not count)."""
     pts = [tuple(map(float, p.split(","))) for p in points.split()]
     x0, x1, y0, y1 = box.x + 0.5, box.x + box.w - 0.5, box.y + 0.5, box.y + BOX_H - 0.5
-    for (ax, ay), (bx, by) in zip(pts, pts[1:], strict=False):
+    for (ax, ay), (bx, by) in itertools.pairwise(pts):
         if ax == bx and x0 < ax < x1 and min(ay, by) < y1 and max(ay, by) > y0:
             return True
         if ay == by and y0 < ay < y1 and min(ax, bx) < x1 and max(ax, bx) > x0:

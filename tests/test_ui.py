@@ -795,7 +795,9 @@ def build_history(root: Path) -> dmv.Project:
                     if made == size:
                         break
                     params = {"C": z}
-                    with project.run(model, data=f"0123.{split}", params=params, interface=iface) as r:
+                    with project.run(
+                        model, data=f"0123.{split}", params=params, interface=iface
+                    ) as r:
                         r.log_metrics({"acc": 0.5 + 0.01 * made}, "test")
                     made += 1
                     if made in (size // 3, 2 * size // 3, size) and size > 5:

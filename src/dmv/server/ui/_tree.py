@@ -254,9 +254,7 @@ def layout(
                 )
                 ids = slot.ids
                 note = ", ".join(ids) if len(ids) <= 4 else f"{ids[0]} … {ids[-1]} ({len(ids)})"
-                box = Box(
-                    "experiment", x, by, w, parts, node.label, "#experiments", "", note, ids
-                )
+                box = Box("experiment", x, by, w, parts, node.label, "#experiments", "", note, ids)
             else:
                 version = Version.parse_number(tree.model, node.id)
                 box = Box(
@@ -318,4 +316,6 @@ def _route(
     channel = line_top[(sb.band, sb.line)] + CHANNEL / 2
     right = out_x + GAP_X / 2
     left = cell_x(sb) - GAP_X / 2
-    return _points((out_x, ay), (right, ay), (right, channel), (left, channel), (left, by), (b.x, by))
+    return _points(
+        (out_x, ay), (right, ay), (right, channel), (left, channel), (left, by), (b.x, by)
+    )
