@@ -443,6 +443,8 @@ def test_diff_page_highlights_changed_parts(client: Any) -> None:
     assert rows["input petal width (cm)"] == "changed"  # removed
     assert {"accuracy (train)", "accuracy (test)"} <= set(rows)
     assert 'data-change="interface+data"' in r.text
+    # the headline names every component that changed, not only the parts of the number
+    assert 'data-headline="interface|logic (C)|split"' in r.text
     assert "Interface changes" in r.text and "removed" in r.text
 
 

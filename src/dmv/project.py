@@ -146,6 +146,13 @@ class Project:
         """Everything the registry knows of the version ``ref`` points at."""
         return self.registry.resolve(_as_ref(ref))
 
+    def explain(self, ref: str | Reference | Version) -> dict[str, Any]:
+        """The version ``ref`` points at, explained part by part (what ``dmv show`` prints):
+        its parts, metrics per split over its runs, params, code, data, serving run, release."""
+        from dmv.explain import explain
+
+        return explain(self, self.show(ref))
+
     def resolve(self, ref: str | Reference | Version) -> Version:
         """The exact version ``ref`` points at now."""
         return self.show(ref).version
