@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -382,6 +383,57 @@ def test_model_page_lists_versions_with_state_runs_and_aliases(client: Any) -> N
     assert '<td class="num">2</td>' in efgh
     released = html.split('<tr data-version="1.1.0-0123.efgh"')[1].split("</tr>")[0]
     assert "@production" in released and "0.1.0-0123.efgh" in released
+
+
+def test_model_page_charts_the_primary_metric_across_versions(
+    client: Any, ui_project: dmv.Project
+) -> None:
+    html = client.get(f"/ui/models/{MODEL}").text
+    figure = html.split('<figure class="trend"')[1].split("</figure>")[0]
+    assert 'data-metric="accuracy" data-split="test"' in figure
+    spreads = [a for a in tags(figure, "g") if "data-spread" in a]
+    numbers = [v.version.number for v in ui_project.versions(MODEL)]
+    assert [a["data-spread"] for a in spreads] == numbers  # precedence order
+    points = {}
+    for number in numbers:
+        runs = ui_project.runs(f"{MODEL}@{number}")
+        values = sorted(r.metrics["test"]["accuracy"] for r in runs)
+        points[number] = values
+        g = next(a for a in spreads if a["data-spread"] == number)
+        assert int(g["data-n"]) == len(values)
+        assert float(g["data-median"]) == pytest.approx(statistics.median(values))
+    efgh = figure.split('data-spread="0.1.0-0123.efgh"')[1].split("</g>")[0]
+    assert efgh.count("<circle") == 2  # a point per run
+    released = next(a for a in spreads if a["data-spread"] == "1.1.0-0123.efgh")
+    assert "released" in released["class"]
+    # a text alternative: the values as a table, and a label on the image
+    assert "The values as a table" in figure and 'aria-label="accuracy on test across' in figure
+    # the versions table has the metric's median over runs with n
+    row = html.split('<tr data-version="0.1.0-0123.efgh"')[1].split("</tr>")[0]
+    cell = tags(row, "td", class_="num metric")[0]
+    assert cell["data-n"] == "2" and float(cell["data-median"]) == pytest.approx(
+        sum(points["0.1.0-0123.efgh"]) / 2
+    )
+
+
+def test_model_page_charts_a_chosen_metric_and_refuses_an_unknown_one(client: Any) -> None:
+    r = client.get(f"/ui/models/{MODEL}?metric=accuracy")
+    assert r.status_code == 200 and 'data-metric="accuracy"' in r.text
+    assert '<option value="accuracy" selected>' in r.text
+    r = client.get(f"/ui/models/{MODEL}?metric=nope")
+    assert r.status_code == 404 and "recorded: accuracy" in r.text
+
+
+def test_diff_page_overlays_the_runs_of_both_versions(client: Any) -> None:
+    html = client.get(f"/ui/diff?a={MODEL}@0.0.1-0123.abcd&b={MODEL}@0.1.0-0123.efgh").text
+    assert "Runs side by side" in html
+    overlay = html.split('<div class="overlay">')[1].split("</figure>")[0]
+    groups = [a for a in tags(overlay, "g") if "data-spread" in a]
+    assert [(g["data-spread"], g["class"].split()[1]) for g in groups] == [
+        ("0.0.1-0123.abcd", "series-0"),
+        ("0.1.0-0123.efgh", "series-1"),
+    ]
+    assert [g["data-n"] for g in groups] == ["1", "2"]
 
 
 def test_version_page_shows_components_interface_lineage_and_runs(

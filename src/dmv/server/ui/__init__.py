@@ -170,7 +170,7 @@ def create_router(project: Project) -> APIRouter:
         return _guarded(request, page)
 
     @router.get("/ui/models/{name}")
-    def model_page(request: Request, name: str, expand: str = "") -> Response:
+    def model_page(request: Request, name: str, expand: str = "", metric: str = "") -> Response:
         def page() -> Response:
             _read_allowed(request, name)
             model = project.model(name)
@@ -181,6 +181,24 @@ def create_router(project: Project) -> APIRouter:
             opened = {k for k in expand.split(",") if k.strip()}
             tree = _tree.layout(project.tree(name), href, expand=opened)
             previous = {b.version.number: a.version for a, b in itertools.pairwise(versions)}
+            metrics = _views.metric_view(project, model, versions, metric.strip())
+            trend = None
+            if metrics.metric and metrics.split:
+                trend = _chart.trend(
+                    [
+                        (
+                            v.version.number,
+                            v.version.x >= 1,
+                            metrics.summaries[v.version.number],
+                            href[v.version.number],
+                            0,
+                        )
+                        for v in versions
+                    ],
+                    metrics.metric,
+                    metrics.split,
+                    model.metric_goal,
+                )
             return _render(
                 request,
                 "model.html",
@@ -192,6 +210,8 @@ def create_router(project: Project) -> APIRouter:
                 tree=tree,
                 released_from=released_from,
                 previous=previous,
+                metrics=metrics,
+                trend=trend,
                 audit=project.audit(model=name, limit=12),
             )
 
@@ -251,6 +271,7 @@ def create_router(project: Project) -> APIRouter:
             sa = _views.Side(ia, project.runs(ia.version))
             sb = _views.Side(ib, project.runs(ib.version))
             rows = _views.diff_rows(sa, sb)
+            overlays = _views.run_overlays(sa, sb)
             sections: dict[str, list[_views.DiffRow]] = {}
             for row in rows:
                 sections.setdefault(row.section, []).append(row)
@@ -263,6 +284,7 @@ def create_router(project: Project) -> APIRouter:
                 b=b,
                 sides=(sa, sb),
                 sections=sections,
+                overlays=overlays,
                 changed=sum(r.changed for r in rows),
                 interface=_views.interface_changes(ia, ib),
                 extra=_views.project_diff(project, ia, ib),

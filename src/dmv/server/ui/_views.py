@@ -151,6 +151,48 @@ def model_rows(
     return rows, sorted(seen_metrics)
 
 
+# -- the model page -------------------------------------------------------------
+
+
+@dataclass
+class MetricView:
+    """The model page's metric: its chart across versions and the versions table's column."""
+
+    metric: str | None
+    split: str | None
+    names: list[str]
+    summaries: dict[str, dict[str, dict[str, Any]]]  # version number → metric summary
+
+    def cell(self, number: str) -> dict[str, Any] | None:
+        """``{median, n, …}`` of the metric for one version, or None."""
+        if not self.metric or not self.split:
+            return None
+        found: dict[str, Any] | None = (
+            self.summaries.get(number, {}).get(self.split, {}).get(self.metric)
+        )
+        return found
+
+
+def metric_view(
+    project: Project, model: ModelInfo, versions: Sequence[VersionInfo], chosen: str
+) -> MetricView:
+    """Each version's runs summarised, and the metric to show (``chosen``, else the
+    model's primary metric, else the first one recorded) on its most telling split."""
+    from dmv.explain import metric_summary
+    from dmv.server.ui._chart import metric_names, pick_split
+
+    summaries = {v.version.number: metric_summary(project.runs(v.version)) for v in versions}
+    names = metric_names(list(summaries.values()))
+    metric = chosen or model.primary_metric or (names[0] if names else None)
+    if chosen and chosen not in names:
+        raise NotFound(
+            f"no version of {model.name} recorded the metric {chosen!r}",
+            hint=f"recorded: {', '.join(names) or 'none'}",
+        )
+    split = pick_split(list(summaries.values()), metric) if metric else None
+    return MetricView(metric, split, names, summaries)
+
+
 # -- the version page -----------------------------------------------------------
 
 
@@ -354,6 +396,25 @@ def diff_rows(a: Side, b: Side) -> list[DiffRow]:
                 )
             )
     return rows
+
+
+def run_overlays(a: Side, b: Side) -> list[Any]:
+    """For each metric both versions recorded: their runs side by side, A then B."""
+    from dmv.explain import metric_summary
+    from dmv.server.ui._chart import metric_names, pick_split, trend
+
+    ma, mb = metric_summary(a.runs), metric_summary(b.runs)
+    out = []
+    for metric in metric_names([ma, mb]):
+        split = pick_split([ma, mb], metric)
+        if split is None or metric not in ma.get(split, {}) or metric not in mb.get(split, {}):
+            continue
+        rows = [
+            (side.info.version.number, side.info.version.x >= 1, summary, None, i)
+            for i, (side, summary) in enumerate(((a, ma), (b, mb)))
+        ]
+        out.append(trend(rows, metric, split, max_width=240))
+    return out
 
 
 def interface_changes(a: VersionInfo, b: VersionInfo) -> dict[str, Any] | None:
