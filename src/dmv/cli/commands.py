@@ -192,14 +192,15 @@ def model_update(ctx: Context, name: str, as_json: bool, **fields: Any) -> None:
 
 
 @model.command("list")
+@click.option("--all", "include_archived", is_flag=True, help="Include archived models.")
 @pass_ctx
 @json_option
-def model_list(ctx: Context, as_json: bool) -> None:
-    """List models with their newest prerelease, release and aliases."""
-    models = ctx.project.models()
+def model_list(ctx: Context, include_archived: bool, as_json: bool) -> None:
+    """List models with their newest prerelease, release and aliases (archived ones with --all)."""
+    models = ctx.project.models(include_archived=include_archived)
     rows = [
         (
-            m.name,
+            m.name + (" (archived)" if m.archived else ""),
             m.purpose,
             m.function,
             m.latest_prerelease or "-",
@@ -236,7 +237,77 @@ def model_show(ctx: Context, name: str, as_json: bool) -> None:
         f"release     {m.latest_release or '-'}",
     ]
     lines += [f"alias       {a} → {v}" for a, v in m.aliases.items()]
+    if m.archived:
+        lines.append(f"archived    yes: no new runs (dmv model unarchive {m.name})")
     emit(as_json, m.to_dict(), "\n".join(lines))
+
+
+@model.command("archive")
+@click.argument("name")
+@pass_ctx
+@json_option
+def model_archive(ctx: Context, name: str, as_json: bool) -> None:
+    """Archive model NAME: hidden from listings, refusing new runs, every record kept."""
+    info = ctx.project.archive_model(name)
+    emit(
+        as_json,
+        info.to_dict(),
+        f"archived model {info.name} (dmv model unarchive {name} undoes it)",
+    )
+
+
+@model.command("unarchive")
+@click.argument("name")
+@pass_ctx
+@json_option
+def model_unarchive(ctx: Context, name: str, as_json: bool) -> None:
+    """Bring the archived model NAME back: listed again, taking runs again."""
+    info = ctx.project.archive_model(name, archived=False)
+    emit(as_json, info.to_dict(), f"model {info.name} is active again")
+
+
+@model.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+@json_option
+def model_delete(ctx: Context, name: str, yes: bool, as_json: bool) -> None:
+    """Delete model NAME, which was never released: its versions, runs, aliases, retrievals,
+    stored splits and the blobs nothing else refers to. Audited; cannot be undone."""
+    info = ctx.project.model(name)
+    if not yes:
+        if as_json:
+            from dmv.errors import InvalidInput
+
+            raise InvalidInput(f"deleting {name} needs --yes with --json (nothing to confirm with)")
+        click.confirm(
+            f"delete model {name} with its {info.version_count} version(s), their runs and "
+            "stored splits?",
+            abort=True,
+        )
+    summary = ctx.project.delete_model(name)
+    emit(
+        as_json,
+        summary,
+        f"deleted model {name}: {summary['versions']} version(s), {summary['runs']} run(s), "
+        f"{summary['splits']} split(s), {summary['blobs_removed']} blob(s) "
+        f"({summary['blobs_kept']} kept: still referred to)",
+    )
+
+
+@model.command("rename", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@json_option
+def model_rename(args: tuple[str, ...], as_json: bool) -> None:
+    """Not supported: a model's name is part of its table names, git tags and references."""
+    from dmv.errors import InvalidInput
+
+    raise InvalidInput(
+        "models cannot be renamed: the name is in every split table "
+        "(name__DATA__SPLIT__part), git tag (name@X.Y.Z-D.S) and reference clients hold",
+        hint="create a model under the new name and train it there; archive the old one "
+        "with 'dmv model archive NAME'",
+    )
 
 
 # -- versions ---------------------------------------------------------------
