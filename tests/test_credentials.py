@@ -56,19 +56,16 @@ def test_without_a_config_the_url_is_left_to_the_driver(config: Path) -> None:
         (
             f'[sources]\n"{STORED}" = "postgresql://analyst:x@evil.example/sales"\n',
             0o600,
-            {},
             "another source",
         ),
         (
             f'[sources]\n"{STORED}" = "postgresql://analyst:${{NOPE}}@dwh.internal:5432/sales"\n',
             0o600,
-            {},
             "NOPE",
         ),
         (
             f'[sources]\n"{STORED}" = "postgresql://analyst:x@dwh.internal:5432/sales"\n',
             0o644,
-            {},
             "chmod 600",
         ),
         ("[sources\n", 0o600, "not valid TOML"),
