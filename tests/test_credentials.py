@@ -77,7 +77,6 @@ def test_a_bad_config_is_one_clear_error(
     monkeypatch: pytest.MonkeyPatch,
     text: str,
     mode: int,
-    env: dict[str, str],
     message: str,
 ) -> None:
     monkeypatch.delenv("NOPE", raising=False)
