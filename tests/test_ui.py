@@ -280,6 +280,13 @@ def test_lineage_reads_the_stored_split_and_its_leakage_check(ui_project: dmv.Pr
     ]
     assert out["parts"][0]["table"] == "iris_model__0123__efgh__train"
     assert out["leakage"]["ok"] is True
+    assert out["retrieval"] == {
+        "kind": "sql",
+        "sql": "SELECT * FROM iris",
+        "source": "warehouse",
+        "paths": None,
+    }
+    assert out["rule"].startswith("by key flower_id, train 0.8 / valid 0.1 / test 0.1")
     unknown = lineage(ui_project, dmv.Version.parse(f"{MODEL} 0.0.1-9999.zzzz"))
     assert unknown["recorded"] is False and unknown["parts"][0]["rows"] is None
 
@@ -451,6 +458,8 @@ def test_version_page_shows_components_interface_lineage_and_runs(
     assert "Python" in html and "scikit-learn" in html
     assert "iris_model__0123__efgh__train" in html and "iris_model__0123__efgh__test" in html
     assert "no stored split recorded" in html.lower() or " rows" in html
+    assert '<pre class="sql">SELECT * FROM iris</pre>' in html
+    assert "by key flower_id" in html
     assert {a["data-run"] for a in tags(html, "tr") if "data-run" in a} >= {"tr0", "tr1"}
     bars = [a for a in tags(html, "rect") if "data-run" in a]
     assert {(a["data-run"], a["data-split"]) for a in bars} == {
@@ -913,3 +922,22 @@ def test_a_long_history_fits_the_page_without_sideways_scrolling(
             shot(page, f"tree-{size}-expanded")
     finally:
         context.close()
+
+
+def test_the_models_page_is_paginated(project: dmv.Project) -> None:
+    from fastapi.testclient import TestClient
+
+    for i in range(57):
+        project.create_model(f"m-{i:02d}", purpose="paged")
+    c = TestClient(make_app(project))
+    first = c.get("/?q=m-")
+    shown = [a["data-model"] for a in tags(first.text, "tr") if "data-model" in a]
+    assert shown == [f"m-{i:02d}" for i in range(50)]
+    assert "page 1 of 2" in first.text and 'rel="next" href="/?q=m-&amp;page=2"' in first.text
+    second = c.get("/?q=m-&page=2")
+    shown = [a["data-model"] for a in tags(second.text, "tr") if "data-model" in a]
+    assert shown == [f"m-{i:02d}" for i in range(50, 57)]
+    assert 'rel="prev"' in second.text and 'rel="next"' not in second.text
+    assert c.get("/?page=3").status_code == 404
+    bad = c.get("/?page=0")
+    assert bad.status_code == 422 and "not a page number" in bad.text

@@ -147,12 +147,18 @@ def create_router(project: Project) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
-    def models_page(request: Request, q: str = "", state: str = "", metric: str = "") -> Response:
-        def page() -> Response:
+    def models_page(
+        request: Request, q: str = "", state: str = "", metric: str = "", page: str = "1"
+    ) -> Response:
+        def render() -> Response:
             only = _read_allowed(request)
+            number = _views.page_number(page)
             rows, metrics = _views.model_rows(project, q, state, metric.strip())
             if only is not None:
                 rows = [r for r in rows if r.info.name == only]
+            pages = _views.Pages.of(len(rows), number, {"q": q, "state": state, "metric": metric})
+            matched = len(rows)
+            rows = rows[pages.start : pages.stop]
             return _render(
                 request,
                 "models.html",
@@ -165,9 +171,11 @@ def create_router(project: Project) -> APIRouter:
                 metric=metric.strip(),
                 states=_views.STATES,
                 total=len(project.models()),
+                matched=matched,
+                pages=pages,
             )
 
-        return _guarded(request, page)
+        return _guarded(request, render)
 
     @router.get("/ui/models/{name}")
     def model_page(request: Request, name: str, expand: str = "", metric: str = "") -> Response:

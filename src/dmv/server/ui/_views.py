@@ -101,6 +101,51 @@ def headline_metric(run: RunInfo | None, metric: str) -> tuple[float, str] | Non
 
 # -- the models page ------------------------------------------------------------
 
+PAGE_SIZE = 50
+
+
+def page_number(text: str) -> int:
+    """``?page=`` as a number ≥ 1, or one clear error."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise InvalidInput(f"page {text!r} is not a page number", hint="pages count from 1")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Pages:
+    """Which slice of the models one page shows, and the links to its neighbours."""
+
+    number: int
+    count: int
+    start: int
+    stop: int
+    prev_href: str | None
+    next_href: str | None
+
+    @classmethod
+    def of(cls, total: int, number: int, keep: Mapping[str, str]) -> Pages:
+        from urllib.parse import urlencode
+
+        count = max(1, -(-total // PAGE_SIZE))
+        if number > count:
+            raise NotFound(
+                f"there is no page {number}: {total} model(s) make {count} page(s)",
+                hint="go back to the first page",
+            )
+        params = {k: v for k, v in keep.items() if v}
+
+        def href(n: int) -> str:
+            return "/?" + urlencode({**params, "page": n})
+
+        return cls(
+            number,
+            count,
+            (number - 1) * PAGE_SIZE,
+            number * PAGE_SIZE,
+            href(number - 1) if number > 1 else None,
+            href(number + 1) if number < count else None,
+        )
+
 
 @dataclass
 class ModelRow:
@@ -251,6 +296,8 @@ def lineage(project: Project, version: Version) -> dict[str, Any]:
         "recorded": False,
         "leakage": None,
         "error": None,
+        "rule": None,
+        "retrieval": retrieval(project, version),
     }
     try:
         record = _split_record(project, version)
@@ -274,10 +321,30 @@ def lineage(project: Project, version: Version) -> dict[str, Any]:
             "ok": bool(leak.get("ok")),
             "checks": [dict(c) for c in leak.get("checks", []) if isinstance(c, Mapping)],
         }
-    for key in ("retrieval", "query", "source"):
-        if key in record:
-            out[key] = record[key]
+    spec = record.get("spec")
+    if isinstance(spec, Mapping):
+        from dmv.explain import split_rule
+
+        out["rule"] = split_rule(spec)
     return out
+
+
+def retrieval(project: Project, version: Version) -> dict[str, Any] | None:
+    """How DATA retrieves its rows: the SQL (or files) and the source, without credentials."""
+    from dmv.registry.engine import redact_url
+
+    try:
+        query = project.data_show(version.name, version.data)
+    except DmvError:
+        return None
+    definition = dict(query.definition)
+    source = definition.get("source")
+    return {
+        "kind": query.kind,
+        "sql": definition.get("sql"),
+        "source": redact_url(source) if isinstance(source, str) else source,
+        "paths": definition.get("paths") or definition.get("path"),
+    }
 
 
 # -- the diff page --------------------------------------------------------------
