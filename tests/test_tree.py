@@ -164,3 +164,15 @@ def test_a_promotion_is_drawn_from_the_recorded_edge(project: dmv.Project) -> No
         (ex.id, promoted.version.number)
     ]
     assert f"promoted from {ex.id}" in render_text(tree)
+
+
+def test_a_notebook_shows_the_same_diagram_as_the_web_ui() -> None:
+    pytest.importorskip("jinja2")
+    versions = [_info("0.0.1-a.b", 1), _info("0.0.2-a.b", 2), _info("1.0.2-a.b", 3)]
+    html = build_tree("m", versions)._repr_html_()
+    assert html.startswith('<div class="dmv-tree"><style>') and "--c-split" in html
+    assert '<svg class="tree"' in html
+    for number in ("0.0.1-a.b", "0.0.2-a.b", "1.0.2-a.b"):
+        assert f'data-version="{number}"' in html
+    assert 'data-change="logic" data-from="0.0.1-a.b" data-to="0.0.2-a.b"' in html
+    assert "<script" not in html

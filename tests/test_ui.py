@@ -941,3 +941,24 @@ def test_the_models_page_is_paginated(project: dmv.Project) -> None:
     assert c.get("/?page=3").status_code == 404
     bad = c.get("/?page=0")
     assert bad.status_code == 422 and "not a page number" in bad.text
+
+
+def test_pages_hold_under_a_strict_content_security_policy(client: Any) -> None:
+    """Nothing inline: no scripts, no event handlers, no style attributes or blocks."""
+    for url in (
+        "/",
+        f"/ui/models/{MODEL}",
+        f"/ui/models/{MODEL}/versions/0.1.0-0123.efgh",
+        f"/ui/diff?a={MODEL}@0.0.1-0123.abcd&b={MODEL}@production",
+        "/login",
+    ):
+        html = client.get(url).text
+        assert "<script" not in html and "<style" not in html, url
+        for attrs in (a for _, a in _all_tags(html)):
+            assert not any(k.startswith("on") or k == "style" for k in attrs), (url, attrs)
+
+
+def _all_tags(html: str) -> list[tuple[str, dict[str, str]]]:
+    parser = Tags()
+    parser.feed(html)
+    return parser.tags

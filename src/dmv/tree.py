@@ -110,6 +110,16 @@ class Tree:
     def incoming(self, node_id: str) -> list[Edge]:
         return [e for e in self.edges if e.target == node_id]
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the web UI's diagram (the text tree without the server extra)."""
+        import html
+
+        try:
+            from dmv.server.ui._tree import standalone_svg
+        except ImportError:
+            return f"<pre>{html.escape(render_text(self))}</pre>"
+        return standalone_svg(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,

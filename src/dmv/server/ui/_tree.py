@@ -319,3 +319,31 @@ def _route(
     return _points(
         (out_x, ay), (right, ay), (right, channel), (left, channel), (left, by), (b.x, by)
     )
+
+
+def standalone_svg(tree: Tree) -> str:
+    """The tree as one self-contained SVG with its styles (a notebook's ``_repr_html_``)."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import jinja2
+
+    here = Path(__file__).parent
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(here / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    css = (here / "static" / "app.css").read_text(encoding="utf-8")
+    # The colour variables and the tree's own rules; nothing that styles a page.
+    keep = [line for line in css.splitlines() if line.lstrip().startswith(("--", "svg.tree"))]
+    variables = "\n".join(line for line in keep if line.lstrip().startswith("--"))
+    rules = "\n".join(line for line in keep if not line.lstrip().startswith("--"))
+    drawing = layout(tree, {}, expand={"all"})
+    svg = env.get_template("_tree.html").render(
+        tree=drawing, model=SimpleNamespace(name=tree.model)
+    )
+    style = f"<style>.dmv-tree {{ {variables} }}\n{rules}</style>"
+    return f'<div class="dmv-tree">{style}{svg}</div>'
