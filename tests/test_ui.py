@@ -834,37 +834,37 @@ HISTORY_SIZES = (5, 20, 60)
 
 
 def build_history(root: Path) -> dmv.Project:
-    """Models with 5, 20 and 60 real derived versions, three interfaces, three stored
-    splits, and (for the larger two) three release generations."""
+    """Models with 5, 20 and 60 real derived versions: three interfaces, several stored
+    splits (the 60 has one logic trained on six, so its stack collapses), retrained
+    versions (training noise as runs), and for the larger two three release generations."""
     import duckdb
 
     project = dmv.init(root, allow_dirty=True)
     with duckdb.connect(project.config.location("warehouse")) as con:
         con.execute("CREATE TABLE rows AS SELECT range AS id, range % 7 AS v FROM range(300)")
+    splits = ("abcd", "efgh", "ijkl", "mnop", "qrst", "uvwx")
     for size in HISTORY_SIZES:
         model = f"history-{size}"
         project.create_model(model, primary_metric="acc")
         project.data_query(model, sql="SELECT * FROM rows", id="0123")
-        for salt, split in enumerate(("abcd", "efgh", "ijkl")):
+        deep = size == 60
+        for salt, split in enumerate(splits if deep else splits[:3]):
             project.data_split(model, "0123", by="key:id", salt=str(salt), id=split)
-        made = 0
-        for y in range(3):
+        plan = [(0, 0, s) for s in (splits if deep else splits[:3])]
+        plan += [
+            (y, z, s) for y in range(3) for z in range(7) for s in splits[:3] if (y, z) != (0, 0)
+        ]
+        for made, (y, z, split) in enumerate(plan[:size], start=1):
             iface = {
                 "inputs": [{"name": f"f{i}", "type": "float"} for i in range(y + 1)],
                 "outputs": [{"name": "y", "type": "float"}],
             }
-            for z in range(7):
-                for split in ("abcd", "efgh", "ijkl"):
-                    if made == size:
-                        break
-                    params = {"C": z}
-                    with project.run(
-                        model, data=f"0123.{split}", params=params, interface=iface
-                    ) as r:
-                        r.log_metrics({"acc": 0.5 + 0.01 * made}, "test")
-                    made += 1
-                    if made in (size // 3, 2 * size // 3, size) and size > 5:
-                        project.release(r.version, major=True)
+            data, params = f"0123.{split}", {"C": z}
+            for noise in range(3 if made % 4 == 0 else 1):  # retrained: more runs, one version
+                with project.run(model, data=data, params=params, interface=iface) as r:
+                    r.log_metrics({"acc": 0.5 + 0.005 * made + 0.01 * noise}, "test")
+            if made in (size // 3, 2 * size // 3, size) and size > 5:
+                project.release(r.version, major=True)
     return project
 
 
@@ -914,6 +914,10 @@ def test_a_long_history_fits_the_page_without_sideways_scrolling(
         # the text stays readable: the drawing is not shrunk below its own size
         assert box["width"] >= int(tree.get_attribute("width")) - 1
         shot(page, f"tree-{size}")
+        assert (hidden > 0) == (size == 60)  # only the 60 has a stack deeper than four
+        spread = page.locator("figure.trend g[data-spread]")
+        assert spread.count() == total
+        assert page.locator("figure.trend circle.run").count() > total  # retrained versions
         if hidden:
             page.locator("svg.tree a[data-group]").first.click()
             page.wait_for_url("**expand=**")

@@ -238,7 +238,6 @@ def layout(
                 (("exp", f"+{len(slot.ids)} more · expand"),),
                 slot.group,
                 href=expand_href(expand, slot.group),
-                note=f"{slot.ids[0]} … {slot.ids[-1]}",
                 members=slot.ids,
             )
         else:
