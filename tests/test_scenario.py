@@ -194,7 +194,9 @@ def test_compare_tag_and_checkout_commands(repo: Path, capsys: pytest.CaptureFix
     assert report["params"] == {"alpha": {"old": 1.0, "new": 0.5}}
     assert main([*root, "diff", "price-model@0.0.1", "price-model@0.1.0"]) == 0
     text = capsys.readouterr().out
-    assert "interface (breaking)" in text and "alpha: 1.0 → 0.5" in text
+    assert "changed: interface, logic (code, alpha)" in text
+    assert "interface   breaking for clients" in text
+    assert re.search(r"^  alpha +1 +0\.5 +-0\.5$", text, re.M), text
 
     assert main([*root, "interface", "export", "price-model@0.1.0", "--format", "proto"]) == 0
     assert "message Input" in capsys.readouterr().out
