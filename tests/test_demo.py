@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,10 +36,14 @@ def test_demo_walks_the_reference_scenario(tmp_path: Path) -> None:
         "200 X-Model-Version: 1.1.0-0123.efgh",
         "a bad request → 422",
         "dmv verify disease-progress@production: all checks passed",
-        "1.1.0-0123.efgh  ◀─release── 0.1.0-0123.efgh",
     ):
         assert line in out, f"{line!r} missing from:\n{out}"
+    assert re.search(r"0\.1\.0-0123\.efgh ──release─*▶ 1\.1\.0-0123\.efgh", out), out
     project = dmv.open(folder)
+    # the rows of split efgh are printed when it is made, so later counts add up
+    efgh = project.split_info("disease-progress", "0123.efgh")
+    rows = ", ".join(f"{p['name']} {p['rows']}" for p in efgh.parts)
+    assert f"SPLIT efgh: the same rows split again (salt 2) → {rows}" in out
     assert [v.version.number for v in project.versions("disease-progress")] == [
         "0.0.1-0123.abcd",
         "0.0.2-0123.abcd",

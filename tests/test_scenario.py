@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,9 @@ def test_compare_tag_and_checkout_commands(repo: Path, capsys: pytest.CaptureFix
     assert report["params"] == {"alpha": {"old": 1.0, "new": 0.5}}
     assert main([*root, "diff", "price-model@0.0.1", "price-model@0.1.0"]) == 0
     text = capsys.readouterr().out
-    assert "interface (breaking)" in text and "alpha: 1.0 → 0.5" in text
+    assert "changed: interface, logic (code, alpha)" in text
+    assert "interface   breaking for clients" in text
+    assert re.search(r"^  alpha +1 +0\.5 +-0\.5$", text, re.M), text
 
     assert main([*root, "interface", "export", "price-model@0.1.0", "--format", "proto"]) == 0
     assert "message Input" in capsys.readouterr().out
@@ -245,5 +248,6 @@ def test_tree_draws_the_diagram(repo: Path, capsys: pytest.CaptureFixture[str]) 
     assert dev["0.1.0-0123.efgh"].runs == ("tr0", "tr1")
     assert main(["-C", str(repo), "tree", "price-model"]) == 0
     text = capsys.readouterr().out
-    assert "0.1.0-0123.efgh  ◀─data── 0.1.0-0123.abcd" in text
-    assert "1.1.0-0123.efgh  ◀─release── 0.1.0-0123.efgh" in text
+    assert re.search(r"0\.1\.0-0123\.abcd ──data─*▶ 0\.1\.0-0123\.efgh", text)
+    assert re.search(r"0\.1\.0-0123\.efgh ──release─*▶ 1\.1\.0-0123\.efgh", text)
+    assert "promoted" not in text  # the experiment was never promoted

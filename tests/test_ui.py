@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -209,76 +210,62 @@ def test_change_between_consecutive_prereleases(a: str, b: str, change: str) -> 
     assert change_between(parse("m", a), parse("m", b)) == change
 
 
-def _info(number: str, **fields: Any) -> Any:
+def _info(number: str, created_at: float = 0.0, **fields: Any) -> Any:
     from dmv.registry.records import VersionInfo
 
-    return VersionInfo(dmv.Version.parse_number("m", number), "prerelease", 0.0, **fields)
+    version = dmv.Version.parse_number("m", number)
+    state = "released" if version.x else "prerelease"
+    return VersionInfo(version, state, created_at, **fields)
 
 
-def test_layout_stacks_releases_of_one_prerelease_under_it() -> None:
+def test_layout_puts_interfaces_in_rows_data_below_and_releases_in_generations() -> None:
     from dmv.server.ui._tree import layout
     from dmv.tree import build_tree
 
     versions = [
-        _info("0.0.1-a.b"),
-        _info("0.0.1-a.c"),
-        _info("1.0.1-a.c", released_from="0.0.1-a.c"),
-        _info("2.0.1-a.c", released_from="0.0.1-a.c"),
-    ]
-    tree = layout(build_tree("m", versions), {})
-    at = {b.version: (b.x, b.y) for b in tree.boxes}
-    assert at["1.0.1-a.c"][0] == at["2.0.1-a.c"][0] == at["0.0.1-a.c"][0]
-    assert at["0.0.1-a.c"][1] < at["1.0.1-a.c"][1] < at["2.0.1-a.c"][1]
-    assert {(a.source, a.change, a.target) for a in tree.arrows} == {
-        ("0.0.1-a.b", "data", "0.0.1-a.c"),
-        ("0.0.1-a.c", "release", "1.0.1-a.c"),
-        ("0.0.1-a.c", "release", "2.0.1-a.c"),
-    }
-    assert [s.empty for s in tree.stages] == ["no experiment runs", "", ""]
-
-
-def test_a_release_of_unknown_origin_goes_under_its_twin_or_to_the_right() -> None:
-    from dmv.server.ui._tree import layout
-    from dmv.tree import build_tree
-
-    versions = [_info("0.1.0-a.b"), _info("1.1.0-a.b"), _info("1.2.0-a.b")]
-    tree = layout(build_tree("m", versions), {})
-    at = {b.version: b.x for b in tree.boxes}
-    assert at["1.1.0-a.b"] == at["0.1.0-a.b"] < at["1.2.0-a.b"]
-    assert [(a.source, a.change, a.target) for a in tree.arrows] == [
-        ("0.1.0-a.b", "release", "1.1.0-a.b")
-    ]
-
-
-def test_an_arrow_that_skips_columns_arches_over_the_boxes_between() -> None:
-    from dmv.registry.records import VersionInfo
-    from dmv.server.ui._tree import layout
-    from dmv.tree import build_tree
-
-    # Made in this order: old logic retrained on new data after a logic change.
-    versions = [
-        VersionInfo(dmv.Version.parse_number("m", n), "prerelease", float(t))
-        for t, n in enumerate(("0.0.1-a.b", "0.0.2-a.b", "0.0.1-a.c"))
+        _info("0.0.1-a.b", created_at=1),
+        _info("0.0.2-a.b", created_at=2),
+        _info("0.0.2-a.c", created_at=3),
+        _info("0.1.0-a.c", created_at=4),
+        _info("1.0.2-a.c", created_at=5, released_from="0.0.2-a.c"),
+        _info("2.0.2-a.c", created_at=6, released_from="0.0.2-a.c"),
     ]
     tree = layout(build_tree("m", versions), {})
     at = {b.version: b for b in tree.boxes}
-    assert at["0.0.1-a.b"].x < at["0.0.2-a.b"].x < at["0.0.1-a.c"].x
-    arrows = {(a.source, a.change, a.target): a for a in tree.arrows}
-    assert set(arrows) == {
+    assert at["0.0.1-a.b"].y == at["0.0.2-a.b"].y < at["0.0.2-a.c"].y  # data branches below
+    assert at["0.0.1-a.b"].x < at["0.0.2-a.b"].x < at["0.0.2-a.c"].x  # …indented
+    assert at["0.0.2-a.c"].x < at["0.0.2-a.b"].x + at["0.0.2-a.b"].w
+    assert at["0.1.0-a.c"].y > at["0.0.2-a.c"].y  # a new interface: a new row
+    assert at["0.1.0-a.c"].y < at["1.0.2-a.c"].y < at["2.0.2-a.c"].y  # one row per generation
+    assert {(a.source, a.change, a.target) for a in tree.arrows} == {
         ("0.0.1-a.b", "logic", "0.0.2-a.b"),
-        ("0.0.1-a.b", "data", "0.0.1-a.c"),
+        ("0.0.2-a.b", "data", "0.0.2-a.c"),
+        ("0.0.2-a.c", "interface", "0.1.0-a.c"),
+        ("0.0.2-a.c", "release", "1.0.2-a.c"),
+        ("0.0.2-a.c", "release", "2.0.2-a.c"),
     }
-    beside, over = (
-        arrows[("0.0.1-a.b", "logic", "0.0.2-a.b")],
-        arrows[("0.0.1-a.b", "data", "0.0.1-a.c")],
-    )
-    row = at["0.0.2-a.b"]
-    first = at["0.0.1-a.b"]
-    assert first.x + first.w < beside.label_x < row.x  # between the two boxes
-    ys = [float(p.split(",")[1]) for p in over.points.split()]
-    assert over.label_y < max(ys) <= row.y  # above the boxes, label and all
-    xs = [float(p.split(",")[0]) for p in over.points.split()]
-    assert min(xs) < row.x and max(xs) > row.x + row.w  # over the box between
+    assert [s.title for s in tree.bands] == ["interface 0", "interface 1", "release 1", "release 2"]
+    assert [s.empty for s in tree.stages if s.level == 0] == ["no experiment runs", "", ""]
+
+
+def test_sixty_versions_fit_the_page_and_deep_stacks_collapse() -> None:
+    from dmv.server.ui._tree import WIDTH, layout
+    from dmv.tree import build_tree
+
+    versions = [
+        _info(f"0.{y}.{z}-d{d}.s", created_at=float(100 * y + 10 * z + d))
+        for y in range(3)
+        for z in range(4)
+        for d in range(5)
+    ]
+    tree = build_tree("m", versions)
+    drawing = layout(tree, {})
+    assert drawing.width <= WIDTH
+    assert drawing.collapsed == 24  # each Y.Z of five keeps its first and two newest
+    groups = [b for b in drawing.boxes if b.kind == "group"]
+    assert len(groups) == 12 and groups[0].href == "?expand=0.0.0#tree"
+    full = layout(tree, {}, expand={"all"})
+    assert full.collapsed == 0 and len(full.boxes) == 60 and full.width <= WIDTH
 
 
 def test_lineage_reads_the_stored_split_and_its_leakage_check(ui_project: dmv.Project) -> None:
@@ -293,6 +280,13 @@ def test_lineage_reads_the_stored_split_and_its_leakage_check(ui_project: dmv.Pr
     ]
     assert out["parts"][0]["table"] == "iris_model__0123__efgh__train"
     assert out["leakage"]["ok"] is True
+    assert out["retrieval"] == {
+        "kind": "sql",
+        "sql": "SELECT * FROM iris",
+        "source": "warehouse",
+        "paths": None,
+    }
+    assert out["rule"].startswith("by key flower_id, train 0.8 / valid 0.1 / test 0.1")
     unknown = lineage(ui_project, dmv.Version.parse(f"{MODEL} 0.0.1-9999.zzzz"))
     assert unknown["recorded"] is False and unknown["parts"][0]["rows"] is None
 
@@ -364,11 +358,10 @@ def test_model_page_draws_the_version_tree(client: Any) -> None:
         "0.1.0-0123.efgh",
         "1.1.0-0123.efgh",
     }
-    dev = ["0.0.1-0123.abcd", "0.0.2-0123.abcd", "0.1.0-0123.abcd", "0.1.0-0123.efgh"]
-    assert [b[v]["x"] for v in dev] == sorted(b[v]["x"] for v in dev)  # left to right
-    assert len({b[v]["y"] for v in dev}) == 1  # one row
-    release = b["1.1.0-0123.efgh"]
-    assert release["x"] == b["0.1.0-0123.efgh"]["x"] and release["y"] > b[dev[0]]["y"]
+    # one row per interface, logic along it, the new split below, the release lower still
+    assert b["0.0.1-0123.abcd"]["y"] == b["0.0.2-0123.abcd"]["y"] < b["0.1.0-0123.abcd"]["y"]
+    assert b["0.0.1-0123.abcd"]["x"] < b["0.0.2-0123.abcd"]["x"]
+    assert b["0.1.0-0123.abcd"]["y"] < b["0.1.0-0123.efgh"]["y"] < b["1.1.0-0123.efgh"]["y"]
     assert [a["data-experiment"] for a in tags(html, "a") if "data-experiment" in a] == [
         "x.x.x-0123.abcd"
     ]
@@ -399,6 +392,57 @@ def test_model_page_lists_versions_with_state_runs_and_aliases(client: Any) -> N
     assert "@production" in released and "0.1.0-0123.efgh" in released
 
 
+def test_model_page_charts_the_primary_metric_across_versions(
+    client: Any, ui_project: dmv.Project
+) -> None:
+    html = client.get(f"/ui/models/{MODEL}").text
+    figure = html.split('<figure class="trend"')[1].split("</figure>")[0]
+    assert 'data-metric="accuracy" data-split="test"' in figure
+    spreads = [a for a in tags(figure, "g") if "data-spread" in a]
+    numbers = [v.version.number for v in ui_project.versions(MODEL)]
+    assert [a["data-spread"] for a in spreads] == numbers  # precedence order
+    points = {}
+    for number in numbers:
+        runs = ui_project.runs(f"{MODEL}@{number}")
+        values = sorted(r.metrics["test"]["accuracy"] for r in runs)
+        points[number] = values
+        g = next(a for a in spreads if a["data-spread"] == number)
+        assert int(g["data-n"]) == len(values)
+        assert float(g["data-median"]) == pytest.approx(statistics.median(values))
+    efgh = figure.split('data-spread="0.1.0-0123.efgh"')[1].split("</g>")[0]
+    assert efgh.count("<circle") == 2  # a point per run
+    released = next(a for a in spreads if a["data-spread"] == "1.1.0-0123.efgh")
+    assert "released" in released["class"]
+    # a text alternative: the values as a table, and a label on the image
+    assert "The values as a table" in figure and 'aria-label="accuracy on test across' in figure
+    # the versions table has the metric's median over runs with n
+    row = html.split('<tr data-version="0.1.0-0123.efgh"')[1].split("</tr>")[0]
+    cell = tags(row, "td", class_="num metric")[0]
+    assert cell["data-n"] == "2" and float(cell["data-median"]) == pytest.approx(
+        sum(points["0.1.0-0123.efgh"]) / 2
+    )
+
+
+def test_model_page_charts_a_chosen_metric_and_refuses_an_unknown_one(client: Any) -> None:
+    r = client.get(f"/ui/models/{MODEL}?metric=accuracy")
+    assert r.status_code == 200 and 'data-metric="accuracy"' in r.text
+    assert '<option value="accuracy" selected>' in r.text
+    r = client.get(f"/ui/models/{MODEL}?metric=nope")
+    assert r.status_code == 404 and "recorded: accuracy" in r.text
+
+
+def test_diff_page_overlays_the_runs_of_both_versions(client: Any) -> None:
+    html = client.get(f"/ui/diff?a={MODEL}@0.0.1-0123.abcd&b={MODEL}@0.1.0-0123.efgh").text
+    assert "Runs side by side" in html
+    overlay = html.split('<div class="overlay">')[1].split("</figure>")[0]
+    groups = [a for a in tags(overlay, "g") if "data-spread" in a]
+    assert [(g["data-spread"], g["class"].split()[1]) for g in groups] == [
+        ("0.0.1-0123.abcd", "series-0"),
+        ("0.1.0-0123.efgh", "series-1"),
+    ]
+    assert [g["data-n"] for g in groups] == ["1", "2"]
+
+
 def test_version_page_shows_components_interface_lineage_and_runs(
     client: Any, ui_project: dmv.Project
 ) -> None:
@@ -414,6 +458,8 @@ def test_version_page_shows_components_interface_lineage_and_runs(
     assert "Python" in html and "scikit-learn" in html
     assert "iris_model__0123__efgh__train" in html and "iris_model__0123__efgh__test" in html
     assert "no stored split recorded" in html.lower() or " rows" in html
+    assert '<pre class="sql">SELECT * FROM iris</pre>' in html
+    assert "by key flower_id" in html
     assert {a["data-run"] for a in tags(html, "tr") if "data-run" in a} >= {"tr0", "tr1"}
     bars = [a for a in tags(html, "rect") if "data-run" in a]
     assert {(a["data-run"], a["data-split"]) for a in bars} == {
@@ -458,6 +504,8 @@ def test_diff_page_highlights_changed_parts(client: Any) -> None:
     assert rows["input petal width (cm)"] == "changed"  # removed
     assert {"accuracy (train)", "accuracy (test)"} <= set(rows)
     assert 'data-change="interface+data"' in r.text
+    # the headline names every component that changed, not only the parts of the number
+    assert 'data-headline="interface|logic (C)|split"' in r.text
     assert "Interface changes" in r.text and "removed" in r.text
 
 
@@ -724,16 +772,15 @@ def test_the_tree_in_the_browser_has_the_right_arrows(page: Any) -> None:
     def box(v: str) -> Any:
         return page.locator(f'svg.tree a[data-version="{v}"] rect').bounding_box()
 
-    # Each label sits between (or beside) the two boxes it joins, as drawn.
+    # Each label sits just above the box its arrow leads to; releases drop below.
     for src, change, dst in EXPECTED_ARROWS:
         label = page.locator(f'svg.tree text[data-change="{change}"]').bounding_box()
         a, b = box(src), box(dst)
+        assert b["y"] - 20 < label["y"] < b["y"]
+        assert b["x"] - 1 <= label["x"] < b["x"] + b["width"]
         if change == "release":
-            assert a["y"] + a["height"] < label["y"] < b["y"]
-            assert abs(a["x"] - b["x"]) < 1
-        else:
-            assert a["x"] + a["width"] < label["x"] < b["x"]
-            assert abs(a["y"] - b["y"]) < 1
+            assert b["y"] > a["y"] + a["height"]
+    assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
 
 
 @browser_mark
@@ -779,3 +826,143 @@ def test_a_bad_ref_shows_the_error_page(page: Any) -> None:
     assert "does not exist" in page.locator("h1").inner_text()
     assert page.locator(".hint").is_visible()
     shot(page, "error-404")
+
+
+# -- long histories in the browser --------------------------------------------------------
+
+HISTORY_SIZES = (5, 20, 60)
+
+
+def build_history(root: Path) -> dmv.Project:
+    """Models with 5, 20 and 60 real derived versions: three interfaces, several stored
+    splits (the 60 has one logic trained on six, so its stack collapses), retrained
+    versions (training noise as runs), and for the larger two three release generations."""
+    import duckdb
+
+    project = dmv.init(root, allow_dirty=True)
+    with duckdb.connect(project.config.location("warehouse")) as con:
+        con.execute("CREATE TABLE rows AS SELECT range AS id, range % 7 AS v FROM range(300)")
+    splits = ("abcd", "efgh", "ijkl", "mnop", "qrst", "uvwx")
+    for size in HISTORY_SIZES:
+        model = f"history-{size}"
+        project.create_model(model, primary_metric="acc")
+        project.data_query(model, sql="SELECT * FROM rows", id="0123")
+        deep = size == 60
+        for salt, split in enumerate(splits if deep else splits[:3]):
+            project.data_split(model, "0123", by="key:id", salt=str(salt), id=split)
+        plan = [(0, 0, s) for s in (splits if deep else splits[:3])]
+        plan += [
+            (y, z, s) for y in range(3) for z in range(7) for s in splits[:3] if (y, z) != (0, 0)
+        ]
+        for made, (y, z, split) in enumerate(plan[:size], start=1):
+            iface = {
+                "inputs": [{"name": f"f{i}", "type": "float"} for i in range(y + 1)],
+                "outputs": [{"name": "y", "type": "float"}],
+            }
+            data, params = f"0123.{split}", {"C": z}
+            for noise in range(3 if made % 4 == 0 else 1):  # retrained: more runs, one version
+                with project.run(model, data=data, params=params, interface=iface) as r:
+                    r.log_metrics({"acc": 0.5 + 0.005 * made + 0.01 * noise}, "test")
+            if made in (size // 3, 2 * size // 3, size) and size > 5:
+                project.release(r.version, major=True)
+    return project
+
+
+@pytest.fixture(scope="module")
+def history_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    project = build_history(tmp_path_factory.mktemp("history") / "proj")
+    app = create_app(project) if create_app is not None else make_app(project)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the UI server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    project.close()
+
+
+@browser_mark
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("size", HISTORY_SIZES)
+def test_a_long_history_fits_the_page_without_sideways_scrolling(
+    browser: Any, history_url: str, size: int
+) -> None:
+    context = browser.new_context(base_url=history_url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"/ui/models/history-{size}")
+        tree = page.locator("svg.tree")
+        assert tree.is_visible()
+        overflow = page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert overflow[0] <= overflow[1], f"the page scrolls sideways: {overflow}"
+        box = tree.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1280
+        wrap = page.locator(".tree-wrap").evaluate("el => [el.scrollWidth, el.clientWidth]")
+        assert wrap[0] <= wrap[1]
+        shown = page.locator("svg.tree a[data-version]").count()
+        hidden = int(tree.get_attribute("data-collapsed"))
+        total = size + (3 if size > 5 else 0)
+        assert shown + hidden == total
+        # the text stays readable: the drawing is not shrunk below its own size
+        assert box["width"] >= int(tree.get_attribute("width")) - 1
+        shot(page, f"tree-{size}")
+        assert (hidden > 0) == (size == 60)  # only the 60 has a stack deeper than four
+        spread = page.locator("figure.trend g[data-spread]")
+        assert spread.count() == total
+        assert page.locator("figure.trend circle.run").count() > total  # retrained versions
+        if hidden:
+            page.locator("svg.tree a[data-group]").first.click()
+            page.wait_for_url("**expand=**")
+            assert page.locator("svg.tree a[data-version]").count() > shown
+            assert page.evaluate("() => document.documentElement.scrollWidth <= 1280")
+            shot(page, f"tree-{size}-expanded")
+    finally:
+        context.close()
+
+
+def test_the_models_page_is_paginated(project: dmv.Project) -> None:
+    from fastapi.testclient import TestClient
+
+    for i in range(57):
+        project.create_model(f"m-{i:02d}", purpose="paged")
+    c = TestClient(make_app(project))
+    first = c.get("/?q=m-")
+    shown = [a["data-model"] for a in tags(first.text, "tr") if "data-model" in a]
+    assert shown == [f"m-{i:02d}" for i in range(50)]
+    assert "page 1 of 2" in first.text and 'rel="next" href="/?q=m-&amp;page=2"' in first.text
+    second = c.get("/?q=m-&page=2")
+    shown = [a["data-model"] for a in tags(second.text, "tr") if "data-model" in a]
+    assert shown == [f"m-{i:02d}" for i in range(50, 57)]
+    assert 'rel="prev"' in second.text and 'rel="next"' not in second.text
+    assert c.get("/?page=3").status_code == 404
+    bad = c.get("/?page=0")
+    assert bad.status_code == 422 and "not a page number" in bad.text
+
+
+def test_pages_hold_under_a_strict_content_security_policy(client: Any) -> None:
+    """Nothing inline: no scripts, no event handlers, no style attributes or blocks."""
+    for url in (
+        "/",
+        f"/ui/models/{MODEL}",
+        f"/ui/models/{MODEL}/versions/0.1.0-0123.efgh",
+        f"/ui/diff?a={MODEL}@0.0.1-0123.abcd&b={MODEL}@production",
+        "/login",
+    ):
+        html = client.get(url).text
+        assert "<script" not in html and "<style" not in html, url
+        for attrs in (a for _, a in _all_tags(html)):
+            assert not any(k.startswith("on") or k == "style" for k in attrs), (url, attrs)
+
+
+def _all_tags(html: str) -> list[tuple[str, dict[str, str]]]:
+    parser = Tags()
+    parser.feed(html)
+    return parser.tags

@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     _git(root, "commit", "-qam", "add the s1 feature")
     _say(f"  interface change (one more input) → {_train(root)}")
     efgh = project.data_split(MODEL, "0123", by="key:patient_id", salt="2", id="efgh")
+    efgh_rows = ", ".join(f"{p['name']} {p['rows']}" for p in efgh.parts)
+    _say(f"  SPLIT {efgh.split}: the same rows split again (salt 2) → {efgh_rows}")
     _say(f"  new dataset split {efgh.ref}     → {_train(root, '0123.efgh')}\n")
 
     _say("Production stage")

@@ -8,14 +8,14 @@ the environment and the evaluation of each version's selected run, and the data
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dmv.project import Project
     from dmv.registry import RunInfo, VersionInfo
 
-__all__ = ["diff_mappings", "diff_versions", "selected_run"]
+__all__ = ["diff_mappings", "diff_versions", "headline", "render", "selected_run", "text"]
 
 
 def diff_mappings(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -99,6 +99,7 @@ def diff_versions(project: Project, a: VersionInfo, b: VersionInfo) -> dict[str,
     from dmv.data.checks import data_diff
 
     report["data"] = data_diff(project, va, vb)
+    report["headline"] = headline(report)
     report["changed"] = sorted(
         name
         for name, changed in (
@@ -120,48 +121,149 @@ def _delta(change: Mapping[str, Any]) -> float | None:
     return None
 
 
+def headline(report: Mapping[str, Any]) -> list[str]:
+    """Every component that changed, in words: ``interface``, ``logic (code, C)``, ``split``…
+
+    Read from the whole report, not only from the numbers: a version pair whose
+    numbers moved in Y and SPLIT may also differ in code and hyperparameters.
+    """
+    out = []
+    if "X" in report["version"]:
+        out.append("release")
+    iface = report["interface"]
+    if iface.get("old") != iface.get("new") or iface.get("changes"):
+        out.append("interface")
+    logic = report["logic"]
+    what = [k for k in ("code", "libraries", "python") if logic.get(k)]
+    what += sorted(report.get("params") or {})
+    if what:
+        out.append(f"logic ({', '.join(what)})")
+    elif logic.get("old") != logic.get("new"):
+        out.append("logic")
+    data = report.get("data") or {}
+    if "DATA" in report["version"] or "retrieval" in data:
+        out.append("data")
+    if "SPLIT" in report["version"] or "split_spec" in data:
+        out.append("split")
+    if any((report.get("environment") or {}).values()):
+        out.append("environment")
+    return out
+
+
+def text(value: Any) -> str:
+    """A value as a person reads it: no Python reprs, ``-`` for nothing."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        return value if value else '""'
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {text(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(text(v) for v in value) or "-"
+    return str(value)
+
+
+def _table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  " + "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    for r in rows:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    return [line.rstrip() for line in lines]
+
+
+def _delta_text(delta: Any) -> str:
+    return f"{delta:+.4g}" if isinstance(delta, float) else ""
+
+
 def render(report: Mapping[str, Any]) -> str:
-    """The report as readable text."""
-    lines = [f"{report['a']}  →  {report['b']}", ""]
-    changed = report.get("changed") or []
+    """The report as aligned text: a headline naming every changed component, then one
+    table per component."""
+    changed = headline(report)
+    lines = [f"{report['a']}  →  {report['b']}"]
     lines.append("changed: " + (", ".join(changed) if changed else "nothing"))
-    for part, change in report["version"].items():
-        lines.append(f"  {part:<6} {change['old']} → {change['new']}")
+    if report["version"]:
+        lines += ["", "version"]
+        rows: list[tuple[str, ...]] = [
+            (part, text(ch["old"]), text(ch["new"])) for part, ch in report["version"].items()
+        ]
+        lines += _table(rows, ("part", "old", "new"))
     iface = report["interface"]
     if iface.get("changes"):
-        lines += ["", f"interface ({iface.get('compat', '?')}):"]
-        for c in iface["changes"]:
-            lines.append(f"  {c['side']:<6} {c['field']}: {c['detail']} [{c['compat']}]")
+        lines += ["", f"interface   {iface.get('compat', '?')} for clients"]
+        rows = [
+            (
+                c["side"],
+                c["field"],
+                str(c.get("kind", "")).replace("_", " "),
+                c["detail"],
+                c["compat"],
+            )
+            for c in iface["changes"]
+        ]
+        lines += _table(rows, ("side", "field", "change", "detail", "class"))
     logic = report["logic"]
-    for section in ("code", "libraries", "python"):
-        if logic[section]:
-            lines += ["", f"{section}:"]
-            for key, ch in logic[section].items():
-                lines.append(f"  {key}: {_short(ch['old'])} → {_short(ch['new'])}")
-    for title, section in (("hyperparameters", report["params"]), ("metrics", report["metrics"])):
-        if section:
-            lines += ["", f"{title} ({report['runs']['old']} → {report['runs']['new']}):"]
-            for key, ch in section.items():
-                delta = ch.get("delta")
-                suffix = f"  ({delta:+.4g})" if isinstance(delta, float) else ""
-                lines.append(f"  {key}: {ch['old']} → {ch['new']}{suffix}")
+    rows = [
+        (section, key, _short(ch["old"]), _short(ch["new"]))
+        for section in ("code", "libraries", "python")
+        for key, ch in logic[section].items()
+    ]
+    if rows:
+        lines += ["", "logic"]
+        lines += _table(rows, ("what", "name", "old", "new"))
+    runs = f"({report['runs']['old'] or 'no run'} → {report['runs']['new'] or 'no run'})"
+    if report["params"]:
+        lines += ["", f"hyperparameters   {runs}"]
+        rows = [
+            (key, text(ch["old"]), text(ch["new"]), _delta_text(_delta(ch)))
+            for key, ch in report["params"].items()
+        ]
+        lines += _table(rows, ("name", "old", "new", "delta"))
+    if report["metrics"]:
+        lines += ["", f"metrics   {runs}"]
+        rows = []
+        for key, ch in report["metrics"].items():
+            split, _, name = key.partition(".")
+            rows.append((name, split, text(ch["old"]), text(ch["new"]), _delta_text(ch["delta"])))
+        lines += _table(rows, ("metric", "split", "old", "new", "delta"))
     env = report["environment"]
-    if any(env.values()):
-        lines += ["", "environment:"]
-        for section in env.values():
-            for key, ch in section.items():
-                lines.append(f"  {key}: {ch['old']} → {ch['new']}")
+    rows = [
+        (key, text(ch["old"]), text(ch["new"]))
+        for section in env.values()
+        for key, ch in section.items()
+    ]
+    if rows:
+        lines += ["", "environment"]
+        lines += _table(rows, ("name", "old", "new"))
     data = report.get("data") or {}
-    for key, ch in data.items():
-        if key == "parts":
-            continue
-        if isinstance(ch, Mapping) and "old" in ch:
-            lines.append(f"data {key}: {_short(ch['old'])} → {_short(ch['new'])}")
+    rows = []
+    if "retrieval" in data:
+        old, new = data["retrieval"]["old"] or {}, data["retrieval"]["new"] or {}
+        for key, ch in diff_mappings(old, new).items():
+            rows.append((f"retrieval {key}", _short(text(ch["old"])), _short(text(ch["new"]))))
+    if "split_spec" in data:
+        old, new = data["split_spec"]["old"] or {}, data["split_spec"]["new"] or {}
+        for key, ch in diff_mappings(old, new).items():
+            rows.append((f"split {key}", text(ch["old"]), text(ch["new"])))
+    if "rows" in data:
+        old, new = data["rows"]["old"] or {}, data["rows"]["new"] or {}
+        for part in [*old, *(p for p in new if p not in old)]:
+            if old.get(part) != new.get(part):
+                rows.append((f"rows {part}", text(old.get(part)), text(new.get(part))))
+    if "fingerprint" in data:
+        ch = data["fingerprint"]
+        rows.append(("content fingerprint", _short(ch["old"]), _short(ch["new"])))
+    if rows:
+        lines += ["", "data"]
+        lines += _table(rows, ("what", "old", "new"))
     return "\n".join(lines)
 
 
 def _short(value: Any) -> str:
-    text = "-" if value is None else str(value)
-    if text.startswith("blake3:"):
-        return text[:19] + "…"
-    return text if len(text) <= 60 else text[:57] + "…"
+    out = text(value)
+    if out.startswith("blake3:"):
+        return out[:19] + "…"
+    return out if len(out) <= 60 else out[:57] + "…"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dmv.config import Config, find_root, write_config
-from dmv.errors import InvalidInput, NotFound
+from dmv.errors import ConflictError, InvalidInput, NotFound
 from dmv.version import Reference, Version, check_data_id, check_name
 
 if TYPE_CHECKING:
@@ -130,8 +130,41 @@ class Project:
     def update_model(self, name: str, **fields: Any) -> ModelInfo:
         return self.registry.update_model(name, **fields)
 
-    def models(self) -> list[ModelInfo]:
-        return self.registry.list_models()
+    def models(self, *, include_archived: bool = False) -> list[ModelInfo]:
+        """Every model by name; archived ones only with ``include_archived``."""
+        return self.registry.list_models(include_archived=include_archived)
+
+    def archive_model(self, name: str, *, archived: bool = True) -> ModelInfo:
+        """Archive a model: hidden from listings, refusing new runs, every record kept
+        (``archived=False`` brings it back). Audited."""
+        return self.registry.set_archived(check_name(name), archived)
+
+    def delete_model(self, name: str) -> dict[str, Any]:
+        """Delete a model that was never released: its versions, runs, aliases, retrievals,
+        stored splits (their warehouse tables) and the blobs nothing else refers to.
+
+        The registry goes first, in one audited transaction; a crash after it leaves
+        only orphans, which ``dmv fsck --repair`` removes.
+        """
+        from dmv.data.catalog import warehouse
+
+        summary = self.registry.delete_model(check_name(name))
+        if summary["tables"]:
+            with warehouse(self) as wh:
+                for table in summary["tables"]:
+                    wh.drop_table(table)
+        kept = self.registry.referenced_digests(summary["digests"])
+        removed = [d for d in summary["digests"] if d not in kept]
+        for digest in removed:
+            self.artifacts.remove(digest)
+        return {**summary, "blobs_removed": len(removed), "blobs_kept": len(kept)}
+
+    def _refuse_archived(self, model: str) -> None:
+        if self.registry.is_archived(model):
+            raise ConflictError(
+                f"model {model} is archived: it takes no new runs",
+                hint=f"bring it back first: dmv model unarchive {model}",
+            )
 
     def model(self, name: str) -> ModelInfo:
         return self.registry.get_model(check_name(name))
@@ -145,6 +178,13 @@ class Project:
     def show(self, ref: str | Reference | Version) -> VersionInfo:
         """Everything the registry knows of the version ``ref`` points at."""
         return self.registry.resolve(_as_ref(ref))
+
+    def explain(self, ref: str | Reference | Version) -> dict[str, Any]:
+        """The version ``ref`` points at, explained part by part (what ``dmv show`` prints):
+        its parts, metrics per split over its runs, params, code, data, serving run, release."""
+        from dmv.explain import explain
+
+        return explain(self, self.show(ref))
 
     def resolve(self, ref: str | Reference | Version) -> Version:
         """The exact version ``ref`` points at now."""
@@ -415,15 +455,20 @@ class Project:
         from dmv.tree import build_tree
 
         versions = self.versions(model)
-        runs = {
-            v.version.number: [r.id for r in self.registry.list_runs(v.version)]
-            for v in versions
-            if v.version.x == 0
-        }
+        runs: dict[str, list[str]] = {}
+        promotions: list[tuple[str, str]] = []
+        for v in versions:
+            if v.version.x != 0:
+                continue
+            for r in self.registry.list_runs(v.version):
+                runs.setdefault(v.version.number, []).append(r.id)
+                promoted = (r.meta or {}).get("promoted_from")
+                if isinstance(promoted, str):
+                    promotions.append((promoted, v.version.number))
         for v in versions:
             if v.released_from:
                 runs[v.version.number] = [v.serving_run] if v.serving_run else []
-        return build_tree(model, versions, self.experiments(model), runs)
+        return build_tree(model, versions, self.experiments(model), runs, promotions)
 
     def fsck(
         self, *, repair: bool = False, deep: bool = False, grace_seconds: float | None = None
@@ -512,6 +557,7 @@ class Project:
         registers nothing else.
         """
         check_name(model)
+        self._refuse_archived(model)
         exact = self._explicit_version(model, version, data) if version is not None else None
         if exact is None:
             if data is None:
@@ -552,6 +598,7 @@ class Project:
     ) -> Iterator[Run]:
         """An unnumbered experiment run, shown as ``x.x.x-DATA.SPLIT``; see :meth:`promote`."""
         check_name(model)
+        self._refuse_archived(model)
         d, s = _parse_data(data) if data else (None, None)
         from dmv.runs import Run
 
@@ -681,6 +728,7 @@ class Project:
         from dmv.registry import NewArtifact, NewRun
         from dmv.runs import deriver
 
+        self._refuse_archived(check_name(model))
         ex = experiment
         if isinstance(ex, str):
             ex = self.registry.get_run(check_name(model), ex)

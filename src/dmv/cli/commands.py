@@ -10,7 +10,7 @@ from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
 
 if TYPE_CHECKING:
-    from dmv.registry import RunInfo, VersionInfo
+    from dmv.registry import RunInfo
 
 __all__ = ["Context", "cli", "pass_ctx"]
 
@@ -252,14 +252,15 @@ def model_update(ctx: Context, name: str, as_json: bool, **fields: Any) -> None:
 
 
 @model.command("list")
+@click.option("--all", "include_archived", is_flag=True, help="Include archived models.")
 @pass_ctx
 @json_option
-def model_list(ctx: Context, as_json: bool) -> None:
-    """List models with their newest prerelease, release and aliases."""
-    models = ctx.project.models()
+def model_list(ctx: Context, include_archived: bool, as_json: bool) -> None:
+    """List models with their newest prerelease, release and aliases (archived ones with --all)."""
+    models = ctx.project.models(include_archived=include_archived)
     rows = [
         (
-            m.name,
+            m.name + (" (archived)" if m.archived else ""),
             m.purpose,
             m.function,
             m.latest_prerelease or "-",
@@ -296,7 +297,77 @@ def model_show(ctx: Context, name: str, as_json: bool) -> None:
         f"release     {m.latest_release or '-'}",
     ]
     lines += [f"alias       {a} → {v}" for a, v in m.aliases.items()]
+    if m.archived:
+        lines.append(f"archived    yes: no new runs (dmv model unarchive {m.name})")
     emit(as_json, m.to_dict(), "\n".join(lines))
+
+
+@model.command("archive")
+@click.argument("name")
+@pass_ctx
+@json_option
+def model_archive(ctx: Context, name: str, as_json: bool) -> None:
+    """Archive model NAME: hidden from listings, refusing new runs, every record kept."""
+    info = ctx.project.archive_model(name)
+    emit(
+        as_json,
+        info.to_dict(),
+        f"archived model {info.name} (dmv model unarchive {name} undoes it)",
+    )
+
+
+@model.command("unarchive")
+@click.argument("name")
+@pass_ctx
+@json_option
+def model_unarchive(ctx: Context, name: str, as_json: bool) -> None:
+    """Bring the archived model NAME back: listed again, taking runs again."""
+    info = ctx.project.archive_model(name, archived=False)
+    emit(as_json, info.to_dict(), f"model {info.name} is active again")
+
+
+@model.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+@json_option
+def model_delete(ctx: Context, name: str, yes: bool, as_json: bool) -> None:
+    """Delete model NAME, which was never released: its versions, runs, aliases, retrievals,
+    stored splits and the blobs nothing else refers to. Audited; cannot be undone."""
+    info = ctx.project.model(name)
+    if not yes:
+        if as_json:
+            from dmv.errors import InvalidInput
+
+            raise InvalidInput(f"deleting {name} needs --yes with --json (nothing to confirm with)")
+        click.confirm(
+            f"delete model {name} with its {info.version_count} version(s), their runs and "
+            "stored splits?",
+            abort=True,
+        )
+    summary = ctx.project.delete_model(name)
+    emit(
+        as_json,
+        summary,
+        f"deleted model {name}: {summary['versions']} version(s), {summary['runs']} run(s), "
+        f"{summary['splits']} split(s), {summary['blobs_removed']} blob(s) "
+        f"({summary['blobs_kept']} kept: still referred to)",
+    )
+
+
+@model.command("rename", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@json_option
+def model_rename(args: tuple[str, ...], as_json: bool) -> None:
+    """Not supported: a model's name is part of its table names, git tags and references."""
+    from dmv.errors import InvalidInput
+
+    raise InvalidInput(
+        "models cannot be renamed: the name is in every split table "
+        "(name__DATA__SPLIT__part), git tag (name@X.Y.Z-D.S) and reference clients hold",
+        hint="create a model under the new name and train it there; archive the old one "
+        "with 'dmv model archive NAME'",
+    )
 
 
 # -- versions ---------------------------------------------------------------
@@ -325,13 +396,18 @@ def versions(ctx: Context, model_name: str, state: str | None, as_json: bool) ->
         )
         for i in infos
     ]
+    if state and not rows:
+        empty = f"{model_name} has no {state} versions"
+    else:
+        empty = f"{model_name} has no versions yet"
     emit(
         as_json,
-        [i.to_dict() for i in infos],
+        # The listing leaves the interface and logic records out; --json carries them.
+        [ctx.project.show(i.version).to_dict() for i in infos] if as_json else None,
         lambda: (
             table(rows, ["version", "state", "runs", "aliases", "serves", "created"])
             if rows
-            else f"{model_name} has no versions yet"
+            else empty
         ),
     )
 
@@ -342,23 +418,80 @@ def _when(ts: float | None) -> str:
     return (iso(ts) or "-")[:19].replace("T", " ")
 
 
-def _version_text(info: VersionInfo) -> str:
-    lines = [
-        f"version     {info.version}",
-        f"state       {info.state}",
-        f"created     {_when(info.created_at)}",
-        f"interface   {info.interface_fp or '-'}"
-        + (f" ({info.interface_compat})" if info.interface_compat else ""),
-        f"logic       {info.logic_fp or '-'}",
-        f"runs        {info.run_count}"
-        + (f", serves {info.serving_run}" if info.serving_run else ""),
+def _num(value: Any) -> str:
+    from dmv.server.ui._chart import fmt
+
+    return fmt(value) if isinstance(value, float) else str(value)
+
+
+def _version_text(d: dict[str, Any]) -> str:
+    """``dmv show``: the version part by part, then what went into it and what came out."""
+    lines = [f"{d['model']} {d['version']}   {d['state']}", ""]
+    parts = [
+        (p["part"], str(p["value"]), p["meaning"], (p.get("fingerprint") or "")[:27])
+        for p in d["parts"]
     ]
-    if info.released_from:
-        lines.append(f"from        {info.released_from}")
-    if info.dirty:
-        lines.append("dirty       yes: trained from uncommitted code (patch stored)")
-    if info.aliases:
-        lines.append(f"aliases     {', '.join(info.aliases)}")
+    lines.append(table(parts, ["part", "value", "meaning", "fingerprint"]))
+    derivation = d.get("derivation") or {}
+    if derivation.get("reason"):
+        lines.append(f"\nwhy this number: {derivation['reason']}")
+    release = d["release"]
+    lines += ["", "release"]
+    lines.append(f"  state        {d['state']}" + (" (uncommitted code)" if d["dirty"] else ""))
+    if release["released_from"]:
+        lines.append(f"  from         {release['released_from']}")
+    if release["released_as"]:
+        lines.append(f"  released as  {', '.join(release['released_as'])}")
+    lines.append(f"  aliases      {', '.join('@' + a for a in release['aliases']) or '-'}")
+    serving = d["serving_run"] or "-"
+    if d["serving_run"] and not d["serving_run_selected"]:
+        serving += " (the newest; not chosen yet)"
+    lines.append(f"  serving run  {serving}   (runs: {' '.join(d['runs']) or 'none'})")
+    if d["metrics"]:
+        lines += ["", "metrics (median over runs, min … max, n)"]
+        rows = []
+        for split, metrics in d["metrics"].items():
+            for name, m in metrics.items():
+                mark = " *" if name == d.get("primary_metric") else ""
+                spread = f"{_num(m['min'])} … {_num(m['max'])}" if m["n"] > 1 else ""
+                rows.append((f"{name}{mark}", split, _num(m["median"]), spread, m["n"]))
+        lines.append(table(rows, ["metric", "split", "median", "spread", "n"]))
+    if d["params"]:
+        lines += ["", f"params ({d['serving_run']})"]
+        for k, v in sorted(d["params"].items()):
+            vary = "   (differs between runs)" if k in d["params_vary"] else ""
+            lines.append(f"  {k:<12} {v}{vary}")
+    code = d["code"]
+    lines += ["", "code"]
+    if code["commit"]:
+        clean = "clean" if code["clean"] else "dirty (patch stored)"
+        lines.append(f"  commit       {code['commit']}  {code['branch'] or '(no branch)'}  {clean}")
+        if code["paths"]:
+            lines.append(f"  paths        {' '.join(code['paths'])}")
+    else:
+        lines.append("  no git commit recorded")
+    data = d["data_lineage"]
+    lines += ["", "data"]
+    retrieval = data.get("retrieval")
+    if retrieval:
+        what = retrieval.get("sql") or retrieval.get("path") or retrieval.get("kind")
+        lines.append(
+            f"  DATA {data['data']}    {retrieval.get('kind')} from {retrieval.get('source')}"
+        )
+        for line in str(what).strip().splitlines():
+            lines.append(f"      {line}")
+    else:
+        lines.append(f"  DATA {data['data']}    {data.get('retrieval_error') or 'not registered'}")
+    stored = data.get("stored")
+    if stored:
+        lines.append(f"  SPLIT {data['split']}   {stored['rule']}")
+        for p in stored["parts"]:
+            rows_text = f"{p['rows']:,} rows" if isinstance(p.get("rows"), int) else ""
+            lines.append(f"      {p['name']:<6} {rows_text:>12}  {p.get('table', '')}")
+    else:
+        lines.append(f"  SPLIT {data['split']}   {data.get('split_error') or 'not stored'}")
+    for note in d.get("notes") or []:
+        lines.append(f"\nnote: {note}")
     return "\n".join(lines)
 
 
@@ -367,9 +500,10 @@ def _version_text(info: VersionInfo) -> str:
 @pass_ctx
 @json_option
 def show(ctx: Context, ref: str, as_json: bool) -> None:
-    """Show the version REF points at (e.g. price-model@1.1 or price-model@production)."""
-    info = ctx.project.show(ref)
-    emit(as_json, info.to_dict(), lambda: _version_text(info))
+    """Explain the version REF points at (e.g. price-model@1.1 or price-model@production):
+    each part of its number, metrics per split over its runs, params, code, data, release."""
+    d = ctx.project.explain(ref)
+    emit(as_json, d, lambda: _version_text(d))
 
 
 @cli.command()

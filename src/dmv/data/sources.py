@@ -111,6 +111,10 @@ class Source:
             if "://" not in path and not any(c in path for c in "*?["):
                 path = str(Path(path).resolve())
             return cls(path, file_kind, warehouse)
+        if "://" in text:
+            from dmv._credentials import connect_url
+
+            text = connect_url(text)  # credentials from the user's config; never stored
         if text.startswith(("postgresql", "postgres:")):
             return cls(text, "postgresql", warehouse)
         if text.startswith("sqlite:"):

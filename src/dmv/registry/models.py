@@ -1,11 +1,17 @@
-"""The registry's models: create, update, get and list them."""
+"""The registry's models: create, update, get, list, archive and delete them.
+
+Whether a model is archived is read from the audit log, the append-only record
+of every write: the newest of its ``model.archive`` / ``model.unarchive`` /
+``model.create`` / ``model.delete`` entries decides. That keeps archiving a pure
+addition (no schema change) and makes its history the audit trail itself.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
 
-from dmv.errors import ConflictError, InvalidInput
+from dmv.errors import ConflictError, ImmutableError, InvalidInput
 from dmv.registry import schema as t
 from dmv.registry.core import RegistryCore, insert_ignore
 from dmv.registry.records import ModelInfo
@@ -81,8 +87,136 @@ class ModelsMixin(RegistryCore):
     def get_model(self, name: str) -> ModelInfo:
         return self._models(name)[0]
 
-    def list_models(self) -> list[ModelInfo]:
-        return self._models(None)
+    def list_models(self, *, include_archived: bool = False) -> list[ModelInfo]:
+        """Every model by name; archived ones only when asked for."""
+        return [m for m in self._models(None) if include_archived or not m.archived]
+
+    def set_archived(self, name: str, archived: bool) -> ModelInfo:
+        """Archive a model (hidden from listings, no new runs, kept whole) or bring it back."""
+
+        def write(conn: sa.Connection) -> None:
+            self._model_row(conn, name, lock=True)
+            if (name in self._archived_names(conn, [name])) != archived:
+                action = "model.archive" if archived else "model.unarchive"
+                self._audit(conn, action, name, name)
+
+        self._write(write)
+        return self.get_model(name)
+
+    def is_archived(self, name: str) -> bool:
+        """Whether ``name`` is an archived model (False for one that does not exist)."""
+        result: bool = self._read(lambda conn: name in self._archived_names(conn, [name]))
+        return result
+
+    def _archived_names(self, conn: sa.Connection, names: list[str] | None) -> set[str]:
+        import sqlalchemy as sa
+
+        a = t.audit.c
+        actions = ("model.archive", "model.unarchive", "model.create", "model.delete")
+        query = sa.select(a.model, a.action).where(a.action.in_(actions))
+        if names is not None:
+            query = query.where(a.model.in_(names))
+        state: dict[str, bool] = {}
+        for model, action in conn.execute(query.order_by(a.id)):
+            state[model] = action == "model.archive"
+        return {m for m, archived in state.items() if archived}
+
+    def delete_model(self, name: str) -> dict[str, Any]:
+        """Delete a model that was never released, with its versions, runs, aliases,
+        retrievals and splits, in one transaction. Returns what the caller must still
+        remove outside the registry: the split tables and the candidate blob digests."""
+        import sqlalchemy as sa
+
+        def write(conn: sa.Connection) -> dict[str, Any]:
+            row = self._model_row(conn, name, lock=True)
+            v = t.versions.c
+            released = conn.execute(
+                sa.select(v.x, v.y, v.z, v.data, v.split)
+                .where(v.model_id == row.id, v.x >= 1)
+                .order_by(v.x, v.y, v.z)
+            ).first()
+            if released is not None:
+                number = f"{released.x}.{released.y}.{released.z}-{released.data}.{released.split}"
+                raise ImmutableError(
+                    f"model {name} has a release ({number}): released versions are kept for good",
+                    hint=f"archive it instead: dmv model archive {name}",
+                )
+            run_ids = [
+                r[0]
+                for r in conn.execute(sa.select(t.runs.c.id).where(t.runs.c.model_id == row.id))
+            ]
+            digests = {
+                r[0]
+                for r in conn.execute(
+                    sa.select(t.artifacts.c.digest).where(t.artifacts.c.run_id.in_(run_ids))
+                )
+            }
+            query_ids = sa.select(t.data_queries.c.id).where(t.data_queries.c.model_id == row.id)
+            tables: list[str] = []
+            n_splits = 0
+            for (parts,) in conn.execute(
+                sa.select(t.splits.c.parts).where(t.splits.c.query_id.in_(query_ids))
+            ):
+                n_splits += 1
+                for part in _parts(parts):
+                    if part.get("table"):
+                        tables.append(str(part["table"]))
+                    digests |= _part_digests(part)
+            n_versions = conn.execute(
+                sa.select(sa.func.count()).select_from(t.versions).where(v.model_id == row.id)
+            ).scalar_one()
+            conn.execute(sa.delete(t.aliases).where(t.aliases.c.model_id == row.id))
+            conn.execute(sa.delete(t.artifacts).where(t.artifacts.c.run_id.in_(run_ids)))
+            conn.execute(sa.delete(t.runs).where(t.runs.c.model_id == row.id))
+            conn.execute(sa.delete(t.versions).where(v.model_id == row.id))
+            conn.execute(sa.delete(t.splits).where(t.splits.c.query_id.in_(query_ids)))
+            conn.execute(sa.delete(t.data_queries).where(t.data_queries.c.model_id == row.id))
+            # A token limited to this model must not open a later model of the same name.
+            conn.execute(
+                sa.update(t.tokens)
+                .where(t.tokens.c.model == name, t.tokens.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+            conn.execute(sa.delete(t.models).where(t.models.c.id == row.id))
+            summary = {
+                "model": name,
+                "versions": int(n_versions),
+                "runs": len(run_ids),
+                "splits": n_splits,
+                "tables": sorted(tables),
+                "digests": sorted(digests),
+            }
+            self._audit(
+                conn,
+                "model.delete",
+                name,
+                name,
+                {k: summary[k] for k in ("versions", "runs", "splits")},
+            )
+            return summary
+
+        result: dict[str, Any] = self._write(write)
+        return result
+
+    def referenced_digests(self, digests: list[str]) -> set[str]:
+        """Those of ``digests`` that a run's artifact or a stored split still refers to."""
+        import sqlalchemy as sa
+
+        def read(conn: sa.Connection) -> set[str]:
+            wanted = set(digests)
+            found = {
+                r[0]
+                for r in conn.execute(
+                    sa.select(t.artifacts.c.digest).where(t.artifacts.c.digest.in_(wanted))
+                )
+            }
+            for (parts,) in conn.execute(sa.select(t.splits.c.parts)):
+                for part in _parts(parts):
+                    found |= _part_digests(part) & wanted
+            return found
+
+        result: set[str] = self._read(read)
+        return result
 
     def _models(self, name: str | None) -> list[ModelInfo]:
         import sqlalchemy as sa
@@ -117,6 +251,7 @@ class ModelsMixin(RegistryCore):
                 alias_map.setdefault(a.model_id, {})[a.alias] = (
                     f"{a.x}.{a.y}.{a.z}-{a.data}.{a.split}"
                 )
+            archived = self._archived_names(conn, [r.name for r in rows])
             return [
                 ModelInfo(
                     name=r.name,
@@ -131,9 +266,26 @@ class ModelsMixin(RegistryCore):
                     latest_release=latest.get((r.id, True)),
                     aliases=alias_map.get(r.id, {}),
                     version_count=counts.get(r.id, 0),
+                    archived=r.name in archived,
                 )
                 for r in rows
             ]
 
         result: list[ModelInfo] = self._read(read)
         return result
+
+
+def _parts(stored: Any) -> list[dict[str, Any]]:
+    """The parts of a stored split's JSON record (a list, or ``{"parts": [...]}``)."""
+    if isinstance(stored, dict):
+        stored = stored.get("parts", [])
+    return [p for p in stored or [] if isinstance(p, dict)]
+
+
+def _part_digests(part: dict[str, Any]) -> set[str]:
+    """The blobs a stored part of files keeps: its manifest and each file."""
+    out = {str(part["digest"])} if part.get("digest") else set()
+    for f in part.get("files") or []:
+        if isinstance(f, dict) and f.get("digest"):
+            out.add(str(f["digest"]))
+    return out

@@ -32,6 +32,7 @@ class ModelInfo:
     latest_release: str | None = None
     aliases: dict[str, str] = field(default_factory=dict)
     version_count: int = 0
+    archived: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -30,7 +30,6 @@ from starlette.concurrency import run_in_threadpool
 
 from dmv.errors import DmvError, NotFound
 from dmv.server.ui import _chart, _tree, _views
-from dmv.tree import build_tree
 
 if TYPE_CHECKING:
     from dmv.project import Project
@@ -148,12 +147,18 @@ def create_router(project: Project) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
-    def models_page(request: Request, q: str = "", state: str = "", metric: str = "") -> Response:
-        def page() -> Response:
+    def models_page(
+        request: Request, q: str = "", state: str = "", metric: str = "", page: str = "1"
+    ) -> Response:
+        def render() -> Response:
             only = _read_allowed(request)
+            number = _views.page_number(page)
             rows, metrics = _views.model_rows(project, q, state, metric.strip())
             if only is not None:
                 rows = [r for r in rows if r.info.name == only]
+            pages = _views.Pages.of(len(rows), number, {"q": q, "state": state, "metric": metric})
+            matched = len(rows)
+            rows = rows[pages.start : pages.stop]
             return _render(
                 request,
                 "models.html",
@@ -166,12 +171,14 @@ def create_router(project: Project) -> APIRouter:
                 metric=metric.strip(),
                 states=_views.STATES,
                 total=len(project.models()),
+                matched=matched,
+                pages=pages,
             )
 
-        return _guarded(request, page)
+        return _guarded(request, render)
 
     @router.get("/ui/models/{name}")
-    def model_page(request: Request, name: str) -> Response:
+    def model_page(request: Request, name: str, expand: str = "", metric: str = "") -> Response:
         def page() -> Response:
             _read_allowed(request, name)
             model = project.model(name)
@@ -179,8 +186,27 @@ def create_router(project: Project) -> APIRouter:
             experiments = project.experiments(name)
             released_from = {v.version.number: v.released_from for v in versions if v.released_from}
             href = {v.version.number: _views.version_url(v.version) for v in versions}
-            tree = _tree.layout(build_tree(name, versions, experiments), href)
+            opened = {k for k in expand.split(",") if k.strip()}
+            tree = _tree.layout(project.tree(name), href, expand=opened)
             previous = {b.version.number: a.version for a, b in itertools.pairwise(versions)}
+            metrics = _views.metric_view(project, model, versions, metric.strip())
+            trend = None
+            if metrics.metric and metrics.split:
+                trend = _chart.trend(
+                    [
+                        (
+                            v.version.number,
+                            v.version.x >= 1,
+                            metrics.summaries[v.version.number],
+                            href[v.version.number],
+                            0,
+                        )
+                        for v in versions
+                    ],
+                    metrics.metric,
+                    metrics.split,
+                    model.metric_goal,
+                )
             return _render(
                 request,
                 "model.html",
@@ -192,6 +218,8 @@ def create_router(project: Project) -> APIRouter:
                 tree=tree,
                 released_from=released_from,
                 previous=previous,
+                metrics=metrics,
+                trend=trend,
                 audit=project.audit(model=name, limit=12),
             )
 
@@ -251,6 +279,7 @@ def create_router(project: Project) -> APIRouter:
             sa = _views.Side(ia, project.runs(ia.version))
             sb = _views.Side(ib, project.runs(ib.version))
             rows = _views.diff_rows(sa, sb)
+            overlays = _views.run_overlays(sa, sb)
             sections: dict[str, list[_views.DiffRow]] = {}
             for row in rows:
                 sections.setdefault(row.section, []).append(row)
@@ -263,6 +292,7 @@ def create_router(project: Project) -> APIRouter:
                 b=b,
                 sides=(sa, sb),
                 sections=sections,
+                overlays=overlays,
                 changed=sum(r.changed for r in rows),
                 interface=_views.interface_changes(ia, ib),
                 extra=_views.project_diff(project, ia, ib),

@@ -11,10 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dmv.registry.records import RunInfo
 
-__all__ = ["Bar", "Panel", "metric_panels", "split_order"]
+__all__ = [
+    "Bar",
+    "Panel",
+    "Spread",
+    "Trend",
+    "metric_names",
+    "metric_panels",
+    "pick_split",
+    "split_order",
+    "trend",
+]
 
 SPLIT_ORDER = ("train", "valid", "validation", "val", "test", "all")
 BAR_W = 16
@@ -117,3 +128,120 @@ def metric_panels(runs: Sequence[RunInfo]) -> tuple[list[str], list[Panel]]:
                 panel.bars.append(bar)
         panels.append(panel)
     return splits, panels
+
+
+# -- one metric across versions --------------------------------------------------------
+
+TREND_H = 190
+TREND_PAD_L = 56
+TREND_PAD_T = 20
+TREND_PAD_B = 78  # the rotated version labels
+TREND_MAX_W = 1180
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One version's runs of one metric: min–median–max and a point per run."""
+
+    version: str  # X.Y.Z-DATA.SPLIT
+    label: str  # what the axis says (X.Y.Z-DATA.SPLIT, shortened when crowded)
+    released: bool
+    x: float
+    n: int
+    median: float
+    low: float
+    high: float
+    y_median: float
+    y_low: float
+    y_high: float
+    points: tuple[tuple[str, float, float], ...]  # (run id, value, y)
+    series: int = 0  # for an overlay: which side (0 = A, 1 = B)
+    href: str | None = None
+
+
+@dataclass
+class Trend:
+    metric: str
+    split: str
+    width: float
+    height: float
+    spreads: list[Spread] = field(default_factory=list)
+    ticks: list[tuple[str, float]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # versions without this metric
+    step: float = 0.0
+    goal: str = "max"
+
+    @property
+    def best(self) -> Spread | None:
+        if not self.spreads:
+            return None
+        pick = max if self.goal == "max" else min
+        return pick(self.spreads, key=lambda s: s.median)
+
+
+def pick_split(summaries: Sequence[dict[str, dict[str, Any]]], metric: str) -> str | None:
+    """The split ``metric`` is best compared on: test, then valid…, among those recorded."""
+    from dmv.explain import PREFERRED_SPLITS
+
+    seen = {s for summary in summaries for s, ms in summary.items() if metric in ms}
+    for split in (*PREFERRED_SPLITS, *sorted(seen)):
+        if split in seen:
+            return split
+    return None
+
+
+def metric_names(summaries: Sequence[dict[str, dict[str, Any]]]) -> list[str]:
+    return sorted({m for summary in summaries for ms in summary.values() for m in ms})
+
+
+def trend(
+    rows: Sequence[tuple[str, bool, dict[str, dict[str, Any]], str | None, int]],
+    metric: str,
+    split: str,
+    goal: str = "max",
+    max_width: float = TREND_MAX_W,
+) -> Trend:
+    """``metric`` on ``split`` across ``rows`` — (version, released, metric summary, page,
+    series) in the order given (the versions' precedence)."""
+    have = [r for r in rows if metric in r[2].get(split, {})]
+    out = Trend(metric, split, 0, TREND_H + TREND_PAD_T + TREND_PAD_B, goal=goal)
+    out.missing = [r[0] for r in rows if metric not in r[2].get(split, {})]
+    values = [float(v) for r in have for v in r[2][split][metric]["runs"].values()]
+    if not values:
+        out.width = 320
+        return out
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        lo, hi = lo - (abs(lo) * 0.05 or 0.5), hi + (abs(hi) * 0.05 or 0.5)
+    ticks = _nice_ticks(lo, hi)
+    lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
+    step = max(12.0, min(56.0, (max_width - TREND_PAD_L - 70) / max(len(have), 1)))
+    out.step = step
+    out.width = TREND_PAD_L + step * len(have) + 70  # room for the last rotated label
+
+    def y_of(v: float) -> float:
+        return TREND_PAD_T + TREND_H * (hi - v) / (hi - lo)
+
+    out.ticks = [(fmt(t), y_of(t)) for t in ticks]
+    for i, (version, released, summary, href, series) in enumerate(have):
+        m = summary[split][metric]
+        runs = m["runs"]
+        out.spreads.append(
+            Spread(
+                version,
+                version,
+                released,
+                TREND_PAD_L + step * (i + 0.5),
+                m["n"],
+                m["median"],
+                m["min"],
+                m["max"],
+                y_of(m["median"]),
+                y_of(m["min"]),
+                y_of(m["max"]),
+                tuple((run, v, y_of(v)) for run, v in runs.items()),
+                series,
+                href,
+            )
+        )
+    return out

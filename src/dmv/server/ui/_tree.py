@@ -1,34 +1,50 @@
-"""The version tree of one model drawn as ``seed/diagram1.png`` draws it.
+"""The version tree of one model, drawn for the web UI.
 
-Which boxes and arrows exist and what each arrow says is :mod:`dmv.tree`'s, the
-same tree ``dmv tree`` prints and the API returns; this module only draws it.
-Three stages, top to bottom: experiment runs (one box per ``x.x.x-DATA.SPLIT``),
-prereleases (X = 0) left to right in the tree's order, and releases (X ≥ 1)
-below the prerelease their arrow comes from (a release with none gets a column
-of its own). An arrow between neighbouring prereleases is drawn between them;
-one that skips columns arches over the boxes in between. The arrow from the
-experiment stage is drawn without a label, as the diagram draws it.
+Which boxes and arrows exist is :mod:`dmv.tree`'s (exactly the recorded edges),
+and where they go is :func:`dmv.tree.arrange`'s — the same arrangement ``dmv
+tree`` prints. This module turns that arrangement into coordinates: three stages
+top to bottom (experiments, development, production); in development one band per
+interface (Y) with logic changes flowing left to right and data changes stacked
+below, in production one band per release generation. The number of columns is
+chosen so the drawing fits a 1,280 px page: long rows wrap, deep stacks collapse
+into a group whose link expands it (``?expand=0.1.3``; no script needed).
 
-Pure: it takes a :class:`dmv.tree.Tree` and returns boxes and arrows with
-coordinates, which ``templates/_tree.html`` turns into inline SVG.
+Arrows are thin orthogonal lines routed through the gaps between columns and the
+channel above each line of boxes, so they never cross a box; each is labelled
+just above the box it leads to. Pure: ``templates/_tree.html`` draws the result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
-from dmv.tree import Node, Tree, changes_between
+from dmv.tree import Node, Slot, Tree, arrange, changes_between
 from dmv.version import Version
 
-__all__ = ["Arrow", "Box", "Drawing", "Stage", "change_between", "layout", "number_parts"]
+__all__ = [
+    "Arrow",
+    "Box",
+    "Drawing",
+    "Stage",
+    "change_between",
+    "layout",
+    "number_parts",
+]
 
-CHAR_W = 7.9  # width of one character of the 13px monospace font used in boxes
-BOX_H = 50
-MIN_BOX_W = 150
-GAP_X = 120  # room for a horizontal arrow and its label
-ROW_H = 124  # one stage (or one more row of releases): box, aliases line, arrow room
-BOX_TOP = 30  # the box's offset inside its row
-GUTTER = 150  # the stage names, left of the boxes
+WIDTH = 1228  # what the page's main column leaves for the drawing at 1,280 px
+CHAR_W = 7.3  # one character of the 12px monospace font in the boxes
+MIN_BOX_W = 120
+BOX_H = 30
+LABEL_H = 15  # room above a box for the label of the arrow into it
+NOTE_H = 14  # room below a box for its runs and aliases
+CHANNEL = 10  # room above each line of boxes for arrows running across
+PITCH_Y = LABEL_H + BOX_H + NOTE_H + 4
+GAP_X = 40
+INDENT = 14  # a data branch sits this far right of the version above it
+GUTTER = 104  # the band titles, left of the boxes
+STAGE_HEAD = 24
 
 #: What a change label means, for tooltips and the legend.
 CHANGE_HELP = {
@@ -36,23 +52,24 @@ CHANGE_HELP = {
     "interface": "change in input or output (Y)",
     "data": "change in data retrieval or stored split (DATA.SPLIT)",
     "release": "released to production (X ≥ 1)",
+    "promote": "an experiment run numbered as this version",
 }
 
 
 @dataclass(frozen=True)
 class Box:
-    """One version (or one experiment label) drawn as a box."""
+    """One version, one experiment label, or one collapsed group, drawn as a box."""
 
-    kind: str  # experiment | prerelease | release
+    kind: str  # experiment | prerelease | release | group
     x: float
     y: float
     w: float
-    title: str  # the model name, or "Experiment runs"
-    parts: tuple[tuple[str, str], ...]  # (css part, text): coloured spans of the number
-    version: str  # X.Y.Z-DATA.SPLIT, or x.x.x-DATA.SPLIT for experiments
+    parts: tuple[tuple[str, str], ...]  # (css part, text): coloured spans of the label
+    version: str  # X.Y.Z-DATA.SPLIT, x.x.x-DATA.SPLIT, or the group's key
     href: str | None = None
     state: str = ""
-    note: str = ""  # aliases, or the experiment run ids
+    note: str = ""  # runs and aliases, or the experiment run ids
+    members: tuple[str, ...] = ()  # what a group (or an experiment box) holds
 
     @property
     def h(self) -> int:
@@ -65,10 +82,10 @@ class Box:
 
 @dataclass(frozen=True)
 class Arrow:
-    """A block arrow between two boxes with its label."""
+    """A recorded edge drawn as a routed line with its label above the target box."""
 
-    change: str  # logic | interface | data, joined by "+"; release; or "" (first version)
-    points: str  # polygon points for SVG
+    change: str  # logic | interface | data joined by "+"; release; promote
+    points: str  # polyline points for SVG
     label_x: float
     label_y: float
     anchor: str  # text-anchor of the label
@@ -77,21 +94,27 @@ class Arrow:
 
     @property
     def label(self) -> str:
-        return self.change.replace("+", " + ")
+        return "promoted" if self.change == "promote" else self.change.replace("+", " + ")
+
+    @property
+    def kind(self) -> str:
+        return self.change.split("+")[0]
 
     @property
     def help(self) -> str:
-        return "; ".join(CHANGE_HELP.get(c, c) for c in self.change.split("+") if c)
+        what = "; ".join(CHANGE_HELP.get(c, c) for c in self.change.split("+") if c)
+        return f"{self.source} → {self.target}: {what}"
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One horizontal band of the tree: its name, extent and a note when empty."""
+    """One horizontal band of the drawing: a stage, or a band within one."""
 
     title: str
     y: float
     h: float
-    empty: str
+    empty: str = ""
+    level: int = 0  # 0: a stage; 1: an interface or release generation within it
 
 
 @dataclass
@@ -101,6 +124,12 @@ class Drawing:
     stages: list[Stage] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
     arrows: list[Arrow] = field(default_factory=list)
+    columns: int = 1
+    collapsed: int = 0  # versions hidden in collapsed groups
+
+    @property
+    def bands(self) -> list[Stage]:
+        return [s for s in self.stages if s.level == 1]
 
 
 def change_between(a: Version, b: Version) -> str:
@@ -125,243 +154,195 @@ def number_parts(v: Version) -> tuple[tuple[str, str], ...]:
 
 
 def _note(node: Node) -> str:
-    """The line under a box: its aliases, and "deprecated" when it is."""
-    bits = [f"@{a}" for a in node.aliases]
+    """The line under a box: its runs, aliases, and "deprecated" when it is."""
+    bits = []
+    if node.runs:
+        bits.append(" ".join(node.runs) if len(node.runs) <= 3 else f"{len(node.runs)} runs")
+    bits += [f"@{a}" for a in node.aliases]
     if node.state == "deprecated":
         bits.append("deprecated")
-    return " ".join(bits)
-
-
-def _box_w(*texts: str) -> float:
-    return max(MIN_BOX_W, max(len(t) for t in texts) * CHAR_W + 28)
-
-
-def _right_arrow(x0: float, x1: float, cy: float) -> str:
-    """A block arrow pointing right from ``x0`` to ``x1`` centred on ``cy`` (as the seed's)."""
-    head = min(26.0, (x1 - x0) / 2)
-    return _points(
-        (x0, cy - 9),
-        (x1 - head, cy - 9),
-        (x1 - head, cy - 20),
-        (x1, cy),
-        (x1 - head, cy + 20),
-        (x1 - head, cy + 9),
-        (x0, cy + 9),
-    )
-
-
-def _down_arrow(cx: float, y0: float, y1: float) -> str:
-    head = min(18.0, (y1 - y0) / 2)
-    return _points(
-        (cx - 9, y0),
-        (cx + 9, y0),
-        (cx + 9, y1 - head),
-        (cx + 20, y1 - head),
-        (cx, y1),
-        (cx - 20, y1 - head),
-        (cx - 9, y1 - head),
-    )
+    return " · ".join(bits)
 
 
 def _points(*pts: tuple[float, float]) -> str:
     return " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
 
 
-def _arch_arrow(x0: float, x1: float, y_boxes: float, level: int) -> tuple[str, float]:
-    """A block arrow from the top of one box over the boxes between to the top of
-    another (``x0`` < ``x1``), and the height of its bar, for the label above it.
-    Arches whose spans overlap get higher levels, so their bars stay apart."""
-    top = y_boxes - 28 - 18 * level  # the bar's centre
-    tip = y_boxes - 2
-    return (
-        _points(
-            (x0 - 4, tip),
-            (x0 - 4, top - 4),
-            (x1 + 4, top - 4),
-            (x1 + 4, tip - 10),
-            (x1 + 11, tip - 10),
-            (x1, tip),
-            (x1 - 11, tip - 10),
-            (x1 - 4, tip - 10),
-            (x1 - 4, top + 4),
-            (x0 + 4, top + 4),
-            (x0 + 4, tip),
-        ),
-        top,
+def expand_href(expanded: Collection[str], key: str) -> str:
+    keys = sorted({*expanded, key})
+    return f"?expand={quote(','.join(keys))}#tree"
+
+
+def layout(
+    tree: Tree, href: dict[str, str], expand: Collection[str] = (), width: float = WIDTH
+) -> Drawing:
+    """Place a box for every node of ``tree`` (or its collapsed group) and an arrow
+    for every edge. ``href`` maps a version number to its page."""
+    labels = [n.label for n in tree.nodes]
+    box_w = max([MIN_BOX_W, *(len(t) * CHAR_W + 18 for t in labels)])
+    box_w = min(box_w, width - GUTTER - GAP_X)
+    pitch_x = box_w + GAP_X
+    # The right margin holds the arrows leaving the last column (half a gap).
+    margin = GAP_X / 2 + 6
+    max_cols = max(1, int((width - GUTTER - margin + GAP_X) // pitch_x))
+    arrangement = arrange(tree, max_cols=max_cols, expand=expand)
+    drawing = Drawing(
+        width=GUTTER + max_cols * pitch_x - GAP_X + margin, height=0, columns=max_cols
+    )
+    nodes = {n.id: n for n in tree.nodes}
+
+    line_top: dict[tuple[str, int], float] = {}
+    y = 0.0
+    stage_names = (
+        ("experiment", "Experiment stage", "no experiment runs"),
+        ("development", "Development stage", "no prerelease yet"),
+        ("production", "Production stage", "nothing released"),
+    )
+    for stage, title, empty in stage_names:
+        top = y
+        y += STAGE_HEAD
+        bands = [b for b in arrangement.bands if b.stage == stage]
+        band_stages = []
+        for band in bands:
+            band_top = y
+            for line, depth in enumerate(band.depths):
+                line_top[(band.key, line)] = y
+                y += CHANNEL + depth * PITCH_Y
+            if stage != "experiment":
+                band_stages.append(Stage(band.title, band_top, y - band_top, level=1))
+        if not bands:
+            y += 26
+        drawing.stages.append(Stage(title, top, y - top, "" if bands else empty))
+        drawing.stages.extend(band_stages)
+        y += 6
+    drawing.height = y
+
+    def cell_x(slot: Slot) -> float:
+        return GUTTER + slot.col * pitch_x
+
+    def box_y(slot: Slot) -> float:
+        return line_top[(slot.band, slot.line)] + CHANNEL + LABEL_H + slot.depth * PITCH_Y
+
+    box_of: dict[str, tuple[Box, Slot]] = {}
+    for slot in arrangement.slots:
+        x = cell_x(slot) + (INDENT if slot.depth else 0)
+        w = box_w - (INDENT if slot.depth else 0)
+        by = box_y(slot)
+        if slot.collapsed:
+            drawing.collapsed += len(slot.ids)
+            box = Box(
+                "group",
+                x,
+                by,
+                w,
+                (("exp", f"+{len(slot.ids)} more · expand"),),
+                slot.group,
+                href=expand_href(expand, slot.group),
+                members=slot.ids,
+            )
+        else:
+            node = nodes[slot.ids[0]]
+            if node.stage == "experiment":
+                data, _, split = node.label.removeprefix("x.x.x-").partition(".")
+                parts = (
+                    ("exp", "x.x.x"),
+                    ("sep", "-"),
+                    ("data", data),
+                    ("sep", "."),
+                    ("split", split),
+                )
+                ids = slot.ids
+                note = ", ".join(ids) if len(ids) <= 4 else f"{ids[0]} … {ids[-1]} ({len(ids)})"
+                box = Box("experiment", x, by, w, parts, node.label, "#experiments", "", note, ids)
+            else:
+                version = Version.parse_number(tree.model, node.id)
+                box = Box(
+                    "release" if node.stage == "production" else "prerelease",
+                    x,
+                    by,
+                    w,
+                    number_parts(version),
+                    node.id,
+                    href=href.get(node.id),
+                    state=node.state,
+                    note=_note(node),
+                )
+        drawing.boxes.append(box)
+        for i in slot.ids:
+            box_of[i] = (box, slot)
+
+    for edge in tree.edges:
+        if edge.source not in box_of or edge.target not in box_of:
+            continue
+        (a, sa), (b, sb) = box_of[edge.source], box_of[edge.target]
+        if b.kind == "group" or a is b:
+            continue  # inside a collapsed group: the group stands for it
+        points = _route(a, sa, b, sb, cell_x, line_top, box_w)
+        change = "+".join(edge.changes)
+        if edge.kind == "promote":
+            label = (b.x + b.w - 2, b.y - 4, "end")
+        else:
+            label = (b.x + 2, b.y - 4, "start")
+        drawing.arrows.append(
+            Arrow(change, points, label[0], label[1], label[2], edge.source, edge.target)
+        )
+    return drawing
+
+
+def _route(
+    a: Box,
+    sa: Slot,
+    b: Box,
+    sb: Slot,
+    cell_x: Callable[[Slot], float],
+    line_top: dict[tuple[str, int], float],
+    box_w: float,
+) -> str:
+    """Orthogonal points from box ``a`` to box ``b`` that stay in gaps and channels."""
+    ay, by = a.y + BOX_H / 2, b.y + BOX_H / 2
+    same_line = (sa.band, sa.line) == (sb.band, sb.line)
+    if same_line and sa.col == sb.col and sb.depth > sa.depth:
+        # A data branch: down the left edge of the stack, into the box below.
+        rail = cell_x(sa) + 7
+        start = [(rail, a.y + BOX_H)] if sa.depth == 0 else [(a.x, ay), (rail, ay)]
+        return _points(*start, (rail, by), (b.x, by))
+    out_x = cell_x(sa) + box_w
+    if same_line and sb.col == sa.col + 1:
+        mid = out_x + GAP_X / 2
+        if abs(ay - by) < 0.5:
+            return _points((out_x, ay), (b.x, by))
+        return _points((out_x, ay), (mid, ay), (mid, by), (b.x, by))
+    channel = line_top[(sb.band, sb.line)] + CHANNEL / 2
+    right = out_x + GAP_X / 2
+    left = cell_x(sb) - GAP_X / 2
+    return _points(
+        (out_x, ay), (right, ay), (right, channel), (left, channel), (left, by), (b.x, by)
     )
 
 
-def _experiment_groups(nodes: list[Node]) -> list[tuple[str, str, str, list[str]]]:
-    """Experiment runs grouped by their ``x.x.x-DATA.SPLIT`` label, in first-seen order:
-    (label, DATA, SPLIT, run ids)."""
-    groups: dict[str, list[str]] = {}
-    for node in nodes:
-        groups.setdefault(node.label, []).extend(node.runs or (node.id,))
-    out = []
-    for label, ids in groups.items():
-        data, _, split = label.removeprefix("x.x.x-").partition(".")
-        out.append((label, data, split, ids))
-    return out
+def standalone_svg(tree: Tree) -> str:
+    """The tree as one self-contained SVG with its styles (a notebook's ``_repr_html_``)."""
+    from pathlib import Path
+    from types import SimpleNamespace
 
+    import jinja2
 
-def layout(tree: Tree, href: dict[str, str]) -> Drawing:
-    """Place a box for every node of ``tree`` and an arrow for every edge.
-
-    ``href`` maps a version number to its page.
-    """
-    name = tree.model
-    pre = tree.stage("development")
-    rel = tree.stage("production")
-    incoming = {e.target: e for e in tree.edges}
-
-    # Columns: one per prerelease; a release goes under the prerelease its arrow
-    # comes from (stacked when there are several), or into a column of its own.
-    columns: list[list[Node]] = [[] for _ in pre]
-    col_of = {n.id: i for i, n in enumerate(pre)}
-    extra: list[Node] = []
-    for r in rel:
-        edge = incoming.get(r.id)
-        i = col_of.get(edge.source) if edge is not None else None
-        if i is None:
-            extra.append(r)
-        else:
-            columns[i].append(r)
-    columns.extend([r] for r in extra)
-    n_cols = max(len(columns), 1)
-
-    exp_groups = _experiment_groups(tree.stage("experiment"))
-    col_w = [0.0] * max(n_cols, len(exp_groups))
-    for i, n in enumerate(pre):
-        col_w[i] = max(col_w[i], _box_w(name, n.label))
-    for i, col in enumerate(columns):
-        for r in col:
-            col_w[i] = max(col_w[i], _box_w(name, r.label))
-    for i, (label, *_) in enumerate(exp_groups):
-        col_w[i] = max(col_w[i], _box_w("Experiment runs", label))
-    col_w = [w or MIN_BOX_W for w in col_w]
-    col_x = []
-    x = float(GUTTER + 10)
-    for w in col_w:
-        col_x.append(x)
-        x += w + GAP_X
-    width = x - GAP_X + 80  # room for a "release" label right of the last column
-
-    rows_prod = max([len(c) for c in columns] + [1])
-    drawing = Drawing(width=width, height=3 * ROW_H + (rows_prod - 1) * ROW_H)
-    y_exp, y_dev, y_prod = BOX_TOP, ROW_H + BOX_TOP, 2 * ROW_H + BOX_TOP
-    drawing.stages = [
-        Stage("Experiment stage", 0, ROW_H, "" if exp_groups else "no experiment runs"),
-        Stage("Development stage", ROW_H, ROW_H, "" if pre else "no prerelease yet"),
-        Stage("Production stage", 2 * ROW_H, rows_prod * ROW_H, "" if rel else "nothing released"),
-    ]
-
-    exp_box: dict[str, Box] = {}  # by experiment run id
-    for i, (label, data, split, ids) in enumerate(exp_groups):
-        parts = (("exp", "x.x.x"), ("sep", "-"), ("data", data), ("sep", "."), ("split", split))
-        note = ", ".join(ids) if len(ids) <= 4 else f"{ids[0]} … {ids[-1]} ({len(ids)} runs)"
-        box = Box(
-            "experiment",
-            col_x[i],
-            y_exp,
-            col_w[i],
-            "Experiment runs",
-            parts,
-            label,
-            href="#experiments",
-            note=note,
-        )
-        drawing.boxes.append(box)
-        exp_box.update(dict.fromkeys(ids, box))
-
-    dev_boxes: list[Box] = []
-    for i, n in enumerate(pre):
-        version = Version.parse_number(name, n.id)
-        box = Box(
-            "prerelease",
-            col_x[i],
-            y_dev,
-            col_w[i],
-            name,
-            number_parts(version),
-            n.id,
-            href=href.get(n.id),
-            state=n.state,
-            note=_note(n),
-        )
-        dev_boxes.append(box)
-        drawing.boxes.append(box)
-
-    arches: list[tuple[float, float]] = []  # the spans of arrows drawn over the boxes
-    for i, n in enumerate(pre):
-        edge = incoming.get(n.id)
-        if edge is None:
-            continue
-        b = dev_boxes[i]
-        if edge.source in exp_box:
-            # Out of the experiment stage, as the diagram draws it: no label.
-            a = exp_box[edge.source]
-            cx = b.cx if abs(a.cx - b.cx) < 1 else a.cx
-            drawing.arrows.append(
-                Arrow(
-                    "",
-                    _down_arrow(cx, y_exp + BOX_H + 20, y_dev - 6),
-                    cx + 26,
-                    0,
-                    "start",
-                    a.version,
-                    b.version,
-                )
-            )
-            continue
-        j = col_of.get(edge.source)
-        if j is None:
-            continue
-        a = dev_boxes[j]
-        change = "+".join(edge.changes)
-        if j == i - 1:
-            x0, x1 = a.x + a.w + 8, b.x - 8
-            cy = y_dev + BOX_H / 2
-            points, label_x, label_y = _right_arrow(x0, x1, cy), (x0 + x1) / 2, cy - 28
-        else:
-            x0, x1 = a.x + a.w - 28, b.x + 28
-            level = sum(1 for s0, s1 in arches if s0 < x1 and x0 < s1)
-            arches.append((x0, x1))
-            points, top = _arch_arrow(x0, x1, y_dev, level)
-            label_x, label_y = (x0 + x1) / 2, top - 8
-        drawing.arrows.append(
-            Arrow(change, points, label_x, label_y, "middle", a.version, b.version)
-        )
-
-    for i, col in enumerate(columns):
-        above: Box | None = dev_boxes[i] if i < len(dev_boxes) else None
-        for j, r in enumerate(col):
-            y = y_prod + j * ROW_H
-            box = Box(
-                "release",
-                col_x[i],
-                y,
-                col_w[i],
-                name,
-                number_parts(Version.parse_number(name, r.id)),
-                r.id,
-                href=href.get(r.id),
-                state=r.state,
-                note=_note(r),
-            )
-            drawing.boxes.append(box)
-            edge = incoming.get(r.id)
-            if above is not None and edge is not None:
-                y0 = above.y + BOX_H + 20
-                drawing.arrows.append(
-                    Arrow(
-                        "+".join(edge.changes),
-                        _down_arrow(box.cx, y0, y - 6),
-                        box.cx + 26,
-                        (y0 + y) / 2 + 4,
-                        "start",
-                        edge.source,
-                        r.id,
-                    )
-                )
-            above = box
-    return drawing
+    here = Path(__file__).parent
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(here / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    css = (here / "static" / "app.css").read_text(encoding="utf-8")
+    # The colour variables and the tree's own rules; nothing that styles a page.
+    keep = [line for line in css.splitlines() if line.lstrip().startswith(("--", "svg.tree"))]
+    variables = "\n".join(line for line in keep if line.lstrip().startswith("--"))
+    rules = "\n".join(line for line in keep if not line.lstrip().startswith("--"))
+    drawing = layout(tree, {}, expand={"all"})
+    svg = env.get_template("_tree.html").render(
+        tree=drawing, model=SimpleNamespace(name=tree.model)
+    )
+    style = f"<style>.dmv-tree {{ {variables} }}\n{rules}</style>"
+    return f'<div class="dmv-tree">{style}{svg}</div>'

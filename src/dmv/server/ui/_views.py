@@ -101,6 +101,51 @@ def headline_metric(run: RunInfo | None, metric: str) -> tuple[float, str] | Non
 
 # -- the models page ------------------------------------------------------------
 
+PAGE_SIZE = 50
+
+
+def page_number(text: str) -> int:
+    """``?page=`` as a number ≥ 1, or one clear error."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise InvalidInput(f"page {text!r} is not a page number", hint="pages count from 1")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Pages:
+    """Which slice of the models one page shows, and the links to its neighbours."""
+
+    number: int
+    count: int
+    start: int
+    stop: int
+    prev_href: str | None
+    next_href: str | None
+
+    @classmethod
+    def of(cls, total: int, number: int, keep: Mapping[str, str]) -> Pages:
+        from urllib.parse import urlencode
+
+        count = max(1, -(-total // PAGE_SIZE))
+        if number > count:
+            raise NotFound(
+                f"there is no page {number}: {total} model(s) make {count} page(s)",
+                hint="go back to the first page",
+            )
+        params = {k: v for k, v in keep.items() if v}
+
+        def href(n: int) -> str:
+            return "/?" + urlencode({**params, "page": n})
+
+        return cls(
+            number,
+            count,
+            (number - 1) * PAGE_SIZE,
+            number * PAGE_SIZE,
+            href(number - 1) if number > 1 else None,
+            href(number + 1) if number < count else None,
+        )
+
 
 @dataclass
 class ModelRow:
@@ -149,6 +194,48 @@ def model_rows(
             row.metric_where = f"{found[1]}, {current} {run.id if run else ''}"
         rows.append(row)
     return rows, sorted(seen_metrics)
+
+
+# -- the model page -------------------------------------------------------------
+
+
+@dataclass
+class MetricView:
+    """The model page's metric: its chart across versions and the versions table's column."""
+
+    metric: str | None
+    split: str | None
+    names: list[str]
+    summaries: dict[str, dict[str, dict[str, Any]]]  # version number → metric summary
+
+    def cell(self, number: str) -> dict[str, Any] | None:
+        """``{median, n, …}`` of the metric for one version, or None."""
+        if not self.metric or not self.split:
+            return None
+        found: dict[str, Any] | None = (
+            self.summaries.get(number, {}).get(self.split, {}).get(self.metric)
+        )
+        return found
+
+
+def metric_view(
+    project: Project, model: ModelInfo, versions: Sequence[VersionInfo], chosen: str
+) -> MetricView:
+    """Each version's runs summarised, and the metric to show (``chosen``, else the
+    model's primary metric, else the first one recorded) on its most telling split."""
+    from dmv.explain import metric_summary
+    from dmv.server.ui._chart import metric_names, pick_split
+
+    summaries = {v.version.number: metric_summary(project.runs(v.version)) for v in versions}
+    names = metric_names(list(summaries.values()))
+    metric = chosen or model.primary_metric or (names[0] if names else None)
+    if chosen and chosen not in names:
+        raise NotFound(
+            f"no version of {model.name} recorded the metric {chosen!r}",
+            hint=f"recorded: {', '.join(names) or 'none'}",
+        )
+    split = pick_split(list(summaries.values()), metric) if metric else None
+    return MetricView(metric, split, names, summaries)
 
 
 # -- the version page -----------------------------------------------------------
@@ -209,6 +296,8 @@ def lineage(project: Project, version: Version) -> dict[str, Any]:
         "recorded": False,
         "leakage": None,
         "error": None,
+        "rule": None,
+        "retrieval": retrieval(project, version),
     }
     try:
         record = _split_record(project, version)
@@ -232,10 +321,30 @@ def lineage(project: Project, version: Version) -> dict[str, Any]:
             "ok": bool(leak.get("ok")),
             "checks": [dict(c) for c in leak.get("checks", []) if isinstance(c, Mapping)],
         }
-    for key in ("retrieval", "query", "source"):
-        if key in record:
-            out[key] = record[key]
+    spec = record.get("spec")
+    if isinstance(spec, Mapping):
+        from dmv.explain import split_rule
+
+        out["rule"] = split_rule(spec)
     return out
+
+
+def retrieval(project: Project, version: Version) -> dict[str, Any] | None:
+    """How DATA retrieves its rows: the SQL (or files) and the source, without credentials."""
+    from dmv.registry.engine import redact_url
+
+    try:
+        query = project.data_show(version.name, version.data)
+    except DmvError:
+        return None
+    definition = dict(query.definition)
+    source = definition.get("source")
+    return {
+        "kind": query.kind,
+        "sql": definition.get("sql"),
+        "source": redact_url(source) if isinstance(source, str) else source,
+        "paths": definition.get("paths") or definition.get("path"),
+    }
 
 
 # -- the diff page --------------------------------------------------------------
@@ -354,6 +463,25 @@ def diff_rows(a: Side, b: Side) -> list[DiffRow]:
                 )
             )
     return rows
+
+
+def run_overlays(a: Side, b: Side) -> list[Any]:
+    """For each metric both versions recorded: their runs side by side, A then B."""
+    from dmv.explain import metric_summary
+    from dmv.server.ui._chart import metric_names, pick_split, trend
+
+    ma, mb = metric_summary(a.runs), metric_summary(b.runs)
+    out = []
+    for metric in metric_names([ma, mb]):
+        split = pick_split([ma, mb], metric)
+        if split is None or metric not in ma.get(split, {}) or metric not in mb.get(split, {}):
+            continue
+        rows = [
+            (side.info.version.number, side.info.version.x >= 1, summary, None, i)
+            for i, (side, summary) in enumerate(((a, ma), (b, mb)))
+        ]
+        out.append(trend(rows, metric, split, max_width=240))
+    return out
 
 
 def interface_changes(a: VersionInfo, b: VersionInfo) -> dict[str, Any] | None:
