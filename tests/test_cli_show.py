@@ -150,3 +150,27 @@ def test_diff_is_aligned_with_a_headline_naming_every_change(
         capsys, root, "diff", "price-model@0.0.1-0123.abcd", "price-model@0.1.0-0123.efgh", "--json"
     )
     assert json.loads(out)["headline"] == ["interface", "logic (alpha)", "split"]
+
+
+def test_versions_show_the_primary_metric_median_with_n(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = cli(capsys, root, "versions", "price-model")
+    assert code == 0 and out.splitlines()[0].rstrip().endswith("R2")
+    assert re.search(r"^0\.0\.1-0123\.abcd .* 0\.43 \(test, n=3\)$", out, re.M), out
+    assert re.search(r"^0\.1\.0-0123\.efgh .* 0\.5 \(test, n=1\)$", out, re.M), out
+
+
+def test_show_diff_and_versions_need_no_server_libraries(root: Path) -> None:
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dmv.cli import main\n"
+        f"for args in (['show', 'price-model@0.0.1'], ['versions', 'price-model'],"
+        " ['diff', 'price-model@0.0.1', 'price-model@0.1.0'], ['tree', 'price-model']):\n"
+        f"    assert main(['-C', {str(root)!r}, *args]) == 0\n"
+        "print(sorted(m for m in ('fastapi', 'jinja2', 'starlette') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

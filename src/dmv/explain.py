@@ -19,10 +19,19 @@ if TYPE_CHECKING:
     from dmv.project import Project
     from dmv.registry import RunInfo, VersionInfo
 
-__all__ = ["explain", "metric_summary", "primary_value", "split_rule"]
+__all__ = ["explain", "fmt", "metric_summary", "primary_value", "split_rule"]
 
 SPLIT_ORDER = ("train", "valid", "validation", "val", "test", "all")
 PREFERRED_SPLITS = ("test", "valid", "validation", "val", "all", "train")
+
+
+def fmt(value: float) -> str:
+    """A metric value, short: 0.9731, 12.5, 1.2e-05."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e5 or abs(value) < 1e-3:
+        return f"{value:.3g}"
+    return f"{value:.4g}"
 
 
 def metric_summary(runs: Sequence[RunInfo]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -383,10 +383,17 @@ def model_rename(args: tuple[str, ...], as_json: bool) -> None:
 @pass_ctx
 @json_option
 def versions(ctx: Context, model_name: str, state: str | None, as_json: bool) -> None:
-    """List MODEL's versions in dmv's precedence (X, Y, Z, then creation)."""
-    infos = ctx.project.versions(model_name, state=state)
-    rows = [
-        (
+    """List MODEL's versions in dmv's precedence (X, Y, Z, then creation), with the
+    primary metric's median over each version's runs."""
+    from dmv.explain import fmt, metric_summary, primary_value
+
+    project = ctx.project
+    infos = project.versions(model_name, state=state)
+    metric = project.model(model_name).primary_metric
+    headers = ["version", "state", "runs", "aliases", "serves", "created"]
+    rows: list[tuple[Any, ...]] = []
+    for i in infos:
+        row: tuple[Any, ...] = (
             i.version.number,
             i.state,
             i.run_count,
@@ -394,8 +401,12 @@ def versions(ctx: Context, model_name: str, state: str | None, as_json: bool) ->
             i.serving_run or "-",
             _when(i.created_at),
         )
-        for i in infos
-    ]
+        if metric and not as_json:
+            found = primary_value(metric_summary(project.runs(i.version)), metric)
+            row += (f"{fmt(found[1]['median'])} ({found[0]}, n={found[1]['n']})" if found else "-",)
+        rows.append(row)
+    if metric:
+        headers.append(metric)
     if state and not rows:
         empty = f"{model_name} has no {state} versions"
     else:
@@ -403,12 +414,8 @@ def versions(ctx: Context, model_name: str, state: str | None, as_json: bool) ->
     emit(
         as_json,
         # The listing leaves the interface and logic records out; --json carries them.
-        [ctx.project.show(i.version).to_dict() for i in infos] if as_json else None,
-        lambda: (
-            table(rows, ["version", "state", "runs", "aliases", "serves", "created"])
-            if rows
-            else empty
-        ),
+        [project.show(i.version).to_dict() for i in infos] if as_json else None,
+        lambda: table(rows, headers) if rows else empty,
     )
 
 
@@ -419,7 +426,7 @@ def _when(ts: float | None) -> str:
 
 
 def _num(value: Any) -> str:
-    from dmv.server.ui._chart import fmt
+    from dmv.explain import fmt
 
     return fmt(value) if isinstance(value, float) else str(value)
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dmv.explain import fmt
 from dmv.registry.records import RunInfo
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Panel",
     "Spread",
     "Trend",
+    "fmt",
     "metric_names",
     "metric_panels",
     "pick_split",
@@ -60,15 +62,6 @@ class Panel:
     groups: list[tuple[str, float]] = field(default_factory=list)  # (run id, centre x)
     ticks: list[tuple[str, float]] = field(default_factory=list)  # (label, y)
     zero_y: float = 0.0
-
-
-def fmt(value: float) -> str:
-    """A metric value, short: 0.9731, 12.5, 1.2e-05."""
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e5 or abs(value) < 1e-3:
-        return f"{value:.3g}"
-    return f"{value:.4g}"
 
 
 def split_order(splits: Sequence[str] | set[str]) -> list[str]:
