@@ -220,7 +220,7 @@ def _copy_duckdb(source: str, copy: Path) -> list[str]:
         ) from None
     try:
         check_duckdb_file(con, source, exact=True)
-        name = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        name = con.execute("SELECT current_database()").fetchall()[0][0]
         quoted = str(copy).replace("'", "''")
         con.execute(f"ATTACH '{quoted}' AS dmv_backup (READ_WRITE)")
         con.execute(f'COPY FROM DATABASE "{name}" TO dmv_backup')
