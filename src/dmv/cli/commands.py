@@ -100,6 +100,7 @@ def migrate(ctx: Context, as_json: bool) -> None:
     is_flag=True,
     help="Re-hash every artifact, run SQLite's full integrity_check, re-fingerprint every split.",
 )
+@click.option("--quick", is_flag=True, hidden=True, help="The default now (kept for scripts).")
 @click.option(
     "--grace",
     "grace",
@@ -110,7 +111,7 @@ def migrate(ctx: Context, as_json: bool) -> None:
 )
 @pass_ctx
 @json_option
-def fsck(ctx: Context, repair: bool, deep: bool, grace: float, as_json: bool) -> None:
+def fsck(ctx: Context, repair: bool, deep: bool, quick: bool, grace: float, as_json: bool) -> None:
     """Check every store: registry, artifacts, warehouse and (--deep) stored splits.
 
     One line per store with its status (ok, problems, damaged, skipped), then
