@@ -176,6 +176,8 @@ def _check_registry(project: Project, report: FsckReport, *, deep: bool) -> bool
     from dmv.registry import schema
 
     notes.insert(0, f"schema {schema.SCHEMA_VERSION}")
+    if path is None:
+        notes.append("page checks are the server's (pg_amcheck); foreign keys it enforces")
     notes.append(", ".join(f"{n} {k}" for k, n in counts.items()))
     status.summary = "; ".join(notes)
     return True

@@ -124,7 +124,10 @@ def fsck(ctx: Context, repair: bool, deep: bool, quick: bool, grace: float, as_j
         rows = [(s.store, s.status, s.summary, s.location) for s in report.stores]
         lines = [table(rows, ["store", "status", "summary", "location"])]
         for p in report.problems:
-            lines.append(f"PROBLEM {p['store']} {p['kind']}: {p['what']}: {p['error']}")
+            # Artifact and store errors name what they are about already.
+            said = p["what"] in p["error"]
+            where = "" if said else f"{p['what']}: "
+            lines.append(f"PROBLEM {p['store']} {p['kind']}: {where}{p['error']}")
         done = {id(o) for o in report.repaired}
         for o in report.orphans:
             state = "removed" if id(o) in done else "orphan"
