@@ -361,6 +361,9 @@ def restore(
         if stored.digest != digest:  # pragma: no cover - checked above
             raise IntegrityError(f"artifact {digest[:19]}… changed while it was restored")
     _replace(registry_copy, registry_path, ("-wal", "-shm", "-journal"))
+    ignore = project.root / ".dmv" / ".gitignore"
+    if ignore.parent.is_dir() and not ignore.exists():  # as 'dmv init' leaves it
+        ignore.write_text("*\n", encoding="utf-8")
     if warehouse_copy is not None:
         _replace(warehouse_copy, warehouse_path, (".wal",))
     else:
