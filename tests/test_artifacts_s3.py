@@ -175,6 +175,8 @@ def test_verify_and_fsck_against_s3(
     data = s3.client.get_object(Bucket=s3.name, Key=key)["Body"].read()
     s3.client.put_object(Bucket=s3.name, Key=key, Body=bytes([data[0] ^ 1]) + data[1:])
     code, body = _cli(p, "fsck", capsys=capsys)
+    assert code == 0, body  # same size: only a re-hash can tell
+    code, body = _cli(p, "fsck", "--deep", capsys=capsys)
     assert code == 6 and "does not match its digest" in body["problems"][0]["error"], body
     assert body["problems"][0]["what"] == "iris 0.0.1-a.b tr0 model"
     code, body = _cli(p, "verify", "iris@0.0.1-a.b", capsys=capsys)

@@ -46,6 +46,7 @@ def test_round_trip_back_up_destroy_restore_verifies(
 
     assert main(["-C", str(root), "restore", str(dest)]) == 0
     assert "run 'dmv fsck --deep'" in capsys.readouterr().out
+    assert (root / ".dmv" / ".gitignore").read_text() == "*\n"
     p = dmv.open(root)
     assert [v.version for v in p.versions("price-model")] == before
     assert p.fsck(deep=True).ok

@@ -214,3 +214,23 @@ def test_release_has_no_force_option() -> None:
     from dmv.cli.commands import release_cmd
 
     assert {o for p in release_cmd.params for o in p.opts} == {"ref", "--major", "--json"}
+
+
+def test_the_release_serves_the_run_it_verified(project: dmv.Project) -> None:
+    from dmv import release
+
+    train(project, "0.1.0-0123.efgh", 1.0)
+    version = project.resolve("price-model@0.1.0-0123.efgh")
+    serving = release.serving_run(project.registry, version)
+    report = project.verify(version)
+    train(project, "0.1.0-0123.efgh", 0.5)  # finished while the release was verified
+    info = release.release(project.registry, version, verified=report, serving=serving)
+    assert info.serving_run == f"tr{serving}" == "tr0"
+    # An explicit choice of another run in between contradicts the verify.
+    train(project, "0.2.0-0123.efgh", 1.0)
+    v2 = project.resolve("price-model@0.2.0-0123.efgh")
+    report = project.verify(v2)
+    train(project, "0.2.0-0123.efgh", 2.0)
+    project.select_run(v2, "tr1")
+    with pytest.raises(ConflictError, match="set to serve tr1 while tr0 was verified"):
+        release.release(project.registry, v2, verified=report, serving=0)

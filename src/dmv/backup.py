@@ -220,7 +220,7 @@ def _copy_duckdb(source: str, copy: Path) -> list[str]:
         ) from None
     try:
         check_duckdb_file(con, source, exact=True)
-        name = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        name = con.execute("SELECT current_database()").fetchall()[0][0]
         quoted = str(copy).replace("'", "''")
         con.execute(f"ATTACH '{quoted}' AS dmv_backup (READ_WRITE)")
         con.execute(f'COPY FROM DATABASE "{name}" TO dmv_backup')
@@ -361,6 +361,9 @@ def restore(
         if stored.digest != digest:  # pragma: no cover - checked above
             raise IntegrityError(f"artifact {digest[:19]}… changed while it was restored")
     _replace(registry_copy, registry_path, ("-wal", "-shm", "-journal"))
+    ignore = project.root / ".dmv" / ".gitignore"
+    if ignore.parent.is_dir() and not ignore.exists():  # as 'dmv init' leaves it
+        ignore.write_text("*\n", encoding="utf-8")
     if warehouse_copy is not None:
         _replace(warehouse_copy, warehouse_path, (".wal",))
     else:

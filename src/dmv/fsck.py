@@ -176,6 +176,8 @@ def _check_registry(project: Project, report: FsckReport, *, deep: bool) -> bool
     from dmv.registry import schema
 
     notes.insert(0, f"schema {schema.SCHEMA_VERSION}")
+    if path is None:
+        notes.append("page checks are the server's (pg_amcheck); foreign keys it enforces")
     notes.append(", ".join(f"{n} {k}" for k, n in counts.items()))
     status.summary = "; ".join(notes)
     return True
@@ -468,10 +470,10 @@ def _warehouse_space(location: str, report: FsckReport, *, repair: bool) -> None
 def _duckdb_space(con: Any, path: str) -> dict[str, int]:
     from dmv.integrity import _DUCKDB_HEADER_BYTES
 
-    total, block, free = con.execute(
+    ((total, block, free),) = con.execute(
         "SELECT total_blocks, block_size, free_blocks FROM pragma_database_size() "
         "WHERE database_name = current_database()"
-    ).fetchone()
+    ).fetchall()
     size = os.path.getsize(path)
     described = _DUCKDB_HEADER_BYTES + int(total) * int(block) if total else size
     in_file_free = max(0, int(free) * int(block) - max(0, described - size))

@@ -116,13 +116,13 @@ def check_duckdb_file(con: Any, path: str, *, exact: bool = False) -> None:
     """
     if path == ":memory:" or not os.path.exists(path):
         return
-    row = con.execute(
+    rows = con.execute(
         "SELECT used_blocks, block_size FROM pragma_database_size() "
         "WHERE database_name = current_database()"
-    ).fetchone()
-    if row is None:
+    ).fetchall()  # fetched to the end: DuckDB refuses new work while a result is open
+    if not rows:
         return
-    used, block = int(row[0]), int(row[1])
+    used, block = int(rows[0][0]), int(rows[0][1])
     needed = used
     if exact and used:
         needed = max(needed, _highest_block(con) + 1)
@@ -146,9 +146,9 @@ def _highest_block(con: Any) -> int:
     ).fetchall()
     for (table,) in tables:
         quoted = "'" + str(table).replace("'", "''") + "'"
-        found = con.execute(f"SELECT max(block_id) FROM pragma_storage_info({quoted})").fetchone()
-        if found and found[0] is not None:
-            top = max(top, int(found[0]))
+        found = con.execute(f"SELECT max(block_id) FROM pragma_storage_info({quoted})").fetchall()
+        if found and found[0][0] is not None:
+            top = max(top, int(found[0][0]))
     return top
 
 

@@ -141,7 +141,7 @@ def release(
 
     ``verified`` is a verify of ``version`` taken while it would serve run
     ``serving`` (:func:`serving_run`); the release is refused unless that verify
-    passed and the run to serve is still the same one.
+    passed, and it serves ``serving`` unless another run was selected since.
     """
     import sqlalchemy as sa
 
@@ -150,11 +150,14 @@ def release(
     require_verified(verified)
 
     def write(conn: sa.Connection) -> Version:
-        model, row, now_serving = _serving(conn, registry, version)
-        if now_serving != serving:
+        model, row, _best_now = _serving(conn, registry, version)
+        # Runs finished since the verify may be "better" now; the release still
+        # serves the run it verified. Only an explicit choice of another run
+        # (dmv select) in the meantime contradicts it.
+        if row.serving_run is not None and int(row.serving_run) != serving:
             raise ConflictError(
-                f"{version} would now serve tr{now_serving}, not the verified tr{serving}",
-                hint="another process changed its runs while it was verified; release again",
+                f"{version} was set to serve tr{row.serving_run} while tr{serving} was verified",
+                hint="another process selected a run meanwhile; release again",
             )
         generation = max(model.generation, 1) + (1 if major and model.generation else 0)
         released = version.with_release(generation)

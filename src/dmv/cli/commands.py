@@ -100,6 +100,7 @@ def migrate(ctx: Context, as_json: bool) -> None:
     is_flag=True,
     help="Re-hash every artifact, run SQLite's full integrity_check, re-fingerprint every split.",
 )
+@click.option("--quick", is_flag=True, hidden=True, help="The default now (kept for scripts).")
 @click.option(
     "--grace",
     "grace",
@@ -110,7 +111,7 @@ def migrate(ctx: Context, as_json: bool) -> None:
 )
 @pass_ctx
 @json_option
-def fsck(ctx: Context, repair: bool, deep: bool, grace: float, as_json: bool) -> None:
+def fsck(ctx: Context, repair: bool, deep: bool, quick: bool, grace: float, as_json: bool) -> None:
     """Check every store: registry, artifacts, warehouse and (--deep) stored splits.
 
     One line per store with its status (ok, problems, damaged, skipped), then
@@ -123,7 +124,10 @@ def fsck(ctx: Context, repair: bool, deep: bool, grace: float, as_json: bool) ->
         rows = [(s.store, s.status, s.summary, s.location) for s in report.stores]
         lines = [table(rows, ["store", "status", "summary", "location"])]
         for p in report.problems:
-            lines.append(f"PROBLEM {p['store']} {p['kind']}: {p['what']}: {p['error']}")
+            # Artifact and store errors name what they are about already.
+            said = p["what"] in p["error"]
+            where = "" if said else f"{p['what']}: "
+            lines.append(f"PROBLEM {p['store']} {p['kind']}: {where}{p['error']}")
         done = {id(o) for o in report.repaired}
         for o in report.orphans:
             state = "removed" if id(o) in done else "orphan"
