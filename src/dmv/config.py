@@ -96,6 +96,12 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_list,
     ),
     Setting("actor", "", "Who is recorded in the audit log (default: $USER)."),
+    Setting(
+        "source_timeout",
+        3600.0,
+        "Seconds one retrieval statement may run on a PostgreSQL source (0: no limit).",
+        float,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -119,12 +119,21 @@ class SplitInfo:
 
 
 @contextmanager
-def warehouse(project: Project, *, read_only: bool = False) -> Iterator[Warehouse]:
-    """The project's warehouse, open for one operation (DuckDB allows one writer)."""
+def warehouse(
+    project: Project, *, read_only: bool = False, sandbox: bool = False
+) -> Iterator[Warehouse]:
+    """The project's warehouse, open for one operation (DuckDB allows one writer).
+
+    ``sandbox``: the connection runs retrieval SQL, so a DuckDB warehouse may read
+    its own tables and nothing else (no files, URLs or extensions). A PostgreSQL
+    warehouse runs the split in dmv's own transaction, which must stay writable.
+    """
     from dmv.data.warehouse import open_warehouse
 
     wh = open_warehouse(project.config.location("warehouse"), read_only=read_only)
     try:
+        if sandbox and wh.dialect == "duckdb":
+            wh.sandbox()
         yield wh
     finally:
         wh.close()
@@ -158,8 +167,9 @@ def register_query(
     check_name(model)
     if data_id is not None:
         check_data_id(data_id, "DATA")
-    with warehouse(project) as wh:
-        retrieval = Retrieval(Source.from_url(source, wh), sql, dict(params or {}))
+    with warehouse(project, sandbox=True) as wh:
+        timeout = project.config["source_timeout"]
+        retrieval = Retrieval(Source.from_url(source, wh, timeout=timeout), sql, dict(params or {}))
         columns = retrieval.source.describe(sql, retrieval.params)
         definition = retrieval.definition()
     return _record_query(project, model, "sql", definition, [c.to_dict() for c in columns], data_id)
@@ -376,10 +386,12 @@ def store(
         chosen["split"] = sid
         return f"{table_prefix(model)}__{data}__{sid}"
 
-    with warehouse(project) as wh:
+    with warehouse(project, sandbox=True) as wh:
         definition = query.definition
         source = Source.from_url(
-            None if definition["source"] == "warehouse" else definition["source"], wh
+            None if definition["source"] == "warehouse" else definition["source"],
+            wh,
+            timeout=project.config["source_timeout"],
         )
         retrieval = Retrieval(source, definition["sql"], definition.get("params") or {})
         try:

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -96,10 +97,23 @@ class Source:
     url: str
     kind: str  # warehouse | duckdb | sqlite | postgresql | sqlalchemy | parquet | csv
     warehouse: Warehouse | None = field(default=None, compare=False, repr=False)
+    #: seconds a statement may run on a PostgreSQL source (None: no limit)
+    timeout: float | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_url(cls, url: str | Path | None = None, warehouse: Warehouse | None = None) -> Source:
+    def from_url(
+        cls,
+        url: str | Path | None = None,
+        warehouse: Warehouse | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Source:
         """Recognise ``url`` (see the module docstring); ``None`` means the warehouse."""
+        found = cls._recognise(url, warehouse)
+        return replace(found, timeout=timeout) if timeout else found
+
+    @classmethod
+    def _recognise(cls, url: str | Path | None, warehouse: Warehouse | None) -> Source:
         text = "" if url is None else str(url).strip()
         if text in ("", "warehouse") or (warehouse is not None and text == warehouse.url):
             if warehouse is None:
@@ -191,7 +205,6 @@ class Source:
                 return
         if self.kind == "postgresql":
             with self._pg() as wh:
-                wh.execute("SET default_transaction_read_only = on")
                 yield wh.reader(query, params)
             return
         if self.kind == "sqlite":
@@ -212,6 +225,8 @@ class Source:
         if self.kind not in {"duckdb", "parquet", "csv"}:
             yield None
             return
+        paths: list[str] = []
+        directories: list[str] = []
         if self.kind == "duckdb":
             if not Path(self.url).exists():
                 raise DataError(f"the DuckDB source {self.url} does not exist")
@@ -221,7 +236,12 @@ class Source:
             fn = "read_parquet" if self.kind == "parquet" else "read_csv"
             pattern = self.url
             if "://" not in pattern and os.path.isdir(pattern):
+                directories.append(pattern)
                 pattern = os.path.join(pattern, "**", f"*.{self.kind}")
+            elif any(c in pattern for c in "*?["):
+                directories.append(_glob_root(pattern))
+            else:
+                paths.append(pattern)
             try:
                 wh.execute(f"CREATE VIEW source AS SELECT * FROM {fn}({quote_literal(pattern)})")
             except DataError as exc:
@@ -231,6 +251,8 @@ class Source:
                     hint="check the path or glob; folders are read recursively",
                 ) from exc
         try:
+            # the retrieval's SQL may read the files it names, nothing else
+            wh.sandbox(paths=paths, directories=directories)
             yield wh
         finally:
             wh.close()
@@ -247,6 +269,7 @@ class Source:
                 hint="check the URL, that the server runs and accepts this user",
             ) from exc
         try:
+            wh.sandbox(timeout=self.timeout)
             yield wh
         finally:
             wh.close()
@@ -299,6 +322,13 @@ class Source:
         finally:
             raw.close()
             engine.dispose()
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder above a glob's first wildcard (what the glob may read)."""
+    head = pattern[: min(pattern.index(c) for c in "*?[" if c in pattern)]
+    root = head if head.endswith("/") else posixpath.dirname(head)
+    return root if "://" in pattern else os.path.abspath(root or ".")
 
 
 def _check_duckdb_statement(query: str) -> None:
