@@ -78,7 +78,7 @@ def test_cli_says_what_was_refused(
             "--sql",
             "SELECT * FROM read_csv('/etc/passwd')",
             "--json",
-        ]  # fmt: skip
+        ]
     )
     body = json.loads(capsys.readouterr().out)
     assert code == 7 and body["error"]["details"]["refused"] == "/etc/passwd"
