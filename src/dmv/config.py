@@ -97,6 +97,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("actor", "", "Who is recorded in the audit log (default: $USER)."),
     Setting(
+        "split_min_share",
+        0.5,
+        "A split part must hold at least this fraction of its ratio's rows (else refused).",
+        float,
+    ),
+    Setting(
         "source_timeout",
         3600.0,
         "Seconds one retrieval statement may run on a PostgreSQL source (0: no limit).",

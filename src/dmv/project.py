@@ -233,12 +233,16 @@ class Project:
         salt: str = "",
         id: str | None = None,
         strict: bool = False,
+        allow_empty: bool = False,
+        min_share: float | None = None,
         progress: Any = None,
     ) -> SplitInfo:
         """Run retrieval ``data`` now and store its rows split into parts (``.split``).
 
         ``by`` is ``key:COLUMN``, ``group:COLUMN``, ``time:COLUMN`` or ``row``.
         The parts become warehouse tables ``<model>__<DATA>__<SPLIT>__<part>``.
+        An empty part, or one below ``min_share`` of its ratio, is refused unless
+        ``allow_empty``; ``strict`` also refuses leakage (see docs/data.md).
         """
         from dmv.data import catalog
 
@@ -251,6 +255,8 @@ class Project:
             salt=salt,
             split_id=id,
             strict=strict,
+            allow_empty=allow_empty,
+            min_share=min_share,
             progress=progress,
         )
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dmv.errors import ConflictError, DataError, ImmutableError, NotFound
+from dmv.errors import ConflictError, DataError, ImmutableError, InvalidInput, NotFound
 from dmv.registry import schema as t
 from dmv.version import Version, check_data_id, check_name, table_prefix
 
@@ -85,9 +85,33 @@ class SplitInfo:
     def parts(self) -> list[dict[str, Any]]:
         """``[{name, table, rows, fingerprint}]`` for each part (files: manifest digests)."""
         keys = ("name", "table", "rows", "fingerprint", "digest", "files")
-        return [
-            {k: p[k] for k in keys if p.get(k) is not None} for p in self.result.get("parts", [])
-        ]
+        parts = self.result.get("parts", [])
+        total = sum(int(p.get("rows") or 0) for p in parts)
+        out = []
+        for p in parts:
+            entry = {k: p[k] for k in keys if p.get(k) is not None}
+            entry["share"] = round(int(p.get("rows") or 0) / total, 6) if total else 0.0
+            span = self._range(p)
+            if span is not None:
+                entry["range"] = span
+            out.append(entry)
+        return out
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the split stored although it was short (``allow_empty``)."""
+        return [str(w) for w in self.result.get("warnings") or []]
+
+    def _range(self, part: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The key or time column's range in a part (text keys: a distinct count only)."""
+        column = self.spec.get("column")
+        profile = (part.get("profile") or {}).get(column) if column else None
+        if not profile:
+            return None
+        low = profile.get("min")
+        if isinstance(low, str) and low.startswith("md5:"):
+            return {"column": column, "distinct": profile.get("distinct")}
+        return {"column": column, "min": low, "max": profile.get("max")}
 
     def table(self, part: str) -> str:
         for p in self.result.get("parts", []):
@@ -114,6 +138,7 @@ class SplitInfo:
             "columns": self.result.get("columns", []),
             "content_fingerprint": self.result.get("content_fingerprint"),
             "leakage": self.leakage,
+            "warnings": self.warnings,
             "created_at": iso(self.created_at),
         }
 
@@ -348,9 +373,15 @@ def store(
     salt: str = "",
     split_id: str | None = None,
     strict: bool = False,
+    allow_empty: bool = False,
+    min_share: float | None = None,
     progress: Progress | None = None,
 ) -> SplitInfo:
-    """Run the retrieval now and store its rows split into parts; returns the split."""
+    """Run the retrieval now and store its rows split into parts; returns the split.
+
+    Empty parts and parts below ``min_share`` of their ratio (default: the
+    ``split_min_share`` setting) are refused unless ``allow_empty``.
+    """
 
     from dmv.data.ids import split_id_for
     from dmv.data.sources import Retrieval, Source
@@ -362,8 +393,10 @@ def store(
     if split_id is not None:
         check_data_id(split_id, "SPLIT")
     known = {s.split: s for s in list_splits(project, model, data)}
+    share = project.config["split_min_share"] if min_share is None else float(min_share)
     if query.kind == "files":
-        return _store_files(project, query, spec, split_id, known, progress)
+        guard = (strict, allow_empty, share)
+        return _store_files(project, query, spec, split_id, known, progress, guard)
     owners = {
         s.split: _split_digest(s.result.get("content_fingerprint", ""), s.spec)
         for s in known.values()
@@ -405,6 +438,8 @@ def store(
                 check=True,
                 strict=strict,
                 check_rows=False,
+                allow_empty=allow_empty,
+                min_share=share,
             )
         except _Stored as stored:
             return known[stored.split]
@@ -464,10 +499,12 @@ def _store_files(
     split_id: str | None,
     known: Mapping[str, SplitInfo],
     progress: Progress | None,
+    guard: tuple[bool, bool, float] = (False, False, 0.5),
 ) -> SplitInfo:
     """Split a file set and store each part's files and manifest in the artifact store."""
     from dmv.data.files import read_labels, scan_files, split_files, store_file_parts
     from dmv.data.ids import split_id_for
+    from dmv.data.split import shortfalls
 
     d = query.definition
     manifest = scan_files(d["pattern"], progress=progress)
@@ -480,6 +517,16 @@ def _store_files(
             )
         labels = read_labels(d["labels"], key_column=spec.column or "key")
     parts = split_files(manifest, spec, labels)
+    strict, allow_empty, min_share = guard
+    if strict and allow_empty:
+        raise InvalidInput("--strict refuses empty parts; it cannot go with --allow-empty")
+    warnings = shortfalls(spec, {n: len(m.files) for n, m in parts.items()}, min_share)
+    if warnings and not allow_empty:
+        raise DataError(
+            "the split would mislead: " + "; ".join(warnings) + "; nothing was stored",
+            hint="change --ratios or add files, or store it anyway with --allow-empty",
+            warnings=warnings,
+        )
     content = manifest.fingerprint
     owners = {
         s.split: _split_digest(s.result.get("content_fingerprint", ""), s.spec)
@@ -500,6 +547,7 @@ def _store_files(
         "spec": spec.to_dict(),
         "content_fingerprint": content,
         "table_prefix": prefix,
+        "warnings": warnings,
         "parts": [
             {
                 "name": name,
