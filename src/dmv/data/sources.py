@@ -7,7 +7,7 @@ URL                          reads with
 ``path.duckdb``              another DuckDB file, opened read-only
 ``sqlite:///file.db``        SQLite, opened read-only (``mode=ro``, ``query_only``);
                              through ADBC's Arrow-native driver when installed
-``postgresql://…``           psycopg 3, inside a ``READ ONLY`` transaction
+``postgresql://…``           psycopg 3, ``READ ONLY`` transactions, ``statement_timeout``
 any other SQLAlchemy URL     the dialect's DB-API driver (single-SELECT check only)
 ``*.parquet``, ``*.csv``,    DuckDB's ``read_parquet`` / ``read_csv``; the files are
 folders, globs               the view ``source`` (``SELECT * FROM source``)
@@ -16,7 +16,9 @@ folders, globs               the view ``source`` (``SELECT * FROM source``)
 Query parameters use the source's own named style: ``$name`` for DuckDB and files,
 ``:name`` for SQLite and other SQLAlchemy sources, ``%(name)s`` for PostgreSQL.
 Only one SELECT (or WITH … SELECT) statement is accepted; the engine-level guards
-above refuse writes that slip past that check.
+above refuse writes that slip past that check. DuckDB connections that run
+retrieval SQL are sandboxed (:meth:`~dmv.data.warehouse.Warehouse.sandbox`): no
+file, URL or extension but the files the source names.
 """
 
 from __future__ import annotations
