@@ -9,9 +9,11 @@ a temporary folder, then measures side by side in one process:
   (c) retrieving the same rows from a SQLite file into the warehouse
                                  target: < 10.7 s for 10M rows (15x dvc import-db's 161 s)
   (d) peak memory of this process (ru_maxrss)                       target: < 1.5 GB
+  (e) reading a 10M-row part for training: plain read vs verified read (the rows
+      and their engine check in one scan, once the part was proven)   target: <= 20%
   with --postgres: the same split pushed down into PostgreSQL (127.0.0.1:5432, db test)
 
-Usage: python bench/data.py [--rows N] [--postgres] [--pg-url URL]
+Usage: python bench/data.py [--rows N] [--postgres] [--pg-url URL] [--only-read]
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dmv.data.fingerprint import verify_parts
+from dmv.data.export import read_part
+from dmv.data.fingerprint import measure_table, verify_parts
 from dmv.data.leakage import check_leakage
 from dmv.data.sources import Retrieval, Source, retrieve
 from dmv.data.split import SplitSpec, store_split
+from dmv.data.verified import read_verified, to_format
 from dmv.data.warehouse import open_warehouse
 
 DVC_IMPORT_DB_10M = 161.0  # seconds, measured for `dvc import-db` of 10M rows to CSV
@@ -109,6 +113,7 @@ def main() -> int:
     )
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--memory-limit", default="", help="DuckDB memory_limit, e.g. 1GB")
+    parser.add_argument("--only-read", action="store_true", help="only (e), the read overhead")
     args = parser.parse_args()
     rows = args.rows
     print(f"dmv data benchmark: {rows:,} rows")
@@ -121,6 +126,12 @@ def main() -> int:
             lambda: wh.execute(GENERATE.format(rows=rows)),
         )
         wh.execute("CHECKPOINT")
+
+        read = bench_read(wh)
+        if args.only_read:
+            wh.close()
+            print_read(read)
+            return 0
 
         print("(a) DuckDB COPY to Parquet")
         copies = [
@@ -199,11 +210,46 @@ def main() -> int:
     print(
         f"  (d) peak memory (ru_maxrss)            {peak:8.0f} MB                 target < 1536 MB"
     )
+    print_read(read)
     if pg_split is not None and pg_load is not None:
         ratio = pg_split / copy
         print(f"  PostgreSQL pushdown split              {pg_split:8.2f} s   = {ratio:5.2f}x (a)")
         print(f"      (loading the rows into PostgreSQL first took {pg_load:.1f} s)")
     return 0
+
+
+def bench_read(wh: Any, runs: int = 5) -> dict[str, float]:
+    """Best of ``runs`` interleaved reads of the whole table as one part, each way."""
+    print("(e) read a part for training: plain vs verified")
+    _, part = timed(
+        "record the part (md5sum-v1 of every row, setup)", lambda: measure_table(wh, "src")
+    )
+    _, first = timed(
+        "first verified read (md5 pass + read with check)", lambda: read_verified(wh, part)
+    )
+    assert first.record is not None
+    checks = dict([first.record])
+    best: dict[str, float] = {}
+    ways: dict[str, Callable[[], Any]] = {
+        "plain pandas": lambda: read_part(wh, "src", "pandas"),
+        "verified pandas": lambda: to_format(read_verified(wh, part, checks).table, "pandas"),
+        "plain arrow": lambda: read_part(wh, "src", "arrow"),
+        "verified arrow": lambda: read_verified(wh, part, checks).table,
+    }
+    for i in range(runs):
+        for name, fn in ways.items():
+            took, _ = timed(f"{name}, run {i + 1}", fn)
+            best[name] = min(best.get(name, took), took)
+    return best
+
+
+def print_read(best: dict[str, float]) -> None:
+    for fmt in ("pandas", "arrow"):
+        plain, verified = best[f"plain {fmt}"], best[f"verified {fmt}"]
+        print(
+            f"  (e) read as {fmt:<6}: plain {plain:6.2f} s, verified {verified:6.2f} s"
+            f"   = +{(verified / plain - 1) * 100:4.0f}%   target <= +20%"
+        )
 
 
 def bench_postgres(url: str, folder: Path, rows: int, spec: SplitSpec) -> tuple[float, float]:

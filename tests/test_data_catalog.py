@@ -250,7 +250,13 @@ def test_file_datasets_split_by_label_and_stored_by_content(
     code, out = cli(
         capsys, project, "data", "split", "scans", data, "--by", "group:patient", "--json"
     )
+    assert code == 7 and "part valid is empty" in out  # few patients: refused by default
+    code, out = cli(
+        capsys, project, "data", "split", "scans", data, "--by", "group:patient",
+        "--allow-empty", "--json",
+    )  # fmt: skip
     assert code == 0, out
+    assert any("valid" in w for w in json.loads(out)["warnings"])
     split = json.loads(out)["split"]
     parts = {p["name"]: p for p in json.loads(out)["parts"]}
     assert sum(p["rows"] for p in parts.values()) == 40
@@ -264,5 +270,5 @@ def test_file_datasets_split_by_label_and_stored_by_content(
     assert Path(first["local_path"]).read_bytes() == (images / first["path"]).read_bytes()
     assert project.fsck().ok and project.fsck().orphans == []
     # the same files and spec give the same split again
-    again = project.data_split("scans", data, by="group:patient")
+    again = project.data_split("scans", data, by="group:patient", allow_empty=True)
     assert again.split == split

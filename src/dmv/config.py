@@ -96,6 +96,18 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_list,
     ),
     Setting("actor", "", "Who is recorded in the audit log (default: $USER)."),
+    Setting(
+        "split_min_share",
+        0.5,
+        "A split part must hold at least this fraction of its ratio's rows (else refused).",
+        float,
+    ),
+    Setting(
+        "source_timeout",
+        3600.0,
+        "Seconds one retrieval statement may run on a PostgreSQL source (0: no limit).",
+        float,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -282,12 +282,16 @@ class Project:
         salt: str = "",
         id: str | None = None,
         strict: bool = False,
+        allow_empty: bool = False,
+        min_share: float | None = None,
         progress: Any = None,
     ) -> SplitInfo:
         """Run retrieval ``data`` now and store its rows split into parts (``.split``).
 
         ``by`` is ``key:COLUMN``, ``group:COLUMN``, ``time:COLUMN`` or ``row``.
         The parts become warehouse tables ``<model>__<DATA>__<SPLIT>__<part>``.
+        An empty part, or one below ``min_share`` of its ratio, is refused unless
+        ``allow_empty``; ``strict`` also refuses leakage (see docs/data.md).
         """
         from dmv.data import catalog
 
@@ -300,6 +304,8 @@ class Project:
             salt=salt,
             split_id=id,
             strict=strict,
+            allow_empty=allow_empty,
+            min_share=min_share,
             progress=progress,
         )
 
@@ -360,15 +366,16 @@ class Project:
             return export_part(wh, info.table(part), os.fspath(out))
 
     def dataset(self, model: str, ref: str, part: str, *, format: str = "pandas") -> Any:
-        """One part of a stored split as a pandas DataFrame (or ``format='arrow'``)."""
-        from dmv.data.catalog import read_files, warehouse
-        from dmv.data.export import read_part
+        """One part of a stored split as a pandas DataFrame (or ``format='arrow'``).
+
+        The part is proven to match its recorded fingerprint first (IntegrityError if not).
+        """
+        from dmv.data.catalog import read_files, read_part
 
         info = self.split_info(model, ref)
         if info.result.get("kind") == "files":
             return read_files(self, info, part)
-        with warehouse(self, read_only=False) as wh:
-            return read_part(wh, info.table(part), format)  # type: ignore[arg-type]
+        return read_part(self, info, part, format)
 
     def data_drop(self, model: str, ref: str) -> None:
         """Delete a stored split that no version uses."""

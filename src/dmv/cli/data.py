@@ -118,7 +118,21 @@ def data_query(
 @click.option("--ratios", help="e.g. train=0.8,valid=0.1,test=0.1 (the default).")
 @click.option("--salt", default="", help="Changes the assignment, for a fresh split.")
 @click.option("--id", "split_id", help="Use this SPLIT id instead of deriving one.")
-@click.option("--strict", is_flag=True, help="Fail, storing nothing, if leakage is found.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Store nothing if any leakage check or split warning fails (see docs/data.md).",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Store a split with empty or short parts anyway (recorded as warnings).",
+)
+@click.option(
+    "--min-share",
+    type=float,
+    help="A part must hold this fraction of its ratio's rows (default: split_min_share, 0.5).",
+)
 @pass_ctx
 @json_option
 def data_split(
@@ -130,9 +144,15 @@ def data_split(
     salt: str,
     split_id: str | None,
     strict: bool,
+    allow_empty: bool,
+    min_share: float | None,
     as_json: bool,
 ) -> None:
-    """Run retrieval DATA now, store its rows split into parts, print the SPLIT id."""
+    """Run retrieval DATA now, store its rows split into parts, print the SPLIT id.
+
+    Each part's rows, share and key/time range are shown. An empty part, or one
+    below --min-share of its ratio, is refused unless --allow-empty.
+    """
     from dmv.data.split import parse_ratios
 
     progress = _Progress(not as_json)
@@ -145,18 +165,42 @@ def data_split(
             salt=salt,
             id=split_id,
             strict=strict,
+            allow_empty=allow_empty,
+            min_share=min_share,
             progress=progress,
         )
     finally:
         progress.close()
 
     def human() -> str:
-        rows = [(p["name"], p.get("table", "-"), f"{p.get('rows', 0):,}") for p in info.parts]
-        leak = info.leakage or {}
-        verdict = "no leakage" if leak.get("ok", True) else "LEAKAGE FOUND (dmv data check)"
-        return f"{info.split}\n" + table(rows, ["part", "table", "rows"]) + f"\n{verdict}"
+        rows = [
+            (
+                p["name"],
+                p.get("table", "-"),
+                f"{p.get('rows', 0):,}",
+                f"{p.get('share', 0):.1%}",
+                _span(p.get("range")),
+            )
+            for p in info.parts
+        ]
+        leak = info.leakage
+        if leak is None:
+            verdict = "leakage not checked"
+        else:
+            verdict = "no leakage" if leak.get("ok") else "LEAKAGE FOUND (dmv data check)"
+        lines = [f"{info.split}", table(rows, ["part", "table", "rows", "share", "range"])]
+        lines += [f"warning: {w}" for w in info.warnings]
+        return "\n".join([*lines, verdict])
 
     emit(as_json, info.to_dict(), human)
+
+
+def _span(span: dict[str, object] | None) -> str:
+    if not span:
+        return "-"
+    if "distinct" in span:
+        return f"{span['column']}: {span['distinct'] or '?'} distinct"
+    return f"{span['column']}: {span.get('min')} .. {span.get('max')}"
 
 
 @data.command("list")

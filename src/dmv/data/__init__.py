@@ -10,6 +10,7 @@ Import the submodules you need; this package imports nothing heavy itself.
 * :mod:`dmv.data.leakage` — ``check_leakage``
 * :mod:`dmv.data.files` — file sets: ``scan_files``, ``split_files``, ``store_file_parts``
 * :mod:`dmv.data.export` — ``export_part``, ``read_part``
+* :mod:`dmv.data.verified` — ``read_verified``: a part, proven against its fingerprint
 """
 
 __all__: list[str] = []

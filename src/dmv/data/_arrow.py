@@ -51,7 +51,13 @@ def cursor_reader(
         except Exception as exc:  # the driver's own error class: say what failed, keep cause
             if on_close is not None:
                 on_close()
-            raise DataError(f"reading rows failed: {str(exc).strip()}") from exc
+            text = str(exc).strip()
+            hint = (
+                "raise the source_timeout setting (seconds), or make the query cheaper"
+                if "statement timeout" in text
+                else None
+            )
+            raise DataError(f"reading rows failed: {text}", hint=hint) from exc
 
     first = fetch()
     pending = [first] if first else []

@@ -79,7 +79,7 @@ def staged(
         f"FROM (SELECT dmv_q.*, {row_hash_raw(d, columns)} AS __dmv_r{pk} FROM {alias}) AS dmv_s",
         params,
     )
-    exprs = ", ".join(aggregate_sql(columns, "__dmv_h"))
+    exprs = ", ".join(aggregate_sql(columns, "__dmv_h", d))
     found = wh.rows(f"SELECT __dmv_part, {exprs} FROM {stage} GROUP BY __dmv_part")
     measured = {int(r[0]): read_aggregate(r[1:], columns) for r in found}
     for i, table in enumerate(tables):

@@ -10,13 +10,14 @@ between, ``dmv fsck`` finds the unregistered tables.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dmv.errors import ConflictError, DataError, ImmutableError, NotFound
+from dmv.errors import ConflictError, DataError, ImmutableError, InvalidInput, NotFound
 from dmv.registry import schema as t
 from dmv.version import Version, check_data_id, check_name, table_prefix
 
@@ -84,9 +85,33 @@ class SplitInfo:
     def parts(self) -> list[dict[str, Any]]:
         """``[{name, table, rows, fingerprint}]`` for each part (files: manifest digests)."""
         keys = ("name", "table", "rows", "fingerprint", "digest", "files")
-        return [
-            {k: p[k] for k in keys if p.get(k) is not None} for p in self.result.get("parts", [])
-        ]
+        parts = self.result.get("parts", [])
+        total = sum(int(p.get("rows") or 0) for p in parts)
+        out = []
+        for p in parts:
+            entry = {k: p[k] for k in keys if p.get(k) is not None}
+            entry["share"] = round(int(p.get("rows") or 0) / total, 6) if total else 0.0
+            span = self._range(p)
+            if span is not None:
+                entry["range"] = span
+            out.append(entry)
+        return out
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the split stored although it was short (``allow_empty``)."""
+        return [str(w) for w in self.result.get("warnings") or []]
+
+    def _range(self, part: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The key or time column's range in a part (text keys: a distinct count only)."""
+        column = self.spec.get("column")
+        profile = (part.get("profile") or {}).get(column) if column else None
+        if not profile:
+            return None
+        low = profile.get("min")
+        if isinstance(low, str) and low.startswith("md5:"):
+            return {"column": column, "distinct": profile.get("distinct")}
+        return {"column": column, "min": low, "max": profile.get("max")}
 
     def table(self, part: str) -> str:
         for p in self.result.get("parts", []):
@@ -113,17 +138,27 @@ class SplitInfo:
             "columns": self.result.get("columns", []),
             "content_fingerprint": self.result.get("content_fingerprint"),
             "leakage": self.leakage,
+            "warnings": self.warnings,
             "created_at": iso(self.created_at),
         }
 
 
 @contextmanager
-def warehouse(project: Project, *, read_only: bool = False) -> Iterator[Warehouse]:
-    """The project's warehouse, open for one operation (DuckDB allows one writer)."""
+def warehouse(
+    project: Project, *, read_only: bool = False, sandbox: bool = False
+) -> Iterator[Warehouse]:
+    """The project's warehouse, open for one operation (DuckDB allows one writer).
+
+    ``sandbox``: the connection runs retrieval SQL, so a DuckDB warehouse may read
+    its own tables and nothing else (no files, URLs or extensions). A PostgreSQL
+    warehouse runs the split in dmv's own transaction, which must stay writable.
+    """
     from dmv.data.warehouse import open_warehouse
 
     wh = open_warehouse(project.config.location("warehouse"), read_only=read_only)
     try:
+        if sandbox and wh.dialect == "duckdb":
+            wh.sandbox()
         yield wh
     finally:
         wh.close()
@@ -157,8 +192,9 @@ def register_query(
     check_name(model)
     if data_id is not None:
         check_data_id(data_id, "DATA")
-    with warehouse(project) as wh:
-        retrieval = Retrieval(Source.from_url(source, wh), sql, dict(params or {}))
+    with warehouse(project, sandbox=True) as wh:
+        timeout = project.config["source_timeout"]
+        retrieval = Retrieval(Source.from_url(source, wh, timeout=timeout), sql, dict(params or {}))
         columns = retrieval.source.describe(sql, retrieval.params)
         definition = retrieval.definition()
     return _record_query(project, model, "sql", definition, [c.to_dict() for c in columns], data_id)
@@ -337,9 +373,15 @@ def store(
     salt: str = "",
     split_id: str | None = None,
     strict: bool = False,
+    allow_empty: bool = False,
+    min_share: float | None = None,
     progress: Progress | None = None,
 ) -> SplitInfo:
-    """Run the retrieval now and store its rows split into parts; returns the split."""
+    """Run the retrieval now and store its rows split into parts; returns the split.
+
+    Empty parts and parts below ``min_share`` of their ratio (default: the
+    ``split_min_share`` setting) are refused unless ``allow_empty``.
+    """
 
     from dmv.data.ids import split_id_for
     from dmv.data.sources import Retrieval, Source
@@ -351,8 +393,10 @@ def store(
     if split_id is not None:
         check_data_id(split_id, "SPLIT")
     known = {s.split: s for s in list_splits(project, model, data)}
+    share = project.config["split_min_share"] if min_share is None else float(min_share)
     if query.kind == "files":
-        return _store_files(project, query, spec, split_id, known, progress)
+        guard = (strict, allow_empty, share)
+        return _store_files(project, query, spec, split_id, known, progress, guard)
     owners = {
         s.split: _split_digest(s.result.get("content_fingerprint", ""), s.spec)
         for s in known.values()
@@ -375,10 +419,12 @@ def store(
         chosen["split"] = sid
         return f"{table_prefix(model)}__{data}__{sid}"
 
-    with warehouse(project) as wh:
+    with warehouse(project, sandbox=True) as wh:
         definition = query.definition
         source = Source.from_url(
-            None if definition["source"] == "warehouse" else definition["source"], wh
+            None if definition["source"] == "warehouse" else definition["source"],
+            wh,
+            timeout=project.config["source_timeout"],
         )
         retrieval = Retrieval(source, definition["sql"], definition.get("params") or {})
         try:
@@ -392,6 +438,8 @@ def store(
                 check=True,
                 strict=strict,
                 check_rows=False,
+                allow_empty=allow_empty,
+                min_share=share,
             )
         except _Stored as stored:
             return known[stored.split]
@@ -451,10 +499,12 @@ def _store_files(
     split_id: str | None,
     known: Mapping[str, SplitInfo],
     progress: Progress | None,
+    guard: tuple[bool, bool, float] = (False, False, 0.5),
 ) -> SplitInfo:
     """Split a file set and store each part's files and manifest in the artifact store."""
     from dmv.data.files import read_labels, scan_files, split_files, store_file_parts
     from dmv.data.ids import split_id_for
+    from dmv.data.split import shortfalls
 
     d = query.definition
     manifest = scan_files(d["pattern"], progress=progress)
@@ -467,6 +517,16 @@ def _store_files(
             )
         labels = read_labels(d["labels"], key_column=spec.column or "key")
     parts = split_files(manifest, spec, labels)
+    strict, allow_empty, min_share = guard
+    if strict and allow_empty:
+        raise InvalidInput("--strict refuses empty parts; it cannot go with --allow-empty")
+    warnings = shortfalls(spec, {n: len(m.files) for n, m in parts.items()}, min_share)
+    if warnings and not allow_empty:
+        raise DataError(
+            "the split would mislead: " + "; ".join(warnings) + "; nothing was stored",
+            hint="change --ratios or add files, or store it anyway with --allow-empty",
+            warnings=warnings,
+        )
     content = manifest.fingerprint
     owners = {
         s.split: _split_digest(s.result.get("content_fingerprint", ""), s.spec)
@@ -487,6 +547,7 @@ def _store_files(
         "spec": spec.to_dict(),
         "content_fingerprint": content,
         "table_prefix": prefix,
+        "warnings": warnings,
         "parts": [
             {
                 "name": name,
@@ -505,6 +566,54 @@ def _store_files(
     return _register_split(project, query.model, query.data, sid, spec.to_dict(), body, None)
 
 
+def read_part(project: Project, info: SplitInfo, part: str, format: str = "pandas") -> Any:
+    """A part of a stored table split, read only once proven intact (see dmv.data.verified).
+
+    The engine check a first read computes is recorded on the split, so that later
+    reads skip the md5 pass.
+    """
+    from dmv.data.fingerprint import PartInfo
+    from dmv.data.verified import read_verified, to_format
+
+    entry = next((p for p in info.result.get("parts", []) if p["name"] == part), None)
+    if entry is None:
+        info.table(part)  # raises NotFound naming the parts
+    assert entry is not None
+    with warehouse(project) as wh:
+        read = read_verified(wh, PartInfo.from_dict(entry), entry.get("checks"))
+    if read.record is not None:
+        _record_check(project, info, part, *read.record)
+    return to_format(read.table, format)
+
+
+def _record_check(project: Project, info: SplitInfo, part: str, key: str, value: str) -> None:
+    """Keep a part's engine check on its split record (only ever added, never changed)."""
+    import sqlalchemy as sa
+
+    from dmv.errors import StorageError
+
+    registry = project.registry
+
+    def write(conn: sa.Connection) -> None:
+        m = registry._model_row(conn, info.model)
+        qrow = _query_row(conn, m.id, info.data)
+        where = (t.splits.c.query_id == qrow.id, t.splits.c.split == info.split)
+        row = conn.execute(sa.select(t.splits.c.parts).where(*where)).first()
+        if row is None:
+            return
+        body = dict(row.parts)
+        parts = [dict(p) for p in body.get("parts", [])]
+        for p in parts:
+            if p["name"] == part:
+                p["checks"] = {**(p.get("checks") or {}), key: value}
+        body["parts"] = parts
+        conn.execute(sa.update(t.splits).where(*where).values(parts=body))
+
+    # a read-only registry: the part stays proven, by its md5, on every read
+    with contextlib.suppress(StorageError):
+        registry._write(write)
+
+
 def read_files(project: Project, info: SplitInfo, part: str) -> Any:
     """A file part as a DataFrame (path, size, digest, local_path), fetched and verified."""
     import pandas as pd
@@ -519,12 +628,23 @@ def read_files(project: Project, info: SplitInfo, part: str) -> Any:
     rows = []
     for f in entry.get("files", []):
         target = base / f["path"]
-        if not target.is_file() or target.stat().st_size != f["size"]:
+        # a local copy is used only if its bytes are still the stored ones
+        if not target.is_file() or _file_digest(target) != f["digest"]:
             project.artifacts.fetch(
                 Blob(f["digest"], int(f["size"])), target, what=f"{info.ref} {part} {f['path']}"
             )
         rows.append({**f, "local_path": str(target)})
     return pd.DataFrame(rows, columns=["path", "size", "digest", "local_path"])
+
+
+def _file_digest(path: Any) -> str:
+    from blake3 import blake3
+
+    h = blake3()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "blake3:" + str(h.hexdigest())
 
 
 def _split_digest(content: str, spec: Mapping[str, Any]) -> str:

@@ -39,8 +39,9 @@ def source_matches(project: Project, model: str, data: str, split: str) -> dict[
     query = get_query(project, model, data)
     info = get_split(project, model, data, split)
     d = query.definition
-    with warehouse(project) as wh:
-        source = Source.from_url(None if d["source"] == "warehouse" else d["source"], wh)
+    with warehouse(project, sandbox=True) as wh:
+        url = None if d["source"] == "warehouse" else d["source"]
+        source = Source.from_url(url, wh, timeout=project.config["source_timeout"])
         now = fingerprint_retrieval(wh, Retrieval(source, d["sql"], d.get("params") or {}))
     stored = info.result.get("content_fingerprint")
     return {"same": now == stored, "stored": stored, "source": now}

@@ -82,18 +82,41 @@ def json_value(value: Any) -> JSONValue:
 
 @dataclass(frozen=True, slots=True)
 class ColumnProfile:
-    """Nulls, minimum and maximum of one column (min/max only for ordered types)."""
+    """Nulls, minimum and maximum of one column (min/max only for ordered types).
+
+    A text column's values never leave the warehouse: its min and max are recorded
+    as ``md5:<hex>`` digests (equal values, equal digests), with the distinct count
+    (an estimate, on DuckDB) and the shortest and longest length instead.
+    """
 
     nulls: int
     min: JSONValue = None
     max: JSONValue = None
+    distinct: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
 
     def to_dict(self) -> dict[str, JSONValue]:
-        return {"nulls": self.nulls, "min": self.min, "max": self.max}
+        body: dict[str, JSONValue] = {"nulls": self.nulls, "min": self.min, "max": self.max}
+        for key in ("distinct", "min_length", "max_length"):
+            value = getattr(self, key)
+            if value is not None:
+                body[key] = value
+        return body
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnProfile:
-        return cls(int(data["nulls"]), data.get("min"), data.get("max"))
+        def number(key: str) -> int | None:
+            return None if data.get(key) is None else int(data[key])
+
+        return cls(
+            int(data["nulls"]),
+            data.get("min"),
+            data.get("max"),
+            number("distinct"),
+            number("min_length"),
+            number("max_length"),
+        )
 
 
 @dataclass(frozen=True)
@@ -140,13 +163,30 @@ def hashed(dialect: Dialect, columns: Sequence[Column], from_sql: str) -> tuple[
     return inner, hash_from_raw(dialect, "__dmv_r")
 
 
-def aggregate_sql(columns: Sequence[Column], hash_sql: str) -> list[str]:
+def _text_sql(dialect: Dialect, q: str) -> list[str]:
+    """Digests of min/max, distinct estimate and lengths of a text column (no values)."""
+    distinct = f"approx_count_distinct({q})" if dialect == "duckdb" else "NULL"
+    return [
+        f"md5(min({q}))",
+        f"md5(max({q}))",
+        distinct,
+        f"min(length({q}))",
+        f"max(length({q}))",
+    ]
+
+
+def aggregate_sql(
+    columns: Sequence[Column], hash_sql: str, dialect: Dialect = "duckdb"
+) -> list[str]:
     """Select-list of the one-pass aggregate behind a fingerprint and profile."""
     exprs = ["count(*)", f"sum({hash_sql})"]
     for c in columns:
         q = quote_ident(c.name)
         exprs.append(f"count({q})")
-        if type_family(c.type) in _ORDERED:
+        family = type_family(c.type)
+        if family == "text":
+            exprs += _text_sql(dialect, q)
+        elif family in _ORDERED:
             exprs += [f"min({q})", f"max({q})"]
     return exprs
 
@@ -159,10 +199,25 @@ def read_aggregate(
     total = int(values[1] or 0)
     profile: dict[str, ColumnProfile] = {}
     i = 2
+
+    def digest(value: Any) -> str | None:
+        return None if value is None else f"md5:{value}"
+
+    def number(value: Any) -> int | None:
+        return None if value is None else int(value)
+
     for c in columns:
         nulls = rows - int(values[i])
         i += 1
-        if type_family(c.type) in _ORDERED:
+        family = type_family(c.type)
+        if family == "text":
+            low, high, distinct, shortest, longest = values[i : i + 5]
+            profile[c.name] = ColumnProfile(
+                nulls, digest(low), digest(high), number(distinct), number(shortest),
+                number(longest),
+            )  # fmt: skip
+            i += 5
+        elif family in _ORDERED:
             profile[c.name] = ColumnProfile(nulls, json_value(values[i]), json_value(values[i + 1]))
             i += 2
         else:
@@ -176,7 +231,8 @@ def measure_table(warehouse: Warehouse, table: str, name: str | None = None) -> 
     if not columns:
         raise DataError(f"table {table} does not exist in the warehouse {warehouse.identity()}")
     source, h = hashed(warehouse.dialect, columns, quote_ident(table))
-    values = warehouse.rows(f"SELECT {', '.join(aggregate_sql(columns, h))} FROM {source}")[0]
+    exprs = ", ".join(aggregate_sql(columns, h, warehouse.dialect))
+    values = warehouse.rows(f"SELECT {exprs} FROM {source}")[0]
     rows, fp, profile = read_aggregate(values, columns)
     return PartInfo(name or table, table, rows, columns, fp, profile)
 

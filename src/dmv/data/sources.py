@@ -7,7 +7,7 @@ URL                          reads with
 ``path.duckdb``              another DuckDB file, opened read-only
 ``sqlite:///file.db``        SQLite, opened read-only (``mode=ro``, ``query_only``);
                              through ADBC's Arrow-native driver when installed
-``postgresql://…``           psycopg 3, inside a ``READ ONLY`` transaction
+``postgresql://…``           psycopg 3, ``READ ONLY`` transactions, ``statement_timeout``
 any other SQLAlchemy URL     the dialect's DB-API driver (single-SELECT check only)
 ``*.parquet``, ``*.csv``,    DuckDB's ``read_parquet`` / ``read_csv``; the files are
 folders, globs               the view ``source`` (``SELECT * FROM source``)
@@ -16,16 +16,19 @@ folders, globs               the view ``source`` (``SELECT * FROM source``)
 Query parameters use the source's own named style: ``$name`` for DuckDB and files,
 ``:name`` for SQLite and other SQLAlchemy sources, ``%(name)s`` for PostgreSQL.
 Only one SELECT (or WITH … SELECT) statement is accepted; the engine-level guards
-above refuse writes that slip past that check.
+above refuse writes that slip past that check. DuckDB connections that run
+retrieval SQL are sandboxed (:meth:`~dmv.data.warehouse.Warehouse.sandbox`): no
+file, URL or extension but the files the source names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -96,10 +99,23 @@ class Source:
     url: str
     kind: str  # warehouse | duckdb | sqlite | postgresql | sqlalchemy | parquet | csv
     warehouse: Warehouse | None = field(default=None, compare=False, repr=False)
+    #: seconds a statement may run on a PostgreSQL source (None: no limit)
+    timeout: float | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_url(cls, url: str | Path | None = None, warehouse: Warehouse | None = None) -> Source:
+    def from_url(
+        cls,
+        url: str | Path | None = None,
+        warehouse: Warehouse | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Source:
         """Recognise ``url`` (see the module docstring); ``None`` means the warehouse."""
+        found = cls._recognise(url, warehouse)
+        return replace(found, timeout=timeout) if timeout else found
+
+    @classmethod
+    def _recognise(cls, url: str | Path | None, warehouse: Warehouse | None) -> Source:
         text = "" if url is None else str(url).strip()
         if text in ("", "warehouse") or (warehouse is not None and text == warehouse.url):
             if warehouse is None:
@@ -195,7 +211,6 @@ class Source:
                 return
         if self.kind == "postgresql":
             with self._pg() as wh:
-                wh.execute("SET default_transaction_read_only = on")
                 yield wh.reader(query, params)
             return
         if self.kind == "sqlite":
@@ -216,6 +231,8 @@ class Source:
         if self.kind not in {"duckdb", "parquet", "csv"}:
             yield None
             return
+        paths: list[str] = []
+        directories: list[str] = []
         if self.kind == "duckdb":
             if not Path(self.url).exists():
                 raise DataError(f"the DuckDB source {self.url} does not exist")
@@ -225,7 +242,12 @@ class Source:
             fn = "read_parquet" if self.kind == "parquet" else "read_csv"
             pattern = self.url
             if "://" not in pattern and os.path.isdir(pattern):
+                directories.append(pattern)
                 pattern = os.path.join(pattern, "**", f"*.{self.kind}")
+            elif any(c in pattern for c in "*?["):
+                directories.append(_glob_root(pattern))
+            else:
+                paths.append(pattern)
             try:
                 wh.execute(f"CREATE VIEW source AS SELECT * FROM {fn}({quote_literal(pattern)})")
             except DataError as exc:
@@ -235,6 +257,8 @@ class Source:
                     hint="check the path or glob; folders are read recursively",
                 ) from exc
         try:
+            # the retrieval's SQL may read the files it names, nothing else
+            wh.sandbox(paths=paths, directories=directories)
             yield wh
         finally:
             wh.close()
@@ -251,6 +275,7 @@ class Source:
                 hint="check the URL, that the server runs and accepts this user",
             ) from exc
         try:
+            wh.sandbox(timeout=self.timeout)
             yield wh
         finally:
             wh.close()
@@ -303,6 +328,13 @@ class Source:
         finally:
             raw.close()
             engine.dispose()
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder above a glob's first wildcard (what the glob may read)."""
+    head = pattern[: min(pattern.index(c) for c in "*?[" if c in pattern)]
+    root = head if head.endswith("/") else posixpath.dirname(head)
+    return root if "://" in pattern else os.path.abspath(root or ".")
 
 
 def _check_duckdb_statement(query: str) -> None:

@@ -60,16 +60,19 @@ __all__ = [
     "SplitSpec",
     "parse_by",
     "parse_ratios",
+    "shortfalls",
     "store_split",
 ]
 
 SplitBy = Literal["key", "group", "time", "row"]
 DEFAULT_RATIOS: Mapping[str, float] = {"train": 0.8, "valid": 0.1, "test": 0.1}
+#: a part must hold at least this fraction of its ratio's share of the rows
+DEFAULT_MIN_SHARE = 0.5
 HASHES = ("md5-v1",)
 _PART_RE = re.compile(r"[a-z][a-z0-9_]*")
 _TYPE_RE = re.compile(r"[A-Za-z0-9_ (),\[\]]+")
 _TIME_FAMILIES = {"int", "float", "decimal", "date", "timestamp", "timestamptz"}
-_RESERVED = {"__dmv_part", "__dmv_h"}
+_RESERVED = {"__dmv_part", "__dmv_h", "__dmv_check"}
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,7 @@ class SplitResult:
     assignment_sql: str
     cutoffs: tuple[str, ...] = ()
     leakage: LeakageReport | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -217,6 +221,7 @@ class SplitResult:
             "cutoffs": list(self.cutoffs),
             "rows": self.rows,
             "leakage": self.leakage.to_dict() if self.leakage else None,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -231,6 +236,7 @@ class SplitResult:
             assignment_sql=str(data["assignment_sql"]),
             cutoffs=tuple(data.get("cutoffs") or ()),
             leakage=LeakageReport.from_dict(data["leakage"]) if data.get("leakage") else None,
+            warnings=tuple(data.get("warnings") or ()),
         )
 
 
@@ -315,6 +321,8 @@ def store_split(
     check_keys: Sequence[str] = (),
     check_time: str | None = None,
     check_rows: bool = True,
+    allow_empty: bool = False,
+    min_share: float = DEFAULT_MIN_SHARE,
 ) -> SplitResult:
     """Run ``retrieval``, split its rows by ``spec`` and store ``<prefix>__<part>`` tables.
 
@@ -329,7 +337,18 @@ def store_split(
     name more columns to check (e.g. the user of a split by transaction id);
     ``check_rows=False`` skips the identical-rows check, the costliest one (a fresh
     split cannot put identical rows in two parts: they share key, time and row hash).
+
+    A part that is empty or holds less than ``min_share`` of its ratio's rows is
+    refused (see :func:`shortfalls`) unless ``allow_empty``; then it is stored and
+    said in ``result.warnings``. ``strict`` refuses warnings too, so it cannot be
+    combined with ``allow_empty``.
     """
+    if strict and allow_empty:
+        raise InvalidInput(
+            "--strict refuses short and empty parts; it cannot be combined with --allow-empty"
+        )
+    if not 0 <= min_share <= 1:
+        raise InvalidInput(f"min_share must be between 0 and 1, got {min_share!r}")
     if isinstance(retrieval, str):
         retrieval = Retrieval(Source.from_url(None, warehouse), retrieval)
     params = dict(retrieval.params)
@@ -349,7 +368,7 @@ def store_split(
                 warehouse.execute(f"ANALYZE {raw}")
         columns = warehouse.query_columns(f"SELECT * FROM {base}", base_params)
         if _RESERVED & {c.name for c in columns}:
-            raise InvalidInput("columns named __dmv_part or __dmv_h are reserved by dmv")
+            raise InvalidInput("columns named __dmv_part, __dmv_h or __dmv_check are reserved")
         pk_raw, part_sql, cutoffs = _assignment(warehouse, base, spec, columns, base_params)
         if progress:
             progress("split", 0, None)
@@ -378,6 +397,19 @@ def store_split(
                     hint=f"filter them out ({spec.column} IS NOT NULL) "
                     "or COALESCE them in the query",
                 )
+        counts = {name: measured.get(i, (0,))[0] for i, name in enumerate(spec.parts)}
+        notes = []
+        if spec.by == "time" and spec.column is not None:
+            notes = _time_notes(warehouse, base, base_params, spec, cutoffs)
+        warnings = shortfalls(spec, counts, min_share) + notes
+        if warnings and (strict or not allow_empty):
+            raise DataError(
+                "the split would mislead: " + "; ".join(warnings) + "; nothing was stored",
+                hint="change --by or --ratios (a time column needs at least as many distinct "
+                "times as parts), or store it anyway with --allow-empty; the tolerance is "
+                "the split_min_share setting",
+                warnings=warnings,
+            )
         empty = make_empty(columns)
         content = combine([measured.get(i, empty)[1] for i in range(len(spec.parts))])
         prefix = table_prefix(content) if callable(table_prefix) else table_prefix
@@ -394,7 +426,10 @@ def store_split(
         if retrieval.source.kind != "warehouse":
             warehouse.execute(f"DROP TABLE {base}")
         assignment = part_sql.replace("__dmv_pk", f"md5-v1({pk_raw})") if pk_raw else part_sql
-        result = SplitResult(spec, prefix, tuple(parts), content, columns, d, assignment, cutoffs)
+        result = SplitResult(
+            spec, prefix, tuple(parts), content, columns, d, assignment, cutoffs, None,
+            tuple(warnings),
+        )  # fmt: skip
         if check or strict:
             if progress:
                 progress("check", 0, None)
@@ -410,6 +445,43 @@ def store_split(
     if progress:
         progress("store", len(spec.parts), len(spec.parts))
     return result
+
+
+def shortfalls(spec: SplitSpec, counts: Mapping[str, int], min_share: float) -> list[str]:
+    """Parts that are empty or hold less than ``min_share`` x their ratio of the rows."""
+    total = sum(counts.values())
+    found = []
+    for name, ratio in spec.ratios.items():
+        rows = counts.get(name, 0)
+        share = rows / total if total else 0.0
+        if rows == 0 or share < ratio * min_share:
+            what = "is empty" if rows == 0 else "is far below its ratio"
+            found.append(
+                f"part {name} {what}: {rows:,} of {total:,} rows ({share:.1%}, ratio {ratio:.1%})"
+            )
+    return found
+
+
+def _time_notes(
+    wh: Warehouse,
+    base: str,
+    params: Mapping[str, Any],
+    spec: SplitSpec,
+    cutoffs: Sequence[str],
+) -> list[str]:
+    """What makes a time split degenerate: too few distinct times, cutoffs that coincide."""
+    assert spec.column is not None
+    q = quote_ident(spec.column)
+    distinct = int(wh.rows(f"SELECT count(DISTINCT {q}) FROM {base}", params)[0][0])
+    notes = []
+    if distinct < len(spec.parts):
+        notes.append(
+            f"time column {spec.column!r} has {distinct} distinct value(s) "
+            f"for {len(spec.parts)} parts"
+        )
+    if len(set(cutoffs)) < len(cutoffs):
+        notes.append(f"time cutoffs coincide ({', '.join(cutoffs)})")
+    return notes
 
 
 def _refuse_leaks(report: LeakageReport, strict: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,9 @@ class Column:
         return cls(str(data["name"]), str(data["type"]))
 
 
+_REFUSED_FILE = re.compile(r'Cannot access (?:file|directory) "([^"]*)"')
+
+
 def _sql_error(
     exc: Exception, what: str = "the query", *, where: str = "the DuckDB warehouse"
 ) -> DataError | StorageError:
@@ -50,6 +54,20 @@ def _sql_error(
     if is_duckdb_corruption(exc):  # a damaged file, not a bad query
         return corrupt_warehouse(where, exc)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    refused = _REFUSED_FILE.search(str(exc))
+    if refused or "disabled by configuration" in first:
+        name = refused.group(1) if refused else "a file or extension"
+        return DataError(
+            f"{what} was refused: it reads {name}, which this retrieval does not name",
+            hint="retrieval SQL reads only the warehouse's tables and the files given as its "
+            "source (--source data.parquet, a folder or a glob); no other file, URL or extension",
+            refused=name,
+        )
+    if "statement timeout" in first:
+        return DataError(
+            f"{what} was stopped: {first}",
+            hint="raise the source_timeout setting (seconds), or make the query cheaper",
+        )
     return DataError(f"{what} failed: {first}", hint="check table and column names in the SQL")
 
 
@@ -97,6 +115,19 @@ class Warehouse:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def sandbox(
+        self,
+        *,
+        paths: Sequence[str] = (),
+        directories: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> None:
+        """Limit this connection to what user SQL may do: read, and only what it was given.
+
+        ``paths`` and ``directories`` are the files a DuckDB connection may still read;
+        ``timeout`` (seconds) bounds each statement where the engine can. Irreversible.
+        """
 
     # -- shared helpers ---------------------------------------------------------------------
     def table_exists(self, table: str) -> bool:
@@ -224,6 +255,29 @@ class DuckDBWarehouse(Warehouse):
             raise _sql_error(exc, "loading rows into the warehouse", where=self.url) from exc
         finally:
             self.con.unregister(view)
+
+    def sandbox(
+        self,
+        *,
+        paths: Sequence[str] = (),
+        directories: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> None:
+        # allowed_* first: they cannot be changed once external access is off
+        settings = []
+        if directories:
+            listed = ", ".join(quote_literal(d.rstrip("/") + "/") for d in directories)
+            settings.append(f"allowed_directories = [{listed}]")
+        if paths:
+            settings.append(f"allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
+        settings += [
+            "enable_external_access = false",
+            "autoinstall_known_extensions = false",
+            "autoload_known_extensions = false",
+            "lock_configuration = true",  # user SQL cannot SET any of this back
+        ]
+        for setting in settings:
+            self.execute(f"SET {setting}")
 
     def close(self) -> None:
         self.con.close()
@@ -421,6 +475,19 @@ class PostgresWarehouse(Warehouse):
                         copy.write(buf.getvalue())
         except psycopg.Error as exc:
             raise _sql_error(exc, "loading rows into the warehouse") from exc
+
+    def sandbox(
+        self,
+        *,
+        paths: Sequence[str] = (),
+        directories: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> None:
+        # Every transaction READ ONLY; reading server files is a role privilege
+        # (pg_read_server_files), which the source's user should not have.
+        self.execute("SET default_transaction_read_only = on")
+        if timeout:
+            self.execute(f"SET statement_timeout = {int(timeout * 1000)}")
 
     def close(self) -> None:
         self.con.close()

@@ -1,0 +1,165 @@
+"""Reading a stored part only when it is the part that was recorded.
+
+Recomputing ``md5sum-v1`` on every read would cost several times the read itself,
+so a part is proven once and cheaply afterwards:
+
+* **first read** (per part, per engine version): one aggregate computes the part's
+  ``md5sum-v1`` fingerprint *and* an engine-native check — the sum, mod 2^64, of the
+  engine's own row hash (DuckDB ``hash(c1, …)``, PostgreSQL
+  ``hash_record_extended(row, 0)``). The fingerprint must equal the recorded one.
+* **every read**, the first included: the engine check of the rows is computed with
+  the read, from the same snapshot — on PostgreSQL by the one statement that reads
+  the rows, on DuckDB by an aggregate in the read's own transaction — and must equal
+  the recorded check, so nothing can change between proving and reading.
+
+The engine check is recorded on the split (keyed by engine and version, because an
+engine's hash may change between releases), so later reads pay only for hashing
+the rows they read. Any write to the part — one ``UPDATE``, a deleted or added row,
+a changed column — changes the row count, the schema or the sum, and the read is
+refused with :class:`~dmv.errors.IntegrityError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from dmv.data._sql import quote_ident
+from dmv.data.fingerprint import PartInfo, hashed, make_fingerprint
+from dmv.data.warehouse import Column, Warehouse
+from dmv.errors import DataError, IntegrityError, InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["CHECK_COLUMN", "VerifiedRead", "check_key", "read_verified"]
+
+CHECK_COLUMN = "__dmv_check"
+_MOD = 1 << 64
+
+
+@dataclass(frozen=True)
+class VerifiedRead:
+    """The rows of a part, and the engine check to record when it was new."""
+
+    table: pa.Table
+    record: tuple[str, str] | None = None  # (check key, value) to store on the split
+
+
+def check_key(warehouse: Warehouse) -> str:
+    """``duckdb-hash:<version>`` / ``postgresql-hash:<major>``: which engine hash a check is."""
+    if warehouse.dialect == "duckdb":
+        import duckdb
+
+        return f"duckdb-hash:{duckdb.__version__}"
+    version = int(warehouse.rows("SHOW server_version_num")[0][0])
+    return f"postgresql-hash:{version // 10000}"
+
+
+def _row_hash(warehouse: Warehouse, columns: tuple[Column, ...], alias: str) -> str:
+    """The engine's own hash of a row's values (read, like the rows, by one scan)."""
+    cols = ", ".join(f"{alias}.{quote_ident(c.name)}" for c in columns)
+    if warehouse.dialect == "duckdb":
+        return f"hash({cols})"
+    return f"hash_record_extended(ROW({cols}), 0)"
+
+
+def _fail(part: PartInfo, actual: str, why: str) -> IntegrityError:
+    return IntegrityError(
+        f"stored part {part.name!r} (table {part.table}) does not match its record: {why}; "
+        f"recorded fingerprint {part.fingerprint}, now {actual}",
+        hint="the table was changed in the warehouse after the split was stored; "
+        "'dmv data verify' shows every part; store a new split to train on changed data",
+        table=part.table,
+        expected=part.fingerprint,
+        actual=actual,
+    )
+
+
+def _measure(warehouse: Warehouse, part: PartInfo) -> tuple[str, str]:
+    """(md5sum-v1 fingerprint, engine check) of the table, in one aggregate."""
+    columns = part.columns
+    source, h = hashed(warehouse.dialect, columns, f"{quote_ident(part.table)} AS dmv_t")
+    # ``hashed`` wraps the table; the engine hash reads the same columns of the wrapper
+    engine = _row_hash(warehouse, columns, "dmv_hr")
+    if warehouse.dialect == "postgresql":
+        engine += "::numeric"  # a bigint sum would overflow
+    row = warehouse.rows(f"SELECT count(*), sum({h}), sum({engine}) FROM {source}")[0]
+    rows = int(row[0])
+    return make_fingerprint(rows, int(row[1] or 0)), _check_value(rows, int(row[2] or 0))
+
+
+def _check_value(rows: int, total: int) -> str:
+    return f"{rows}:{total % _MOD:016x}"
+
+
+def _read(warehouse: Warehouse, part: PartInfo) -> tuple[pa.Table, str]:
+    """The part's rows and the engine check of exactly those rows (one statement)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = ", ".join(f"dmv_t.{quote_ident(c.name)}" for c in part.columns)
+    engine = _row_hash(warehouse, part.columns, "dmv_t")
+    source = f"{quote_ident(part.table)} AS dmv_t"
+    if warehouse.dialect == "duckdb":
+        # DuckDB exports a bare table scan to Arrow much faster than any computed
+        # column, so the check is one aggregate and the read a plain scan, both in
+        # one transaction: the same snapshot, and this process holds the file alone.
+        with warehouse.transaction():
+            rows, total = warehouse.rows(f"SELECT count(*), sum({engine}) FROM {source}")[0]
+            table = warehouse.reader(f"SELECT {cols} FROM {source}").read_all()
+        if table.num_rows != rows:
+            return table, _check_value(table.num_rows, 0)
+        return table, _check_value(int(rows), int(total or 0))
+    sql = f"SELECT {cols}, {engine} AS {CHECK_COLUMN} FROM {source}"
+    table = warehouse.reader(sql).read_all()
+    hashes = table.column(CHECK_COLUMN)
+    if not pa.types.is_uint64(hashes.type):  # PostgreSQL's bigint: same bits mod 2^64
+        hashes = pc.cast(hashes, pa.uint64(), safe=False)
+    total = pc.sum(hashes).as_py() or 0  # wraps mod 2^64, as the recorded check does
+    return table.drop_columns([CHECK_COLUMN]), _check_value(table.num_rows, int(total))
+
+
+def read_verified(
+    warehouse: Warehouse, part: PartInfo, checks: Mapping[str, str] | None = None
+) -> VerifiedRead:
+    """Read ``part`` as an Arrow table after proving it matches its recorded fingerprint.
+
+    ``checks`` are the engine checks recorded for the part by earlier reads; when one
+    matches this engine, the md5 pass is skipped. Raises
+    :class:`~dmv.errors.IntegrityError` (naming the table and both fingerprints) when
+    the part is missing, its columns changed or its rows differ.
+    """
+    columns = warehouse.table_columns(part.table)
+    if not columns:
+        raise _fail(part, "missing", f"table {part.table} is not in the warehouse")
+    if columns != part.columns:
+        now = ", ".join(f"{c.name} {c.type}" for c in columns)
+        raise _fail(part, "other columns", f"its columns are now {now}")
+    if CHECK_COLUMN in {c.name for c in columns}:
+        raise DataError(f"column {CHECK_COLUMN} is reserved by dmv")
+    key = check_key(warehouse)
+    known = (checks or {}).get(key)
+    if known is not None:
+        table, got = _read(warehouse, part)
+        if got == known:
+            return VerifiedRead(table)
+        fingerprint, _ = _measure(warehouse, part)
+        if fingerprint != part.fingerprint:
+            raise _fail(part, fingerprint, "its rows changed")
+        # the md5 fingerprint still holds: the recorded check was wrong; prove anew
+    fingerprint, check = _measure(warehouse, part)
+    if fingerprint != part.fingerprint:
+        raise _fail(part, fingerprint, "its rows changed")
+    table, got = _read(warehouse, part)
+    if got != check:
+        raise _fail(part, f"engine check {got}", "its rows changed while it was read")
+    return VerifiedRead(table, (key, check))
+
+
+def to_format(table: pa.Table, format: Literal["pandas", "arrow"] | str) -> Any:
+    """``format='pandas'`` (default) or ``'arrow'``."""
+    if format not in ("pandas", "arrow"):
+        raise InvalidInput(f"unknown format {format!r}", hint="use 'pandas' or 'arrow'")
+    return table.to_pandas() if format == "pandas" else table
