@@ -41,6 +41,16 @@ def _parse_choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+def _parse_size(value: Any) -> int:
+    """A positive byte count: ``16777216``, ``16MB``, ``512kB``."""
+    text = str(value).strip().upper().removesuffix("B")
+    factor = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
+    number = int(text[:-1] if factor > 1 else text)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not a positive size")
+    return number * factor
+
+
 def _parse_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -96,6 +106,18 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_list,
     ),
     Setting("actor", "", "Who is recorded in the audit log (default: $USER)."),
+    Setting(
+        "max_request_size",
+        16 * 1024**2,
+        "The largest request body the server accepts (bytes, or 16MB, 512kB); larger is 413.",
+        _parse_size,
+    ),
+    Setting(
+        "allowed_hosts",
+        (),
+        "Host names the server answers besides loopback (e.g. dmv.example.org, *.corp).",
+        _parse_list,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
