@@ -79,7 +79,8 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    # Not no-referrer: under it Chromium sends "Origin: null" on the UI's own form posts.
+    ("referrer-policy", "same-origin"),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
 )
