@@ -51,6 +51,13 @@ def _parse_size(value: Any) -> int:
     return number * factor
 
 
+def _parse_count(value: Any) -> int:
+    number = int(str(value).strip().replace("_", ""))
+    if number <= 0:
+        raise ValueError(f"{value!r} is not a positive number")
+    return number
+
+
 def _parse_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -111,6 +118,12 @@ SETTINGS: tuple[Setting, ...] = (
         16 * 1024**2,
         "The largest request body the server accepts (bytes, or 16MB, 512kB); larger is 413.",
         _parse_size,
+    ),
+    Setting(
+        "max_rows_per_request",
+        100_000,
+        "The most rows one predict request may carry; more is 413.",
+        _parse_count,
     ),
     Setting(
         "allowed_hosts",

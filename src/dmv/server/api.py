@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dmv import tokens
+from dmv.limits import MAX_DESCRIPTION, MAX_LABEL, MAX_REASON
 from dmv.server.auth import gate
 
 __all__ = ["PREFIX", "create_router"]
@@ -31,20 +32,26 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Label = Annotated[str, Field(max_length=MAX_LABEL)]
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
+
+
 class ModelCreate(_Body):
-    name: str = Field(description="lowercase letters, digits and '-', starting with a letter")
-    purpose: str = ""
-    function: str = ""
-    description: str = ""
-    primary_metric: str | None = None
+    name: str = Field(
+        max_length=64, description="lowercase letters, digits and '-', starting with a letter"
+    )
+    purpose: Label = ""
+    function: Label = ""
+    description: Description = ""
+    primary_metric: Label | None = None
     metric_goal: Literal["max", "min"] = "max"
 
 
 class ModelUpdate(_Body):
-    purpose: str | None = None
-    function: str | None = None
-    description: str | None = None
-    primary_metric: str | None = None
+    purpose: Label | None = None
+    function: Label | None = None
+    description: Description | None = None
+    primary_metric: Label | None = None
     metric_goal: Literal["max", "min"] | None = None
 
 
@@ -61,7 +68,7 @@ class SelectBody(_Body):
 
 
 class DeprecateBody(_Body):
-    reason: str = ""
+    reason: str = Field("", max_length=MAX_REASON)
 
 
 class TokenCreate(_Body):
