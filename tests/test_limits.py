@@ -155,9 +155,8 @@ def test_models_whose_tables_could_collide_cannot_both_exist(
         project.create_model(second)
     assert caught.value.details["clashes_with"] == first
     # Implicit creation by a run is checked the same way.
-    with pytest.raises(ConflictError, match="warehouse table names"):
-        with project.experiment(second):
-            pass
+    with pytest.raises(ConflictError, match="warehouse table names"), project.experiment(second):
+        pass
     assert [m.name for m in project.models()] == [first]
 
 
