@@ -194,11 +194,12 @@ def create_app(
             base.setdefault("components", {}).setdefault("securitySchemes", {}).update(
                 security_scheme()
             )
-            base["security"] = [{"bearer": []}, {}]
             app.openapi_schema = base
+        # A locked server requires a token on every operation; an open one on none.
+        doc = {**app.openapi_schema, "security": [{"bearer": []}] if g.locked() else [{}]}
         # The per-model part follows the registry (aliases move), so it is not cached.
         refs = serve_refs if serving_only else _every_model(project)
-        return model_documents(app.openapi_schema, project, server, refs)
+        return model_documents(doc, project, server, refs)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

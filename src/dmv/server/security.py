@@ -253,6 +253,8 @@ class SecurityMiddleware:
                 f"this server does not answer for host {host_name(host)!r}",
                 hint="start it with --allow-host NAME to serve under that name",
             )
+        if path.startswith("/api/"):
+            _check_query(scope.get("query_string", b""))
         unsafe = method not in SAFE_METHODS
         if unsafe:
             self._check_origin(headers, host)
@@ -363,6 +365,17 @@ class SecurityMiddleware:
                     f"{self.policy.max_json_depth} are accepted"
                 )
         return _replay(bytes(body), receive)
+
+
+def _check_query(raw: bytes) -> None:
+    """One value per query parameter: a repeated one would be read as its last copy."""
+    from urllib.parse import parse_qsl
+
+    seen: set[str] = set()
+    for key, _ in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if key in seen:
+            raise BadRequest(f"query parameter {key!r} is given more than once")
+        seen.add(key)
 
 
 def _too_large(limit: int) -> str:
