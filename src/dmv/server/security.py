@@ -316,6 +316,7 @@ class SecurityMiddleware:
     ) -> Receive:
         limit = self.policy.max_request_size
         length = headers.get("content-length")
+        declared: int | None = None
         if length is not None:
             try:
                 declared = int(length)
@@ -330,11 +331,7 @@ class SecurityMiddleware:
                 f"{method} {path} takes a JSON body, not {content_type.partition(';')[0]}",
                 hint="send Content-Type: application/json",
             )
-        if (
-            (content_type is None or not _is_json(content_type))
-            and length is not None
-            and declared == 0
-        ):
+        if declared == 0 and (content_type is None or not _is_json(content_type)):
             return receive
         if (
             method in ("GET", "HEAD")
