@@ -105,7 +105,7 @@ def test_the_api_refuses_long_fields_with_a_422_naming_them(project: dmv.Project
         "description"
     )
     r = client.post("/api/v1/models", json={"name": "m", "purpose": "ok\x07"})
-    assert r.status_code == 422 and "U+0007" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "purpose" in r.json()["error"]["message"]
     assert project.models() == []
 
 
