@@ -92,3 +92,24 @@ def seed_warehouse(project: dmv.Project, model: str = "price-model") -> None:
     project.data_query(model, sql="SELECT * FROM patients", id="0123")
     project.data_split(model, "0123", by="key:patient_id", id="abcd")
     project.data_split(model, "0123", by="key:patient_id", salt="2", id="efgh")
+
+
+@pytest.fixture(autouse=True)
+def _loopback_test_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process clients call the server as a browser on this machine would: at 127.0.0.1.
+
+    The server answers loopback names only (its Host allow-list), so the test
+    client's own default host, ``testserver``, would be refused like any other.
+    """
+    try:
+        from starlette.testclient import TestClient
+    except ImportError:
+        return
+    original = TestClient.__init__
+
+    def init(
+        self: TestClient, app: object, base_url: str = "http://127.0.0.1", **kw: object
+    ) -> None:
+        original(self, app, base_url, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TestClient, "__init__", init)

@@ -1,4 +1,10 @@
-"""The REST API fuzzed from its own OpenAPI document (schemathesis): never a 5xx.
+"""The REST API fuzzed from its own OpenAPI document (schemathesis).
+
+Every operation: never a 5xx. The registry API (``/api/v1``): every check
+schemathesis has (``--checks all``): each status answered is documented, each body
+matches its schema (dmv's one error shape included), schema-valid requests are
+accepted, schema-violating ones refused, ``Allow`` right on a 405, a locked
+server refuses requests without the token.
 
 One real project with data behind the in-process ASGI app: a warehouse with two
 stored splits, versions trained on them with real scikit-learn models and
@@ -30,6 +36,11 @@ from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from dmv.server import create_app  # noqa: E402
+from dmv.server.security import LOOPBACK_HOSTS, Policy  # noqa: E402
+
+#: schemathesis's in-process client calls the app as "testserver"; the Host allow-list
+#: (tested in test_security.py) must let it in.
+FUZZ_POLICY = Policy(allowed_hosts=(*LOOPBACK_HOSTS, "testserver"))
 
 #: Examples per operation and pass (with a token / without); the whole file runs in ~40 s.
 EXAMPLES = {"admin-token": 20, "no-token": 8}
@@ -153,8 +164,11 @@ def _fuzzer(
 @pytest.mark.parametrize("auth", ["admin-token", "no-token"])
 def test_no_operation_answers_5xx(fuzzed: tuple[dmv.Project, str], auth: str) -> None:
     project, token = fuzzed
-    app = create_app(project)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    app = create_app(project, policy=FUZZ_POLICY)
+    # A locked server documents itself to a reader only; the document is read with the token.
+    schema = schemathesis.openapi.from_asgi(
+        "/openapi.json", app, headers={"Authorization": f"Bearer {token}"}
+    )
     headers = {"Authorization": f"Bearer {token}"} if auth == "admin-token" else {}
     failures: list[str] = []
     skipped: list[str] = []
@@ -200,7 +214,7 @@ def test_open_project_without_tokens_answers_no_5xx(tmp_path: Path, small_model:
         with p.run("iris", version="0.0.1-0123.abcd") as run:
             run.log_model(small_model)
         p.set_alias("iris@0.0.1", "production")
-        schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(p))
+        schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(p, policy=FUZZ_POLICY))
         failures: list[str] = []
         for op in (result.ok() for result in schema.get_all_operations()):
 
@@ -221,5 +235,101 @@ def test_open_project_without_tokens_answers_no_5xx(tmp_path: Path, small_model:
 
             fuzz()
         assert not failures, "\n".join(failures[:30])
+    finally:
+        p.close()
+
+
+def _checked_fuzzer(
+    op: Any,
+    mode: GenerationMode,
+    fixed: dict[str, str] | None,
+    headers: dict[str, str],
+    examples: int,
+    statuses: Counter[int],
+    failures: list[str],
+) -> Any:
+    """A Hypothesis test sending ``examples`` requests to ``op``, validated by every check."""
+    label = f"{op.method.upper()} {op.path}"
+
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=op.as_strategy(generation_mode=mode, path_parameters=fixed))
+    def fuzz(case: Any) -> None:
+        response = case.call(headers=headers)
+        statuses[response.status_code] += 1
+        try:
+            case.validate_response(response, headers=headers)  # every check
+        except BaseException as exc:  # schemathesis reports a group of failures
+            failures.append(
+                f"{label}: {response.status_code} {response.text[:160]}\n"
+                f"  {str(exc).strip()[:600]}\n  <- {_describe(case)}"
+            )
+
+    return fuzz
+
+
+def _every_check(
+    schema: Any, headers: dict[str, str], examples: int
+) -> tuple[dict[str, Counter[int]], list[str]]:
+    """Fuzz each ``/api/v1`` operation with every check; statuses seen and failures."""
+    seen: dict[str, Counter[int]] = {}
+    failures: list[str] = []
+    operations = [r.ok() for r in schema.get_all_operations()]
+    registry = [op for op in operations if op.path.startswith("/api/v1/")]
+    assert len(registry) >= 20, [op.path for op in operations]
+    for op in registry:
+        label = f"{op.method.upper()} {op.path}"
+        statuses = seen.setdefault(label, Counter())
+        for mode, fixed in _passes(op):
+            try:
+                _checked_fuzzer(op, mode, fixed, headers, examples, statuses, failures)()
+            except Unsatisfiable:
+                assert mode is GenerationMode.NEGATIVE, label
+    return seen, failures
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("auth", ["admin-token", "no-token"])
+def test_the_registry_api_passes_every_check_when_locked(
+    fuzzed: tuple[dmv.Project, str], auth: str
+) -> None:
+    project, token = fuzzed
+    app = create_app(project, policy=FUZZ_POLICY)
+    bearer = {"Authorization": f"Bearer {token}"}
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=bearer)
+    assert schema.raw_schema["security"] == [{"bearer": []}]  # locked: a token on everything
+    seen, failures = _every_check(schema, bearer if auth == "admin-token" else {}, 12)
+    assert not failures, "\n".join(failures[:20])
+    statuses = Counter[int]()
+    for counter in seen.values():
+        statuses.update(counter)
+    print(f"\n{auth}: {sum(statuses.values())} requests, statuses {dict(statuses)}")
+    if auth == "admin-token":
+        assert any(200 <= s < 300 for s in statuses), statuses
+        assert statuses[422] and statuses[404], statuses  # refused and not-found both reached
+    else:
+        assert set(statuses) <= {400, 401, 404, 405, 422}, statuses
+        assert statuses[401] > sum(statuses.values()) / 2, statuses
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_registry_api_passes_every_check_when_open(tmp_path: Path, small_model: Any) -> None:
+    p = dmv.init(tmp_path / "proj")
+    try:
+        with p.run("price-model", version="0.0.1-0123.abcd") as run:
+            run.log_model(small_model)
+        p.set_alias("price-model@0.0.1", "staging")
+        schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(p, policy=FUZZ_POLICY))
+        assert schema.raw_schema["security"] == [{}]  # open: local mode, no token anywhere
+        seen, failures = _every_check(schema, {}, 8)
+        assert not failures, "\n".join(failures[:20])
+        assert any(200 <= s < 300 for c in seen.values() for s in c)
     finally:
         p.close()

@@ -562,42 +562,80 @@ def test_error_page_carries_the_hint(client: Any) -> None:
     assert '<p class="hint">' in r.text and f"dmv versions {MODEL}" in r.text
 
 
-def test_login_sets_an_httponly_cookie_and_logout_clears_it(client: Any) -> None:
-    assert 'name="token"' in client.get("/login").text
-    r = client.post(
+def login_form_token(client: Any) -> str:
+    """The CSRF token of a fresh login form (its cookie is now in ``client``)."""
+    html = client.get("/login").text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def post_login(client: Any, token: str, next_: str = "/") -> Any:
+    from urllib.parse import urlencode
+
+    form = urlencode({"token": token, "next": next_, "csrf_token": login_form_token(client)})
+    return client.post(
         "/login",
-        content="token=dmv_abc&next=%2Fui%2Fmodels%2Firis-model",
+        content=form,
         headers={"content-type": "application/x-www-form-urlencoded"},
         follow_redirects=False,
     )
+
+
+def test_login_sets_an_httponly_cookie_and_logout_clears_it(client: Any) -> None:
+    assert 'name="token"' in client.get("/login").text
+    r = post_login(client, "dmv_abc", "/ui/models/iris-model")
     assert r.status_code == 303 and r.headers["location"] == "/ui/models/iris-model"
     cookie = r.headers["set-cookie"]
     assert cookie.startswith("dmv_token=dmv_abc") and "HttpOnly" in cookie
     assert "samesite=lax" in cookie.lower()
-    r = client.get("/logout", follow_redirects=False)
+    # Logging out is a POST carrying the session's CSRF token; a GET only shows the button.
+    page = client.get("/logout")
+    assert page.status_code == 200 and "dmv_token" not in page.headers.get("set-cookie", "")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found and found.group(1)
+    forged = client.post(
+        "/logout",
+        content="csrf_token=forged",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403 and "dmv_token" not in forged.headers.get("set-cookie", "")
+    r = client.post(
+        "/logout",
+        content=f"csrf_token={found.group(1)}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and 'dmv_token=""' in r.headers["set-cookie"]
+    client.cookies.clear()
+
+
+def test_login_needs_the_token_of_its_own_form(client: Any) -> None:
+    """Login CSRF: a form posted from elsewhere (no double-submit cookie) logs nobody in."""
+    client.cookies.clear()
+    r = client.post(
+        "/login",
+        content="token=dmv_attacker&next=%2F&csrf_token=guessed",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403 and "dmv_token=" not in r.headers.get("set-cookie", "")
+    assert "expired" in r.text
     client.cookies.clear()
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil"])
 def test_login_never_redirects_off_site(client: Any, target: str) -> None:
-    from urllib.parse import quote
-
-    r = client.post(
-        "/login",
-        content=f"token=dmv_abc&next={quote(target)}",
-        headers={"content-type": "application/x-www-form-urlencoded"},
-        follow_redirects=False,
-    )
+    r = post_login(client, "dmv_abc", target)
     assert r.headers["location"] == "/"
     client.cookies.clear()
 
 
 def test_login_without_a_token_asks_again(client: Any) -> None:
-    r = client.post(
-        "/login", content="token=", headers={"content-type": "application/x-www-form-urlencoded"}
-    )
+    r = post_login(client, "")
     assert r.status_code == 422 and "dmv token create" in r.text
+    client.cookies.clear()
 
 
 def test_stylesheet_is_served_by_dmv(client: Any) -> None:
@@ -636,19 +674,13 @@ def test_with_tokens_the_ui_needs_a_read_token(tmp_path: Path) -> None:
         secret, _ = tokens.create_token(project, "reader", "read", model="one")
         with TestClient(create_app(project)) as c:
             r = c.get("/ui/models/one")
-            assert r.status_code == 401 and "/login?next=" in r.text
-            bad = c.post(
-                "/login",
-                content="token=dmv_wrong",
-                headers={"content-type": "application/x-www-form-urlencoded"},
-            )
-            assert bad.status_code == 401 and "set-cookie" not in bad.headers
-            c.post(
-                "/login",
-                content=f"token={secret}",
-                headers={"content-type": "application/x-www-form-urlencoded"},
-                follow_redirects=False,
-            )
+            # A person gets the login form itself, not advice to send a header.
+            assert r.status_code == 401 and 'name="token"' in r.text
+            assert "Authorization" not in r.text
+            assert 'name="next" value="/ui/models/one"' in r.text
+            bad = post_login(c, "dmv_wrong")
+            assert bad.status_code == 401 and "dmv_token=" not in bad.headers.get("set-cookie", "")
+            post_login(c, secret)
             assert c.get("/ui/models/one").status_code == 200
             assert c.get("/ui/models/two").status_code == 403
             listed = {a["data-model"] for a in tags(c.get("/").text, "tr") if "data-model" in a}

@@ -41,6 +41,23 @@ def _parse_choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+def _parse_size(value: Any) -> int:
+    """A positive byte count: ``16777216``, ``16MB``, ``512kB``."""
+    text = str(value).strip().upper().removesuffix("B")
+    factor = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
+    number = int(text[:-1] if factor > 1 else text)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not a positive size")
+    return number * factor
+
+
+def _parse_count(value: Any) -> int:
+    number = int(str(value).strip().replace("_", ""))
+    if number <= 0:
+        raise ValueError(f"{value!r} is not a positive number")
+    return number
+
+
 def _parse_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -107,6 +124,24 @@ SETTINGS: tuple[Setting, ...] = (
         3600.0,
         "Seconds one retrieval statement may run on a PostgreSQL source (0: no limit).",
         float,
+    ),
+    Setting(
+        "max_request_size",
+        16 * 1024**2,
+        "The largest request body the server accepts (bytes, or 16MB, 512kB); larger is 413.",
+        _parse_size,
+    ),
+    Setting(
+        "max_rows_per_request",
+        100_000,
+        "The most rows one predict request may carry; more is 413.",
+        _parse_count,
+    ),
+    Setting(
+        "allowed_hosts",
+        (),
+        "Host names the server answers besides loopback (e.g. dmv.example.org, *.corp).",
+        _parse_list,
     ),
 )
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmv.config import Config, find_root, write_config
 from dmv.errors import ConflictError, InvalidInput, NotFound
+from dmv.limits import MAX_REASON, check_model_fields, check_text
 from dmv.version import Reference, Version, check_data_id, check_name
 
 if TYPE_CHECKING:
@@ -117,6 +118,12 @@ class Project:
         exist_ok: bool = False,
     ) -> ModelInfo:
         """Create a model, named by its value (purpose) or function."""
+        check_model_fields(
+            purpose=purpose,
+            function=function,
+            description=description,
+            primary_metric=primary_metric,
+        )
         return self.registry.create_model(
             name,
             purpose=purpose,
@@ -128,6 +135,7 @@ class Project:
         )
 
     def update_model(self, name: str, **fields: Any) -> ModelInfo:
+        check_model_fields(**fields)
         return self.registry.update_model(name, **fields)
 
     def models(self, *, include_archived: bool = False) -> list[ModelInfo]:
@@ -231,6 +239,7 @@ class Project:
         """Deprecate a version: exact references still work, every other one skips it."""
         from dmv import release
 
+        check_text(reason, "reason", MAX_REASON)
         return release.deprecate(self.registry, self.resolve(ref), reason=reason)
 
     def delete_version(self, ref: str | Reference | Version) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmv import _onnx
 from dmv.errors import InvalidInput
+from dmv.limits import check_artifact_name, check_artifact_path
 from dmv.registry.store import NewArtifact
 
 if TYPE_CHECKING:
@@ -216,10 +217,12 @@ class Run:
         if not root.exists():
             raise InvalidInput(f"artifact path {os.fspath(path)!r} does not exist")
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        base = name or root.name
+        base = check_artifact_name(name) if name is not None else root.name
+        rels = [base if f == root else f"{base}/{f.relative_to(root).as_posix()}" for f in files]
+        for rel in rels:  # every name is checked before anything is stored
+            check_artifact_path(rel)
         added = []
-        for file in files:
-            rel = base if file == root else f"{base}/{file.relative_to(root).as_posix()}"
+        for file, rel in zip(files, rels, strict=True):
             if any(a.name == rel for a in self.artifacts):
                 raise InvalidInput(f"this run already has an artifact named {rel!r}")
             blob = self._store.put_file(file)

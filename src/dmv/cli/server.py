@@ -130,19 +130,28 @@ def _run(
     refs: list[str] | None,
     access_log: bool,
     allow_deprecated: bool = False,
+    allow_hosts: tuple[str, ...] = (),
 ) -> None:
     import uvicorn
 
     from dmv.server import create_app
+    from dmv.server.app import default_policy
 
     locked = check_bind(project, host)
-    app = create_app(project, serve_refs=refs, allow_deprecated=allow_deprecated)
+    bind = host.strip("[]")  # uvicorn takes an IPv6 address bare: ::1, not [::1]
+    app = create_app(
+        project,
+        serve_refs=refs,
+        allow_deprecated=allow_deprecated,
+        policy=default_policy(project, bind, allow_hosts),
+    )
     what = "API, UI and every model"
     if refs:
         what = ", ".join(_warm(app.state.model_server, refs))
     mode = "tokens required" if locked else "open: no tokens yet, loopback only"
-    stderr(f"dmv: serving {what} on http://{host}:{port} ({mode})")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
+    shown = f"[{bind}]" if ":" in bind else bind
+    stderr(f"dmv: serving {what} on http://{shown}:{port} ({mode})")
+    uvicorn.run(app, host=bind, port=port, log_level="warning", access_log=access_log)
 
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -150,6 +159,14 @@ _port = click.option(
     "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port."
 )
 _access_log = click.option("--access-log", is_flag=True, help="Log every request.")
+_allow_host = click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Answer requests for this host name too (repeatable; *.example.org for "
+    "subdomains). Loopback names are always allowed; others are refused (DNS rebinding).",
+)
 
 
 @click.command()
@@ -157,6 +174,7 @@ _access_log = click.option("--access-log", is_flag=True, help="Log every request
 @_host
 @_port
 @_access_log
+@_allow_host
 @click.option(
     "--allow-deprecated",
     is_flag=True,
@@ -164,7 +182,12 @@ _access_log = click.option("--access-log", is_flag=True, help="Log every request
     "(otherwise they answer 410).",
 )
 def serve(
-    refs: tuple[str, ...], host: str, port: int, access_log: bool, allow_deprecated: bool
+    refs: tuple[str, ...],
+    host: str,
+    port: int,
+    access_log: bool,
+    allow_hosts: tuple[str, ...],
+    allow_deprecated: bool,
 ) -> None:
     """Serve predictions for the versions REF names (e.g. price-model@production).
 
@@ -177,16 +200,22 @@ def serve(
     """
     project = _ctx().project
     _check_refs(project, refs, allow_deprecated)
-    _run(project, host, port, list(refs), access_log, allow_deprecated)
+    _run(project, host, port, list(refs), access_log, allow_deprecated, allow_hosts)
 
 
 @click.command()
 @_host
 @_port
 @_access_log
-def server(host: str, port: int, access_log: bool) -> None:
-    """Serve the REST API (/api/v1), the web UI (/) and predictions for every model."""
-    _run(_ctx().project, host, port, None, access_log)
+@_allow_host
+def server(host: str, port: int, access_log: bool, allow_hosts: tuple[str, ...]) -> None:
+    """Serve the REST API (/api/v1), the web UI (/) and predictions for every model.
+
+    Requests must name this server by a loopback name, the --host address or an
+    --allow-host NAME; state-changing requests from pages on other origins are
+    refused. See docs/security.md.
+    """
+    _run(_ctx().project, host, port, None, access_log, allow_hosts=allow_hosts)
 
 
 def _check_refs(project: Project, refs: tuple[str, ...], allow_deprecated: bool) -> None:

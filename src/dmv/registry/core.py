@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dmv.errors import ConflictError, InvalidInput, NotFound
+from dmv.limits import check_table_prefix
 from dmv.registry import fast as f
 from dmv.registry import schema as t
 from dmv.registry.engine import create_engine, is_sqlite, pid_actor, redact_url, transaction
@@ -233,6 +234,7 @@ class RegistryCore:
         row = conn.execute(f.SQL_MODEL_ID, (name,)).fetchone()
         if row is not None:
             return int(row[0])
+        check_table_prefix(name, (r[0] for r in conn.execute("SELECT name FROM models")))
         if conn.execute(f.SQL_INSERT_MODEL, (name, time.time())).rowcount:
             self._audit_raw(conn, "model.create", name, name, {"implicit": True})
         return self._model_id_raw(conn, name)
@@ -247,12 +249,23 @@ class RegistryCore:
             raise no_model(name)
         return tuple(rows[0])
 
+    def _check_new_model_name(self, conn: sa.Connection, name: str) -> None:
+        """Refuse a new model whose table prefix clashes with an existing one's."""
+        import sqlalchemy as sa
+
+        if conn.dialect.name == "postgresql":  # creators take turns (SQLite writers always do)
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7213004)"))
+        names = list(conn.execute(sa.select(t.models.c.name)).scalars())
+        if name not in names:
+            check_table_prefix(name, names)
+
     def _ensure_model(self, conn: sa.Connection, name: str) -> Any:
         """The model's row, locked; created (and audited) when missing."""
         check_name(name)
         row = conn.execute(q().model_by_name_locked, {"name": name}).first()
         if row is not None:
             return row
+        self._check_new_model_name(conn, name)
         inserted = insert_ignore(
             conn,
             t.models,

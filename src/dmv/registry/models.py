@@ -53,6 +53,7 @@ class ModelsMixin(RegistryCore):
         }
 
         def write(conn: sa.Connection) -> None:
+            self._check_new_model_name(conn, name)
             if insert_ignore(conn, t.models, values):
                 self._audit(conn, "model.create", name, name, {"purpose": purpose})
             elif not exist_ok:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dmv import tokens
+from dmv.limits import MAX_DESCRIPTION, MAX_LABEL, MAX_REASON
 from dmv.server.auth import gate
 
 __all__ = ["PREFIX", "create_router"]
@@ -31,25 +32,98 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: dmv's grammar (docs/versioning.md), so that the document says what the server takes.
+NAME_PATTERN = r"^[a-z][a-z0-9-]*$"
+_N = r"(0|[1-9][0-9]{0,8})"
+_ID = r"[0-9a-z]{1,32}"
+REF_PATTERN = rf"^({_N}\.{_N}\.{_N}-{_ID}\.{_ID}|{_N}(\.{_N}){{0,2}}|[a-z][a-z0-9-]{{0,63}})$"
+#: No control characters and no bidirectional overrides (dmv.limits); text fields allow tabs
+#: and newlines.
+_BIDI = r"\u200e\u200f\u202a-\u202e\u2066-\u2069"
+LABEL_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_BIDI}]*$"
+TEXT_PATTERN = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}]*$"
+
+Name = Annotated[
+    str, Path(pattern=NAME_PATTERN, max_length=64, description="A model name, e.g. price-model")
+]
+Ref = Annotated[
+    str,
+    Path(
+        pattern=REF_PATTERN,
+        max_length=140,
+        description="A reference: X.Y.Z-DATA.SPLIT, X.Y.Z, X.Y, X, latest or an alias",
+    ),
+]
+AliasName = Annotated[
+    str, Path(pattern=NAME_PATTERN, max_length=64, description="An alias, e.g. production")
+]
+RUN_PATTERN = r"^(tr|ex)(0|[1-9][0-9]{0,8})$"
+RunId = Annotated[
+    str, Path(pattern=RUN_PATTERN, max_length=11, description="A run: tr0, tr1, … or ex1, …")
+]
+TokenName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="A token name")]
+Label = Annotated[str, Field(max_length=MAX_LABEL, pattern=LABEL_PATTERN)]
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION, pattern=TEXT_PATTERN)]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="A stable code, e.g. not_found, invalid_input, forbidden")
+    message: str
+    hint: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one JSON shape of every error dmv answers (dmv.errors.DmvError.to_dict)."""
+
+    error: ErrorDetail
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: Every status a route may answer besides its success, each in dmv's one error shape.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Malformed request: unparsable or too deeply nested JSON, a foreign Host"),
+    401: _error("No token, or an unknown or revoked one (once the registry has tokens)"),
+    403: _error("The token's scope or model does not allow this, or a cross-origin write"),
+    404: _error("No such model, version, run, alias or token"),
+    409: _error("Conflicts with what is stored (e.g. a released version is immutable)"),
+    413: _error("The request body is over the server's size limit"),
+    415: _error("A write whose body is not application/json"),
+    422: _error("The request is not valid: details.problems names each bad field"),
+    503: _error("A store (registry, artifacts, warehouse) is unreachable"),
+}
+
+
 class ModelCreate(_Body):
-    name: str = Field(description="lowercase letters, digits and '-', starting with a letter")
-    purpose: str = ""
-    function: str = ""
-    description: str = ""
-    primary_metric: str | None = None
+    name: str = Field(
+        max_length=64,
+        pattern=NAME_PATTERN,
+        description="lowercase letters, digits and '-', starting with a letter",
+    )
+    purpose: Label = ""
+    function: Label = ""
+    description: Description = ""
+    primary_metric: Label | None = None
     metric_goal: Literal["max", "min"] = "max"
 
 
 class ModelUpdate(_Body):
-    purpose: str | None = None
-    function: str | None = None
-    description: str | None = None
-    primary_metric: str | None = None
+    purpose: Label | None = None
+    function: Label | None = None
+    description: Description | None = None
+    primary_metric: Label | None = None
     metric_goal: Literal["max", "min"] | None = None
 
 
 class AliasBody(_Body):
-    version: str = Field(description="A reference: X.Y.Z-DATA.SPLIT, X.Y.Z, X.Y, X, latest, alias")
+    version: str = Field(
+        pattern=REF_PATTERN,
+        max_length=140,
+        description="A reference: X.Y.Z-DATA.SPLIT, X.Y.Z, X.Y, X, latest, alias",
+    )
 
 
 class ReleaseBody(_Body):
@@ -57,17 +131,19 @@ class ReleaseBody(_Body):
 
 
 class SelectBody(_Body):
-    run: str = Field(description="The training run to serve, e.g. tr1")
+    run: str = Field(
+        pattern=RUN_PATTERN, max_length=11, description="The training run to serve, e.g. tr1"
+    )
 
 
 class DeprecateBody(_Body):
-    reason: str = ""
+    reason: str = Field("", max_length=MAX_REASON, pattern=LABEL_PATTERN)
 
 
 class TokenCreate(_Body):
-    name: str
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
     scope: Literal["read", "write", "admin"]
-    model: str | None = None
+    model: str | None = Field(None, pattern=NAME_PATTERN, max_length=64)
 
 
 def page(items: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:
@@ -85,7 +161,7 @@ def _ref(name: str, ref: str) -> str:
 
 
 def create_router() -> APIRouter:
-    router = APIRouter(prefix=PREFIX)
+    router = APIRouter(prefix=PREFIX, responses=ERRORS)
 
     # -- models -------------------------------------------------------------------
 
@@ -104,11 +180,11 @@ def create_router() -> APIRouter:
         return project.create_model(**body.model_dump()).to_dict()
 
     @router.get("/models/{name}", tags=["models"], summary="One model")
-    def get_model(name: str, request: Request) -> dict[str, Any]:
+    def get_model(name: Name, request: Request) -> dict[str, Any]:
         return gate(request).allow(request, "read", name).model(name).to_dict()
 
     @router.patch("/models/{name}", tags=["models"], summary="Change a model's description")
-    def update_model(name: str, body: ModelUpdate, request: Request) -> dict[str, Any]:
+    def update_model(name: Name, body: ModelUpdate, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "write", name)
         return project.update_model(name, **body.model_dump(exclude_none=True)).to_dict()
 
@@ -116,7 +192,7 @@ def create_router() -> APIRouter:
 
     @router.get("/models/{name}/versions", tags=["versions"], summary="List a model's versions")
     def list_versions(
-        name: str,
+        name: Name,
         request: Request,
         limit: Limit = 50,
         offset: Offset = 0,
@@ -130,7 +206,7 @@ def create_router() -> APIRouter:
         tags=["versions"],
         summary="The version a reference points at (exact, X.Y.Z, X.Y, X, latest, alias)",
     )
-    def get_version(name: str, ref: str, request: Request) -> dict[str, Any]:
+    def get_version(name: Name, ref: Ref, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
         return project.show(_ref(name, ref)).to_dict()
 
@@ -141,7 +217,7 @@ def create_router() -> APIRouter:
         status_code=201,
     )
     def release(
-        name: str, ref: str, request: Request, body: ReleaseBody | None = None
+        name: Name, ref: Ref, request: Request, body: ReleaseBody | None = None
     ) -> dict[str, Any]:
         project = gate(request).allow(request, "write", name)
         major = body.major if body else False
@@ -152,7 +228,7 @@ def create_router() -> APIRouter:
         tags=["versions"],
         summary="Choose the training run a prerelease serves",
     )
-    def select(name: str, ref: str, body: SelectBody, request: Request) -> dict[str, Any]:
+    def select(name: Name, ref: Ref, body: SelectBody, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "write", name)
         return project.select_run(_ref(name, ref), body.run).to_dict()
 
@@ -162,7 +238,7 @@ def create_router() -> APIRouter:
         summary="Deprecate a version",
     )
     def deprecate(
-        name: str, ref: str, request: Request, body: DeprecateBody | None = None
+        name: Name, ref: Ref, request: Request, body: DeprecateBody | None = None
     ) -> dict[str, Any]:
         project = gate(request).allow(request, "write", name)
         return project.deprecate(_ref(name, ref), reason=body.reason if body else "").to_dict()
@@ -174,7 +250,7 @@ def create_router() -> APIRouter:
         status_code=204,
         response_class=Response,
     )
-    def delete_version(name: str, ref: str, request: Request) -> Response:
+    def delete_version(name: Name, ref: Ref, request: Request) -> Response:
         gate(request).allow(request, "write", name).delete_version(_ref(name, ref))
         return Response(status_code=204)
 
@@ -183,7 +259,7 @@ def create_router() -> APIRouter:
         tags=["versions"],
         summary="The version's interface: input and output fields",
     )
-    def get_interface(name: str, ref: str, request: Request) -> dict[str, Any]:
+    def get_interface(name: Name, ref: Ref, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
         return project.interface(_ref(name, ref)).to_dict()
 
@@ -192,7 +268,7 @@ def create_router() -> APIRouter:
         tags=["versions"],
         summary="Re-check every hash and fingerprint the version stands on",
     )
-    def verify(name: str, ref: str, request: Request) -> dict[str, Any]:
+    def verify(name: Name, ref: Ref, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
         return project.verify(_ref(name, ref)).to_dict()
 
@@ -202,10 +278,22 @@ def create_router() -> APIRouter:
         summary="What changed from version a to version b, component by component",
     )
     def diff(
-        name: str,
+        name: Name,
         request: Request,
-        a: Annotated[str, Query(description="The older reference, e.g. 0.0.1")],
-        b: Annotated[str, Query(description="The newer reference, e.g. production")],
+        a: Annotated[
+            str,
+            Query(
+                pattern=REF_PATTERN, max_length=140, description="The older reference, e.g. 0.0.1"
+            ),
+        ],
+        b: Annotated[
+            str,
+            Query(
+                pattern=REF_PATTERN,
+                max_length=140,
+                description="The newer reference, e.g. production",
+            ),
+        ],
     ) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
         return project.diff(_ref(name, a), _ref(name, b))
@@ -215,7 +303,7 @@ def create_router() -> APIRouter:
         tags=["versions"],
         summary="The model's versions staged as the pattern's diagram draws them",
     )
-    def tree(name: str, request: Request) -> dict[str, Any]:
+    def tree(name: Name, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
         return project.tree(name).to_dict()
 
@@ -227,13 +315,13 @@ def create_router() -> APIRouter:
         summary="The training runs of a version with their evaluations",
     )
     def list_runs(
-        name: str, ref: str, request: Request, limit: Limit = 50, offset: Offset = 0
+        name: Name, ref: Ref, request: Request, limit: Limit = 50, offset: Offset = 0
     ) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
         return page(project.runs(_ref(name, ref)), limit, offset)
 
     @router.get("/models/{name}/versions/{ref}/runs/{run_id}", tags=["runs"], summary="One run")
-    def get_run(name: str, ref: str, run_id: str, request: Request) -> dict[str, Any]:
+    def get_run(name: Name, ref: Ref, run_id: RunId, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
         return project.get_run(_ref(name, ref), run_id).to_dict(environment=True)
 
@@ -243,7 +331,7 @@ def create_router() -> APIRouter:
         summary="A model's runs outside any version: experiments and failed runs",
     )
     def model_runs(
-        name: str,
+        name: Name,
         request: Request,
         kind: Literal["experiment", "failed"] | None = None,
         limit: Limit = 50,
@@ -259,7 +347,7 @@ def create_router() -> APIRouter:
 
     @router.get("/models/{name}/aliases", tags=["aliases"], summary="A model's aliases")
     def list_aliases(
-        name: str, request: Request, limit: Limit = 50, offset: Offset = 0
+        name: Name, request: Request, limit: Limit = 50, offset: Offset = 0
     ) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
         return page(project.aliases(name), limit, offset)
@@ -269,7 +357,9 @@ def create_router() -> APIRouter:
         tags=["aliases"],
         summary="Point an alias at a version (moves it if set; audited)",
     )
-    def set_alias(name: str, alias: str, body: AliasBody, request: Request) -> dict[str, Any]:
+    def set_alias(
+        name: Name, alias: AliasName, body: AliasBody, request: Request
+    ) -> dict[str, Any]:
         project = gate(request).allow(request, "write", name)
         return project.set_alias(_ref(name, body.version), alias).to_dict()
 
@@ -280,7 +370,7 @@ def create_router() -> APIRouter:
         status_code=204,
         response_class=Response,
     )
-    def remove_alias(name: str, alias: str, request: Request) -> Response:
+    def remove_alias(name: Name, alias: AliasName, request: Request) -> Response:
         gate(request).allow(request, "write", name).remove_alias(name, alias)
         return Response(status_code=204)
 
@@ -325,7 +415,7 @@ def create_router() -> APIRouter:
         return {**info.to_dict(), "token": plaintext}
 
     @router.delete("/tokens/{name}", tags=["tokens"], summary="Revoke a token (admin)")
-    def revoke_token(name: str, request: Request) -> dict[str, Any]:
+    def revoke_token(name: TokenName, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "admin")
         return tokens.revoke_token(project, name).to_dict()
 

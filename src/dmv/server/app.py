@@ -24,12 +24,13 @@ from dmv.errors import DmvError, InvalidInput, NotFound
 from dmv.server import api, inference
 from dmv.server.auth import Gate
 from dmv.server.openapi import model_documents, security_scheme
+from dmv.server.security import Policy, SecurityMiddleware, default_hosts
 from dmv.server.serving import ModelServer
 
 if TYPE_CHECKING:
     from dmv.project import Project
 
-__all__ = ["create_app", "error_response"]
+__all__ = ["create_app", "default_policy", "error_response"]
 
 log = logging.getLogger("dmv.server")
 
@@ -157,8 +158,20 @@ def _ui_router(project: Project) -> Any:
     return None if create is None else create(project)
 
 
+def default_policy(project: Project, bind: str = "127.0.0.1", hosts: Sequence[str] = ()) -> Policy:
+    """The request checks for ``project`` served on ``bind``: its settings plus ``hosts``."""
+    return Policy(
+        allowed_hosts=default_hosts(bind, [*project.config["allowed_hosts"], *hosts]),
+        max_request_size=project.config["max_request_size"],
+    )
+
+
 def create_app(
-    project: Project, *, serve_refs: list[str] | None = None, allow_deprecated: bool = False
+    project: Project,
+    *,
+    serve_refs: list[str] | None = None,
+    allow_deprecated: bool = False,
+    policy: Policy | None = None,
 ) -> FastAPI:
     """The dmv server for ``project``.
 
@@ -167,6 +180,10 @@ def create_app(
     it the app serves everything: the REST API, prediction for every model and
     the web UI. Deprecated versions answer 410 unless ``allow_deprecated`` (and
     then only when asked for by exact version).
+
+    ``policy`` says which Host names it answers and how large a request may be
+    (:func:`default_policy`: loopback and the project's ``allowed_hosts``).
+    Every request passes :class:`~dmv.server.security.SecurityMiddleware` first.
     """
     serving_only = serve_refs is not None
     for text in serve_refs or []:
@@ -185,7 +202,14 @@ def create_app(
         description="Data and model versioning: registry API, model serving "
         "(dmv predict API and Open Inference Protocol v2).",
         lifespan=lifespan,
+        # Swagger UI and ReDoc run third-party scripts from a CDN on the origin that
+        # holds the login cookie; the document itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
+    policy = policy or default_policy(project)
+    app.add_middleware(SecurityMiddleware, policy=policy)
+    app.state.policy = policy
     app.state.project = project
     app.state.gate = g
     app.state.model_server = server
@@ -212,11 +236,12 @@ def create_app(
             base.setdefault("components", {}).setdefault("securitySchemes", {}).update(
                 security_scheme()
             )
-            base["security"] = [{"bearer": []}, {}]
             app.openapi_schema = base
+        # A locked server requires a token on every operation; an open one on none.
+        doc = {**app.openapi_schema, "security": [{"bearer": []}] if g.locked() else [{}]}
         # The per-model part follows the registry (aliases move), so it is not cached.
         refs = serve_refs if serving_only else _every_model(project)
-        return model_documents(app.openapi_schema, project, server, refs)
+        return model_documents(doc, project, server, refs)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -191,6 +191,16 @@ def _adapter(
     return records, names
 
 
+def _check_rows(n: int, limit: int) -> None:
+    from dmv.server.security import TooLarge
+
+    if n > limit:
+        raise TooLarge(
+            f"{n:,} rows in one request; this server takes at most {limit:,}",
+            hint="send them in several requests, or raise the setting max_rows_per_request",
+        )
+
+
 class ModelServer:
     """Resolves references, loads and caches models, validates and predicts.
 
@@ -420,6 +430,7 @@ class ModelServer:
             )
         if not rows:
             raise InvalidInput("'inputs' is empty: send at least one row")
+        _check_rows(len(rows), self.project.config["max_rows_per_request"])
         iface = self.interface(info)
         if iface is None:
             bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)

@@ -6,7 +6,8 @@
 - ``/ui/models/{name}`` — the version tree, as ``seed/diagram1.png`` draws it, and the versions;
 - ``/ui/models/{name}/versions/{ref}`` — one version: components, interface, lineage, runs;
 - ``/ui/diff?a=REF&b=REF`` — two versions side by side;
-- ``/login`` and ``/logout`` — keep an API token in the HttpOnly cookie ``dmv_token``;
+- ``/login`` and ``POST /logout`` — keep an API token in the HttpOnly cookie ``dmv_token``;
+  both forms carry a CSRF token (see :mod:`dmv.server.security`);
 - ``/ui/static/…`` — the stylesheet. Nothing is loaded from anywhere else.
 
 Pages need no JavaScript. A :class:`~dmv.errors.DmvError` becomes an error page with
@@ -15,6 +16,7 @@ its message, hint and HTTP status, in one place (:func:`_guarded`).
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import logging
 from collections.abc import Callable
@@ -28,7 +30,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dmv.errors import DmvError, NotFound
+from dmv.errors import DmvError, Forbidden, NotFound
+from dmv.server.security import CSRF_FIELD, csrf_token
 from dmv.server.ui import _chart, _tree, _views
 
 if TYPE_CHECKING:
@@ -72,17 +75,77 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+LOGIN_CSRF_COOKIE = "dmv_login_csrf"
+
+
+def _secret(request: Request) -> bytes:
+    policy = getattr(request.app.state, "policy", None)
+    if policy is None:  # a standalone router: one secret for this process
+        return _process_secret()
+    secret: bytes = policy.secret
+    return secret
+
+
+@cache
+def _process_secret() -> bytes:
+    import secrets
+
+    return secrets.token_bytes(32)
+
+
+def _csrf(request: Request) -> str:
+    """The CSRF token of the request's login session ('' without one)."""
+    session = request.cookies.get(COOKIE)
+    return csrf_token(_secret(request), session) if session else ""
+
+
 def _render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("nav", "")
     html = (
         _env()
         .get_template(template)
-        .render(request=request, logged_in=COOKIE in request.cookies, **context)
+        .render(
+            request=request,
+            logged_in=COOKIE in request.cookies,
+            csrf=_csrf(request),
+            csrf_field=CSRF_FIELD,
+            **context,
+        )
     )
     return HTMLResponse(html, status_code=status)
 
 
+def _login_page(
+    request: Request, status: int, target: str, message: str | None, title: str = "Log in"
+) -> Response:
+    """The login form, with a fresh double-submit token in a cookie and in the form."""
+    import secrets
+
+    nonce = secrets.token_urlsafe(24)
+    response = _render(
+        request,
+        "login.html",
+        status,
+        title=title,
+        nav="login",
+        next=target,
+        message=message,
+        login_csrf=nonce,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        nonce,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/login",
+    )
+    return response
+
+
 def _error_page(request: Request, exc: DmvError) -> Response:
+    if exc.http_status == 401:  # a person in a browser: offer the form, not a header to send
+        return _login_page(request, 401, _safe_next(request.url.path), exc.message)
     return _render(
         request,
         "error.html",
@@ -303,9 +366,7 @@ def create_router(project: Project) -> APIRouter:
 
     @router.get("/login")
     def login_form(request: Request, next: str = "/") -> Response:
-        return _render(
-            request, "login.html", title="Log in", nav="login", next=_safe_next(next), message=None
-        )
+        return _login_page(request, 200, _safe_next(next), None)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
@@ -313,28 +374,19 @@ def create_router(project: Project) -> APIRouter:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         target = _safe_next((form.get("next") or ["/"])[0])
-        if not token:
-            return _render(
-                request,
-                "login.html",
-                422,
-                title="Log in",
-                nav="login",
-                next=target,
-                message="Paste a token made with 'dmv token create'.",
+        sent = (form.get(CSRF_FIELD) or [""])[0]
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+        if not expected or not hmac.compare_digest(sent, expected):
+            # Login CSRF: a foreign page could log this browser in as the attacker.
+            return _login_page(
+                request, 403, target, "This login form has expired; please log in again."
             )
+        if not token:
+            return _login_page(request, 422, target, "Paste a token made with 'dmv token create'.")
         try:
             await run_in_threadpool(_check_token, project, token)
         except DmvError as exc:
-            return _render(
-                request,
-                "login.html",
-                exc.http_status,
-                title="Log in",
-                nav="login",
-                next=target,
-                message=exc.message,
-            )
+            return _login_page(request, exc.http_status, target, exc.message)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE,
@@ -344,10 +396,23 @@ def create_router(project: Project) -> APIRouter:
             secure=request.url.scheme == "https",
             path="/",
         )
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
         return response
 
     @router.get("/logout")
-    def logout() -> Response:
+    def logout_form(request: Request) -> Response:
+        # Logging out changes state, so it is a POST; this page holds its button.
+        return _render(request, "logout.html", title="Log out", nav="login")
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        sent = (form.get(CSRF_FIELD) or [""])[0]
+        expected = _csrf(request)
+        if expected and not hmac.compare_digest(sent, expected):
+            return _error_page(
+                request, Forbidden("this log-out form is not from this session; use the button")
+            )
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
