@@ -96,6 +96,12 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_list,
     ),
     Setting("actor", "", "Who is recorded in the audit log (default: $USER)."),
+    Setting(
+        "trust",
+        (),
+        "Model formats that can run code this project writes: 'pickle' (see docs/models.md).",
+        _parse_list,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
