@@ -425,11 +425,15 @@ class Project:
         grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
         return fsck(self, repair=repair, full=full, grace_seconds=grace)
 
-    def verify(self, ref: str | Reference | Version) -> Report:
-        """Re-check every hash and fingerprint the version stands on."""
+    def verify(self, ref: str | Reference | Version, *, trust_pickle: bool = False) -> Report:
+        """Re-check every hash and fingerprint the version stands on, and its behaviour.
+
+        The behavioural check loads the model in a fresh process and predicts
+        its recorded sample; a pickled model is loaded only with ``trust_pickle``.
+        """
         from dmv.reproduce import verify
 
-        return verify(self, str(_as_ref(ref)))
+        return verify(self, str(_as_ref(ref)), trust_pickle=trust_pickle)
 
     def reproduce(
         self,
@@ -728,6 +732,24 @@ class Project:
         loaded only with ``trust_pickle`` (default: the project's ``trust``).
         """
         return self.served_model(ref, run_id, trust_pickle=trust_pickle).native
+
+    def model_file(
+        self, ref: str | Reference | Version, run_id: str | None = None
+    ) -> dict[str, Any]:
+        """The served model file's kind: flavor, format and whether it is ``unsafe-format``."""
+        from dmv.flavors import is_unsafe
+
+        info = self.show(ref)
+        run, art = self._model_artifact(info, run_id)
+        meta = art.meta or {}
+        return {
+            "run": run.id,
+            "name": art.name,
+            "flavor": meta.get("flavor", "pickle"),
+            "format": meta.get("format", "pickle"),
+            "unsafe_format": is_unsafe(meta),
+            "outputs": list(meta.get("outputs") or []),
+        }
 
     def served_model(
         self,

@@ -282,7 +282,7 @@ def _when(ts: float | None) -> str:
     return (iso(ts) or "-")[:19].replace("T", " ")
 
 
-def _version_text(info: VersionInfo) -> str:
+def _version_text(info: VersionInfo, file: dict[str, Any] | None = None) -> str:
     lines = [
         f"version     {info.version}",
         f"state       {info.state}",
@@ -299,6 +299,12 @@ def _version_text(info: VersionInfo) -> str:
         lines.append("dirty       yes: trained from uncommitted code (patch stored)")
     if info.aliases:
         lines.append(f"aliases     {', '.join(info.aliases)}")
+    if file:
+        unsafe = " — unsafe-format: can run code, served only with --trust-pickle"
+        lines.append(
+            f"model       {file['flavor']} ({file['format']})"
+            + (unsafe if file["unsafe_format"] else "")
+        )
     return "\n".join(lines)
 
 
@@ -308,8 +314,14 @@ def _version_text(info: VersionInfo) -> str:
 @json_option
 def show(ctx: Context, ref: str, as_json: bool) -> None:
     """Show the version REF points at (e.g. price-model@1.1 or price-model@production)."""
+    from dmv.errors import NotFound
+
     info = ctx.project.show(ref)
-    emit(as_json, info.to_dict(), lambda: _version_text(info))
+    try:
+        file = ctx.project.model_file(info.version)
+    except NotFound:
+        file = None
+    emit(as_json, {**info.to_dict(), "model_file": file}, lambda: _version_text(info, file))
 
 
 @cli.command()

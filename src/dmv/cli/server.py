@@ -123,13 +123,21 @@ def check_bind(project: Project, host: str) -> bool:
     return locked
 
 
-def _run(project: Project, host: str, port: int, refs: list[str] | None, access_log: bool) -> None:
+def _run(
+    project: Project,
+    host: str,
+    port: int,
+    refs: list[str] | None,
+    access_log: bool,
+    trust_pickle: bool = False,
+) -> None:
     import uvicorn
 
     from dmv.server import create_app
 
     locked = check_bind(project, host)
     app = create_app(project, serve_refs=refs)
+    app.state.model_server.trust_pickle = trust_pickle
     if refs:
         _warm(app.state.model_server, refs)
     what = ", ".join(refs) if refs else "API, UI and every model"
@@ -143,6 +151,11 @@ _port = click.option(
     "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port."
 )
 _access_log = click.option("--access-log", is_flag=True, help="Log every request.")
+_trust_pickle = click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load models stored as pickle (unsafe-format): they can run any code when loaded.",
+)
 
 
 @click.command()
@@ -150,7 +163,10 @@ _access_log = click.option("--access-log", is_flag=True, help="Log every request
 @_host
 @_port
 @_access_log
-def serve(refs: tuple[str, ...], host: str, port: int, access_log: bool) -> None:
+@_trust_pickle
+def serve(
+    refs: tuple[str, ...], host: str, port: int, access_log: bool, trust_pickle: bool
+) -> None:
     """Serve predictions for the models REF names (e.g. price-model@production).
 
     POST /models/NAME/versions/REF/predict resolves REF on every request, so a
@@ -162,16 +178,17 @@ def serve(refs: tuple[str, ...], host: str, port: int, access_log: bool) -> None
     project = _ctx().project
     for text in refs:
         project.model(Reference.parse(text).name)  # fail now on a typo
-    _run(project, host, port, list(refs), access_log)
+    _run(project, host, port, list(refs), access_log, trust_pickle)
 
 
 @click.command()
 @_host
 @_port
 @_access_log
-def server(host: str, port: int, access_log: bool) -> None:
+@_trust_pickle
+def server(host: str, port: int, access_log: bool, trust_pickle: bool) -> None:
     """Serve the REST API (/api/v1), the web UI (/) and predictions for every model."""
-    _run(_ctx().project, host, port, None, access_log)
+    _run(_ctx().project, host, port, None, access_log, trust_pickle)
 
 
 def _warm(model_server: ModelServer, refs: list[str]) -> None:

@@ -122,7 +122,7 @@ def is_unsafe(meta: Mapping[str, Any]) -> bool:
     """Whether a stored model's file can run code when loaded (old records: pickle ones)."""
     if "unsafe" in meta:
         return bool(meta["unsafe"])
-    return meta.get("format", "pickle") == "pickle"
+    return bool(meta.get("format", "pickle") == "pickle")
 
 
 class Flavor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from dmv.interface import Interface
@@ -153,7 +153,7 @@ def _series(values: list[Any], col: Column) -> Any:
         if ", " in dtype:  # tz-aware: datetime64[ns, Europe/Paris]
             tz = dtype.split(", ", 1)[1].rstrip("]")
             stamps = stamps.dt.tz_convert(tz)
-        return stamps.astype(dtype)
+        return stamps.astype(cast(Any, dtype))
     if dtype in ("object", "str"):
         return pd.Series(values, dtype=object)
     if dtype.startswith("float"):
@@ -161,7 +161,7 @@ def _series(values: list[Any], col: Column) -> Any:
     try:
         np_dtype = np.dtype(dtype)
     except TypeError:  # a pandas extension dtype: Int64, boolean, string…
-        return pd.array([pd.NA if _is_null(v) else v for v in values], dtype=dtype)
+        return pd.array([pd.NA if _is_null(v) else v for v in values], dtype=cast(Any, dtype))
     return np.asarray(values, dtype=np_dtype)
 
 

@@ -26,7 +26,7 @@ def untrusted(types: list[str]) -> list[str]:
 
 def _skops() -> Any:
     try:
-        import skops.io as sio
+        import skops.io as sio  # type: ignore[import-untyped]
     except ImportError:
         raise ModelLoadError(
             "scikit-learn models are stored with skops, which is not installed",
