@@ -215,7 +215,13 @@ class Run:
         native = flavors.native_of(flavor, model, data)
         loaded = None
         if native is not None:
+            if kinds is None and flavor.name == "onnx":  # every output it has
+                kinds = flavor.kinds(native, meta)
             loaded = flavors.Model(flavor, native, {**meta, "outputs": kinds or ()})
+            classes = flavor.classes(native) if "proba" in loaded.kinds else None
+            if classes is not None and "classes" not in meta:
+                meta["classes"] = classes
+                loaded.meta["classes"] = classes
             meta["outputs"] = list(loaded.kinds)
             meta["output_names"] = list(loaded.output_names)
         elif kinds:

@@ -311,14 +311,13 @@ class Model:
     def _names(self, iface: Interface | None) -> tuple[str, ...]:
         declared = tuple(f.name for f in iface.outputs) if iface and iface.outputs else ()
         recorded = tuple(self.meta.get("output_names") or ())
-        default = tuple(
-            DEFAULT_OUTPUT
-            if k == "label" or (len(self.kinds) == 1 and k != "proba")
-            else PROBA_OUTPUT
-            if k == "proba"
-            else k
-            for k in self.kinds
-        )
+        if self.flavor.name == "onnx":  # an ONNX model names its outputs itself
+            default = self.kinds if len(self.kinds) > 1 else (DEFAULT_OUTPUT,)
+        else:
+            default = tuple(
+                PROBA_OUTPUT if k == "proba" else DEFAULT_OUTPUT if k == "label" else k
+                for k in self.kinds
+            )
         for names in (declared, recorded):
             if names and len(names) == len(self.kinds):
                 return names
@@ -362,7 +361,7 @@ class Model:
 
         data = self._input(x)
         values = self.flavor.compute_all(self.native, self.meta, data, self.kinds)
-        return [v if hasattr(v, "to_dict") else np.asarray(v) for v in values]
+        return [v if hasattr(v, "columns") else np.asarray(v) for v in values]
 
     def predict(self, x: Any) -> Any:
         """The first output as an array (what the library's own ``predict`` gives)."""
@@ -376,7 +375,7 @@ class Model:
         import numpy as np
 
         names = self.output_names
-        if len(columns) == 1 and hasattr(columns[0], "to_dict"):  # a DataFrame answer
+        if len(columns) == 1 and hasattr(columns[0], "columns"):  # a DataFrame answer
             return [_plain_row(r) for r in columns[0].to_dict(orient="records")]
         if len(columns) == 1 and isinstance(columns[0], np.ndarray) and columns[0].ndim == 2:
             arr = columns[0]

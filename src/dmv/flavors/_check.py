@@ -107,10 +107,11 @@ def run_check(
 def compare(expected: Any, got: Any, where: str = "") -> str | None:
     """The first difference between two JSON answers (floats within tolerance), or None."""
     if isinstance(expected, float) or isinstance(got, float):
-        if isinstance(expected, int | float) and isinstance(got, int | float):
-            if not isinstance(expected, bool) and not isinstance(got, bool):
-                if math.isclose(expected, got, rel_tol=1e-5, abs_tol=1e-7):
-                    return None
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (expected, got)
+        )
+        if numbers and math.isclose(expected, got, rel_tol=1e-5, abs_tol=1e-7):
+            return None
         return f"{where or 'value'}: {expected!r} in training, {got!r} when served"
     if isinstance(expected, dict) and isinstance(got, dict):
         if expected.keys() != got.keys():

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["load_stored", "stored_code"]
 
 _lock = threading.Lock()
+_folders: dict[str, Path] = {}
 
 
 def stored_code(store: ArtifactStore, meta: dict[str, Any], what: str) -> dict[str, bytes]:
@@ -31,21 +32,21 @@ def stored_code(store: ArtifactStore, meta: dict[str, Any], what: str) -> dict[s
 
 
 def _code_folder(files: dict[str, bytes], roots: list[str]) -> None:
-    """Write the code once per content into a private folder and import from it."""
+    """Write the code once per content into a private folder and import from it.
+
+    The folder is made by ``mkdtemp`` (mode 0700, an unpredictable name), never a
+    shared path another user could have prepared with code of their own.
+    """
     from dmv.flavors._check import write_code
 
-    key = hashlib.sha256(
-        repr(sorted((k, hashlib.sha256(v).hexdigest()) for k, v in files.items())).encode()
-    ).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / f"dmv-code-{key}"
+    digests = sorted((k, hashlib.sha256(v).hexdigest()) for k, v in files.items())
+    key = hashlib.sha256(repr(digests).encode()).hexdigest()
     with _lock:
-        if not folder.exists():
-            tmp = Path(tempfile.mkdtemp(prefix=f"dmv-code-{key}-"))
-            write_code(files, tmp)
-            try:
-                tmp.rename(folder)
-            except OSError:  # another process wrote the same code first
-                pass
+        folder = _folders.get(key)
+        if folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="dmv-code-"))
+            write_code(files, folder)
+            _folders[key] = folder
         for root in roots:
             entry = str((folder / root).resolve())
             if entry not in sys.path:
