@@ -159,9 +159,11 @@ def test_python_model_with_its_code(project: dmv.Project) -> None:
         from models.wrapper import Doubler  # type: ignore[import-not-found]
 
         x = pd.DataFrame({"v": [1.0, 2.0]})
-        with pytest.raises(dmv.InvalidInput, match="does not trust pickles"):
-            with project.run("dbl", version=V) as run:
-                run.log_model(Doubler(), sample_input=x, code=["models/wrapper.py"])
+        with (
+            pytest.raises(dmv.InvalidInput, match="does not trust pickles"),
+            project.run("dbl", version=V) as run,
+        ):
+            run.log_model(Doubler(), sample_input=x, code=["models/wrapper.py"])
         with project.run("dbl", version=V) as run:
             art = run.log_model(
                 Doubler(), sample_input=x, code=["models/wrapper.py"], trust_pickle=True
@@ -193,9 +195,11 @@ def test_a_class_from_an_unstored_module_is_refused_at_log_time(project: dmv.Pro
     try:
         from wrappers import Proba  # type: ignore[import-not-found]
 
-        with pytest.raises(NotServable, match="wrappers") as caught:
-            with project.run("p", version=V) as run:
-                run.log_model(Proba(), sample_input=pd.DataFrame({"v": [1.0]}), trust_pickle=True)
+        with (
+            pytest.raises(NotServable, match="wrappers") as caught,
+            project.run("p", version=V) as run,
+        ):
+            run.log_model(Proba(), sample_input=pd.DataFrame({"v": [1.0]}), trust_pickle=True)
     finally:
         sys.path.remove(str(root))
         sys.modules.pop("wrappers", None)
@@ -213,9 +217,11 @@ def test_a_class_in_main_is_refused(project: dmv.Project) -> None:
     obj = Main()
     Main.__module__ = "__main__"
     try:
-        with pytest.raises(dmv.InvalidInput, match="defined in __main__"):
-            with project.run("m", version=V) as run:
-                run.log_model(obj, trust_pickle=True)
+        with (
+            pytest.raises(dmv.InvalidInput, match="defined in __main__"),
+            project.run("m", version=V) as run,
+        ):
+            run.log_model(obj, trust_pickle=True)
     finally:
         Main.__module__ = __name__
 
@@ -227,9 +233,11 @@ def test_sample_output_that_contradicts_the_served_answer_is_refused(
 
     x = pd.DataFrame({"a": np.linspace(0, 1, 20)})
     model = LogisticRegression().fit(x, (x["a"] > 0.5).astype(int))
-    with pytest.raises(NotServable, match="does not conform"):
-        with project.run("c", version=V) as run:
-            run.log_model(model, sample_input=x, sample_output=model.predict_proba(x))
+    with (
+        pytest.raises(NotServable, match="does not conform"),
+        project.run("c", version=V) as run,
+    ):
+        run.log_model(model, sample_input=x, sample_output=model.predict_proba(x))
 
 
 # -- a hostile pickle never runs without trust -------------------------------------------
@@ -325,3 +333,23 @@ def test_interface_records_the_categories(project: dmv.Project) -> None:
     assert list(built["plan"].cat.categories) == ["basic", "pro", "team"]
     spec = spec_from_frame(x)
     assert spec is not None and spec.columns[2].categories == ("basic", "pro", "team")
+
+
+def test_a_version_pickled_before_flavors_loads_only_when_trusted(
+    project: dmv.Project, small_model: Any
+) -> None:
+    from dmv.registry import NewArtifact
+
+    # What dmv wrote before: a pickled scikit-learn model, meta without "unsafe".
+    data = pickle.dumps(small_model, protocol=5)
+    blob = project.artifacts.put_bytes(data)
+    meta = {"flavor": "sklearn", "class": "x", "format": "pickle", "protocol": 5}
+    with project.run("old", version=V) as run:
+        run.add_artifact(NewArtifact("model", "model", blob.digest, blob.size, meta))
+    with pytest.raises(dmv.DmvError, match="unsafe-format") as caught:
+        project.load_model(f"old@{V}")
+    assert "--trust-pickle" in (caught.value.hint or "")
+    x = np.asarray([[5.1, 3.5, 1.4, 0.2]])
+    loaded = project.load_model(f"old@{V}", trust_pickle=True)
+    assert (loaded.predict(x) == small_model.predict(x)).all()
+    assert project.model_file(f"old@{V}")["unsafe_format"] is True
