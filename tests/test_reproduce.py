@@ -74,7 +74,8 @@ def test_verify_passes_then_catches_corruption(
     run = trained.runs("price-model@0.0.1")[0]
     model = next(a for a in run.artifacts if a.kind == "model")
     path = Path(trained.artifacts.path_of(model.digest))
-    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # one byte changed, surely
     assert main(["-C", str(trained.root), "verify", "price-model@0.0.1", "--json"]) == 6
     body = json.loads(capsys.readouterr().out)
     assert body["ok"] is False
