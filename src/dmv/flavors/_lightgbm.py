@@ -53,9 +53,12 @@ class LightGBMFlavor(Flavor):
     def compute_all(
         self, native: Any, meta: Mapping[str, Any], x: Any, kinds: tuple[str, ...]
     ) -> list[Any]:
+        # A request of a few rows is faster on one thread (about 3x here); a server
+        # answers many requests at once instead.
+        threads = {"num_threads": 1} if len(x) < 1000 else {}
         if meta.get("task") != "classifier":
-            return [native.predict(x)]
-        return _trees.both(meta, _trees.proba_matrix(native.predict(x)), kinds)
+            return [native.predict(x, **threads)]
+        return _trees.both(meta, _trees.proba_matrix(native.predict(x, **threads)), kinds)
 
 
 FLAVOR = LightGBMFlavor()
