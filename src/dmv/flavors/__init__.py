@@ -339,6 +339,23 @@ class Model:
 
         return pd.DataFrame.from_records(list(rows))
 
+    def _matrix_columns(self) -> tuple[str, ...] | None:
+        """The columns, when the model takes a plain float matrix of them."""
+        if not hasattr(self, "_matrix"):
+            numeric = ("int", "float", "bool", "uint")
+            spec = self.spec
+            self._matrix: tuple[str, ...] | None = None
+            if (
+                self.flavor.name in ("sklearn", "python")
+                and type(self.native).__module__.split(".")[0] == "sklearn"
+                and getattr(self.native, "feature_names_in_", None) is None
+                and spec is not None
+                and all(c.dtype.startswith(numeric) for c in spec.columns)
+                and self._tensor_field() is None
+            ):
+                self._matrix = spec.names
+        return self._matrix
+
     def _tensor_field(self) -> str | None:
         iface = self.interface
         if self.meta.get("frame") or iface is None or len(iface.inputs) != 1:
@@ -348,6 +365,11 @@ class Model:
 
     def _input(self, x: Any) -> Any:
         if isinstance(x, list) and (not x or isinstance(x[0], Mapping)):
+            names = self._matrix_columns()
+            if names is not None:  # fitted on a float matrix: skip the frame
+                import numpy as np
+
+                return np.asarray([[r.get(n) for n in names] for r in x], dtype=float)
             x = self.frame(x)
         if hasattr(x, "columns"):
             return self.flavor.model_input(self.native, self.meta, x)
