@@ -143,6 +143,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Host names the server answers besides loopback (e.g. dmv.example.org, *.corp).",
         _parse_list,
     ),
+    Setting(
+        "trust",
+        (),
+        "Model formats that can run code this project writes: 'pickle' (see docs/models.md).",
+        _parse_list,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

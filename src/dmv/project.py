@@ -507,11 +507,15 @@ class Project:
 
         return restore(self, src, force=force)
 
-    def verify(self, ref: str | Reference | Version) -> Report:
-        """Re-check every hash and fingerprint the version stands on."""
+    def verify(self, ref: str | Reference | Version, *, trust_pickle: bool = False) -> Report:
+        """Re-check every hash and fingerprint the version stands on, and its behaviour.
+
+        The behavioural check loads the model in a fresh process and predicts
+        its recorded sample; a pickled model is loaded only with ``trust_pickle``.
+        """
         from dmv.reproduce import verify
 
-        return verify(self, str(_as_ref(ref)))
+        return verify(self, str(_as_ref(ref)), trust_pickle=trust_pickle)
 
     def reproduce(
         self,
@@ -714,8 +718,20 @@ class Project:
         from dmv.runs import deriver, interface_of
 
         new.params, new.metrics, new.ended_at = run.params, run.metrics, time.time()
+        paths = list((new.code or {}).get("paths") or [])
+        extra = [p for p in run.model_code if p not in paths]
+        if extra:  # code stored with a model is logic too: it moves Z
+            from dmv.logic import logic_info
+
+            paths += extra
+            logic = logic_info(paths, self.root, {}, self.config["logic_components"])
+            new.code = {**(new.code or {}), "paths": paths, "files": dict(logic.files)}
         final = replace(logic, params=hyperparameters_fingerprint(run.params))
         iface = interface_of(run, declared)
+        from dmv.flavors._check import check_logged
+
+        for pending in run.pending_checks:  # before anything is registered
+            check_logged(pending, iface)
         new.logic, new.logic_fp = final.to_dict(), final.fingerprint
         if iface is not None:
             new.interface, new.interface_fp = iface.to_dict(), iface.fingerprint
@@ -786,17 +802,56 @@ class Project:
 
     # -- models files ---------------------------------------------------------
 
-    def load_model(self, ref: str | Reference | Version, run_id: str | None = None) -> Any:
+    def load_model(
+        self,
+        ref: str | Reference | Version,
+        run_id: str | None = None,
+        *,
+        trust_pickle: bool | None = None,
+    ) -> Any:
         """The model object a version serves (or of one run), loaded after its hash is verified.
 
-        A pickled model comes back as it was logged; an ONNX model as an object
-        whose ``predict`` runs it through onnxruntime.
+        The library's own object: a scikit-learn estimator, a LightGBM
+        ``Booster``, an XGBoost model, a TorchScript module, or an object whose
+        ``predict`` runs an ONNX model. A pickled model (``unsafe-format``) is
+        loaded only with ``trust_pickle`` (default: the project's ``trust``).
         """
-        import pickle
+        return self.served_model(ref, run_id, trust_pickle=trust_pickle).native
 
-        from dmv.artifacts import Blob
+    def model_file(
+        self, ref: str | Reference | Version, run_id: str | None = None
+    ) -> dict[str, Any]:
+        """The served model file's kind: flavor, format and whether it is ``unsafe-format``."""
+        from dmv.flavors import is_unsafe
 
         info = self.show(ref)
+        run, art = self._model_artifact(info, run_id)
+        meta = art.meta or {}
+        return {
+            "run": run.id,
+            "name": art.name,
+            "flavor": meta.get("flavor", "pickle"),
+            "format": meta.get("format", "pickle"),
+            "unsafe_format": is_unsafe(meta),
+            "outputs": list(meta.get("outputs") or []),
+        }
+
+    def served_model(
+        self,
+        ref: str | Reference | Version,
+        run_id: str | None = None,
+        *,
+        trust_pickle: bool | None = None,
+    ) -> Any:
+        """A :class:`dmv.flavors.Model`: the version's model as the server runs it."""
+        from dmv.flavors._store import load_stored
+
+        info = self.show(ref)
+        run, art = self._model_artifact(info, run_id)
+        trust = "pickle" in self.config["trust"] if trust_pickle is None else trust_pickle
+        return load_stored(self.artifacts, info, run.id, art, trust_pickle=trust)
+
+    def _model_artifact(self, info: VersionInfo, run_id: str | None) -> tuple[RunInfo, Any]:
         runs = self.registry.list_runs(info.version)
         if not runs:
             raise NotFound(f"{info.version} has no training run")
@@ -811,13 +866,7 @@ class Project:
         art = next((a for a in run.artifacts if a.kind == "model"), None)
         if art is None:
             raise NotFound(f"{info.version} {run.id} logged no model")
-        what = f"{info.version} {run.id} {art.name}"
-        data = self.artifacts.get_bytes(Blob(art.digest, art.size), what=what)
-        if (art.meta or {}).get("format") == "onnx":
-            from dmv import _onnx
-
-            return _onnx.load(data, what)
-        return pickle.loads(data)
+        return run, art
 
 
 def _run_meta_from_env() -> dict[str, Any] | None:

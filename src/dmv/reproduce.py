@@ -96,8 +96,13 @@ def environment_differences(recorded: Mapping[str, Any] | None) -> list[str]:
     return out
 
 
-def verify(project: Project, ref: str) -> Report:
-    """Check every hash and fingerprint a version stands on; see the module docs."""
+def verify(project: Project, ref: str, *, trust_pickle: bool = False) -> Report:
+    """Check every hash and fingerprint a version stands on, and its behaviour.
+
+    The behavioural check loads the serving run's model in a fresh process and
+    predicts the sample recorded when it was logged; a model stored in a format
+    that can run code (pickle) is loaded only with ``trust_pickle``.
+    """
     from dmv.artifacts import Blob
     from dmv.interface import Interface
     from dmv.logic import LogicInfo
@@ -117,6 +122,8 @@ def verify(project: Project, ref: str) -> Report:
                 "fail" if problem else "ok",
                 problem.message if problem else f"{art.size} bytes, {art.digest[:19]}…",
             )
+    if selected is not None:
+        _verify_behaviour(project, info, selected, report, trust_pickle)
     from dmv.data.checks import split_checks
 
     for name, status, detail in split_checks(project, info.version):
@@ -156,6 +163,57 @@ def verify(project: Project, ref: str) -> Report:
         else "same Python, OS and packages",
     )
     return report
+
+
+def _verify_behaviour(
+    project: Project, info: VersionInfo, run: RunInfo, report: Report, trust_pickle: bool
+) -> None:
+    """Load the model as a server would, in a fresh process, and predict the stored sample."""
+    from dmv.artifacts import Blob
+    from dmv.errors import DmvError
+    from dmv.flavors import is_unsafe
+    from dmv.flavors._check import compare, run_check
+    from dmv.flavors._store import stored_code
+
+    art = next((a for a in run.artifacts if a.kind == "model"), None)
+    if art is None:
+        report.add("behaviour", "skip", f"{run.id} logged no model")
+        return
+    meta = dict(art.meta or {})
+    name = f"behaviour {run.id}/{art.name}"
+    if is_unsafe(meta) and not trust_pickle:
+        # Never loaded: a pickle can run anything, and verify must not be the way in.
+        report.add(
+            name,
+            "fail",
+            f"stored as {meta.get('format', 'pickle')} (unsafe-format), not loaded: "
+            "rerun with --trust-pickle if you trust everyone who can write to this registry",
+        )
+        return
+    what = f"{info.version} {run.id} {art.name}"
+    try:
+        data = project.artifacts.get_bytes(Blob(art.digest, art.size), what=what)
+        code = stored_code(project.artifacts, meta, what)
+    except DmvError as exc:
+        report.add(name, "fail", exc.message)
+        return
+    sample = meta.get("sample") or {}
+    rows = sample.get("inputs")
+    answer = run_check(data, meta, code, rows, interface=info.interface, trust_pickle=trust_pickle)
+    seconds = answer.get("seconds")
+    if not answer.get("ok"):
+        report.add(name, "fail", f"does not load in a fresh process: {answer.get('error')}")
+        return
+    if rows is None:
+        report.add(name, "ok", f"loads in a fresh process ({seconds} s); no sample was recorded")
+        return
+    diff = compare(sample.get("outputs"), answer.get("outputs"))
+    if diff:
+        report.add(name, "fail", f"the stored model answers its sample differently: {diff}")
+    else:
+        report.add(
+            name, "ok", f"reproduces its {len(rows)} recorded sample predictions ({seconds} s)"
+        )
 
 
 def _verify_code(

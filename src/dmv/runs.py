@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmv import _onnx
 from dmv.errors import InvalidInput
 from dmv.limits import check_artifact_name, check_artifact_path
 from dmv.registry.store import NewArtifact
@@ -74,9 +73,34 @@ def _metric(name: str, value: Any) -> float:
     return number
 
 
-def model_flavor(obj: Any) -> str:
-    module = type(obj).__module__.split(".")[0]
-    return "sklearn" if module == "sklearn" else "pickle"
+def _import_roots(root: Path, files: list[str]) -> list[str]:
+    """The folders (from the project root) the code files are imported from: ``.`` and ``src``."""
+    import sys
+
+    roots = ["."]
+    resolved = root.resolve()
+    for entry in sys.path:
+        try:
+            rel = Path(entry or ".").resolve().relative_to(resolved).as_posix()
+        except ValueError:
+            continue
+        if rel != "." and any(f.startswith(rel + "/") for f in files) and rel not in roots:
+            roots.append(rel)
+    if "src" not in roots and any(f.startswith("src/") for f in files):
+        roots.append("src")
+    return roots
+
+
+@dataclass
+class PendingCheck:
+    """A logged model waiting for its servability check (see :mod:`dmv.flavors._check`)."""
+
+    artifact: NewArtifact
+    data: bytes
+    code: dict[str, bytes]
+    model: Any
+    sample_input: Any
+    trust_pickle: bool
 
 
 class Run:
@@ -109,6 +133,10 @@ class Run:
         self.model_object: Any = None
         self.sample_input: Any = None
         self.sample_output: Any = None
+        #: Models logged by this run, checked in a fresh process when the run ends.
+        self.pending_checks: list[PendingCheck] = []
+        #: Code files the logged models need (paths from the project root).
+        self.model_code: list[str] = []
         self._store = store
         self._project = project
         if params:
@@ -143,71 +171,109 @@ class Run:
         sample_input: Any = None,
         sample_output: Any = None,
         format: str | None = None,
+        outputs: str | Sequence[str] | None = None,
+        method: str | None = None,
+        code: Sequence[str | os.PathLike[str]] | None = None,
+        trust_pickle: bool | None = None,
     ) -> NewArtifact:
-        """Store the trained model: scikit-learn, any picklable object with ``predict``, or ONNX.
+        """Store the trained model in its flavor's own format (see :mod:`dmv.flavors`).
 
-        An ``onnx.ModelProto`` is stored as ONNX; so are the bytes or the path of
-        a ``.onnx`` file with ``format="onnx"``. ``sample_input`` (a frame the
-        model accepts) lets dmv infer the interface; for ONNX that runs the model
-        through onnxruntime, unless ``sample_output`` gives its answer.
+        scikit-learn (skops), LightGBM, XGBoost, PyTorch (TorchScript) and ONNX
+        models load without running code; any other object with ``predict`` is
+        pickled, which the project must trust (``trust = ["pickle"]`` in
+        ``dmv.toml``, or ``trust_pickle=True``), with the modules its class needs
+        in ``code`` (stored with the version and counted in its logic, Z).
+        ``outputs`` chooses what is served (``"label"``, ``"proba"``, both, or an
+        ONNX model's output names; ``method="predict_proba"`` is ``"proba"``).
+        ``sample_input`` (a frame the model accepts) gives the interface, and the
+        servability check predicts it in a fresh process when the run ends.
         """
+        from dmv import flavors
+
         if format not in (None, "pickle", "onnx"):
             raise InvalidInput(f"unknown model format {format!r}", hint="use 'pickle' or 'onnx'")
         if any(a.kind == "model" and a.name == name for a in self.artifacts):
             raise InvalidInput(f"this run already logged a model named {name!r}")
-        if format == "onnx" or (format is None and _onnx.is_onnx_model(model)):
-            return self._log_onnx(model, name, sample_input, sample_output)
-        if not callable(getattr(model, "predict", None)):
-            raise InvalidInput(
-                f"{type(model).__name__} has no predict method",
-                hint="log_model takes a fitted model (format='onnx' for an ONNX file); "
-                "store other files with log_artifact",
-            )
+        kinds = flavors.output_kinds(outputs, method)
+        trust = self._trusts_pickle() if trust_pickle is None else bool(trust_pickle)
+        flavor = flavors.pick_flavor(model, format)
         try:
-            data = pickle.dumps(model, protocol=5)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise InvalidInput(f"the model cannot be pickled: {exc}") from None
+            data, extra = flavor.save(model, trust_pickle=trust)
+        except InvalidInput:
+            if flavor.name != "sklearn" or not trust:
+                raise
+            flavor = flavors.pick_flavor(model, "pickle")
+            data, extra = flavor.save(model, trust_pickle=trust)
         cls = type(model)
-        meta = {
-            "flavor": model_flavor(model),
+        meta: dict[str, Any] = {
             "class": f"{cls.__module__}.{cls.__qualname__}",
-            "format": "pickle",
-            "protocol": 5,
+            **extra,
+            "flavor": flavor.name,
+            "format": flavor.format,
+            "unsafe": flavor.unsafe,
         }
-        return self._add_model(name, data, meta, model, sample_input, sample_output)
-
-    def _log_onnx(
-        self, model: Any, name: str, sample_input: Any, sample_output: Any
-    ) -> NewArtifact:
-        data, cls = _onnx.model_bytes(model)
-        meta: dict[str, Any] = {"flavor": "onnx", "format": "onnx"}
-        if cls:
-            meta["class"] = cls
-        # Loading checks the file now rather than when it is first served; without
-        # onnxruntime it is stored unchecked (and the interface cannot be inferred).
+        files = self._model_code(code, meta) if code else {}
+        native = flavors.native_of(flavor, model, data)
         loaded = None
-        if _onnx.available():
-            loaded = _onnx.load(data, f"the ONNX model {name!r}", invalid=InvalidInput)
-        return self._add_model(name, data, meta, loaded, sample_input, sample_output)
+        if native is not None:
+            if kinds is None and flavor.name == "onnx":  # every output it has
+                kinds = flavor.kinds(native, meta)
+            loaded = flavors.Model(flavor, native, {**meta, "outputs": kinds or ()})
+            classes = flavor.classes(native) if "proba" in loaded.kinds else None
+            if classes is not None and "classes" not in meta:
+                meta["classes"] = classes
+                loaded.meta["classes"] = classes
+            meta["outputs"] = list(loaded.kinds)
+            meta["output_names"] = list(loaded.output_names)
+        elif kinds:
+            meta["outputs"] = list(kinds)
+        from dmv.flavors._frame import spec_from_frame
 
-    def _add_model(
-        self,
-        name: str,
-        data: bytes,
-        meta: dict[str, Any],
-        model: Any,
-        sample_input: Any,
-        sample_output: Any,
-    ) -> NewArtifact:
+        spec = spec_from_frame(sample_input)
+        if spec is not None:
+            meta["frame"] = spec.to_list()
+            if loaded is not None:
+                loaded.spec = spec
         blob = self._store.put_bytes(data)
         artifact = NewArtifact(
             name=name, kind="model", digest=blob.digest, size=blob.size, meta=meta
         )
         self.artifacts.append(artifact)
-        self.model_object = model
+        self.model_object = loaded
         self.sample_input = sample_input
         self.sample_output = sample_output
+        self.pending_checks.append(PendingCheck(artifact, data, files, loaded, sample_input, trust))
         return artifact
+
+    def _trusts_pickle(self) -> bool:
+        if self._project is None:
+            return False
+        return "pickle" in self._project.config["trust"]
+
+    def _model_code(
+        self, code: Sequence[str | os.PathLike[str]], meta: dict[str, Any]
+    ) -> dict[str, bytes]:
+        """Store the model's code files; their paths (from the project root) go in ``meta``."""
+        from dmv.logic import code_files
+
+        if self._project is None:
+            raise InvalidInput("code= needs a project to resolve its paths against")
+        root = self._project.root
+        found = code_files([os.fspath(p) for p in code], root)
+        files: dict[str, bytes] = {}
+        stored: dict[str, list[Any]] = {}
+        for rel in found:
+            content = (root / rel).read_bytes()
+            blob = self._store.put_bytes(content)
+            files[rel] = content
+            stored[rel] = [blob.digest, blob.size]
+            art = NewArtifact(f"code/{rel}", "code", blob.digest, blob.size)
+            if not any(a.name == art.name for a in self.artifacts):
+                self.artifacts.append(art)
+        meta["code"] = stored
+        meta["code_roots"] = _import_roots(root, list(found))
+        self.model_code.extend(p for p in found if p not in self.model_code)
+        return files
 
     def log_artifact(
         self, path: str | os.PathLike[str], name: str | None = None
@@ -265,17 +331,23 @@ def interface_of(run: Run, declared: Any) -> Interface | None:
         )
     if run.sample_input is None:
         return None
-    output = run.sample_output
-    if output is None:
-        if run.model_object is None:  # an ONNX model, and no onnxruntime to run it
-            raise InvalidInput(
-                "inferring the interface from sample_input runs the ONNX model, "
-                "and onnxruntime is not installed",
-                hint=f"{_onnx.INSTALL_HINT}, or pass interface=… to project.run "
-                "(or sample_output= to log_model)",
-            )
-        output = run.model_object.predict(run.sample_input)
-    return infer_interface(run.sample_input, output)
+    if run.sample_output is not None:
+        return infer_interface(run.sample_input, run.sample_output)
+    if run.model_object is None:  # an ONNX model, and no onnxruntime to run it
+        from dmv.flavors._onnx import INSTALL_HINT
+
+        raise InvalidInput(
+            "inferring the interface from sample_input runs the ONNX model, "
+            "and onnxruntime is not installed",
+            hint=f"{INSTALL_HINT}, or pass interface=… to project.run "
+            "(or sample_output= to log_model)",
+        )
+    # The outputs are what the model serves, as its flavor answers them.
+    model = run.model_object
+    fields = model.output_fields(run.sample_input)
+    first = model.columns(run.sample_input)[0]
+    inputs = infer_interface(run.sample_input, first).inputs
+    return Interface(inputs, fields)
 
 
 def known_versions(name: str, rows: list[Any]) -> Known:

@@ -503,6 +503,13 @@ def _version_text(d: dict[str, Any]) -> str:
         lines.append(f"  SPLIT {data['split']}   {data.get('split_error') or 'not stored'}")
     for note in d.get("notes") or []:
         lines.append(f"\nnote: {note}")
+    file = d.get("model_file")
+    if file:
+        unsafe = " — unsafe-format: can run code, served only with --trust-pickle"
+        lines.append(
+            f"\nmodel file   {file['flavor']} ({file['format']}), {file['run']}/{file['name']}"
+            + (unsafe if file["unsafe_format"] else "")
+        )
     return "\n".join(lines)
 
 
@@ -513,7 +520,13 @@ def _version_text(d: dict[str, Any]) -> str:
 def show(ctx: Context, ref: str, as_json: bool) -> None:
     """Explain the version REF points at (e.g. price-model@1.1 or price-model@production):
     each part of its number, metrics per split over its runs, params, code, data, release."""
+    from dmv.errors import NotFound
+
     d = ctx.project.explain(ref)
+    try:
+        d["model_file"] = ctx.project.model_file(f"{d['model']}@{d['version']}")
+    except NotFound:
+        d["model_file"] = None
     emit(as_json, d, lambda: _version_text(d))
 
 

@@ -143,14 +143,20 @@ def _report(as_json: bool, report: Report) -> None:
 
 @click.command()
 @click.argument("ref")
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load a model stored as pickle (unsafe-format) for the behavioural check.",
+)
 @pass_ctx
 @json_option
-def verify(ctx: Context, ref: str, as_json: bool) -> None:
-    """Re-check REF: artifact hashes, split fingerprints, interface, code at its commit, env.
+def verify(ctx: Context, ref: str, trust_pickle: bool, as_json: bool) -> None:
+    """Re-check REF: artifact hashes, split fingerprints, interface, code at its commit, env,
+    and the model's behaviour (loaded in a fresh process, its recorded sample predicted).
 
     Exits non-zero when any check fails; differences in the environment are warnings.
     """
-    _report(as_json, ctx.project.verify(ref))
+    _report(as_json, ctx.project.verify(ref, trust_pickle=trust_pickle))
 
 
 @click.command()

@@ -131,6 +131,7 @@ def _run(
     access_log: bool,
     allow_deprecated: bool = False,
     allow_hosts: tuple[str, ...] = (),
+    trust_pickle: bool = False,
 ) -> None:
     import uvicorn
 
@@ -145,6 +146,7 @@ def _run(
         allow_deprecated=allow_deprecated,
         policy=default_policy(project, bind, allow_hosts),
     )
+    app.state.model_server.trust_pickle = trust_pickle
     what = "API, UI and every model"
     if refs:
         what = ", ".join(_warm(app.state.model_server, refs))
@@ -167,6 +169,11 @@ _allow_host = click.option(
     help="Answer requests for this host name too (repeatable; *.example.org for "
     "subdomains). Loopback names are always allowed; others are refused (DNS rebinding).",
 )
+_trust_pickle = click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load models stored as pickle (unsafe-format): they can run any code when loaded.",
+)
 
 
 @click.command()
@@ -175,6 +182,7 @@ _allow_host = click.option(
 @_port
 @_access_log
 @_allow_host
+@_trust_pickle
 @click.option(
     "--allow-deprecated",
     is_flag=True,
@@ -188,6 +196,7 @@ def serve(
     access_log: bool,
     allow_hosts: tuple[str, ...],
     allow_deprecated: bool,
+    trust_pickle: bool,
 ) -> None:
     """Serve predictions for the versions REF names (e.g. price-model@production).
 
@@ -200,7 +209,7 @@ def serve(
     """
     project = _ctx().project
     _check_refs(project, refs, allow_deprecated)
-    _run(project, host, port, list(refs), access_log, allow_deprecated, allow_hosts)
+    _run(project, host, port, list(refs), access_log, allow_deprecated, allow_hosts, trust_pickle)
 
 
 @click.command()
@@ -208,14 +217,25 @@ def serve(
 @_port
 @_access_log
 @_allow_host
-def server(host: str, port: int, access_log: bool, allow_hosts: tuple[str, ...]) -> None:
+@_trust_pickle
+def server(
+    host: str, port: int, access_log: bool, allow_hosts: tuple[str, ...], trust_pickle: bool
+) -> None:
     """Serve the REST API (/api/v1), the web UI (/) and predictions for every model.
 
     Requests must name this server by a loopback name, the --host address or an
     --allow-host NAME; state-changing requests from pages on other origins are
     refused. See docs/security.md.
     """
-    _run(_ctx().project, host, port, None, access_log, allow_hosts=allow_hosts)
+    _run(
+        _ctx().project,
+        host,
+        port,
+        None,
+        access_log,
+        allow_hosts=allow_hosts,
+        trust_pickle=trust_pickle,
+    )
 
 
 def _check_refs(project: Project, refs: tuple[str, ...], allow_deprecated: bool) -> None:

@@ -4,14 +4,13 @@ A reference is resolved on every request (one indexed registry lookup), so movin
 an alias or releasing a compatible version is served at once, without a restart.
 Everything expensive is cached by what cannot change: loaded models by exact
 version and artifact digest, row validators by interface fingerprint. A model
-file is unpickled (or given to onnxruntime) only after the artifact store has
-checked its hash: ``Project.load_model`` does both, for every kind of model.
+file is read by its flavor (:mod:`dmv.flavors`) only after the artifact store has
+checked its hash, and a pickled one only when the server trusts pickles.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -97,100 +96,6 @@ def _interface_module() -> Any:
     return module
 
 
-def _plain(value: Any) -> Any:
-    """A prediction as JSON data: numpy values become Python ones, NaN becomes null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _plain(value.tolist())
-    if isinstance(value, bytes):
-        import base64
-
-        return base64.b64encode(value).decode("ascii")
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _has_nan(values: list[Any]) -> bool:
-    return any(isinstance(v, float) and not math.isfinite(v) for v in values)
-
-
-def _shape_outputs(result: Any, names: tuple[str, ...], n: int) -> list[dict[str, Any]]:
-    """The model's raw output as one ``{field: value}`` row per input row."""
-    if hasattr(result, "to_dict") and hasattr(result, "columns"):  # a DataFrame
-        return [_plain(r) for r in result.to_dict(orient="records")]
-    if isinstance(result, list) and result and isinstance(result[0], dict):
-        return [_plain(r) for r in result]
-    import numpy as np
-
-    arr = np.asarray(result)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if len(arr) != n:
-        raise PredictionError(f"the model returned {len(arr)} rows for {n} inputs")
-    if arr.ndim == 2 and len(names) > 1 and arr.shape[1] == len(names):
-        rows = arr.tolist()
-        return [dict(zip(names, _plain(r), strict=True)) for r in rows]
-    values = arr.tolist()
-    if (arr.dtype.kind in "fc" and _has_nan(values)) or arr.dtype.kind == "O":
-        values = _plain(values)
-    name = names[0]
-    return [{name: v} for v in values]
-
-
-def _adapter(
-    model: Any, flavor: str, iface: Interface | None
-) -> tuple[Callable[[list[dict[str, Any]]], Any], tuple[str, ...]]:
-    """How rows become the model's input, decided once per loaded model."""
-    names: tuple[str, ...] = tuple(f.name for f in iface.inputs) if iface else ()
-    fitted = getattr(model, "feature_names_in_", None)
-    if fitted is not None:
-        columns = [str(c) for c in fitted]
-
-        def frame(rows: list[dict[str, Any]]) -> Any:
-            import pandas as pd
-
-            return pd.DataFrame.from_records(rows, columns=columns)
-
-        return frame, tuple(columns)
-    array_fields = [f for f in iface.inputs if f.type.value == "array"] if iface else []
-    if iface and len(iface.inputs) == 1 and array_fields:
-        only = names[0]
-
-        def tensor(rows: list[dict[str, Any]]) -> Any:
-            import numpy as np
-
-            return np.asarray([r[only] for r in rows])
-
-        return tensor, names
-    numeric = {"bool", "int32", "int64", "float32", "float64"}
-    if flavor in ("sklearn", "onnx") and (
-        iface is None or all(f.type.value in numeric for f in iface.inputs)
-    ):
-
-        def matrix(rows: list[dict[str, Any]]) -> Any:
-            import numpy as np
-
-            keys = names or tuple(rows[0])
-            return np.asarray([[r.get(k) for k in keys] for r in rows], dtype=float)
-
-        return matrix, names
-
-    def records(rows: list[dict[str, Any]]) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame.from_records(rows, columns=list(names) or None)
-
-    return records, names
-
-
 def _check_rows(n: int, limit: int) -> None:
     from dmv.server.security import TooLarge
 
@@ -237,6 +142,8 @@ class ModelServer:
         self._files: dict[tuple[str, str | None, int], tuple[str, str, str]] = {}
         self._interfaces: dict[str, Interface | None] = {}
         self._lock = threading.Lock()
+        #: Whether models stored in a format that can run code (pickle) may be loaded.
+        self.trust_pickle = False
 
     @property
     def models(self) -> tuple[str, ...] | None:
@@ -386,29 +293,20 @@ class ModelServer:
         return None
 
     def _load(self, info: VersionInfo, run_id: str, digest: str, flavor: str) -> Served:
-        iface = self.interface(info)
-        # load_model verifies the file's hash before unpickling it or handing it to
-        # onnxruntime, and raises a DmvError (answered as JSON) when it cannot.
-        model = self.project.load_model(info.version, run_id)
-        if not callable(getattr(model, "predict", None)):
-            raise PredictionError(f"{info.version} {run_id}: the stored model has no predict")
-        to_input, input_names = _adapter(model, flavor, iface)
-        outputs = tuple(f.name for f in iface.outputs) if iface and iface.outputs else ()
-        output_names = outputs or (DEFAULT_OUTPUT,)
-        predict_fn = model.predict
-
-        def predict(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return _shape_outputs(predict_fn(to_input(rows)), output_names, len(rows))
-
+        # The flavor loads the file (its hash verified first; an unsafe format only
+        # with trust_pickle) and answers rows as the interface's output dicts. Every
+        # failure is a DmvError: ModelLoadError (503) or UntrustedModel (403).
+        model = self.project.served_model(info.version, run_id, trust_pickle=self.trust_pickle)
         return Served(
             version=info.version,
             run_id=run_id,
             digest=digest,
             flavor=flavor,
-            interface=iface,
-            predict=predict,
-            input_names=input_names,
-            output_names=output_names,
+            interface=model.interface,
+            predict=model.predict_rows,
+            input_names=model.spec.names if model.spec is not None else (),
+            output_names=model.output_names,
+            meta={"unsafe_format": model.unsafe},
         )
 
     # -- predicting --------------------------------------------------------------

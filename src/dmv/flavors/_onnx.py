@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from dmv.errors import ArtifactError, DmvError, InvalidInput
+from dmv.flavors import Flavor
 
-__all__ = ["INSTALL_HINT", "OnnxModel", "available", "is_onnx_model", "load", "model_bytes"]
+__all__ = [
+    "FLAVOR",
+    "INSTALL_HINT",
+    "OnnxModel",
+    "available",
+    "is_onnx_model",
+    "load",
+    "model_bytes",
+]
 
 INSTALL_HINT = "pip install 'dmv[onnx]'"
 
@@ -151,3 +161,55 @@ class OnnxModel:
             name: np.asarray(rows[name].to_numpy(), dtype=dtype).reshape(-1, 1)
             for name, dtype in self.inputs
         }
+
+    def run(self, rows: Any, names: list[str]) -> list[Any]:
+        """The outputs ``names``, each with one entry per row."""
+        import numpy as np
+
+        results = self.session.run(names, self.feeds(rows))
+        out = []
+        for result in results:
+            if isinstance(result, list) and result and isinstance(result[0], dict):
+                # A sequence of maps (skl2onnx's ZipMap): one row of class scores each.
+                keys = list(result[0])
+                out.append(np.asarray([[m[k] for k in keys] for m in result], dtype=float))
+                continue
+            arr = np.asarray(result)
+            out.append(arr.reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else arr)
+        return out
+
+
+class OnnxFlavor(Flavor):
+    name = "onnx"
+    format = "onnx"
+
+    def matches(self, obj: Any) -> bool:
+        return is_onnx_model(obj)
+
+    def save(self, obj: Any, *, trust_pickle: bool) -> tuple[bytes, dict[str, Any]]:
+        data, cls = model_bytes(obj)
+        # Loading checks the file now rather than when it is first served; without
+        # onnxruntime it is stored unchecked (and the interface cannot be inferred).
+        if available():
+            load(data, "the ONNX model", invalid=InvalidInput)
+        return data, ({"class": cls} if cls else {})
+
+    def native_of(self, obj: Any, data: bytes) -> Any:
+        return load(data, "the ONNX model", invalid=InvalidInput) if available() else None
+
+    def load(self, data: bytes, meta: Mapping[str, Any]) -> Any:
+        return load(data, "the stored ONNX model")
+
+    def kinds(self, native: Any, meta: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(native.output_names)
+
+    def model_input(self, native: Any, meta: Mapping[str, Any], frame: Any) -> Any:
+        return frame
+
+    def compute_all(
+        self, native: Any, meta: Mapping[str, Any], x: Any, kinds: tuple[str, ...]
+    ) -> list[Any]:
+        return list(native.run(x, list(kinds)))
+
+
+FLAVOR = OnnxFlavor()

@@ -1,0 +1,508 @@
+"""Model kinds ("flavors"): how each kind of model is saved, loaded and asked to predict.
+
+Every flavor stores a model as one file in a format of its own and answers the
+same small interface (:class:`Flavor`): ``save`` an object, ``load`` the file
+back, and compute each of its *outputs* on a frame. :class:`Model` wraps a loaded
+model for everyone who runs it (``Project.load_model``, the server, the
+servability check): rows become the training frame (:mod:`dmv.flavors._frame`),
+the chosen outputs become one ``{field: value}`` dict per row.
+
+Flavors and their formats:
+
+==========  ===========================================  ==============
+flavor      format                                       runs code?
+==========  ===========================================  ==============
+sklearn     skops (types checked against an allow-list)  no
+lightgbm    LightGBM's model text                        no
+xgboost     XGBoost's JSON                               no
+torch       TorchScript                                  no
+onnx        ONNX                                         no
+python      pickle plus the stored code                  yes: trust
+==========  ===========================================  ==============
+
+A format that can run arbitrary code when loaded (pickle, a Python class from
+the stored code) is *unsafe*: it is written only when the project trusts pickles
+(``trust = ["pickle"]`` in ``dmv.toml``) and read only by callers that pass
+``trust_pickle=True``. Heavy libraries are imported when a model of their kind is
+saved or loaded, never by ``import dmv``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dmv.errors import DmvError, InvalidInput
+from dmv.flavors._frame import FrameSpec, build_frame, spec_from_interface
+
+if TYPE_CHECKING:
+    from dmv.interface import Field, Interface
+
+__all__ = [
+    "DEFAULT_OUTPUT",
+    "Flavor",
+    "Model",
+    "ModelLoadError",
+    "NotServable",
+    "UntrustedModel",
+    "flavor_named",
+    "is_unsafe",
+    "load",
+    "native_of",
+    "output_kinds",
+    "pick_flavor",
+]
+
+#: The output field's name for a model's answer (its label or value).
+DEFAULT_OUTPUT = "prediction"
+PROBA_OUTPUT = "probabilities"
+TRUST_HINT = (
+    "loading it can run arbitrary code: only if you trust everyone who can write to this "
+    "registry, pass --trust-pickle (or trust_pickle=True)"
+)
+_KIND_ALIASES = {
+    "label": "label",
+    "prediction": "label",
+    "predict": "label",
+    "value": "label",
+    "proba": "proba",
+    "probabilities": "proba",
+    "predict_proba": "proba",
+}
+
+
+class ModelLoadError(DmvError):
+    """A stored model file cannot be loaded here (a library, its code, its format)."""
+
+    exit_code = 6
+    http_status = 503
+    code = "model_unavailable"
+
+
+class UntrustedModel(ModelLoadError):
+    """The model file is in a format that can run code, and the caller did not trust it."""
+
+    exit_code = 10
+    http_status = 403
+    code = "untrusted_format"
+
+
+class NotServable(InvalidInput):
+    """A logged model fails the servability check: it would not load or answer as logged."""
+
+    code = "not_servable"
+
+
+def output_kinds(outputs: str | Sequence[str] | None, method: str | None) -> tuple[str, ...] | None:
+    """``outputs=`` / ``method=`` of ``log_model`` as output kinds (None: the flavor's default).
+
+    ``label`` (also ``prediction``, ``predict``) and ``proba`` (``probabilities``,
+    ``predict_proba``) for classifiers; ONNX models name their outputs themselves.
+    """
+    chosen: list[str] = []
+    if method is not None:
+        chosen.append(method)
+    if outputs is not None:
+        chosen.extend([outputs] if isinstance(outputs, str) else list(outputs))
+    if not chosen:
+        return None
+    kinds = []
+    for item in chosen:
+        if not isinstance(item, str) or not item:
+            raise InvalidInput(f"outputs= takes output names, got {item!r}")
+        kinds.append(_KIND_ALIASES.get(item, item))
+    if len(set(kinds)) != len(kinds):
+        raise InvalidInput(f"outputs= names an output twice: {chosen}")
+    return tuple(kinds)
+
+
+def is_unsafe(meta: Mapping[str, Any]) -> bool:
+    """Whether a stored model's file can run code when loaded (old records: pickle ones)."""
+    if "unsafe" in meta:
+        return bool(meta["unsafe"])
+    return bool(meta.get("format", "pickle") == "pickle")
+
+
+class Flavor:
+    """One kind of model. Subclasses are stateless singletons listed in :data:`FLAVORS`."""
+
+    name: ClassVar[str]
+    format: ClassVar[str]
+    unsafe: ClassVar[bool] = False
+
+    def matches(self, obj: Any) -> bool:
+        raise NotImplementedError
+
+    def save(self, obj: Any, *, trust_pickle: bool) -> tuple[bytes, dict[str, Any]]:
+        """The file and the metadata (``class``, ``classes``, …) to store."""
+        raise NotImplementedError
+
+    def load(self, data: bytes, meta: Mapping[str, Any]) -> Any:
+        """The library's own model object; raises :class:`ModelLoadError`."""
+        raise NotImplementedError
+
+    def kinds(self, native: Any, meta: Mapping[str, Any]) -> tuple[str, ...]:
+        """Every output this model can serve; the first is the default."""
+        has_proba = callable(getattr(native, "predict_proba", None))
+        return ("label", "proba") if has_proba else ("label",)
+
+    def model_input(self, native: Any, meta: Mapping[str, Any], frame: Any) -> Any:
+        """What the model's predict takes, made from the training frame."""
+        return frame
+
+    def compute(self, native: Any, meta: Mapping[str, Any], x: Any, kind: str) -> Any:
+        """One output, one entry per row (an array, or anything ``numpy.asarray`` takes)."""
+        if kind == "proba":
+            return native.predict_proba(x)
+        return native.predict(x)
+
+    def native_of(self, obj: Any, data: bytes) -> Any:
+        """The logged object as :meth:`load` would return it (None: it cannot run here)."""
+        return obj
+
+    def compute_all(
+        self, native: Any, meta: Mapping[str, Any], x: Any, kinds: tuple[str, ...]
+    ) -> list[Any]:
+        """Every chosen output; a flavor whose outputs come from one call overrides this."""
+        return [self.compute(native, meta, x, kind) for kind in kinds]
+
+    def classes(self, native: Any) -> list[Any] | None:
+        found = getattr(native, "classes_", None)
+        return None if found is None else [_py(c) for c in found]
+
+
+def _py(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
+
+
+def _flavors() -> list[Flavor]:
+    from dmv.flavors import _lightgbm, _onnx, _python, _sklearn, _torch, _xgboost
+
+    # The specific kinds first: LightGBM and XGBoost models are scikit-learn estimators too.
+    return [
+        _onnx.FLAVOR,
+        _torch.FLAVOR,
+        _lightgbm.FLAVOR,
+        _xgboost.FLAVOR,
+        _sklearn.FLAVOR,
+        _python.FLAVOR,
+    ]
+
+
+def flavor_named(name: str, meta: Mapping[str, Any] | None = None) -> Flavor:
+    """The flavor that reads a stored model (records from before flavors included)."""
+    meta = meta or {}
+    if meta.get("format") == "pickle":
+        from dmv.flavors import _python
+
+        return _python.FLAVOR
+    for flavor in _flavors():
+        if flavor.name == name:
+            return flavor
+    raise ModelLoadError(
+        f"the model is of kind {name!r}, which this dmv does not know",
+        hint="upgrade dmv on this machine",
+    )
+
+
+def pick_flavor(obj: Any, format: str | None) -> Flavor:
+    """The flavor that saves ``obj`` (``format='onnx'`` or ``'pickle'`` forces one)."""
+    if format == "pickle":
+        from dmv.flavors import _python
+
+        return _python.FLAVOR
+    if format == "onnx":
+        from dmv.flavors import _onnx
+
+        return _onnx.FLAVOR
+    for flavor in _flavors():
+        if flavor.matches(obj):
+            return flavor
+    raise InvalidInput(
+        f"{type(obj).__name__} has no predict method",
+        hint="log_model takes a fitted model (format='onnx' for an ONNX file); "
+        "store other files with log_artifact",
+    )
+
+
+def native_of(flavor: Flavor, obj: Any, data: bytes) -> Any:
+    """The in-process model the servability check compares the served answers with."""
+    return flavor.native_of(obj, data)
+
+
+def load(
+    data: bytes,
+    meta: Mapping[str, Any],
+    *,
+    what: str,
+    trust_pickle: bool = False,
+    interface: Interface | None = None,
+) -> Model:
+    """A stored model, ready to predict; unsafe formats only with ``trust_pickle``."""
+    flavor = flavor_named(str(meta.get("flavor", "pickle")), meta)
+    if is_unsafe(meta) and not trust_pickle:
+        raise UntrustedModel(
+            f"{what} is stored as {meta.get('format', 'pickle')} (unsafe-format): "
+            "dmv does not load it without trust",
+            hint=TRUST_HINT,
+        )
+    try:
+        native = flavor.load(data, meta)
+    except DmvError:
+        raise
+    except Exception as exc:  # a damaged file, or one this library version cannot read
+        raise ModelLoadError(
+            f"{what} cannot be loaded as a {flavor.name} model: {type(exc).__name__}: "
+            f"{str(exc)[:300]}"
+        ) from None
+    return Model(flavor, native, dict(meta), interface)
+
+
+class Model:
+    """A loaded model: rows in, one output dict per row out, as the version's interface says."""
+
+    def __init__(
+        self,
+        flavor: Flavor,
+        native: Any,
+        meta: dict[str, Any],
+        interface: Interface | None = None,
+    ) -> None:
+        self.flavor = flavor
+        #: The library's own model object (a scikit-learn estimator, a Booster, …).
+        self.native = native
+        self.meta = meta
+        self.interface = interface
+        available = flavor.kinds(native, meta)
+        recorded = meta.get("outputs")
+        self.kinds: tuple[str, ...] = tuple(recorded) if recorded else available[:1]
+        unknown = [k for k in self.kinds if k not in available]
+        if unknown:
+            raise InvalidInput(
+                f"this {flavor.name} model has no output {unknown[0]!r}",
+                hint=f"it serves {', '.join(available)}",
+            )
+        spec = meta.get("frame")
+        self.spec: FrameSpec | None = (
+            FrameSpec.from_list(spec)
+            if spec
+            else spec_from_interface(interface)
+            if interface is not None and interface.inputs
+            else None
+        )
+        self.output_names = self._names(interface)
+
+    def __repr__(self) -> str:
+        return f"<dmv Model {self.flavor.name} outputs={list(self.output_names)}>"
+
+    @property
+    def unsafe(self) -> bool:
+        return is_unsafe(self.meta)
+
+    @property
+    def predict_proba(self) -> Any:
+        return self._proba
+
+    def _proba(self, x: Any) -> Any:
+        return self.flavor.compute(self.native, self.meta, self._input(x), "proba")
+
+    def _names(self, iface: Interface | None) -> tuple[str, ...]:
+        declared = tuple(f.name for f in iface.outputs) if iface and iface.outputs else ()
+        recorded = tuple(self.meta.get("output_names") or ())
+        if self.flavor.name == "onnx":  # an ONNX model names its outputs itself
+            default = self.kinds if len(self.kinds) > 1 else (DEFAULT_OUTPUT,)
+        else:
+            default = tuple(
+                PROBA_OUTPUT if k == "proba" else DEFAULT_OUTPUT if k == "label" else k
+                for k in self.kinds
+            )
+        for names in (declared, recorded):
+            if names and len(names) == len(self.kinds):
+                return names
+        # An interface with several outputs for one 2-D answer: one field per column.
+        return declared if declared and len(self.kinds) == 1 else recorded or default
+
+    # -- inputs ---------------------------------------------------------------
+
+    def frame(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        """JSON rows as the frame the model was trained on (or one tensor field, stacked)."""
+        tensor = self._tensor_field()
+        if tensor is not None:
+            import numpy as np
+
+            return np.asarray([r.get(tensor) for r in rows])
+        if self.spec is not None:
+            return build_frame(rows, self.spec)
+        import pandas as pd
+
+        return pd.DataFrame.from_records(list(rows))
+
+    def _matrix_columns(self) -> tuple[str, ...] | None:
+        """The columns, when the model takes a plain float matrix of them."""
+        if not hasattr(self, "_matrix"):
+            numeric = ("int", "float", "bool", "uint")
+            spec = self.spec
+            self._matrix: tuple[str, ...] | None = None
+            if (
+                self.flavor.name in ("sklearn", "python")
+                and type(self.native).__module__.split(".")[0] == "sklearn"
+                and getattr(self.native, "feature_names_in_", None) is None
+                and spec is not None
+                and all(c.dtype.startswith(numeric) for c in spec.columns)
+                and self._tensor_field() is None
+            ):
+                self._matrix = spec.names
+        return self._matrix
+
+    def _tensor_field(self) -> str | None:
+        iface = self.interface
+        if self.meta.get("frame") or iface is None or len(iface.inputs) != 1:
+            return None
+        only = iface.inputs[0]
+        return only.name if only.type.value == "array" else None
+
+    def _input(self, x: Any) -> Any:
+        if isinstance(x, list) and (not x or isinstance(x[0], Mapping)):
+            names = self._matrix_columns()
+            if names is not None:  # fitted on a float matrix: skip the frame
+                import numpy as np
+
+                return np.asarray([[r.get(n) for n in names] for r in x], dtype=float)
+            x = self.frame(x)
+        if hasattr(x, "columns"):
+            return self.flavor.model_input(self.native, self.meta, x)
+        return x
+
+    # -- outputs --------------------------------------------------------------
+
+    def columns(self, x: Any) -> list[Any]:
+        """Each chosen output on ``x`` (rows, a frame or an array), as arrays."""
+        import numpy as np
+
+        data = self._input(x)
+        values = self.flavor.compute_all(self.native, self.meta, data, self.kinds)
+        return [v if hasattr(v, "columns") else np.asarray(v) for v in values]
+
+    def predict(self, x: Any) -> Any:
+        """The first output as an array (what the library's own ``predict`` gives)."""
+        return self.columns(x)[0]
+
+    def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The served answer: one ``{output field: value}`` dict per row."""
+        return self.shape(self.columns(list(rows)), len(rows))
+
+    def shape(self, columns: list[Any], n: int) -> list[dict[str, Any]]:
+        import numpy as np
+
+        names = self.output_names
+        if len(columns) == 1 and hasattr(columns[0], "columns"):  # a DataFrame answer
+            return [_plain_row(r) for r in columns[0].to_dict(orient="records")]
+        if len(columns) == 1 and isinstance(columns[0], np.ndarray) and columns[0].ndim == 2:
+            arr = columns[0]
+            if len(names) > 1 and arr.shape[1] == len(names):
+                columns = [arr[:, i] for i in range(arr.shape[1])]
+        values = []
+        for col in columns:
+            arr = np.asarray(col)
+            if arr.ndim == 0:
+                arr = arr.reshape(1)
+            if len(arr) != n:
+                raise ModelAnswerError(f"the model returned {len(arr)} rows for {n} inputs")
+            values.append(_plain_list(arr))
+        if len(values) != len(names):
+            raise ModelAnswerError(
+                f"the model answered {len(values)} outputs; its interface names {len(names)}"
+            )
+        return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+    def output_fields(self, sample: Any) -> tuple[Field, ...]:
+        """The interface's output fields, from what the model answers on ``sample``."""
+        import numpy as np
+        import pandas as pd
+
+        from dmv._interface_export import _infer_series, _numpy_type
+        from dmv.interface import Field, FieldType
+
+        fields: list[Field] = []
+        columns = self.columns(sample)
+        if len(columns) == 1 and hasattr(columns[0], "columns"):
+            frame = columns[0]
+            return tuple(_infer_series(str(c), frame[c], "output") for c in frame.columns)
+        classes = self.meta.get("classes")
+        for name, kind, col in zip(self.output_names, self.kinds, columns, strict=False):
+            arr = np.asarray(col)
+            if arr.ndim <= 1:
+                fields.append(_infer_series(name, pd.Series(arr), "output"))
+                continue
+            items = _numpy_type(arr.dtype)
+            if items is None:
+                raise InvalidInput(f"output {name!r} of dtype {arr.dtype} has no dmv type")
+            about = (
+                f"class probabilities, in the order of the classes {classes}"
+                if kind == "proba" and classes
+                else ""
+            )
+            fields.append(
+                Field(name, FieldType.ARRAY, items=items, shape=arr.shape[1:], description=about)
+            )
+        return tuple(fields)
+
+
+class ModelAnswerError(DmvError):
+    """The model answered something that is not one output per input row."""
+
+    http_status = 500
+    code = "prediction_error"
+
+
+def _plain(value: Any) -> Any:
+    """A prediction as JSON data: numpy values become Python ones, NaN becomes null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _plain_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(k): _plain(v) for k, v in row.items()}
+
+
+def _plain_list(arr: Any) -> list[Any]:
+    values: list[Any] = arr.tolist()
+    if arr.dtype.kind in "fc":
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values) or arr.ndim > 1:
+            return [_plain(v) for v in values]
+        return values
+    if arr.dtype.kind in "biu" or arr.dtype.kind == "U":
+        return values
+    return [_plain(v) for v in values]
+
+
+@dataclass
+class Saved:
+    """What ``log_model`` stores: the file and its metadata."""
+
+    data: bytes
+    meta: dict[str, Any]
+
+
+def _numeric(frame: Any) -> bool:
+    """Whether every column is a number or a boolean (so the frame can be a float matrix)."""
+    from pandas.api import types as pdt
+
+    return all(pdt.is_numeric_dtype(t) or pdt.is_bool_dtype(t) for t in frame.dtypes)

@@ -1,0 +1,79 @@
+"""scikit-learn estimators and pipelines, stored with skops instead of pickle.
+
+skops reads a file without running code from it: every type the file names must
+be trusted first. dmv trusts the types of an allow-list of libraries (scikit-learn,
+numpy, scipy) and nothing else, at save time and again at load time, so a file
+swapped in the store cannot smuggle in another type. An estimator holding other
+types (a custom transformer, a function) needs the ``python`` flavor: pickle,
+which a project must trust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dmv.errors import InvalidInput
+from dmv.flavors import Flavor, ModelLoadError, _numeric
+
+#: Libraries whose types a skops file may name.
+TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy", "builtins", "collections"})
+
+
+def untrusted(types: list[str]) -> list[str]:
+    return [t for t in types if t.split(".", 1)[0] not in TRUSTED_LIBRARIES]
+
+
+def _skops() -> Any:
+    try:
+        import skops.io as sio  # type: ignore[import-untyped]
+    except ImportError:
+        raise ModelLoadError(
+            "scikit-learn models are stored with skops, which is not installed",
+            hint="pip install 'dmv[sklearn]'",
+        ) from None
+    return sio
+
+
+class SklearnFlavor(Flavor):
+    name = "sklearn"
+    format = "skops"
+
+    def matches(self, obj: Any) -> bool:
+        return type(obj).__module__.split(".")[0] == "sklearn" and callable(
+            getattr(obj, "predict", None)
+        )
+
+    def save(self, obj: Any, *, trust_pickle: bool) -> tuple[bytes, dict[str, Any]]:
+        sio = _skops()
+        data = bytes(sio.dumps(obj))
+        foreign = untrusted(sio.get_untrusted_types(data=data))
+        if foreign:
+            raise InvalidInput(
+                f"this {type(obj).__name__} holds types skops does not trust: "
+                f"{', '.join(foreign[:5])}",
+                hint='store it as pickle: add trust = ["pickle"] to dmv.toml, pass '
+                "format='pickle' and code=[...] with the module that defines them",
+            )
+        return data, {"skops": getattr(sio, "__version__", "")}
+
+    def load(self, data: bytes, meta: Mapping[str, Any]) -> Any:
+        sio = _skops()
+        types = sio.get_untrusted_types(data=data)
+        foreign = untrusted(types)
+        if foreign:
+            raise ModelLoadError(
+                f"the skops file names types outside scikit-learn, numpy and scipy: "
+                f"{', '.join(foreign[:5])}; dmv does not load it",
+                hint="a skops file dmv wrote never does: the stored file is not what was logged",
+            )
+        return sio.loads(data, trusted=types)
+
+    def model_input(self, native: Any, meta: Mapping[str, Any], frame: Any) -> Any:
+        # Fitted on an array: give it one (every column numeric, as it was trained).
+        if getattr(native, "feature_names_in_", None) is None and _numeric(frame):
+            return frame.to_numpy(dtype=float)
+        return frame
+
+
+FLAVOR = SklearnFlavor()
