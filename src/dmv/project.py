@@ -715,6 +715,39 @@ class Project:
         )
         return self.registry.commit_run(new)
 
+    # -- integrations: MLflow, model cards -------------------------------------
+
+    def export_model(
+        self,
+        ref: str | Reference | Version,
+        out: str | os.PathLike[str],
+        *,
+        format: str = "mlflow",
+        trust_pickle: bool | None = None,
+    ) -> dict[str, Any]:
+        """Write the version as an MLflow model directory ``out`` (see docs/integrations.md)."""
+        from dmv.integrations._about import about
+        from dmv.integrations.mlflow_export import export_mlflow
+
+        if format != "mlflow":
+            raise InvalidInput(f"unknown export format {format!r}", hint="use mlflow")
+        trust = "pickle" in self.config["trust"] if trust_pickle is None else trust_pickle
+        return export_mlflow(about(self, ref), self.artifacts, out, trust_pickle=trust)
+
+    def import_mlflow(
+        self, tracking_uri: str, *, model: str | None = None, python: str | None = None
+    ) -> dict[str, Any]:
+        """Copy an MLflow registry's models, versions and aliases into this project."""
+        from dmv.integrations.mlflow_import import import_registry
+
+        return import_registry(self, tracking_uri, model=model, python=python)
+
+    def card(self, ref: str | Reference | Version, *, format: str = "md") -> str:
+        """A model card (Hugging Face-style YAML metadata + sections) for the version."""
+        from dmv.integrations.card import render_card
+
+        return render_card(self, ref, format=format)
+
     # -- models files ---------------------------------------------------------
 
     def load_model(
