@@ -122,7 +122,6 @@ def _models() -> dict[str, Any]:
         pass
     try:
         from skl2onnx import to_onnx
-
         from sklearn.linear_model import Ridge
 
         found["onnx"] = to_onnx(Ridge().fit(x, y), x.to_numpy()[:1])

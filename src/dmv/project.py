@@ -169,8 +169,14 @@ class Project:
     def release(self, ref: str | Reference | Version, *, major: bool = False) -> VersionInfo:
         """Release the prerelease ``ref`` as ``N.Y.Z-D.S`` (``major``: start generation N+1)."""
         from dmv import release
+        from dmv.integrations import lineage
 
-        return release.release(self.registry, self.resolve(ref), major=major)
+        version = self.resolve(ref)
+        with lineage.track(self, "release", version.name, f"{version.name}.release") as lin:
+            lineage.hook(lambda: lin.version(self.show(version), None, output=False))
+            info = release.release(self.registry, version, major=major)
+            lineage.hook(lambda: lin.version(info, info.serving_run, output=True))
+        return info
 
     def select_run(self, ref: str | Reference | Version, run_id: str) -> VersionInfo:
         """Choose which training run (``trN``) the prerelease ``ref`` serves once released."""
@@ -207,10 +213,14 @@ class Project:
         DuckDB file or Parquet/CSV files work. The query is checked now.
         """
         from dmv.data import catalog
+        from dmv.integrations import lineage
 
-        return catalog.register_query(
-            self, model, sql=sql, source=source, params=params, data_id=id
-        )
+        with lineage.track(self, "retrieval", model, f"{model}.retrieval") as lin:
+            info = catalog.register_query(
+                self, model, sql=sql, source=source, params=params, data_id=id
+            )
+            lineage.hook(lambda: lin.sources(info))
+        return info
 
     def data_files(
         self, model: str, files: str, *, labels: str | None = None, id: str | None = None
@@ -241,18 +251,23 @@ class Project:
         The parts become warehouse tables ``<model>__<DATA>__<SPLIT>__<part>``.
         """
         from dmv.data import catalog
+        from dmv.integrations import lineage
 
-        return catalog.store(
-            self,
-            model,
-            data,
-            by=by,
-            ratios=ratios,
-            salt=salt,
-            split_id=id,
-            strict=strict,
-            progress=progress,
-        )
+        with lineage.track(self, "split", model, f"{model}.split") as lin:
+            info = catalog.store(
+                self,
+                model,
+                data,
+                by=by,
+                ratios=ratios,
+                salt=salt,
+                split_id=id,
+                strict=strict,
+                progress=progress,
+            )
+            lineage.hook(lambda: lin.sources(self.data_show(model, info.data)))
+            lineage.hook(lambda: lin.parts(info, output=True))
+        return info
 
     def data_queries(self, model: str) -> list[QueryInfo]:
         from dmv.data import catalog
@@ -520,7 +535,15 @@ class Project:
             split=s,
             params=params,
         )
-        yield from self._finish(run, entry_point, code, interface, allow_dirty)
+        from dmv.integrations import lineage
+
+        with lineage.track(self, "training", model, f"{model}.train") as lin:
+            yield from self._finish(run, entry_point, code, interface, allow_dirty)
+            # Nothing read through run.dataset: the whole split it names is its input.
+            lineage.hook(
+                lambda: lin.parts(self._stored(run), output=False, only=run.parts_read or None)
+            )
+            lineage.hook(lambda: lin.version(self._registered(run), run.id, output=True))
 
     @contextmanager
     def experiment(
@@ -548,6 +571,14 @@ class Project:
             params=params,
         )
         yield from self._finish(run, entry_point, code, interface, True)
+
+    def _registered(self, run: Run) -> VersionInfo:
+        assert run.info is not None and run.info.version is not None
+        return self.show(run.info.version)
+
+    def _stored(self, run: Run) -> SplitInfo:
+        assert run.data is not None and run.split is not None
+        return self.split_info(run.model, run.data, run.split)
 
     def _explicit_version(self, model: str, version: str | Version, data: str | None) -> Version:
         if isinstance(version, Version):
