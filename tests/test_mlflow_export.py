@@ -124,6 +124,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_mlflow_pyfunc_answers_as_dmv_for_each_flavor(project: dmv.Project, tmp_path: Path) -> None:
     lightgbm = pytest.importorskip("lightgbm")
     xgboost = pytest.importorskip("xgboost")
@@ -234,3 +235,35 @@ def test_mlflow_models_serve_answers_as_dmv_serve(project: dmv.Project, tmp_path
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_cli_export_and_clear_errors(
+    project: dmv.Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from dmv.cli import main
+
+    x, y = _iris()
+    ref = _log(project, "iris", LogisticRegression(max_iter=300).fit(x, y), x)
+    out = tmp_path / "cli-export"
+    assert main(["-C", str(project.root), "export", ref, str(out), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["flavors"] == ["python_function", "sklearn"] and (out / "MLmodel").is_file()
+    code = main(["-C", str(project.root), "export", "iris@nope", str(tmp_path / "y"), "--json"])
+    assert code != 0 and "error" in json.loads(capsys.readouterr().out)
+    env_python = str(tmp_path / "no-such-python")
+    code = main(
+        [
+            "-C",
+            str(project.root),
+            "import",
+            "mlflow",
+            "--tracking-uri",
+            "sqlite:///x.db",
+            "--mlflow-python",
+            env_python,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 6 and "not a file" in err and "Traceback" not in err
