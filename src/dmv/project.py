@@ -173,9 +173,11 @@ class Project:
 
         version = self.resolve(ref)
         with lineage.track(self, "release", version.name, f"{version.name}.release") as lin:
-            lineage.hook(lambda: lin.version(self.show(version), None, output=False))
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.version(self.show(version), None, output=False))
             info = release.release(self.registry, version, major=major)
-            lineage.hook(lambda: lin.version(info, info.serving_run, output=True))
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.version(info, info.serving_run, output=True))
         return info
 
     def select_run(self, ref: str | Reference | Version, run_id: str) -> VersionInfo:
@@ -219,7 +221,8 @@ class Project:
             info = catalog.register_query(
                 self, model, sql=sql, source=source, params=params, data_id=id
             )
-            lineage.hook(lambda: lin.sources(info))
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.sources(info))
         return info
 
     def data_files(
@@ -265,8 +268,10 @@ class Project:
                 strict=strict,
                 progress=progress,
             )
-            lineage.hook(lambda: lin.sources(self.data_show(model, info.data)))
-            lineage.hook(lambda: lin.parts(info, output=True))
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.sources(self.data_show(model, info.data)))
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.parts(info, output=True))
         return info
 
     def data_queries(self, model: str) -> list[QueryInfo]:
@@ -540,10 +545,12 @@ class Project:
         with lineage.track(self, "training", model, f"{model}.train") as lin:
             yield from self._finish(run, entry_point, code, interface, allow_dirty)
             # Nothing read through run.dataset: the whole split it names is its input.
-            lineage.hook(
-                lambda: lin.parts(self._stored(run), output=False, only=run.parts_read or None)
-            )
-            lineage.hook(lambda: lin.version(self._registered(run), run.id, output=True))
+            if lin:  # off: not even the records it would read
+                lineage.hook(
+                    lambda: lin.parts(self._stored(run), output=False, only=run.parts_read or None)
+                )
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.version(self._registered(run), run.id, output=True))
 
     @contextmanager
     def experiment(

@@ -242,7 +242,10 @@ class Tracker:
 
 
 class _Off:
-    """The tracker when lineage is off: every hook does nothing."""
+    """The tracker when lineage is off: false, and every hook does nothing."""
+
+    def __bool__(self) -> bool:
+        return False
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *a, **k: None

@@ -212,8 +212,18 @@ def import_registry(
         dump = _dump(interpreter, tracking_uri, model, Path(tmp))
         report["mlflow"] = dump.get("mlflow")
         for m in dump["models"]:
+            _check_paths(m, Path(tmp))
             _import_model(project, m, report)
     return report
+
+
+def _check_paths(m: dict[str, Any], folder: Path) -> None:
+    """Every file the worker names lies in the folder it was given."""
+    root = folder.resolve()
+    for mv in m.get("versions") or []:
+        for rel, f in (mv.get("files") or {}).items():
+            if not Path(f["path"]).resolve().is_relative_to(root):
+                raise IntegrityError(f"MLflow's worker named a file outside its folder: {rel!r}")
 
 
 def _import_model(project: Project, m: dict[str, Any], report: dict[str, Any]) -> None:
