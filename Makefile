@@ -6,13 +6,22 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint typecheck unit bench clean
 
-install: $(STAMP)
+install: $(STAMP) .venv-mlflow/.installed
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# MLflow in an environment of its own (its pins clash with ours): the MLflow export and
+# import tests run it, and dmv finds it for 'dmv import mlflow'.
+MLFLOW_SPEC ?= mlflow>=3,<4
+.venv-mlflow/.installed: Makefile
+	@test -x .venv-mlflow/bin/python || $(PYTHON) -m venv .venv-mlflow
+	.venv-mlflow/bin/python -m pip install --quiet --upgrade pip
+	.venv-mlflow/bin/python -m pip install --quiet '$(MLFLOW_SPEC)' scikit-learn lightgbm xgboost skops
+	@touch .venv-mlflow/.installed
 
 demo: install
 	$(BIN)/python -m dmv.demo
@@ -35,4 +44,4 @@ bench: install
 	$(BIN)/python bench/serve.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-mlflow .pytest_cache .mypy_cache .ruff_cache

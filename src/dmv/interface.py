@@ -535,6 +535,11 @@ class InterfaceDiff:
         """The worst change's class; ``none`` when nothing changed."""
         return max((c.compat for c in self.changes), default=Compat.NONE)
 
+    def _repr_html_(self) -> str:
+        from dmv.integrations.notebook import interface_diff_html
+
+        return interface_diff_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "changed": self.changed,

@@ -220,14 +220,21 @@ class Project:
         Refused (IntegrityError) unless a full verify of the version passes.
         """
         from dmv import release
+        from dmv.integrations import lineage
         from dmv.reproduce import verify
 
         version = self.resolve(ref)
-        serving = release.serving_run(self.registry, version)
-        report = verify(self, version.ref)
-        return release.release(
-            self.registry, version, verified=report, serving=serving, major=major
-        )
+        with lineage.track(self, "release", version.name, f"{version.name}.release") as lin:
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.version(self.show(version), None, output=False))
+            serving = release.serving_run(self.registry, version)
+            report = verify(self, version.ref)
+            info = release.release(
+                self.registry, version, verified=report, serving=serving, major=major
+            )
+            if lin:
+                lineage.hook(lambda: lin.version(info, info.serving_run, output=True))
+        return info
 
     def select_run(self, ref: str | Reference | Version, run_id: str) -> VersionInfo:
         """Choose which training run (``trN``) the prerelease ``ref`` serves once released."""
@@ -265,10 +272,15 @@ class Project:
         DuckDB file or Parquet/CSV files work. The query is checked now.
         """
         from dmv.data import catalog
+        from dmv.integrations import lineage
 
-        return catalog.register_query(
-            self, model, sql=sql, source=source, params=params, data_id=id
-        )
+        with lineage.track(self, "retrieval", model, f"{model}.retrieval") as lin:
+            info = catalog.register_query(
+                self, model, sql=sql, source=source, params=params, data_id=id
+            )
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.sources(info))
+        return info
 
     def data_files(
         self, model: str, files: str, *, labels: str | None = None, id: str | None = None
@@ -303,20 +315,26 @@ class Project:
         ``allow_empty``; ``strict`` also refuses leakage (see docs/data.md).
         """
         from dmv.data import catalog
+        from dmv.integrations import lineage
 
-        return catalog.store(
-            self,
-            model,
-            data,
-            by=by,
-            ratios=ratios,
-            salt=salt,
-            split_id=id,
-            strict=strict,
-            allow_empty=allow_empty,
-            min_share=min_share,
-            progress=progress,
-        )
+        with lineage.track(self, "split", model, f"{model}.split") as lin:
+            info = catalog.store(
+                self,
+                model,
+                data,
+                by=by,
+                ratios=ratios,
+                salt=salt,
+                split_id=id,
+                strict=strict,
+                allow_empty=allow_empty,
+                min_share=min_share,
+                progress=progress,
+            )
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.sources(self.data_show(model, info.data)))
+                lineage.hook(lambda: lin.parts(info, output=True))
+        return info
 
     def data_queries(self, model: str) -> list[QueryInfo]:
         from dmv.data import catalog
@@ -603,7 +621,17 @@ class Project:
             split=s,
             params=params,
         )
-        yield from self._finish(run, entry_point, code, interface, allow_dirty)
+        from dmv.integrations import lineage
+
+        with lineage.track(self, "training", model, f"{model}.train") as lin:
+            yield from self._finish(run, entry_point, code, interface, allow_dirty)
+            # Nothing read through run.dataset: the whole split it names is its input.
+            if lin:  # off: not even the records it would read
+                lineage.hook(
+                    lambda: lin.parts(self._stored(run), output=False, only=run.parts_read or None)
+                )
+            if lin:  # off: not even the records it would read
+                lineage.hook(lambda: lin.version(self._registered(run), run.id, output=True))
 
     @contextmanager
     def experiment(
@@ -632,6 +660,14 @@ class Project:
             params=params,
         )
         yield from self._finish(run, entry_point, code, interface, True)
+
+    def _registered(self, run: Run) -> VersionInfo:
+        assert run.info is not None and run.info.version is not None
+        return self.show(run.info.version)
+
+    def _stored(self, run: Run) -> SplitInfo:
+        assert run.data is not None and run.split is not None
+        return self.split_info(run.model, run.data, run.split)
 
     def _explicit_version(self, model: str, version: str | Version, data: str | None) -> Version:
         if isinstance(version, Version):
@@ -799,6 +835,39 @@ class Project:
             derive=deriver(ex.model, iface, meta["logic_fp"], ex.data, ex.split),
         )
         return self.registry.commit_run(new)
+
+    # -- integrations: MLflow, model cards -------------------------------------
+
+    def export_model(
+        self,
+        ref: str | Reference | Version,
+        out: str | os.PathLike[str],
+        *,
+        format: str = "mlflow",
+        trust_pickle: bool | None = None,
+    ) -> dict[str, Any]:
+        """Write the version as an MLflow model directory ``out`` (see docs/integrations.md)."""
+        from dmv.integrations._about import about
+        from dmv.integrations.mlflow_export import export_mlflow
+
+        if format != "mlflow":
+            raise InvalidInput(f"unknown export format {format!r}", hint="use mlflow")
+        trust = "pickle" in self.config["trust"] if trust_pickle is None else trust_pickle
+        return export_mlflow(about(self, ref), self.artifacts, out, trust_pickle=trust)
+
+    def import_mlflow(
+        self, tracking_uri: str, *, model: str | None = None, python: str | None = None
+    ) -> dict[str, Any]:
+        """Copy an MLflow registry's models, versions and aliases into this project."""
+        from dmv.integrations.mlflow_import import import_registry
+
+        return import_registry(self, tracking_uri, model=model, python=python)
+
+    def card(self, ref: str | Reference | Version, *, format: str = "md") -> str:
+        """A model card (Hugging Face-style YAML metadata + sections) for the version."""
+        from dmv.integrations.card import render_card
+
+        return render_card(self, ref, format=format)
 
     # -- models files ---------------------------------------------------------
 

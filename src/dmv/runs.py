@@ -132,6 +132,8 @@ class Run:
         self.started_at = time.time()
         self.model_object: Any = None
         self.sample_input: Any = None
+        #: The split parts this run read (``run.dataset``), for its lineage.
+        self.parts_read: list[str] = []
         self.sample_output: Any = None
         #: Models logged by this run, checked in a fresh process when the run ends.
         self.pending_checks: list[PendingCheck] = []
@@ -304,6 +306,8 @@ class Run:
                 "this run names no stored split",
                 hint="pass data='DATA.SPLIT' to project.run or project.experiment",
             )
+        if part not in self.parts_read:
+            self.parts_read.append(part)
         return self._project.dataset(self.model, f"{self.data}.{self.split}", part, format=format)
 
     def add_artifact(self, artifact: NewArtifact) -> None:

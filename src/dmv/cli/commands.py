@@ -744,3 +744,8 @@ cli.add_command(server)
 from dmv.cli.data import data  # noqa: E402
 
 cli.add_command(data)
+from dmv.cli.integrations import card, export, import_group  # noqa: E402
+
+cli.add_command(export)
+cli.add_command(import_group)
+cli.add_command(card)

@@ -81,6 +81,11 @@ class SplitInfo:
     def ref(self) -> str:
         return f"{self.data}.{self.split}"
 
+    def _repr_html_(self) -> str:
+        from dmv.integrations.notebook import split_html
+
+        return split_html(self)
+
     @property
     def parts(self) -> list[dict[str, Any]]:
         """``[{name, table, rows, fingerprint}]`` for each part (files: manifest digests)."""

@@ -61,6 +61,11 @@ class VersionInfo:
     def name(self) -> str:
         return self.version.name
 
+    def _repr_html_(self) -> str:
+        from dmv.integrations.notebook import version_html
+
+        return version_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.version.name,
@@ -128,6 +133,11 @@ class RunInfo:
         if self.version is not None:
             return str(self.version)
         return f"{self.model} {ExperimentLabel(self.data, self.split)}"
+
+    def _repr_html_(self) -> str:
+        from dmv.integrations.notebook import run_html
+
+        return run_html(self)
 
     def to_dict(self, *, environment: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {

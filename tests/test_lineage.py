@@ -1,0 +1,200 @@
+"""OpenLineage events from splits, training runs and releases, through the real client."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import dmv
+from conftest import seed_warehouse
+
+pytest.importorskip("openlineage.client", reason="lineage needs pip install 'dmv[lineage]'")
+
+from dmv.integrations import lineage
+
+_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def check_event(e: dict[str, Any]) -> None:
+    """The OpenLineage 2-0-2 RunEvent's required properties and their formats."""
+    assert e["eventType"] in {"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"}
+    assert _ISO.match(e["eventTime"]), e["eventTime"]
+    assert e["producer"].startswith("https://") and e["schemaURL"].startswith("https://")
+    assert "#/$defs/RunEvent" in e["schemaURL"]
+    uuid.UUID(e["run"]["runId"])
+    assert e["job"]["namespace"] and e["job"]["name"]
+    facets = [*e["run"].get("facets", {}).values(), *e["job"].get("facets", {}).values()]
+    for side in ("inputs", "outputs"):
+        for d in e.get(side, []):
+            assert isinstance(d["namespace"], str) and d["namespace"]
+            assert isinstance(d["name"], str) and d["name"]
+            facets += list(d.get("facets", {}).values())
+            facets += list(d.get("inputFacets", {}).values()) + list(
+                d.get("outputFacets", {}).values()
+            )
+    for f in facets:
+        assert f["_producer"].startswith("https://") and f["_schemaURL"].startswith("https://")
+
+
+@pytest.fixture
+def file_transport(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    log = tmp_path / "lineage.jsonl"
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(log))
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
+    return log
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    assert lineage.flush(20)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _train(project: dmv.Project) -> None:
+    from sklearn.linear_model import Ridge
+
+    with project.run("price-model", data="0123.abcd") as run:
+        train = run.dataset("train")
+        x = train.drop(columns=["target", "patient_id"])
+        run.log_model(Ridge().fit(x, train["target"]), sample_input=x.head(5))
+
+
+def test_split_training_and_release_events(project: dmv.Project, file_transport: Path) -> None:
+    seed_warehouse(project)
+    _train(project)
+    with pytest.raises(dmv.DmvError):
+        project.data_split("price-model", "nope")  # a FAIL event
+    project.release("price-model@0.0.1-0123.abcd")
+    events = _events(file_transport)
+    for e in events:
+        check_event(e)
+    by_job: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_job.setdefault(e["job"]["name"], []).append(e)
+    assert set(by_job) == {
+        "price-model.retrieval",
+        "price-model.split",
+        "price-model.train",
+        "price-model.release",
+    }
+    splits = by_job["price-model.split"]
+    assert [e["eventType"] for e in splits] == ["START", "COMPLETE"] * 2 + ["START", "FAIL"]
+    assert "errorMessage" in splits[-1]["run"]["facets"]
+    done = splits[1]
+    assert done["run"]["runId"] == splits[0]["run"]["runId"]
+    assert [i["name"] for i in done["inputs"]] == ["patients"]
+    assert done["job"]["facets"]["sql"]["query"] == "SELECT * FROM patients"
+    outs = {o["name"]: o for o in done["outputs"]}
+    assert set(outs) == {f"price_model__0123__abcd__{p}" for p in ("train", "valid", "test")}
+    train = outs["price_model__0123__abcd__train"]
+    assert train["facets"]["dmv_split"]["data"] == "0123"
+    assert train["facets"]["dmv_split"]["split"] == "abcd"
+    assert train["facets"]["dmv_split"]["fingerprint"]
+    names = [f["name"] for f in train["facets"]["schema"]["fields"]]
+    assert "target" in names and "patient_id" in names
+    rows = sum(o["outputFacets"]["outputStatistics"]["rowCount"] for o in outs.values())
+    assert rows == 442  # the diabetes data set
+
+    runs = by_job["price-model.train"]
+    assert [e["eventType"] for e in runs] == ["START", "COMPLETE"]
+    assert [i["name"] for i in runs[1]["inputs"]] == ["price_model__0123__abcd__train"]
+    model = runs[1]["outputs"][0]
+    facet = model["facets"]["dmv_version"]
+    assert facet["version"] == "price-model 0.0.1-0123.abcd"
+    assert facet["interfaceFingerprint"].startswith("blake3:")
+    assert facet["logicFingerprint"].startswith("blake3:") and facet["run"] == "tr0"
+
+    rel = by_job["price-model.release"][-1]
+    assert rel["eventType"] == "COMPLETE"
+    assert rel["inputs"][0]["name"] == "price-model@0.0.1-0123.abcd"
+    assert rel["outputs"][0]["facets"]["dmv_version"]["version"] == "price-model 1.0.1-0123.abcd"
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    got: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).got.append({"path": self.path, "event": json.loads(body)})
+        self.send_response(201)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    _Receiver.got = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Receiver.got
+    server.shutdown()
+
+
+def test_events_reach_an_http_receiver(
+    project: dmv.Project,
+    receiver: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, got = receiver
+    monkeypatch.setenv("OPENLINEAGE_URL", url)
+    monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "team-a")
+    seed_warehouse(project)
+    assert lineage.flush(20)
+    assert got and {g["path"] for g in got} == {"/api/v1/lineage"}
+    for g in got:
+        check_event(g["event"])
+        assert g["event"]["job"]["namespace"] == "team-a"
+
+
+@pytest.mark.slow
+def test_a_dead_receiver_neither_fails_nor_slows_the_split(
+    project: dmv.Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Nothing listens there; a blackholed address would make each send wait its timeout.
+    monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    seed_warehouse(project)
+    assert time.perf_counter() - t0 < 30
+    assert project.data_splits("price-model")
+    assert lineage.flush(60)  # drained: the failed send was logged, the rest dropped
+    assert lineage._emitter is not None and lineage._emitter.dropped > 0
+    lineage._emitter.down_until = 0.0
+
+
+def test_off_by_default_and_import_dmv_stays_light(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "for k in list(os.environ):\n"
+        "    k.startswith('OPENLINEAGE') and os.environ.pop(k)\n"
+        "import dmv\n"
+        "from dmv.integrations import lineage\n"
+        "assert not lineage.enabled()\n"
+        "p = dmv.init(sys.argv[1])\n"
+        "p.create_model('m')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openlineage', 'attr')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
