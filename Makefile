@@ -23,7 +23,7 @@ MLFLOW_SPEC ?= mlflow>=3,<4
 	.venv-mlflow/bin/python -m pip install --quiet '$(MLFLOW_SPEC)' scikit-learn lightgbm xgboost skops
 	@touch .venv-mlflow/.installed
 
-demo: install
+demo: $(STAMP)
 	$(BIN)/python -m dmv.demo
 
 lint: install
