@@ -10,12 +10,14 @@ model answered in the training process and with the output interface.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -79,29 +81,190 @@ def run_check(
             "trust_pickle": trust_pickle,
         }
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        answer = _run_in_fresh_process(folder, str(meta.get("flavor", "")))
+    answer["seconds"] = round(time.perf_counter() - started, 3)
+    return answer
+
+
+def _answer(folder: Path, returncode: int | None) -> dict[str, Any]:
+    """What the child wrote to ``answer.json``, or why it wrote nothing."""
+    try:
+        answer: dict[str, Any] = json.loads((folder / "answer.json").read_text("utf-8"))
+        return answer
+    except (OSError, ValueError):
+        pass
+    tail: list[str] = []
+    for name in ("stderr", "stdout"):
         try:
+            tail = (folder / name).read_text("utf-8", errors="replace").strip().splitlines()[-3:]
+        except OSError:
+            continue
+        if tail:
+            break
+    return {"ok": False, "error": f"the process exited with {returncode}: " + " | ".join(tail)}
+
+
+def _run_in_fresh_process(folder: Path, flavor: str) -> dict[str, Any]:
+    """Run the check of ``folder`` in a process that never saw the caller's modules."""
+    env = _child_env()
+    if hasattr(os, "fork"):
+        try:
+            return _forker(env).check(folder, flavor)
+        except _ForkerGone:
+            pass  # the fork server died: one plain process instead
+    try:
+        with (folder / "stdout").open("wb") as out, (folder / "stderr").open("wb") as err:
             done = subprocess.run(
                 [sys.executable, "-P", "-m", "dmv.flavors._check", str(folder)],
                 cwd=folder,
-                env=_child_env(),
-                capture_output=True,
-                text=True,
+                env=env,
+                stdout=out,
+                stderr=err,
                 timeout=TIMEOUT,
                 check=False,
             )
-        except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"loading took longer than {TIMEOUT:.0f} s"}
+    return _answer(folder, done.returncode)
+
+
+# -- the fork server -------------------------------------------------------------
+#
+# Importing a model library (skops imports most of scikit-learn) takes seconds; a
+# check per logged model would pay that every time. A fork server is a fresh
+# interpreter that imports only dmv and model libraries, never the caller's code,
+# and forks one child per check: each child starts as fresh as a new process (no
+# ``__main__`` classes, no project modules) but with the libraries already loaded.
+
+#: Libraries the fork server imports before forking a check of that flavor.
+_PRELOAD = {"sklearn": "skops.io", "lightgbm": "lightgbm", "xgboost": "xgboost"}
+
+
+class _ForkerGone(Exception):
+    pass
+
+
+class _Forker:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.home = tempfile.mkdtemp(prefix="dmv-forker-")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "dmv.flavors._check", "--server"],
+            cwd=self.home,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _line(self, deadline: float) -> str:
+        import selectors
+
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            if not sel.select(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError
+        line = self.proc.stdout.readline()
+        if not line:
+            raise _ForkerGone
+        return line.strip()
+
+    def check(self, folder: Path, flavor: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        deadline = time.monotonic() + TIMEOUT
+        try:
+            self.proc.stdin.write(json.dumps({"folder": str(folder), "flavor": flavor}) + "\n")
+            self.proc.stdin.flush()
+            pid = int(self._line(deadline).split()[1])  # "started PID"
+        except (OSError, ValueError, IndexError, TimeoutError):
+            self.close()
+            raise _ForkerGone from None
+        try:
+            status = self._line(deadline)  # "exit CODE"
+        except TimeoutError:
+            import signal
+
+            with _suppress_os_error():
+                os.kill(pid, signal.SIGKILL)
+            self.close()
             return {"ok": False, "error": f"loading took longer than {TIMEOUT:.0f} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    try:
-        answer: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        answer = {
-            "ok": False,
-            "error": f"the process exited with {done.returncode}: " + " | ".join(tail),
-        }
-    answer["seconds"] = round(time.perf_counter() - started, 3)
-    return answer
+        code = status.split()[1] if status.startswith("exit ") else None
+        return _answer(folder, int(code) if code and code.lstrip("-").isdigit() else None)
+
+    def close(self) -> None:
+        import shutil
+
+        with _suppress_os_error():
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        with _suppress_os_error():
+            self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _suppress_os_error() -> contextlib.suppress:
+    return contextlib.suppress(OSError)
+
+
+_FORKER: _Forker | None = None
+_FORKER_LOCK = threading.Lock()
+
+
+def _forker(env: dict[str, str]) -> _Forker:
+    """The fork server for this environment (started, or restarted, when needed)."""
+    global _FORKER
+    with _FORKER_LOCK:
+        if _FORKER is None or not _FORKER.alive() or _FORKER.env != env:
+            if _FORKER is not None:
+                _FORKER.close()
+            _FORKER = _Forker(env)
+            import atexit
+
+            atexit.register(_FORKER.close)
+        return _FORKER
+
+
+def _serve_forks() -> None:  # pragma: no cover - runs in the fork server
+    """Read one check request per line; fork a child for each; say how it ended."""
+    import importlib
+
+    import pandas  # noqa: F401  (every flavor's frame needs it)
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        folder = Path(request["folder"])
+        module = _PRELOAD.get(request.get("flavor", ""))
+        if module:
+            with contextlib.suppress(ImportError):  # the child reports it itself
+                importlib.import_module(module)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.chdir(folder)
+                out = os.open(folder / "stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                err = os.open(folder / "stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(out, 1)
+                os.dup2(err, 2)
+                _write_answer(folder, _main(folder))
+                code = 0
+            finally:
+                os._exit(code)
+        print(f"started {pid}", flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
+
+
+def _write_answer(folder: Path, result: dict[str, Any]) -> None:
+    text = json.dumps(result, allow_nan=False, default=str)
+    (folder / "answer.json").write_text(text, encoding="utf-8")
 
 
 def compare(expected: Any, got: Any, where: str = "") -> str | None:
@@ -167,8 +330,10 @@ def _main(folder: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child process
-    result = _main(Path(sys.argv[1]))
-    print(json.dumps(result, allow_nan=False, default=str), flush=True)
+    if sys.argv[1:] == ["--server"]:
+        _serve_forks()
+    else:
+        _write_answer(Path(sys.argv[1]), _main(Path(sys.argv[1])))
 
 
 #: Sample rows recorded with a version (and predicted by every check).
