@@ -109,7 +109,7 @@ def _run_in_fresh_process(folder: Path, flavor: str) -> dict[str, Any]:
     env = _child_env()
     if hasattr(os, "fork"):
         try:
-            return _forker(env).check(folder, flavor)
+            return _forker(env).check(folder, flavor, env)
         except _ForkerGone:
             pass  # the fork server died: one plain process instead
     try:
@@ -175,11 +175,12 @@ class _Forker:
             raise _ForkerGone
         return line.strip()
 
-    def check(self, folder: Path, flavor: str) -> dict[str, Any]:
+    def check(self, folder: Path, flavor: str, env: dict[str, str]) -> dict[str, Any]:
         assert self.proc.stdin is not None
         deadline = time.monotonic() + TIMEOUT
         try:
-            self.proc.stdin.write(json.dumps({"folder": str(folder), "flavor": flavor}) + "\n")
+            request = {"folder": str(folder), "flavor": flavor, "env": env}
+            self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
             pid = int(self._line(deadline).split()[1])  # "started PID"
         except (OSError, ValueError, IndexError, TimeoutError):
@@ -221,7 +222,10 @@ def _forker(env: dict[str, str]) -> _Forker:
     """The fork server for this environment (started, or restarted, when needed)."""
     global _FORKER
     with _FORKER_LOCK:
-        if _FORKER is None or not _FORKER.alive() or _FORKER.env != env:
+        # sys.path is fixed when the server starts; the rest of the environment
+        # travels with each request.
+        path = env.get("PYTHONPATH")
+        if _FORKER is None or not _FORKER.alive() or _FORKER.env.get("PYTHONPATH") != path:
             if _FORKER is not None:
                 _FORKER.close()
             _FORKER = _Forker(env)
@@ -249,6 +253,8 @@ def _serve_forks() -> None:  # pragma: no cover - runs in the fork server
             code = 1
             try:
                 os.chdir(folder)
+                os.environ.clear()
+                os.environ.update(request.get("env") or {})
                 out = os.open(folder / "stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 err = os.open(folder / "stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 os.dup2(out, 1)
