@@ -84,8 +84,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dmv.Project]:
     p.set_alias(f"iris@{V1}", "production")
     register(p, "two", V1, TwoOutputs(model), TWO)
     register(p, "colors", V1, _colors_model(), COLORS)
-    _unloadable(p, root)
+    patch = pytest.MonkeyPatch()
+    _unloadable(p, root, patch)
     yield p
+    patch.undo()
     p.close()
 
 

@@ -183,7 +183,8 @@ def test_a_damaged_model_file_cannot_be_released(
     with open(path, "r+b") as fh:
         fh.seek(10)
         fh.write(b"\0\0\0\0")
-    with pytest.raises(IntegrityError, match=r"cannot be released: 1 check\(s\) failed") as exc:
+    failed = r"cannot be released: 2 check\(s\) failed: artifact tr0/model"
+    with pytest.raises(IntegrityError, match=failed) as exc:
         p.release(ref)
     assert exc.value.details["failed"][0]["check"] == "artifact tr0/model"
     assert path in exc.value.message

@@ -51,7 +51,24 @@ def register(
             interface_fp=iface.fingerprint,
         )
     with project.run(name, version=number) as run:
-        run.log_model(model)
+        run.log_model(model, **python_model(project, model))
+
+
+def python_model(project: dmv.Project, model: Any) -> dict[str, Any]:
+    """For a test model class from tests/_workers: its code stored with it, trusted.
+
+    Such a model is pickled, so serving it needs ``trust_pickle`` / ``--trust-pickle``.
+    """
+    import shutil
+
+    if not type(model).__module__.startswith("_workers."):
+        return {}
+    dest = project.root / "_workers"
+    dest.mkdir(exist_ok=True)
+    files = ["_workers/__init__.py", "_workers/serving_models.py"]
+    for rel in files:
+        shutil.copyfile(Path(__file__).parent / rel, project.root / rel)
+    return {"code": files, "trust_pickle": True}
 
 
 def _iris() -> tuple[Any, Any]:

@@ -72,8 +72,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dmv.Project]:
     p.set_alias(f"iris@{V1}", "production")
     register(p, "two", V1, TwoOutputs(model), TWO)
     register(p, "colors", V1, _colors_model(), COLORS)
-    _unloadable(p, root)
+    patch = pytest.MonkeyPatch()
+    _unloadable(p, root, patch)
     yield p
+    patch.undo()
     p.close()
 
 
@@ -84,7 +86,10 @@ def base(project: dmv.Project) -> Iterator[str]:
 
     port = _free_port()
     config = uvicorn.Config(
-        create_app(project, serve_refs=REFS), host="127.0.0.1", port=port, log_level="error"
+        create_app(project, serve_refs=REFS, trust_pickle=True),
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

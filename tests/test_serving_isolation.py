@@ -37,39 +37,68 @@ TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
 
 
-def _unloadable(project: dmv.Project, tmp_path: Path, name: str = "broken") -> None:
-    """Log a model whose class lives in a module that is gone by the time it is served."""
-    folder = tmp_path / "gone"
-    folder.mkdir()
-    (folder / "wrappers_gone.py").write_text(
-        "class Proba:\n    def predict(self, x):\n        return [0] * len(x)\n"
+def _unloadable(
+    project: dmv.Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = "broken"
+) -> None:
+    """Log a model whose code needs a library that is gone by the time it is served.
+
+    The model's own code (``needs_gone.py``) is stored with it; the library it
+    imports (``wrappers_gone``) is installed when the model is logged, so the
+    servability check passes, and removed before the model is served.
+    """
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "wrappers_gone.py").write_text("SCALE = 0\n")
+    paths = [str(lib), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.syspath_prepend(str(project.root))
+    (project.root / "needs_gone.py").write_text(
+        "import wrappers_gone\n\n\nclass Proba:\n    def predict(self, x):\n"
+        "        return [wrappers_gone.SCALE] * len(x)\n"
     )
-    sys.path.insert(0, str(folder))
     try:
-        module = importlib.import_module("wrappers_gone")
-        register(project, name, V1, module.Proba(), IRIS)
+        module = importlib.import_module("needs_gone")
+        register_python(project, name, module.Proba(), code=["needs_gone.py"])
     finally:
-        sys.path.remove(str(folder))
-        sys.modules.pop("wrappers_gone", None)
-        (folder / "wrappers_gone.py").unlink()
+        for gone in ("needs_gone", "wrappers_gone"):
+            sys.modules.pop(gone, None)
+        (lib / "wrappers_gone.py").unlink()
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths[1:]))
+        importlib.invalidate_caches()
+
+
+def register_python(project: dmv.Project, name: str, model: Any, *, code: list[str]) -> None:
+    from dmv.interface import Interface
+
+    iface = Interface.from_dict(IRIS)
+    project.registry.create_version(
+        dmv.Version.parse_number(name, V1),
+        interface=iface.to_dict(),
+        interface_fp=iface.fingerprint,
+    )
+    with project.run(name, version=V1) as run:
+        run.log_model(model, code=code, trust_pickle=True)
 
 
 @pytest.fixture
-def mixed(project: dmv.Project, small_model: Any, tmp_path: Path) -> dmv.Project:
+def mixed(
+    project: dmv.Project, small_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dmv.Project:
     """iris (good, @production), broken (cannot be loaded), picky (raises on some rows)."""
     register(project, "iris", V1, small_model, IRIS)
     project.set_alias(f"iris@{V1}", "production")
-    _unloadable(project, tmp_path)
+    _unloadable(project, tmp_path, monkeypatch)
     register(project, "picky", V1, Picky(), IRIS)
     return project
 
 
 def test_a_model_that_cannot_load_answers_503_for_itself_only(mixed: dmv.Project) -> None:
-    client = TestClient(create_app(mixed), raise_server_exceptions=False)
+    client = TestClient(create_app(mixed, trust_pickle=True), raise_server_exceptions=False)
     r = client.post(f"/models/broken/versions/{V1}/predict", json={"inputs": [ROW]})
     assert r.status_code == 503, r.text
     error = r.json()["error"]
-    assert error["code"] == "model_unavailable" and error["details"]["cause"] == "load_failed"
+    assert error["code"] == "model_unavailable" and error["details"]["cause"] == "model_unavailable"
     assert "wrappers_gone" in error["message"] and "broken 0.0.1-0123.abcd" in error["message"]
     assert "bug in dmv" not in r.text
     # The failure is remembered (no reload per request) and stays this model's own.
@@ -86,7 +115,7 @@ def test_a_model_that_cannot_load_answers_503_for_itself_only(mixed: dmv.Project
 
 
 def test_a_model_that_raises_is_a_prediction_error_with_its_message(mixed: dmv.Project) -> None:
-    client = TestClient(create_app(mixed), raise_server_exceptions=False)
+    client = TestClient(create_app(mixed, trust_pickle=True), raise_server_exceptions=False)
     url = f"/models/picky/versions/{V1}/predict"
     assert client.post(url, json={"inputs": [ROW]}).json()["outputs"] == [{"species": 1}]
     r = client.post(url, json={"inputs": [ROW, ROW | {"petal_width": -1.0}]})
@@ -190,7 +219,18 @@ def _start(root: Path, *refs: str) -> tuple[subprocess.Popen[str], int]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dmv", "-C", str(root), "serve", *refs, "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "dmv",
+            "-C",
+            str(root),
+            "serve",
+            *refs,
+            "--port",
+            str(port),
+            "--trust-pickle",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -260,21 +300,20 @@ def test_a_load_failure_heals_without_a_restart(
 ) -> None:
     from dmv.server import serving
 
-    client = TestClient(create_app(mixed))
+    client = TestClient(create_app(mixed, trust_pickle=True))
     url = f"/models/broken/versions/{V1}/predict"
     assert client.post(url, json={"inputs": [ROW]}).status_code == 503
     # The missing module is installed again; after the retry delay the model serves.
     folder = tmp_path / "back"
     folder.mkdir()
-    (folder / "wrappers_gone.py").write_text(
-        "class Proba:\n    def predict(self, x):\n        return [1] * len(x)\n"
-    )
+    (folder / "wrappers_gone.py").write_text("SCALE = 1\n")
     monkeypatch.syspath_prepend(str(folder))
     assert client.post(url, json={"inputs": [ROW]}).status_code == 503  # still remembered
     monkeypatch.setattr(serving, "RETRY_LOAD_AFTER", 0.0)
     r = client.post(url, json={"inputs": [ROW]})
     assert r.status_code == 200 and r.json()["outputs"] == [{"species": 1}]
     sys.modules.pop("wrappers_gone", None)
+    sys.modules.pop("needs_gone", None)
 
 
 def test_an_unexpected_error_is_one_json_500_in_each_shape(

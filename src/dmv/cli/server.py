@@ -144,9 +144,9 @@ def _run(
         project,
         serve_refs=refs,
         allow_deprecated=allow_deprecated,
+        trust_pickle=trust_pickle,
         policy=default_policy(project, bind, allow_hosts),
     )
-    app.state.model_server.trust_pickle = trust_pickle
     what = "API, UI and every model"
     if refs:
         what = ", ".join(_warm(app.state.model_server, refs))

@@ -318,11 +318,13 @@ class Model:
                 PROBA_OUTPUT if k == "proba" else DEFAULT_OUTPUT if k == "label" else k
                 for k in self.kinds
             )
-        for names in (declared, recorded):
-            if names and len(names) == len(self.kinds):
-                return names
-        # An interface with several outputs for one 2-D answer: one field per column.
-        return declared if declared and len(self.kinds) == 1 else recorded or default
+        # The version's interface says what is served; with several outputs for one
+        # answer, each is a column of it (a frame, or a 2-D array).
+        if declared and (len(declared) == len(self.kinds) or len(self.kinds) == 1):
+            return declared
+        if recorded and len(recorded) == len(self.kinds):
+            return recorded
+        return recorded or default
 
     # -- inputs ---------------------------------------------------------------
 

@@ -171,6 +171,7 @@ def create_app(
     *,
     serve_refs: list[str] | None = None,
     allow_deprecated: bool = False,
+    trust_pickle: bool = False,
     policy: Policy | None = None,
 ) -> FastAPI:
     """The dmv server for ``project``.
@@ -179,7 +180,8 @@ def create_app(
     for those models only: their predict and v2 routes, nothing else. Without
     it the app serves everything: the REST API, prediction for every model and
     the web UI. Deprecated versions answer 410 unless ``allow_deprecated`` (and
-    then only when asked for by exact version).
+    then only when asked for by exact version). Models stored in a format that can
+    run code when loaded (pickle) are served only with ``trust_pickle``.
 
     ``policy`` says which Host names it answers and how large a request may be
     (:func:`default_policy`: loopback and the project's ``allowed_hosts``).
@@ -189,6 +191,7 @@ def create_app(
     for text in serve_refs or []:
         dmv.Reference.parse(text)  # a bad reference fails here, not on a request
     server = ModelServer(project, serve_refs, allow_deprecated=allow_deprecated)
+    server.trust_pickle = trust_pickle
     g = Gate(project)
 
     @asynccontextmanager

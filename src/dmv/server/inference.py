@@ -309,11 +309,19 @@ def create_router(server: ModelServer) -> APIRouter:
 
     v2_read = v2_error_responses(401, 403, 404, 410, 422, 503)
 
-    @router.get("/v2", tags=["v2"], summary="Server metadata (Open Inference Protocol)")
+    # Health and server metadata answer without a token (load balancers, probes).
+    no_token = {"security": [{}]}
+
+    @router.get(
+        "/v2",
+        tags=["v2"],
+        summary="Server metadata (Open Inference Protocol)",
+        openapi_extra=no_token,
+    )
     def v2_server() -> dict[str, Any]:
         return {"name": "dmv", "version": dmv.__version__, "extensions": ["binary_tensor_data"]}
 
-    @router.get("/v2/health/live", tags=["v2"], summary="Liveness")
+    @router.get("/v2/health/live", tags=["v2"], summary="Liveness", openapi_extra=no_token)
     def v2_live() -> dict[str, Any]:
         return {"live": True}
 
@@ -321,6 +329,7 @@ def create_router(server: ModelServer) -> APIRouter:
         "/v2/health/ready",
         tags=["v2"],
         summary="Readiness of the server (a model's own readiness is at …/ready)",
+        openapi_extra=no_token,
     )
     def v2_ready() -> dict[str, Any]:
         # Ready while it can answer: one model that failed to load must not take the

@@ -177,6 +177,33 @@ def json_depth(body: bytes) -> int:
     return max(0, *accumulate(_DEPTH_STEP[b] for b in brackets))
 
 
+def _is_binary_inference(path: str, content_type: str | None, headers: _Headers) -> bool:
+    """An Open Inference Protocol binary tensor request: a JSON header, then raw tensors.
+
+    Its ``application/octet-stream`` body and ``Inference-Header-Content-Length``
+    header are outside what a cross-origin page may send without a CORS preflight,
+    so accepting it opens no cross-site write.
+    """
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return (
+        media == "application/octet-stream"
+        and path.startswith("/v2/models/")
+        and path.endswith("/infer")
+        and headers.get("inference-header-content-length") is not None
+    )
+
+
+def _is_inference(path: str) -> bool:
+    return path.startswith(("/v2/models/", "/models/")) and path.endswith(("/infer", "/predict"))
+
+
+def _header_length(headers: _Headers) -> int:
+    try:
+        return max(0, int(headers.get("inference-header-content-length") or 0))
+    except ValueError:
+        return 0
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.partition(";")[0].strip().lower()
     return media == "application/json" or (
@@ -238,9 +265,12 @@ class SecurityMiddleware:
         await self.app(scope, receive, send_secured)
 
     async def _refuse(self, scope: Scope, exc: DmvError, send: Send) -> None:
+        from starlette.requests import Request
+
         from dmv.server.app import error_response
 
-        response = error_response(exc)
+        # A Request only for its path: /v2 answers in the protocol's own error shape.
+        response = error_response(exc, Request(scope))
         await response(scope, _no_body, send)
 
     async def _check(self, scope: Scope, receive: Receive) -> Receive:
@@ -326,7 +356,18 @@ class SecurityMiddleware:
                 raise TooLarge(_too_large(limit), limit=limit)
         content_type = headers.get("content-type")
         form_route = path in FORM_ROUTES
-        if unsafe and content_type is not None and not form_route and not _is_json(content_type):
+        binary = _is_binary_inference(path, content_type, headers)
+        if content_type is None and _is_inference(path):
+            # Inference clients (tritonclient) send JSON without naming it; prediction
+            # changes nothing, and the Origin check above still holds for browsers.
+            content_type = "application/json"
+        if (
+            unsafe
+            and content_type is not None
+            and not form_route
+            and not binary
+            and not _is_json(content_type)
+        ):
             raise UnsupportedMediaType(
                 f"{method} {path} takes a JSON body, not {content_type.partition(';')[0]}",
                 hint="send Content-Type: application/json",
@@ -354,8 +395,9 @@ class SecurityMiddleware:
                 f"{method} {path} takes a JSON body; the request names no Content-Type",
                 hint="send Content-Type: application/json",
             )
-        if body and content_type is not None and _is_json(content_type):
-            depth = json_depth(bytes(body))
+        if body and content_type is not None and (binary or _is_json(content_type)):
+            head = bytes(body[: _header_length(headers)]) if binary else bytes(body)
+            depth = json_depth(head)
             if depth > self.policy.max_json_depth:
                 raise BadRequest(
                     f"the JSON body nests {depth} levels deep; at most "
@@ -365,11 +407,13 @@ class SecurityMiddleware:
 
 
 def _check_query(raw: bytes) -> None:
-    """One value per query parameter: a repeated one would be read as its last copy."""
+    """One value per named query parameter: a repeated one would be read as its last copy."""
     from urllib.parse import parse_qsl
 
     seen: set[str] = set()
     for key, _ in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if not key:
+            raise BadRequest("a query parameter has no name", hint="send ?name=value pairs")
         if key in seen:
             raise BadRequest(f"query parameter {key!r} is given more than once")
         seen.add(key)
