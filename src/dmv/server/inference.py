@@ -310,7 +310,7 @@ def create_router(server: ModelServer) -> APIRouter:
     v2_read = v2_error_responses(401, 403, 404, 410, 422, 503)
 
     # Health and server metadata answer without a token (load balancers, probes).
-    no_token = {"security": [{}]}
+    no_token: dict[str, Any] = {"security": [{}]}
 
     @router.get(
         "/v2",
