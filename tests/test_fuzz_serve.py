@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,15 +94,20 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dmv.Project]:
 
 
 def _schemathesis(
-    port: int, tmp: Path, config: str, headers: tuple[str, ...] = ()
+    port: int,
+    tmp: Path,
+    config: str,
+    headers: tuple[str, ...] = (),
+    schema: Path | None = None,
 ) -> tuple[int, str]:
     (tmp / "schemathesis.toml").write_text(config)
+    base = f"http://127.0.0.1:{port}"
     args = [
         str(Path(sys.executable).parent / "schemathesis"),
         "--config-file",
         str(tmp / "schemathesis.toml"),
         "run",
-        f"http://127.0.0.1:{port}/openapi.json",
+        *([str(schema), "--url", base] if schema else [f"{base}/openapi.json"]),
         "--checks",
         "all",
         "--max-examples",
@@ -154,7 +161,21 @@ def test_locked_dmv_serve_passes_every_schemathesis_check(
                 port, tmp_path, CONFIG.format(v1=V1), (f"Authorization: Bearer {token}",)
             )
         )
-        code, out = _schemathesis(port, tmp_path, CONFIG.format(v1=V1))  # no token: 401s
+        # Without a token even the document is locked (401), so the second run
+        # reads the document fetched with the token and expects documented 401s.
+        with urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://127.0.0.1:{port}/openapi.json",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        ) as r:
+            (tmp_path / "openapi.json").write_bytes(r.read())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json")
+        assert refused.value.code == 401
+        code, out = _schemathesis(
+            port, tmp_path, CONFIG.format(v1=V1), schema=tmp_path / "openapi.json"
+        )
         _clean(code, out)
     finally:
         _stop(proc)
