@@ -16,7 +16,6 @@ schema-violating requests, with the admin token and without any token.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,7 +177,6 @@ def test_no_operation_answers_5xx(fuzzed: tuple[dmv.Project, str], auth: str) ->
     # The per-model predict operations come from the registry, so they are fuzzed too.
     assert "/models/price-model/versions/1.1.0-0123.efgh/predict" in paths, sorted(paths)
     assert "/api/v1/models/{name}/versions/{ref}/release" in paths
-    started = time.monotonic()
     for op in operations:
         label = f"{op.method.upper()} {op.path}"
         statuses = calls.setdefault(label, [])
@@ -190,7 +188,6 @@ def test_no_operation_answers_5xx(fuzzed: tuple[dmv.Project, str], auth: str) ->
                 # Nothing in this operation can be made schema-violating (e.g. no inputs).
                 assert mode is GenerationMode.NEGATIVE, label
                 skipped.append(label)
-    elapsed = time.monotonic() - started
     assert not failures, "\n".join(failures[:30])
     print(f"\n{auth}: {len(operations)} operations, {sum(map(len, calls.values()))} requests")
     for label, ss in calls.items():
@@ -203,7 +200,6 @@ def test_no_operation_answers_5xx(fuzzed: tuple[dmv.Project, str], auth: str) ->
         # A locked registry refuses every REST call without a token.
         rest = [s for label, ss in calls.items() if " /api/v1/" in label for s in ss]
         assert rest and all(s in (400, 401, 404, 405, 422) for s in rest), sorted(set(rest))
-    assert elapsed < 120, f"fuzzing took {elapsed:.0f} s"
 
 
 @pytest.mark.slow
