@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from dmv.errors import DmvError, IntegrityError, StorageError
 
 if TYPE_CHECKING:
-    from dmv.project import Project
+    from dmv.context import DataAccess, Stores
 
 __all__ = ["DEFAULT_GRACE_SECONDS", "FsckReport", "StoreStatus", "fsck"]
 
@@ -112,7 +112,8 @@ class FsckReport:
 
 
 def fsck(
-    project: Project,
+    stores: Stores,
+    data: DataAccess,
     *,
     repair: bool = False,
     deep: bool = False,
@@ -120,12 +121,12 @@ def fsck(
 ) -> FsckReport:
     """Check every store; list (and with ``repair`` remove) orphans. See the module docs."""
     report = FsckReport(deep=deep)
-    registry_ok = _check_registry(project, report, deep=deep)
+    registry_ok = _check_registry(stores, report, deep=deep)
     referenced = _check_warehouse(
-        project, report, repair=repair, grace_seconds=grace_seconds, registry_ok=registry_ok
+        stores, data, report, repair=repair, grace_seconds=grace_seconds, registry_ok=registry_ok
     )
     _check_artifacts(
-        project,
+        stores,
         report,
         deep=deep,
         repair=repair,
@@ -133,18 +134,18 @@ def fsck(
         registry_ok=registry_ok,
         referenced=referenced,
     )
-    _check_splits(project, report, deep=deep, registry_ok=registry_ok)
+    _check_splits(stores, data, report, deep=deep, registry_ok=registry_ok)
     return report
 
 
 # -- registry -------------------------------------------------------------------
 
 
-def _check_registry(project: Project, report: FsckReport, *, deep: bool) -> bool:
+def _check_registry(stores: Stores, report: FsckReport, *, deep: bool) -> bool:
     """True when the registry can be read (the other checks need it)."""
     from dmv.registry.engine import normalise_url, redact_url
 
-    url = normalise_url(project.config.location("registry"))
+    url = normalise_url(stores.config.location("registry"))
     path = url.split("///", 1)[1] if url.startswith("sqlite") else None
     status = StoreStatus("registry", path or redact_url(url))
     report.stores.append(status)
@@ -166,7 +167,7 @@ def _check_registry(project: Project, report: FsckReport, *, deep: bool) -> bool
         notes.append("integrity_check ok" if deep else "quick_check ok")
         notes.append(dangling or "foreign keys ok")
     try:
-        registry = project.registry  # checks the schema stamp, as every command does
+        registry = stores.registry  # checks the schema stamp, as every command does
         counts = _registry_counts(registry.engine)
     except DmvError as exc:
         status.summary = exc.message
@@ -225,7 +226,7 @@ def _registry_counts(engine: Any) -> dict[str, int]:
 # -- artifacts ------------------------------------------------------------------
 
 
-def _artifact_rows(project: Project) -> list[Any]:
+def _artifact_rows(stores: Stores) -> list[Any]:
     import sqlalchemy as sa
 
     from dmv.registry import schema as t
@@ -248,12 +249,12 @@ def _artifact_rows(project: Project) -> list[Any]:
         .join(t.models, t.models.c.id == t.runs.c.model_id)
         .outerjoin(t.versions, t.versions.c.id == t.runs.c.version_id)
     )
-    with project.registry.engine.connect() as conn:
+    with stores.registry.engine.connect() as conn:
         return list(conn.execute(query).all())
 
 
 def _check_artifacts(
-    project: Project,
+    stores: Stores,
     report: FsckReport,
     *,
     deep: bool,
@@ -264,7 +265,7 @@ def _check_artifacts(
 ) -> None:
     from dmv.artifacts import Blob
 
-    store = project.artifacts
+    store = stores.artifacts
     status = StoreStatus("artifacts", store.location)
     report.stores.append(status)
     if not registry_ok:
@@ -272,7 +273,7 @@ def _check_artifacts(
         status.summary = "needs a readable registry (nothing was removed)"
         return
     try:
-        rows = _artifact_rows(project)
+        rows = _artifact_rows(stores)
         seen: set[str] = set()
         for r in rows:
             referenced.add(r.digest)
@@ -366,7 +367,8 @@ def _mtime(fs: Any, path: str, default: float) -> float:
 
 
 def _check_warehouse(
-    project: Project,
+    stores: Stores,
+    data: DataAccess,
     report: FsckReport,
     *,
     repair: bool,
@@ -376,15 +378,13 @@ def _check_warehouse(
     """Check the warehouse; returns the artifact digests stored splits reference."""
     from dmv.data.sources import strip_credentials
 
-    location = project.config.location("warehouse")
+    location = stores.config.location("warehouse")
     status = StoreStatus("warehouse", strip_credentials(location))
     report.stores.append(status)
     referenced: set[str] = set()
     if registry_ok:
-        from dmv.data.checks import fsck_tables
-
         scratch = FsckReport()
-        referenced = fsck_tables(project, scratch, repair=repair, grace_seconds=grace_seconds)
+        referenced = data.fsck_tables(scratch, repair, grace_seconds)
         report.orphans += scratch.orphans
         report.repaired += scratch.repaired
         report.checked.update(scratch.checked)
@@ -488,7 +488,9 @@ def _duckdb_space(con: Any, path: str) -> dict[str, int]:
 # -- splits ---------------------------------------------------------------------
 
 
-def _check_splits(project: Project, report: FsckReport, *, deep: bool, registry_ok: bool) -> None:
+def _check_splits(
+    stores: Stores, data: DataAccess, report: FsckReport, *, deep: bool, registry_ok: bool
+) -> None:
     status = StoreStatus("splits", "warehouse tables, against the registry's fingerprints")
     report.stores.append(status)
     if not deep:
@@ -499,11 +501,11 @@ def _check_splits(project: Project, report: FsckReport, *, deep: bool, registry_
         return
     count, bad = 0, 0
     try:
-        for model in project.models():
-            for info in project.data_splits(model.name):
+        for model in stores.registry.list_models():
+            for info in data.splits(model.name):
                 count += 1
                 what = f"{model.name} {info.ref}"
-                found = project.data_verify(model.name, info.ref)
+                found = data.verify(model.name, info.ref)
                 for m in found.get("mismatches", []):
                     bad += 1
                     report.problem(

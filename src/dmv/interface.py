@@ -54,6 +54,7 @@ from dmv.errors import InvalidInput
 
 if TYPE_CHECKING:
     from dmv._interface_validate import RowValidator
+    from dmv.version import Version
 
 __all__ = [
     "ARRAY_ITEM_TYPES",
@@ -67,6 +68,7 @@ __all__ = [
     "InterfaceDiff",
     "Side",
     "diff_interfaces",
+    "export_document",
     "infer_interface",
     "to_json_schema",
     "to_openapi",
@@ -705,3 +707,14 @@ def to_proto(iface: Interface, model_name: str) -> str:
     from dmv._interface_export import to_proto as export
 
     return export(iface, model_name)
+
+
+def export_document(iface: Interface, version: Version, fmt: str = "openapi") -> str:
+    """The interface as text: an OpenAPI 3.1 document, JSON Schema or a proto3 file."""
+    if fmt == "openapi":
+        return json.dumps(to_openapi(iface, version.name, version.number), indent=2)
+    if fmt == "jsonschema":
+        return json.dumps(to_json_schema(iface), indent=2)
+    if fmt == "proto":
+        return to_proto(iface, version.name)
+    raise InvalidInput(f"unknown format {fmt!r}", hint="use openapi, jsonschema or proto")

@@ -25,7 +25,6 @@ from dmv.registry.store import NewArtifact
 if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore
     from dmv.interface import Interface
-    from dmv.project import Project
     from dmv.registry.records import RunInfo
     from dmv.version import Version
     from dmv.versioning import Known
@@ -112,7 +111,9 @@ class Run:
         model: str,
         kind: str,
         store: ArtifactStore,
-        project: Project | None = None,
+        root: Path | None = None,
+        trust_pickle: bool = False,
+        read_part: Callable[[str, str], Any] | None = None,
         version: Version | None = None,
         data: str | None = None,
         split: str | None = None,
@@ -140,7 +141,10 @@ class Run:
         #: Code files the logged models need (paths from the project root).
         self.model_code: list[str] = []
         self._store = store
-        self._project = project
+        self._root = root
+        self._trust_pickle = trust_pickle
+        #: ``(part, format)``: a part of the split this run trains on.
+        self._read_part = read_part
         if params:
             self.log_params(params)
 
@@ -248,9 +252,7 @@ class Run:
         return artifact
 
     def _trusts_pickle(self) -> bool:
-        if self._project is None:
-            return False
-        return "pickle" in self._project.config["trust"]
+        return self._trust_pickle
 
     def _model_code(
         self, code: Sequence[str | os.PathLike[str]], meta: dict[str, Any]
@@ -258,9 +260,9 @@ class Run:
         """Store the model's code files; their paths (from the project root) go in ``meta``."""
         from dmv.logic import code_files
 
-        if self._project is None:
+        if self._root is None:
             raise InvalidInput("code= needs a project to resolve its paths against")
-        root = self._project.root
+        root = self._root
         found = code_files([os.fspath(p) for p in code], root)
         files: dict[str, bytes] = {}
         stored: dict[str, list[Any]] = {}
@@ -301,14 +303,14 @@ class Run:
 
     def dataset(self, part: str = "train", *, format: str = "pandas") -> Any:
         """A part (``train``, ``valid``, ``test``…) of the stored split this run trains on."""
-        if self._project is None or self.data is None or self.split is None:
+        if self._read_part is None or self.data is None or self.split is None:
             raise InvalidInput(
                 "this run names no stored split",
                 hint="pass data='DATA.SPLIT' to project.run or project.experiment",
             )
         if part not in self.parts_read:
             self.parts_read.append(part)
-        return self._project.dataset(self.model, f"{self.data}.{self.split}", part, format=format)
+        return self._read_part(part, format)
 
     def add_artifact(self, artifact: NewArtifact) -> None:
         """Attach a blob already in the store (used by dmv itself, e.g. for code patches)."""

@@ -28,8 +28,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dmv.version import check_name
+
 if TYPE_CHECKING:
-    from dmv.registry import RunInfo, VersionInfo
+    from dmv.registry import Registry, RunInfo, VersionInfo
     from dmv.version import Version
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "Tree",
     "arrange",
     "build_tree",
+    "model_tree",
     "changes_between",
     "render_text",
 ]
@@ -420,3 +423,23 @@ def render_text(tree: Tree) -> str:
                 lines.append(f"    {lead}{node.label}{_extras(node)}{note}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def model_tree(registry: Registry, model: str) -> Tree:
+    """The tree of ``model`` from the registry: its versions, runs, experiments, promotions."""
+    versions = registry.list_versions(check_name(model))
+    runs: dict[str, list[str]] = {}
+    promotions: list[tuple[str, str]] = []
+    for v in versions:
+        if v.version.x != 0:
+            continue
+        for r in registry.list_runs(v.version):
+            runs.setdefault(v.version.number, []).append(r.id)
+            promoted = (r.meta or {}).get("promoted_from")
+            if isinstance(promoted, str):
+                promotions.append((promoted, v.version.number))
+    for v in versions:
+        if v.released_from:
+            runs[v.version.number] = [v.serving_run] if v.serving_run else []
+    experiments = registry.list_model_runs(model, kind="experiment")
+    return build_tree(model, versions, experiments, runs, promotions)

@@ -33,9 +33,11 @@ __all__ = [
     "RefKind",
     "Reference",
     "Version",
+    "as_reference",
     "check_alias",
     "check_data_id",
     "check_name",
+    "parse_data_split",
     "table_prefix",
 ]
 
@@ -98,6 +100,14 @@ def check_data_id(value: str, part: str = "DATA") -> str:
     if len(value) > MAX_ID_LENGTH:
         raise VersionError(f"{part} {value!r} is {len(value)} characters; at most 32")
     return value
+
+
+def parse_data_split(text: str) -> tuple[str, str]:
+    """``DATA.SPLIT`` (e.g. ``0123.abcd``) as its two identifiers."""
+    head, dot, tail = text.partition(".")
+    if not dot:
+        raise InvalidInput(f"data {text!r} must be DATA.SPLIT, e.g. '0123.abcd'")
+    return check_data_id(head, "DATA"), check_data_id(tail, "SPLIT")
 
 
 def _number(text: str, part: str) -> int:
@@ -309,3 +319,12 @@ class Reference:
             if self.kind is RefKind.EXACT:
                 target += f"-{self.data}.{self.split}"
         return f"{self.name}@{target}"
+
+
+def as_reference(ref: str | Reference | Version) -> Reference:
+    """What the facade accepts as a reference, as a :class:`Reference`."""
+    if isinstance(ref, Reference):
+        return ref
+    if isinstance(ref, Version):
+        return Reference.exact(ref)
+    return Reference.parse(ref)

@@ -154,7 +154,7 @@ def export_mlflow(
     ab: About, store: ArtifactStore, out: str | os.PathLike[str], *, trust_pickle: bool
 ) -> dict[str, Any]:
     """Write the MLflow model directory ``out`` (new or empty) for the version in ``ab``."""
-    from dmv import __file__ as dmv_init
+    from dmv._meta import __file__ as dmv_init
     from dmv.artifacts import Blob
     from dmv.errors import NotFound
     from dmv.flavors import TRUST_HINT, UntrustedModel, is_unsafe
