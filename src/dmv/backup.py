@@ -54,7 +54,8 @@ def _pg_refusal(store: str, url: str) -> InvalidInput:
 
 
 def _sqlite_path(stores: Stores) -> str:
-    from dmv.registry.engine import normalise_url, redact_url
+    from dmv._urls import database_url as redact_url
+    from dmv.registry.engine import normalise_url
 
     url = normalise_url(stores.config.location("registry"))
     if not url.startswith("sqlite"):
@@ -63,7 +64,7 @@ def _sqlite_path(stores: Stores) -> str:
 
 
 def _duckdb_path(stores: Stores) -> str:
-    from dmv.data.sources import strip_credentials
+    from dmv._urls import source_url as strip_credentials
 
     location = str(stores.config.location("warehouse"))
     if location.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):

@@ -96,7 +96,7 @@ def _serving(info: VersionInfo, runs: Sequence[RunInfo]) -> RunInfo | None:
 
 
 def _data(data: DataAccess, info: VersionInfo) -> dict[str, Any]:
-    from dmv.registry.engine import redact_url
+    from dmv._urls import database_url as redact_url
 
     v = info.version
     out: dict[str, Any] = {"data": v.data, "split": v.split, "retrieval": None, "stored": None}

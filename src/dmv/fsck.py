@@ -143,7 +143,8 @@ def fsck(
 
 def _check_registry(stores: Stores, report: FsckReport, *, deep: bool) -> bool:
     """True when the registry can be read (the other checks need it)."""
-    from dmv.registry.engine import normalise_url, redact_url
+    from dmv._urls import database_url as redact_url
+    from dmv.registry.engine import normalise_url
 
     url = normalise_url(stores.config.location("registry"))
     path = url.split("///", 1)[1] if url.startswith("sqlite") else None
@@ -376,7 +377,7 @@ def _check_warehouse(
     registry_ok: bool,
 ) -> set[str]:
     """Check the warehouse; returns the artifact digests stored splits reference."""
-    from dmv.data.sources import strip_credentials
+    from dmv._urls import source_url as strip_credentials
 
     location = stores.config.location("warehouse")
     status = StoreStatus("warehouse", strip_credentials(location))

@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dmv.version import check_name
+from dmv.version import ExperimentLabel, check_name
 
 if TYPE_CHECKING:
     from dmv.registry import Registry, RunInfo, VersionInfo
@@ -43,8 +43,8 @@ __all__ = [
     "Tree",
     "arrange",
     "build_tree",
-    "model_tree",
     "changes_between",
+    "model_tree",
     "render_text",
 ]
 
@@ -118,7 +118,7 @@ class Tree:
         import html
 
         try:
-            from dmv.server.ui._tree import standalone_svg
+            from dmv.tree_layout import standalone_svg
         except ImportError:
             return f"<pre>{html.escape(render_text(self))}</pre>"
         return standalone_svg(self)
@@ -198,7 +198,7 @@ def build_tree(
     tree = Tree(model)
     runs = runs or {}
     for ex in experiments:
-        label = f"x.x.x-{ex.data or 'x'}.{ex.split or 'x'}"
+        label = str(ExperimentLabel(ex.data, ex.split))
         tree.nodes.append(
             Node(ex.id, label, "experiment", ex.status, (ex.id,), created_at=ex.started_at)
         )

@@ -38,6 +38,7 @@ __all__ = [
     "check_data_id",
     "check_name",
     "parse_data_split",
+    "split_reference",
     "table_prefix",
 ]
 
@@ -243,6 +244,15 @@ class ExperimentLabel:
     def __str__(self) -> str:
         return f"x.x.x-{self.data or 'x'}.{self.split or 'x'}"
 
+    @classmethod
+    def parse(cls, text: str) -> ExperimentLabel:
+        """``x.x.x-DATA.SPLIT`` (``x`` for a part the run did not name) as its parts."""
+        head, dash, tail = text.partition("-")
+        if head != "x.x.x" or not dash:
+            raise InvalidInput(f"{text!r} is not an experiment label (x.x.x-DATA.SPLIT)")
+        data, _, split = tail.partition(".")
+        return cls(None if data == "x" else data, None if split == "x" else split)
+
 
 class RefKind(StrEnum):
     EXACT = "exact"  # name@X.Y.Z-DATA.SPLIT
@@ -319,6 +329,12 @@ class Reference:
             if self.kind is RefKind.EXACT:
                 target += f"-{self.data}.{self.split}"
         return f"{self.name}@{target}"
+
+
+def split_reference(text: str, default: str = "latest") -> tuple[str, str]:
+    """``name@target`` as ``(name, target)``; a bare name targets ``default``."""
+    name, _, target = text.partition("@")
+    return name, target or default
 
 
 def as_reference(ref: str | Reference | Version) -> Reference:

@@ -60,7 +60,7 @@ class About:
 
 def redacted_definition(definition: dict[str, Any]) -> dict[str, Any]:
     """A retrieval definition with every URL's password removed."""
-    from dmv.registry.engine import redact_url
+    from dmv._urls import database_url as redact_url
 
     out: dict[str, Any] = {}
     for key, value in definition.items():

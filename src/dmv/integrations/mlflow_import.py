@@ -198,8 +198,8 @@ def import_registry(
     stores: Stores, tracking_uri: str, *, model: str | None = None, python: str | None = None
 ) -> dict[str, Any]:
     """Copy the registry at ``tracking_uri`` (or one model of it) into the project's stores."""
+    from dmv._urls import database_url as redact_url
     from dmv.integrations._mlflow_env import find_mlflow_python
-    from dmv.registry.engine import redact_url
 
     interpreter = find_mlflow_python(python)
     report: dict[str, Any] = {
