@@ -225,7 +225,7 @@ def _check_values(ftype: FieldType, values: object, where: str) -> tuple[str | i
     if len(set(vals)) != len(vals):
         dupes = sorted({v for v in vals if vals.count(v) > 1}, key=str)
         raise InvalidInput(f"{where}: enum values repeat: {dupes!r}")
-    return tuple(sorted(vals))  # type: ignore[type-var]  # one kind, checked above
+    return tuple(sorted(vals))  # one kind, checked above
 
 
 def _check_array(
@@ -538,7 +538,7 @@ class InterfaceDiff:
         return max((c.compat for c in self.changes), default=Compat.NONE)
 
     def _repr_html_(self) -> str:
-        from dmv.integrations.notebook import interface_diff_html
+        from dmv.reprs import interface_diff_html
 
         return interface_diff_html(self)
 
