@@ -35,6 +35,7 @@ from dmv.errors import ConflictError, IntegrityError, InvalidInput, NotFound, St
 
 if TYPE_CHECKING:
     from dmv.context import Stores
+    from dmv.progress import Progress
 
 __all__ = ["MANIFEST", "backup", "restore"]
 
@@ -78,7 +79,9 @@ def _hash(path: Path) -> str:
     return hash_file(path).digest
 
 
-def backup(stores: Stores, dest: str | os.PathLike[str]) -> dict[str, Any]:
+def backup(
+    stores: Stores, dest: str | os.PathLike[str], *, progress: Progress | None = None
+) -> dict[str, Any]:
     """Write a consistent backup of the project into the new or empty folder ``dest``."""
     registry_path = _sqlite_path(stores)
     warehouse_path = _duckdb_path(stores)
@@ -88,7 +91,7 @@ def backup(stores: Stores, dest: str | os.PathLike[str]) -> dict[str, Any]:
     work = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     work.mkdir(parents=True)
     try:
-        manifest = _write_backup(stores, registry_path, warehouse_path, work)
+        manifest = _write_backup(stores, registry_path, warehouse_path, work, progress)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if target.exists():
             target.rmdir()
@@ -100,7 +103,11 @@ def backup(stores: Stores, dest: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _write_backup(
-    stores: Stores, registry_path: str, warehouse_path: str, work: Path
+    stores: Stores,
+    registry_path: str,
+    warehouse_path: str,
+    work: Path,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     from dmv.integrity import corrupt_registry
 
@@ -149,13 +156,17 @@ def _write_backup(
     if copied_blobs:
         from dmv.artifacts import Blob
 
-        for digest, size in blobs:
+        for count, (digest, size) in enumerate(blobs):
+            if progress:
+                progress("copying artifacts", count, len(blobs))
             hexpart = digest.split(":", 1)[1]
             store.fetch(
                 Blob(digest, size),
                 work / "artifacts" / hexpart[:2] / hexpart[2:],
                 what=f"backing up {digest[:19]}…",
             )
+        if progress:
+            progress("copying artifacts", len(blobs), len(blobs))
     from dmv._meta import __version__
     from dmv.registry import schema
 
@@ -318,7 +329,13 @@ def _replace(copy_from: Path, target: str, suffixes: tuple[str, ...]) -> None:
     os.replace(tmp, target)
 
 
-def restore(stores: Stores, src: str | os.PathLike[str], *, force: bool = False) -> dict[str, Any]:
+def restore(
+    stores: Stores,
+    src: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Replace the project's stores with the backup in ``src``; see the module docs.
 
     Refuses a project that holds anything unless ``force``. Stop other dmv
@@ -353,11 +370,16 @@ def restore(stores: Stores, src: str | os.PathLike[str], *, force: bool = False)
             hint="'dmv restore DIR --force' replaces them (back them up first if they matter)",
         )
     stores.reopen()  # the registry opens again on the restored file
-    for digest, _size in blobs if arts["copied"] else []:
+    restoring = blobs if arts["copied"] else []
+    for count, (digest, _size) in enumerate(restoring):
+        if progress:
+            progress("restoring artifacts", count, len(restoring))
         hexpart = digest.split(":", 1)[1]
         stored = store.put_file(source / "artifacts" / hexpart[:2] / hexpart[2:])
         if stored.digest != digest:  # pragma: no cover - checked above
             raise IntegrityError(f"artifact {digest[:19]}… changed while it was restored")
+    if progress and restoring:
+        progress("restoring artifacts", len(restoring), len(restoring))
     _replace(registry_copy, registry_path, ("-wal", "-shm", "-journal"))
     ignore = stores.root / ".dmv" / ".gitignore"
     if ignore.parent.is_dir() and not ignore.exists():  # as 'dmv init' leaves it

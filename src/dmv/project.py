@@ -490,19 +490,33 @@ class Project:
         grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
         return fsck(self.stores, self.data_access, repair=repair, deep=deep, grace_seconds=grace)
 
-    def backup(self, dest: str | os.PathLike[str]) -> dict[str, Any]:
+    def backup(
+        self, dest: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> dict[str, Any]:
         """A consistent copy of registry, warehouse and artifacts in the new folder ``dest``."""
         from dmv.backup import backup
 
-        return backup(self.stores, dest)
+        return backup(self.stores, dest, progress=progress)
 
-    def restore(self, src: str | os.PathLike[str], *, force: bool = False) -> dict[str, Any]:
+    def restore(
+        self,
+        src: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
         """Replace this project's stores with the backup in ``src`` (``force``: over data)."""
         from dmv.backup import restore
 
-        return restore(self.stores, src, force=force)
+        return restore(self.stores, src, force=force, progress=progress)
 
-    def verify(self, ref: str | Reference | Version, *, trust_pickle: bool = False) -> Report:
+    def verify(
+        self,
+        ref: str | Reference | Version,
+        *,
+        trust_pickle: bool = False,
+        progress: Progress | None = None,
+    ) -> Report:
         """Re-check every hash and fingerprint the version stands on, and its behaviour.
 
         The behavioural check loads the model in a fresh process and predicts
@@ -511,7 +525,11 @@ class Project:
         from dmv.reproduce import verify
 
         return verify(
-            self.stores, self.data_access, str(as_reference(ref)), trust_pickle=trust_pickle
+            self.stores,
+            self.data_access,
+            str(as_reference(ref)),
+            trust_pickle=trust_pickle,
+            progress=progress,
         )
 
     def reproduce(
@@ -521,6 +539,7 @@ class Project:
         tolerance: float = 1e-6,
         from_source: bool = False,
         timeout: float | None = None,
+        progress: Progress | None = None,
     ) -> Report:
         """Re-run the version's training from its recorded commit; a new run of it."""
         from dmv.reproduce import reproduce
@@ -532,6 +551,7 @@ class Project:
             tolerance=tolerance,
             from_source=from_source,
             timeout=timeout,
+            progress=progress,
         )
 
     # -- aliases ------------------------------------------------------------

@@ -28,6 +28,7 @@ from dmv.version import Reference
 
 if TYPE_CHECKING:
     from dmv.context import DataAccess, Stores
+    from dmv.progress import Progress
     from dmv.registry import RunInfo, VersionInfo
     from dmv.version import Version
 
@@ -97,7 +98,14 @@ def environment_differences(recorded: Mapping[str, Any] | None) -> list[str]:
     return out
 
 
-def verify(stores: Stores, data: DataAccess, ref: str, *, trust_pickle: bool = False) -> Report:
+def verify(
+    stores: Stores,
+    data: DataAccess,
+    ref: str,
+    *,
+    trust_pickle: bool = False,
+    progress: Progress | None = None,
+) -> Report:
     """Check every hash and fingerprint a version stands on, and its behaviour.
 
     The behavioural check loads the serving run's model in a fresh process and
@@ -114,8 +122,12 @@ def verify(stores: Stores, data: DataAccess, ref: str, *, trust_pickle: bool = F
     selected = _selected(stores, info)
     if not runs:
         report.add("runs", "warn", "no training run recorded")
+    total, done = sum(len(run.artifacts) for run in runs), 0
     for run in runs:
         for art in run.artifacts:
+            if progress:
+                progress("verifying artifacts", done, total)
+            done += 1
             what = f"{info.version} {run.id} {art.name}"
             problem = stores.artifacts.verify(Blob(art.digest, art.size), what=what)
             report.add(
@@ -123,11 +135,21 @@ def verify(stores: Stores, data: DataAccess, ref: str, *, trust_pickle: bool = F
                 "fail" if problem else "ok",
                 problem.message if problem else f"{art.size} bytes, {art.digest[:19]}…",
             )
+    if progress and total:
+        progress("verifying artifacts", total, total)
     if selected is not None:
+        if progress:
+            progress("checking behaviour", 0, 1)
         _verify_behaviour(stores, info, selected, report, trust_pickle)
+        if progress:
+            progress("checking behaviour", 1, 1)
+    if progress:
+        progress("checking the split", 0, 1)
     for name, status, detail in data.split_checks(info.version):
         report.add(name, status, detail)
 
+    if progress:
+        progress("checking the split", 1, 1)
     if info.interface:
         fp = Interface.from_dict(info.interface).fingerprint
         ok = fp == info.interface_fp
@@ -257,8 +279,14 @@ def reproduce(
     tolerance: float = 1e-6,
     from_source: bool = False,
     timeout: float | None = None,
+    progress: Progress | None = None,
 ) -> Report:
     """Re-run a version's training from its recorded commit; see the module docs."""
+
+    def step(n: int) -> None:  # worktree, training, comparison: three steps
+        if progress:
+            progress("reproducing", n, 3)
+
     from dmv.artifacts import Blob
     from dmv.gitlink import add_worktree, apply_patch, remove_worktree, repo_top
 
@@ -284,6 +312,7 @@ def reproduce(
 
     top = repo_top(stores.root)
     rel_root = os.path.relpath(stores.root, top)
+    step(0)
     with tempfile.TemporaryDirectory(prefix="dmv-reproduce-") as tmp:
         tree = Path(tmp) / "tree"
         add_worktree(top, str(commit), tree)
@@ -301,6 +330,7 @@ def reproduce(
                 (root / "dmv.toml").write_text("[dmv]\n", encoding="utf-8")
             started = time.time()
             tag = f"{(run.version or version).number}/{run.id}"
+            step(1)
             done = _run_entry(stores, root / code.get("cwd", "."), entry, tag, timeout)
             report.extra["exit_code"] = done.returncode
             if done.returncode != 0:
@@ -309,6 +339,7 @@ def reproduce(
                 return report
         finally:
             remove_worktree(top, tree)
+    step(2)
     new_runs = [
         r
         for r in stores.registry.list_model_runs(version.name, kind="training")
@@ -329,6 +360,7 @@ def reproduce(
     )
     report.add("training", "ok", f"recorded as {new.id}")
     _compare_metrics(run, new, tolerance, report)
+    step(3)
     return report
 
 

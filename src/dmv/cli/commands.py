@@ -8,6 +8,7 @@ import click
 
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
+from dmv.cli._progress import Bars
 
 if TYPE_CHECKING:
     from dmv.registry import RunInfo
@@ -159,7 +160,8 @@ def backup_cmd(ctx: Context, dest: str, as_json: bool) -> None:
     Safe while dmv is in use. A PostgreSQL registry or warehouse is backed up
     with pg_dump instead (dmv says so).
     """
-    data = ctx.project.backup(dest)
+    with Bars(not as_json) as bars:
+        data = ctx.project.backup(dest, progress=bars)
     emit(
         as_json,
         data,
@@ -179,7 +181,8 @@ def restore_cmd(ctx: Context, src: str, force: bool, as_json: bool) -> None:
 
     Refuses a project that holds data unless --force. Stop other dmv processes first.
     """
-    data = ctx.project.restore(src, force=force)
+    with Bars(not as_json) as bars:
+        data = ctx.project.restore(src, force=force, progress=bars)
     missing = data["missing_artifacts"]
     emit(
         as_json,

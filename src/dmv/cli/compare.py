@@ -8,6 +8,7 @@ import click
 
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
+from dmv.cli._progress import Bars
 from dmv.errors import IntegrityError
 
 if TYPE_CHECKING:
@@ -156,7 +157,9 @@ def verify(ctx: Context, ref: str, trust_pickle: bool, as_json: bool) -> None:
 
     Exits non-zero when any check fails; differences in the environment are warnings.
     """
-    _report(as_json, ctx.project.verify(ref, trust_pickle=trust_pickle))
+    with Bars(not as_json) as bars:
+        report = ctx.project.verify(ref, trust_pickle=trust_pickle, progress=bars)
+    _report(as_json, report)
 
 
 @click.command()
@@ -189,9 +192,10 @@ def reproduce(
     The new run is recorded on the same version; dmv checks that the derived version is
     identical and the metrics are within the tolerance, and says what differs.
     """
-    report = ctx.project.reproduce(
-        ref, tolerance=tolerance, from_source=from_source, timeout=timeout
-    )
+    with Bars(not as_json) as bars:
+        report = ctx.project.reproduce(
+            ref, tolerance=tolerance, from_source=from_source, timeout=timeout, progress=bars
+        )
     _report(as_json, report)
 
 
