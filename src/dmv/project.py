@@ -15,23 +15,21 @@ from typing import TYPE_CHECKING, Any
 from dmv.config import Config, find_root, write_config
 from dmv.context import Stores
 from dmv.errors import InvalidInput, NotFound
-from dmv.limits import MAX_REASON, check_model_fields, check_text
+from dmv.facade.code import CodeMixin
+from dmv.facade.files import FilesMixin
+from dmv.facade.proving import ProvingMixin
+from dmv.facade.runs import ExperimentsMixin
+from dmv.limits import check_model_fields
 from dmv.version import Reference, Version, as_reference, check_name, parse_data_split
 
 if TYPE_CHECKING:
-    from dmv.artifacts import ArtifactStore
     from dmv.context import DataAccess
     from dmv.data.catalog import QueryInfo, SplitInfo
     from dmv.data.export import ExportResult
     from dmv.data.leakage import LeakageReport
-    from dmv.flavors import Model
-    from dmv.fsck import FsckReport
-    from dmv.interface import Interface, InterfaceDiff
     from dmv.progress import Progress
-    from dmv.registry import AliasInfo, AuditEntry, ModelInfo, Registry, RunInfo, VersionInfo
-    from dmv.reproduce import Report
+    from dmv.registry import AliasInfo, AuditEntry, ModelInfo, RunInfo, VersionInfo
     from dmv.runs import Run
-    from dmv.tree import Tree
 
 __all__ = ["Project", "init", "open_project"]
 
@@ -65,8 +63,12 @@ def open_project(path: str | os.PathLike[str] = ".", **settings: Any) -> Project
     return Project(root, **settings)
 
 
-class Project:
-    """A dmv project: its registry, artifact store and warehouse."""
+class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
+    """A dmv project: its registry, artifact store and warehouse.
+
+    The methods are grouped by noun: versions and data here, the rest in
+    :mod:`dmv.facade` (proving, code, experiments, model files).
+    """
 
     def __init__(self, root: str | os.PathLike[str], **settings: Any) -> None:
         self.root = Path(root).resolve()
@@ -76,14 +78,6 @@ class Project:
 
     def __repr__(self) -> str:
         return f"<dmv.Project {self.root}>"
-
-    @property
-    def registry(self) -> Registry:
-        return self.stores.registry
-
-    @property
-    def artifacts(self) -> ArtifactStore:
-        return self.stores.artifacts
 
     @cached_property
     def data_access(self) -> DataAccess:
@@ -181,20 +175,12 @@ class Project:
         """A model's versions in dmv's precedence (X, Y, Z, then creation time)."""
         return self.registry.list_versions(check_name(model), state=state)
 
-    def show(self, ref: str | Reference | Version) -> VersionInfo:
-        """Everything the registry knows of the version ``ref`` points at."""
-        return self.registry.resolve(as_reference(ref))
-
     def explain(self, ref: str | Reference | Version) -> dict[str, Any]:
         """The version ``ref`` points at, explained part by part (what ``dmv show`` prints):
         its parts, metrics per split over its runs, params, code, data, serving run, release."""
         from dmv.explain import explain
 
         return explain(self.registry, self.data_access, self.show(ref))
-
-    def resolve(self, ref: str | Reference | Version) -> Version:
-        """The exact version ``ref`` points at now."""
-        return self.show(ref).version
 
     def runs(self, ref: str | Reference | Version) -> list[RunInfo]:
         """The training runs (tr0, tr1, …) of a version, each with its evaluation."""
@@ -233,25 +219,6 @@ class Project:
             if lin:
                 lineage.hook(lambda: lin.version(info, info.serving_run, output=True))
         return info
-
-    def select_run(self, ref: str | Reference | Version, run_id: str) -> VersionInfo:
-        """Choose which training run (``trN``) the prerelease ``ref`` serves once released."""
-        from dmv import release
-
-        return release.select_run(self.registry, self.resolve(ref), run_id)
-
-    def deprecate(self, ref: str | Reference | Version, *, reason: str = "") -> VersionInfo:
-        """Deprecate a version: exact references still work, every other one skips it."""
-        from dmv import release
-
-        check_text(reason, "reason", MAX_REASON)
-        return release.deprecate(self.registry, self.resolve(ref), reason=reason)
-
-    def delete_version(self, ref: str | Reference | Version) -> None:
-        """Delete a prerelease that was never released, with its runs."""
-        from dmv import release
-
-        release.delete_version(self.registry, self.resolve(ref))
 
     # -- data: retrievals (DATA) and stored splits (SPLIT) ---------------------
 
@@ -411,149 +378,6 @@ class Project:
         d, s = parse_data_split(ref)
         catalog.drop(self, model, d, s)
 
-    # -- interface, code and diff --------------------------------------------
-
-    def interface(self, ref: str | Reference | Version) -> Interface:
-        """The interface of the version ``ref`` points at."""
-        from dmv.interface import Interface
-
-        info = self.show(ref)
-        if not info.interface:
-            raise NotFound(
-                f"{info.version} has no recorded interface",
-                hint="versions registered with an explicit number and no interface= have none",
-            )
-        return Interface.from_dict(info.interface)
-
-    def interface_diff(
-        self, a: str | Reference | Version, b: str | Reference | Version
-    ) -> InterfaceDiff:
-        """Field-by-field changes from ``a`` to ``b``, each with its compatibility class."""
-        from dmv.interface import diff_interfaces
-
-        return diff_interfaces(self.interface(a), self.interface(b))
-
-    def export_interface(self, ref: str | Reference | Version, fmt: str = "openapi") -> str:
-        """The interface as an OpenAPI 3.1 document, JSON Schema or a proto3 file."""
-        from dmv.interface import export_document
-
-        return export_document(self.interface(ref), self.resolve(ref), fmt)
-
-    def diff(self, a: str | Reference | Version, b: str | Reference | Version) -> dict[str, Any]:
-        """What changed from version ``a`` to version ``b``, component by component."""
-        from dmv.diff import diff_versions
-
-        return diff_versions(self.registry, self.data_access, self.show(a), self.show(b))
-
-    def code_commit(self, ref: str | Reference | Version) -> str:
-        """The git commit the version's selected run was trained from."""
-        from dmv.diff import selected_run
-
-        info = self.show(ref)
-        run = selected_run(self.registry, info)
-        commit = ((run.code or {}).get("commit") if run else None) or None
-        if not commit:
-            raise NotFound(
-                f"{info.version} recorded no git commit",
-                hint="train inside a git repository to link versions to code",
-            )
-        return str(commit)
-
-    def tag(self, ref: str | Reference | Version) -> str:
-        """Create the git tag ``name@X.Y.Z-DATA.SPLIT`` on the version's recorded commit."""
-        from dmv.gitlink import create_tag, version_tag
-
-        version = self.resolve(ref)
-        commit = self.code_commit(version)
-        name = version_tag(version)
-        create_tag(self.root, commit, name, f"dmv: {version}")
-        return name
-
-    def checkout(self, ref: str | Reference | Version) -> str:
-        """Check out the commit the version was trained from (refuses a dirty tree)."""
-        from dmv.gitlink import checkout
-
-        return checkout(self.root, self.code_commit(ref))
-
-    def tree(self, model: str) -> Tree:
-        """The model's versions staged as the pattern's diagram draws them."""
-        from dmv.tree import model_tree
-
-        return model_tree(self.registry, model)
-
-    def fsck(
-        self, *, repair: bool = False, deep: bool = False, grace_seconds: float | None = None
-    ) -> FsckReport:
-        """Check every store; list or remove what a crash left behind (``deep``: re-hash all)."""
-        from dmv.fsck import DEFAULT_GRACE_SECONDS, fsck
-
-        grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
-        return fsck(self.stores, self.data_access, repair=repair, deep=deep, grace_seconds=grace)
-
-    def backup(
-        self, dest: str | os.PathLike[str], *, progress: Progress | None = None
-    ) -> dict[str, Any]:
-        """A consistent copy of registry, warehouse and artifacts in the new folder ``dest``."""
-        from dmv.backup import backup
-
-        return backup(self.stores, dest, progress=progress)
-
-    def restore(
-        self,
-        src: str | os.PathLike[str],
-        *,
-        force: bool = False,
-        progress: Progress | None = None,
-    ) -> dict[str, Any]:
-        """Replace this project's stores with the backup in ``src`` (``force``: over data)."""
-        from dmv.backup import restore
-
-        return restore(self.stores, src, force=force, progress=progress)
-
-    def verify(
-        self,
-        ref: str | Reference | Version,
-        *,
-        trust_pickle: bool = False,
-        progress: Progress | None = None,
-    ) -> Report:
-        """Re-check every hash and fingerprint the version stands on, and its behaviour.
-
-        The behavioural check loads the model in a fresh process and predicts
-        its recorded sample; a pickled model is loaded only with ``trust_pickle``.
-        """
-        from dmv.reproduce import verify
-
-        return verify(
-            self.stores,
-            self.data_access,
-            str(as_reference(ref)),
-            trust_pickle=trust_pickle,
-            progress=progress,
-        )
-
-    def reproduce(
-        self,
-        ref: str | Reference | Version,
-        *,
-        tolerance: float = 1e-6,
-        from_source: bool = False,
-        timeout: float | None = None,
-        progress: Progress | None = None,
-    ) -> Report:
-        """Re-run the version's training from its recorded commit; a new run of it."""
-        from dmv.reproduce import reproduce
-
-        return reproduce(
-            self.stores,
-            self.data_access,
-            str(as_reference(ref)),
-            tolerance=tolerance,
-            from_source=from_source,
-            timeout=timeout,
-            progress=progress,
-        )
-
     # -- aliases ------------------------------------------------------------
 
     def set_alias(self, ref: str | Reference | Version, alias: str) -> AliasInfo:
@@ -622,30 +446,6 @@ class Project:
             if lin:  # off: not even the records it would read
                 lineage.hook(lambda: lin.version(self._registered(run), run.id, output=True))
 
-    @contextmanager
-    def experiment(
-        self,
-        model: str,
-        *,
-        data: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        code: Sequence[str | os.PathLike[str]] | None = None,
-        interface: Any = None,
-        entry_point: str | None = None,
-    ) -> Iterator[Run]:
-        """An unnumbered experiment run, shown as ``x.x.x-DATA.SPLIT``; see :meth:`promote`."""
-        from dmv import training
-
-        run = training.start(
-            self.stores,
-            model,
-            "experiment",
-            data=data,
-            params=params,
-            read_part=self.data_access.read_part,
-        )
-        yield from training.finish(self.stores, run, entry_point, code, interface, True)
-
     def _registered(self, run: Run) -> VersionInfo:
         assert run.info is not None and run.info.version is not None
         return self.show(run.info.version)
@@ -653,85 +453,3 @@ class Project:
     def _stored(self, run: Run) -> SplitInfo:
         assert run.data is not None and run.split is not None
         return self.split_info(run.model, run.data, run.split)
-
-    def promote(self, model: str, experiment: str | RunInfo) -> RunInfo:
-        """Number an experiment: register it as a training run of its derived version."""
-        from dmv.training import promote
-
-        return promote(self.registry, model, experiment)
-
-    # -- integrations: MLflow, model cards -------------------------------------
-
-    def export_model(
-        self,
-        ref: str | Reference | Version,
-        out: str | os.PathLike[str],
-        *,
-        format: str = "mlflow",
-        trust_pickle: bool | None = None,
-    ) -> dict[str, Any]:
-        """Write the version as an MLflow model directory ``out`` (see docs/integrations.md)."""
-        from dmv.integrations._about import about
-        from dmv.integrations.mlflow_export import export_mlflow
-
-        if format != "mlflow":
-            raise InvalidInput(f"unknown export format {format!r}", hint="use mlflow")
-        trust = self.stores.trusts_pickle if trust_pickle is None else trust_pickle
-        ab = about(self.registry, self.data_access, ref)
-        return export_mlflow(ab, self.artifacts, out, trust_pickle=trust)
-
-    def import_mlflow(
-        self, tracking_uri: str, *, model: str | None = None, python: str | None = None
-    ) -> dict[str, Any]:
-        """Copy an MLflow registry's models, versions and aliases into this project."""
-        from dmv.integrations.mlflow_import import import_registry
-
-        return import_registry(self.stores, tracking_uri, model=model, python=python)
-
-    def card(self, ref: str | Reference | Version, *, format: str = "md") -> str:
-        """A model card (Hugging Face-style YAML metadata + sections) for the version."""
-        from dmv.integrations.card import render_card
-
-        return render_card(self.registry, self.data_access, ref, format=format)
-
-    # -- models files ---------------------------------------------------------
-
-    def load_model(
-        self,
-        ref: str | Reference | Version,
-        run_id: str | None = None,
-        *,
-        trust_pickle: bool | None = None,
-    ) -> Any:
-        """The model object a version serves (or of one run), loaded after its hash is verified.
-
-        The library's own object: a scikit-learn estimator, a LightGBM
-        ``Booster``, an XGBoost model, a TorchScript module, or an object whose
-        ``predict`` runs an ONNX model. A pickled model (``unsafe-format``) is
-        loaded only with ``trust_pickle`` (default: the project's ``trust``).
-        """
-        return self.served_model(ref, run_id, trust_pickle=trust_pickle).native
-
-    def model_file(
-        self, ref: str | Reference | Version, run_id: str | None = None
-    ) -> dict[str, Any]:
-        """The served model file's kind: flavor, format and whether it is ``unsafe-format``."""
-        from dmv.served import model_file
-
-        return model_file(self.registry, self.show(ref), run_id)
-
-    def served_model(
-        self,
-        ref: str | Reference | Version,
-        run_id: str | None = None,
-        *,
-        trust_pickle: bool | None = None,
-    ) -> Model:
-        """A :class:`dmv.flavors.Model`: the version's model as the server runs it."""
-        from dmv.flavors._store import load_stored
-        from dmv.served import model_artifact
-
-        info = self.show(ref)
-        run, art = model_artifact(self.registry, info, run_id)
-        trust = self.stores.trusts_pickle if trust_pickle is None else trust_pickle
-        return load_stored(self.artifacts, info, run.id, art, trust_pickle=trust)
