@@ -40,6 +40,7 @@ __all__ = ["export_mlflow", "mlflow_flavor", "mlflow_signature"]
 #: dmv's own modules the exported loader needs: pure Python, no third-party imports.
 _VENDORED = (
     "__init__.py",
+    "_meta.py",
     "errors.py",
     "version.py",
     "interface/__init__.py",
