@@ -178,9 +178,9 @@ def _complete(stores: Stores, new: NewRun, run: Run, logic: LogicInfo, declared:
     """Fill in what only the end of the block knows: params, interface, logic, version."""
     from dataclasses import replace
 
+    from dmv.derivation import deriver, interface_of
     from dmv.flavors._check import check_logged
     from dmv.logic import hyperparameters_fingerprint, logic_info
-    from dmv.runs import deriver, interface_of
 
     new.params, new.metrics, new.ended_at = run.params, run.metrics, time.time()
     paths = list((new.code or {}).get("paths") or [])
@@ -218,9 +218,9 @@ def _complete(stores: Stores, new: NewRun, run: Run, logic: LogicInfo, declared:
 
 def promote(registry: Registry, model: str, experiment: str | RunInfo) -> RunInfo:
     """Number an experiment: register it as a training run of its derived version."""
+    from dmv.derivation import deriver
     from dmv.interface import Interface
     from dmv.registry import NewArtifact, NewRun
-    from dmv.runs import deriver
 
     refuse_archived(registry, check_name(model))
     ex = experiment

@@ -20,7 +20,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from dmv.tree import Node, Slot, Tree, arrange, changes_between
+from dmv.tree import Node, Tree, changes_between
+from dmv.tree_arrange import Slot, arrange
 from dmv.version import ExperimentLabel, Version
 
 __all__ = [

@@ -44,7 +44,7 @@ def cli(ctx: click.Context, project_dir: str | None, traceback: bool) -> None:
 
 # -- the commands, one module per noun -------------------------------------------
 
-from dmv.cli import aliases, compare, git, models, project, release, versions  # noqa: E402
+from dmv.cli import aliases, compare, git, models, project, release, runs, stores, versions  # noqa: E402
 from dmv.cli.data import data  # noqa: E402
 from dmv.cli.integrations import card, export, import_group  # noqa: E402
 from dmv.cli.interface import interface  # noqa: E402
@@ -54,15 +54,15 @@ from dmv.cli.server import serve, server, token  # noqa: E402
 for command in (
     project.init,
     project.migrate,
-    project.fsck,
-    project.backup_cmd,
-    project.restore_cmd,
+    stores.fsck,
+    stores.backup_cmd,
+    stores.restore_cmd,
     project.audit,
     models.model,
     versions.versions,
     versions.show,
     versions.resolve,
-    versions.runs,
+    runs.runs,
     release_cmd,
     release.select_cmd,
     release.deprecate,

@@ -34,7 +34,7 @@ def diff(ctx: Context, ref_a: str, ref_b: str, as_json: bool) -> None:
 @json_option
 def tree(ctx: Context, model_name: str, as_json: bool) -> None:
     """Draw MODEL's versions by stage, each arrow labelled with what changed."""
-    from dmv.tree import render_text
+    from dmv.tree_arrange import render_text
 
     t = ctx.project.tree(model_name)
     emit(as_json, t.to_dict(), lambda: render_text(t).rstrip())
