@@ -11,6 +11,7 @@ from dmv.version import Reference, Version
 
 if TYPE_CHECKING:
     from dmv.flavors import Model
+    from dmv.progress import Progress
 
 __all__ = ["FilesMixin"]
 
@@ -39,12 +40,19 @@ class FilesMixin(FacadeBase):
         return export_mlflow(ab, self.artifacts, out, trust_pickle=trust)
 
     def import_mlflow(
-        self, tracking_uri: str, *, model: str | None = None, python: str | None = None
+        self,
+        tracking_uri: str,
+        *,
+        model: str | None = None,
+        python: str | None = None,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Copy an MLflow registry's models, versions and aliases into this project."""
         from dmv.integrations.mlflow_import import import_registry
 
-        return import_registry(self.stores, tracking_uri, model=model, python=python)
+        return import_registry(
+            self.stores, tracking_uri, model=model, python=python, progress=progress
+        )
 
     def card(self, ref: str | Reference | Version, *, format: str = "md") -> str:
         """A model card (Hugging Face-style YAML metadata + sections) for the version."""

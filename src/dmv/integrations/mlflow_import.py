@@ -29,6 +29,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from dmv.version import Reference
 
 if TYPE_CHECKING:
     from dmv.context import Stores
+    from dmv.progress import Progress
 
 __all__ = ["dmv_name", "import_registry", "interface_from_signature"]
 
@@ -195,7 +197,12 @@ def _dump(python: Path, uri: str, model: str | None, folder: Path) -> dict[str, 
 
 
 def import_registry(
-    stores: Stores, tracking_uri: str, *, model: str | None = None, python: str | None = None
+    stores: Stores,
+    tracking_uri: str,
+    *,
+    model: str | None = None,
+    python: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Copy the registry at ``tracking_uri`` (or one model of it) into the project's stores."""
     from dmv._urls import database_url as redact_url
@@ -210,11 +217,23 @@ def import_registry(
         "skipped": [],
     }
     with tempfile.TemporaryDirectory(prefix="dmv-mlflow-") as tmp:
+        if progress:
+            progress("reading the MLflow registry", 0, None)
         dump = _dump(interpreter, tracking_uri, model, Path(tmp))
         report["mlflow"] = dump.get("mlflow")
+        total = sum(len(m["versions"]) for m in dump["models"])
+        seen = [0]
+
+        def tick() -> None:
+            if progress:
+                progress("importing versions", seen[0], total)
+            seen[0] += 1
+
         for m in dump["models"]:
             _check_paths(m, Path(tmp))
-            _import_model(stores, m, report)
+            _import_model(stores, m, report, tick)
+        if progress:
+            progress("importing versions", total, total)
     return report
 
 
@@ -227,7 +246,9 @@ def _check_paths(m: dict[str, Any], folder: Path) -> None:
                 raise IntegrityError(f"MLflow's worker named a file outside its folder: {rel!r}")
 
 
-def _import_model(stores: Stores, m: dict[str, Any], report: dict[str, Any]) -> None:
+def _import_model(
+    stores: Stores, m: dict[str, Any], report: dict[str, Any], tick: Callable[[], None]
+) -> None:
     name = dmv_name(m["name"])
     reg = stores.registry
     reg.create_model(
@@ -252,6 +273,7 @@ def _import_model(stores: Stores, m: dict[str, Any], report: dict[str, Any]) -> 
         ys.setdefault(v.interface_fp, v.version.y)
         zs.setdefault((v.version.y, v.logic_fp), v.version.z)
     for mv in m["versions"]:
+        tick()
         number = int(mv["version"])
         label = f"{m['name']} v{number}"
         if number in done:
