@@ -29,6 +29,7 @@ demo: $(STAMP)
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	PYTHONPATH=src $(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy src

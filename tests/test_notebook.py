@@ -6,7 +6,7 @@ import pandas as pd
 
 import dmv
 from conftest import seed_warehouse
-from dmv.integrations.notebook import Html, diff_html
+from dmv.reprs import Html, diff_html
 
 
 def test_versions_sort_in_pandas_by_dmv_precedence() -> None:

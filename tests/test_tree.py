@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 import dmv
-from dmv.tree import build_tree, changes_between, render_text
+from dmv.tree import build_tree, changes_between
+from dmv.tree_arrange import render_text
 
 
 def _info(number: str, created_at: float = 0.0, **fields: Any) -> Any:
@@ -118,7 +119,7 @@ def test_the_text_tree_reads_left_to_right_by_interface_and_generation() -> None
 
 
 def test_arrange_wraps_long_rows_and_collapses_deep_stacks() -> None:
-    from dmv.tree import arrange
+    from dmv.tree_arrange import arrange
 
     versions = [_info(f"0.0.{z}-a.b", z) for z in range(1, 10)]
     versions += [_info(f"0.0.1-a.s{i}", 10 + i) for i in range(6)]

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 import dmv
 from dmv.registry.records import RunInfo, VersionInfo
-from dmv.server.ui._tree import BOX_H, layout
-from dmv.tree import build_tree, render_text
+from dmv.tree import build_tree
+from dmv.tree_arrange import render_text
+from dmv.tree_layout import BOX_H, layout
 
 DATA = ("a.b", "a.c", "d.e")
 

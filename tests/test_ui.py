@@ -28,7 +28,7 @@ pytest.importorskip("sklearn")
 
 import dmv
 from dmv.server.ui import create_router
-from dmv.server.ui._tree import change_between
+from dmv.tree_layout import change_between
 
 MODEL = "iris-model"
 SMALL = "iris-small"
@@ -219,8 +219,8 @@ def _info(number: str, created_at: float = 0.0, **fields: Any) -> Any:
 
 
 def test_layout_puts_interfaces_in_rows_data_below_and_releases_in_generations() -> None:
-    from dmv.server.ui._tree import layout
     from dmv.tree import build_tree
+    from dmv.tree_layout import layout
 
     versions = [
         _info("0.0.1-a.b", created_at=1),
@@ -249,8 +249,8 @@ def test_layout_puts_interfaces_in_rows_data_below_and_releases_in_generations()
 
 
 def test_sixty_versions_fit_the_page_and_deep_stacks_collapse() -> None:
-    from dmv.server.ui._tree import WIDTH, layout
     from dmv.tree import build_tree
+    from dmv.tree_layout import WIDTH, layout
 
     versions = [
         _info(f"0.{y}.{z}-d{d}.s", created_at=float(100 * y + 10 * z + d))

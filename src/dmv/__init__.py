@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from dmv.project import open_project as open
     from dmv.runs import Run
 
-__version__ = "0.1.0"
+from dmv._meta import __version__
 
 __all__ = [
     "ArtifactError",

@@ -1,7 +1,7 @@
 """Credentials for retrieval sources, supplied at run time and never stored.
 
 dmv stores a source's identity only (its URL without password or secret query
-values, see :func:`dmv.data.sources.strip_credentials`). When a retrieval runs
+values, see :func:`dmv._urls.source_url`). When a retrieval runs
 again — ``dmv data split``, ``dmv reproduce --from-source``, ``dmv data verify
 --against-source`` — the credentials come from, in this order:
 
@@ -73,7 +73,7 @@ def _sources(path: Path) -> dict[str, str]:
 
 def connect_url(url: str) -> str:
     """The URL to connect to the source ``url`` (a stored identity, or a full URL) with."""
-    from dmv.data.sources import strip_credentials
+    from dmv._urls import source_url as strip_credentials
 
     identity = strip_credentials(url)
     if identity != url:

@@ -358,7 +358,7 @@ class ArtifactStore:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         try:
             while True:
-                page = self.fs.call_s3("list_multipart_uploads", **kwargs)  # type: ignore[attr-defined]
+                page = self.fs.call_s3("list_multipart_uploads", **kwargs)
                 for up in page.get("Uploads", []):
                     found.append(
                         {
@@ -378,7 +378,7 @@ class ArtifactStore:
         """Abort one upload listed by :meth:`incomplete_uploads`."""
         bucket, _, key = str(upload["path"]).partition("/")
         try:
-            self.fs.abort_mpu(bucket, key, upload["upload_id"])  # type: ignore[attr-defined]
+            self.fs.abort_mpu(bucket, key, upload["upload_id"])
         except self._errors as exc:
             raise self._storage_error("abort an upload", exc) from None
 

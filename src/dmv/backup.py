@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 from dmv.errors import ConflictError, IntegrityError, InvalidInput, NotFound, StorageError
 
 if TYPE_CHECKING:
-    from dmv.project import Project
+    from dmv.context import Stores
+    from dmv.progress import Progress
 
 __all__ = ["MANIFEST", "backup", "restore"]
 
@@ -53,19 +54,20 @@ def _pg_refusal(store: str, url: str) -> InvalidInput:
     )
 
 
-def _sqlite_path(project: Project) -> str:
-    from dmv.registry.engine import normalise_url, redact_url
+def _sqlite_path(stores: Stores) -> str:
+    from dmv._urls import database_url as redact_url
+    from dmv.registry.engine import normalise_url
 
-    url = normalise_url(project.config.location("registry"))
+    url = normalise_url(stores.config.location("registry"))
     if not url.startswith("sqlite"):
         raise _pg_refusal("registry", redact_url(url))
     return url.split("///", 1)[1]
 
 
-def _duckdb_path(project: Project) -> str:
-    from dmv.data.sources import strip_credentials
+def _duckdb_path(stores: Stores) -> str:
+    from dmv._urls import source_url as strip_credentials
 
-    location = str(project.config.location("warehouse"))
+    location = str(stores.config.location("warehouse"))
     if location.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
         raise _pg_refusal("warehouse", strip_credentials(location))
     return location.removeprefix("duckdb:///").removeprefix("duckdb://")
@@ -77,17 +79,19 @@ def _hash(path: Path) -> str:
     return hash_file(path).digest
 
 
-def backup(project: Project, dest: str | os.PathLike[str]) -> dict[str, Any]:
+def backup(
+    stores: Stores, dest: str | os.PathLike[str], *, progress: Progress | None = None
+) -> dict[str, Any]:
     """Write a consistent backup of the project into the new or empty folder ``dest``."""
-    registry_path = _sqlite_path(project)
-    warehouse_path = _duckdb_path(project)
+    registry_path = _sqlite_path(stores)
+    warehouse_path = _duckdb_path(stores)
     target = Path(dest).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConflictError(f"{target} is not an empty folder", hint="back up into a new folder")
     work = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     work.mkdir(parents=True)
     try:
-        manifest = _write_backup(project, registry_path, warehouse_path, work)
+        manifest = _write_backup(stores, registry_path, warehouse_path, work, progress)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if target.exists():
             target.rmdir()
@@ -99,7 +103,11 @@ def backup(project: Project, dest: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _write_backup(
-    project: Project, registry_path: str, warehouse_path: str, work: Path
+    stores: Stores,
+    registry_path: str,
+    warehouse_path: str,
+    work: Path,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     from dmv.integrity import corrupt_registry
 
@@ -141,21 +149,25 @@ def _write_backup(
             "tables": copied,
         }
 
-    store = project.artifacts
+    store = stores.artifacts
     copied_blobs = store.is_local
     # A split's file manifest is named by digest alone: its size is the stored blob's.
     blobs = sorted((d, s if s is not None else _stored_size(store, d)) for d, s in named.items())
     if copied_blobs:
         from dmv.artifacts import Blob
 
-        for digest, size in blobs:
+        for count, (digest, size) in enumerate(blobs):
+            if progress:
+                progress("copying artifacts", count, len(blobs))
             hexpart = digest.split(":", 1)[1]
             store.fetch(
                 Blob(digest, size),
                 work / "artifacts" / hexpart[:2] / hexpart[2:],
                 what=f"backing up {digest[:19]}…",
             )
-    from dmv import __version__
+        if progress:
+            progress("copying artifacts", len(blobs), len(blobs))
+    from dmv._meta import __version__
     from dmv.registry import schema
 
     return {
@@ -286,7 +298,7 @@ def _check_file(src: Path, entry: dict[str, Any]) -> Path:
     return path
 
 
-def _occupied(project: Project, registry_path: str, warehouse_path: str) -> list[str]:
+def _occupied(stores: Stores, registry_path: str, warehouse_path: str) -> list[str]:
     """What the project holds now (restore refuses to replace it unless forced)."""
     found = []
     if os.path.exists(registry_path) and os.path.getsize(registry_path) > 0:
@@ -302,7 +314,7 @@ def _occupied(project: Project, registry_path: str, warehouse_path: str) -> list
             found.append("a registry file dmv cannot read")
     if os.path.exists(warehouse_path) and os.path.getsize(warehouse_path) > 0:
         found.append("a warehouse file")
-    if project.artifacts.is_local and next(iter(project.artifacts.iter_blobs()), None):
+    if stores.artifacts.is_local and next(iter(stores.artifacts.iter_blobs()), None):
         found.append("artifacts")
     return found
 
@@ -318,15 +330,19 @@ def _replace(copy_from: Path, target: str, suffixes: tuple[str, ...]) -> None:
 
 
 def restore(
-    project: Project, src: str | os.PathLike[str], *, force: bool = False
+    stores: Stores,
+    src: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Replace the project's stores with the backup in ``src``; see the module docs.
 
     Refuses a project that holds anything unless ``force``. Stop other dmv
     processes (a server, training) first: their open files are replaced.
     """
-    registry_path = _sqlite_path(project)
-    warehouse_path = _duckdb_path(project)
+    registry_path = _sqlite_path(stores)
+    warehouse_path = _duckdb_path(stores)
     source = Path(src).resolve()
     manifest = _read_manifest(source)
     registry_copy = _check_file(source, manifest["registry"])
@@ -335,7 +351,7 @@ def restore(
     )
     arts = manifest["artifacts"]
     blobs = [(str(b["digest"]), int(b["size"])) for b in arts["blobs"]]
-    store = project.artifacts
+    store = stores.artifacts
     if arts["copied"]:
         from dmv.artifacts import hash_file
 
@@ -347,21 +363,25 @@ def restore(
                     f"the backup's artifact {path} is missing or damaged",
                     hint="restore from another backup",
                 )
-    occupied = _occupied(project, registry_path, warehouse_path)
+    occupied = _occupied(stores, registry_path, warehouse_path)
     if occupied and not force:
         raise ConflictError(
-            f"the project at {project.root} is not empty: it holds {', '.join(occupied)}",
+            f"the project at {stores.root} is not empty: it holds {', '.join(occupied)}",
             hint="'dmv restore DIR --force' replaces them (back them up first if they matter)",
         )
-    project.close()
-    project.__dict__.pop("registry", None)  # reopen on the restored file
-    for digest, _size in blobs if arts["copied"] else []:
+    stores.reopen()  # the registry opens again on the restored file
+    restoring = blobs if arts["copied"] else []
+    for count, (digest, _size) in enumerate(restoring):
+        if progress:
+            progress("restoring artifacts", count, len(restoring))
         hexpart = digest.split(":", 1)[1]
         stored = store.put_file(source / "artifacts" / hexpart[:2] / hexpart[2:])
         if stored.digest != digest:  # pragma: no cover - checked above
             raise IntegrityError(f"artifact {digest[:19]}… changed while it was restored")
+    if progress and restoring:
+        progress("restoring artifacts", len(restoring), len(restoring))
     _replace(registry_copy, registry_path, ("-wal", "-shm", "-journal"))
-    ignore = project.root / ".dmv" / ".gitignore"
+    ignore = stores.root / ".dmv" / ".gitignore"
     if ignore.parent.is_dir() and not ignore.exists():  # as 'dmv init' leaves it
         ignore.write_text("*\n", encoding="utf-8")
     if warehouse_copy is not None:

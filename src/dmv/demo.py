@@ -126,7 +126,7 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
 
 def main(argv: list[str] | None = None) -> int:
     import dmv
-    from dmv.tree import render_text
+    from dmv.tree_arrange import render_text
 
     args = sys.argv[1:] if argv is None else argv
     root = Path(args[0]) if args else Path(tempfile.mkdtemp(prefix="dmv-demo-"))

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dmv.project import Project
-    from dmv.registry import RunInfo, VersionInfo
+    from dmv.context import DataAccess
+    from dmv.registry import Registry, RunInfo, VersionInfo
 
 __all__ = ["diff_mappings", "diff_versions", "headline", "render", "selected_run", "text"]
 
@@ -28,9 +28,9 @@ def diff_mappings(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, d
     return out
 
 
-def selected_run(project: Project, info: VersionInfo) -> RunInfo | None:
+def selected_run(registry: Registry, info: VersionInfo) -> RunInfo | None:
     """The run a version serves, else its newest finished run."""
-    runs = [r for r in project.registry.list_runs(info.version) if r.status == "finished"]
+    runs = [r for r in registry.list_runs(info.version) if r.status == "finished"]
     if info.serving_run:
         chosen = next((r for r in runs if r.id == info.serving_run), None)
         if chosen is not None:
@@ -50,7 +50,9 @@ def _packages(run: RunInfo | None) -> dict[str, str]:
     return dict(packages) if isinstance(packages, Mapping) else {}
 
 
-def diff_versions(project: Project, a: VersionInfo, b: VersionInfo) -> dict[str, Any]:
+def diff_versions(
+    registry: Registry, data: DataAccess, a: VersionInfo, b: VersionInfo
+) -> dict[str, Any]:
     """The full comparison of ``a`` (old) and ``b`` (new) as a JSON-ready dict."""
     from dmv.interface import Interface, diff_interfaces
 
@@ -76,7 +78,7 @@ def diff_versions(project: Project, a: VersionInfo, b: VersionInfo) -> dict[str,
         "libraries": diff_mappings(la.get("libraries", {}), lb.get("libraries", {})),
         "python": diff_mappings({"python": la.get("python")}, {"python": lb.get("python")}),
     }
-    ra, rb = selected_run(project, a), selected_run(project, b)
+    ra, rb = selected_run(registry, a), selected_run(registry, b)
     report["runs"] = {"old": ra.id if ra else None, "new": rb.id if rb else None}
     report["params"] = diff_mappings(ra.params if ra else {}, rb.params if rb else {})
     report["metrics"] = {
@@ -96,9 +98,7 @@ def diff_versions(project: Project, a: VersionInfo, b: VersionInfo) -> dict[str,
         ),
         "packages": diff_mappings(_packages(ra), _packages(rb)),
     }
-    from dmv.data.checks import data_diff
-
-    report["data"] = data_diff(project, va, vb)
+    report["data"] = data.diff(va, vb)
     report["headline"] = headline(report)
     report["changed"] = sorted(
         name

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from dmv.errors import DmvError
 
 if TYPE_CHECKING:
-    from dmv.project import Project
-    from dmv.registry import RunInfo, VersionInfo
+    from dmv.context import DataAccess
+    from dmv.registry import Registry, RunInfo, VersionInfo
 
 __all__ = ["explain", "fmt", "metric_summary", "primary_value", "split_rule"]
 
@@ -95,13 +95,13 @@ def _serving(info: VersionInfo, runs: Sequence[RunInfo]) -> RunInfo | None:
     return chosen or (finished[-1] if finished else None)
 
 
-def _data(project: Project, info: VersionInfo) -> dict[str, Any]:
-    from dmv.registry.engine import redact_url
+def _data(data: DataAccess, info: VersionInfo) -> dict[str, Any]:
+    from dmv._urls import database_url as redact_url
 
     v = info.version
     out: dict[str, Any] = {"data": v.data, "split": v.split, "retrieval": None, "stored": None}
     try:
-        query = project.data_show(v.name, v.data)
+        query = data.query(v.name, v.data)
     except DmvError as exc:
         out["retrieval_error"] = exc.message
     else:
@@ -110,7 +110,7 @@ def _data(project: Project, info: VersionInfo) -> dict[str, Any]:
             definition["source"] = redact_url(definition["source"])
         out["retrieval"] = {"kind": query.kind, **definition}
     try:
-        stored = project.split_info(v)
+        stored = data.split(v.name, v.data, v.split)
     except DmvError as exc:
         out["split_error"] = exc.message
     else:
@@ -139,18 +139,18 @@ def _interface_summary(iface: Mapping[str, Any] | None) -> dict[str, Any] | None
     return {"inputs": names("inputs"), "outputs": names("outputs")}
 
 
-def explain(project: Project, info: VersionInfo) -> dict[str, Any]:
+def explain(registry: Registry, data: DataAccess, info: VersionInfo) -> dict[str, Any]:
     """Everything ``dmv show`` prints about one version, as JSON-ready data."""
     v = info.version
-    model = project.model(v.name)
-    runs = project.runs(v)
+    model = registry.get_model(v.name)
+    runs = registry.list_runs(v)
     serving = _serving(info, runs)
     logic = info.logic or {}
     code = (serving.code or {}) if serving else {}
     released_as = []
     if v.x == 0:
         released_as = [
-            o.version.number for o in project.versions(v.name) if o.released_from == v.number
+            o.version.number for o in registry.list_versions(v.name) if o.released_from == v.number
         ]
     iface = _interface_summary(info.interface)
     parts = [
@@ -217,7 +217,7 @@ def explain(project: Project, info: VersionInfo) -> dict[str, Any]:
             "paths": code.get("paths") or [],
         },
         "interface_fields": iface,
-        "data_lineage": _data(project, info),
+        "data_lineage": _data(data, info),
         # Other parts of dmv add what they know about a version here (e.g. the
         # model file's format and whether loading it is safe).
         "notes": [],

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dmv._urls import git_url
 from dmv.errors import ConflictError, DmvError, InvalidInput, NotFound, StorageError
 from dmv.logic import _existing_dir, _inside
 from dmv.version import Version
@@ -116,21 +117,8 @@ def _overlaps(declared: str, changed: str) -> bool:
 
 
 def strip_credentials(url: str) -> str:
-    """``url`` without a password or token: ``https://user:tok@host/x`` → ``https://host/x``.
-
-    An ``ssh://`` user name is kept (it is an account, ``git@``, not a secret), as
-    is scp-style ``git@host:path``, which has no room for a password.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.partition(":")[0]
-    keep = f"{user}@" if scheme.lower() in ("ssh", "git+ssh", "ssh+git") and user else ""
-    return f"{scheme}://{keep}{host}{slash}{path}"
+    """``url`` without a password or token (the git rule of :func:`dmv._urls.git_url`)."""
+    return git_url(url)
 
 
 def version_tag(version: Version) -> str:

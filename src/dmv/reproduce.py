@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dmv.errors import InvalidInput, NotFound
+from dmv.version import Reference
 
 if TYPE_CHECKING:
-    from dmv.project import Project
+    from dmv.context import DataAccess, Stores
+    from dmv.progress import Progress
     from dmv.registry import RunInfo, VersionInfo
     from dmv.version import Version
 
@@ -70,10 +72,10 @@ class Report:
         }
 
 
-def _selected(project: Project, info: VersionInfo) -> RunInfo | None:
+def _selected(stores: Stores, info: VersionInfo) -> RunInfo | None:
     from dmv.diff import selected_run
 
-    return selected_run(project, info)
+    return selected_run(stores.registry, info)
 
 
 def environment_differences(recorded: Mapping[str, Any] | None) -> list[str]:
@@ -96,7 +98,14 @@ def environment_differences(recorded: Mapping[str, Any] | None) -> list[str]:
     return out
 
 
-def verify(project: Project, ref: str, *, trust_pickle: bool = False) -> Report:
+def verify(
+    stores: Stores,
+    data: DataAccess,
+    ref: str,
+    *,
+    trust_pickle: bool = False,
+    progress: Progress | None = None,
+) -> Report:
     """Check every hash and fingerprint a version stands on, and its behaviour.
 
     The behavioural check loads the serving run's model in a fresh process and
@@ -107,28 +116,40 @@ def verify(project: Project, ref: str, *, trust_pickle: bool = False) -> Report:
     from dmv.interface import Interface
     from dmv.logic import LogicInfo
 
-    info = project.show(ref)
+    info = stores.registry.resolve(Reference.parse(ref))
     report = Report(info.version.ref)
-    runs = [r for r in project.registry.list_runs(info.version) if r.status == "finished"]
-    selected = _selected(project, info)
+    runs = [r for r in stores.registry.list_runs(info.version) if r.status == "finished"]
+    selected = _selected(stores, info)
     if not runs:
         report.add("runs", "warn", "no training run recorded")
+    total, done = sum(len(run.artifacts) for run in runs), 0
     for run in runs:
         for art in run.artifacts:
+            if progress:
+                progress("verifying artifacts", done, total)
+            done += 1
             what = f"{info.version} {run.id} {art.name}"
-            problem = project.artifacts.verify(Blob(art.digest, art.size), what=what)
+            problem = stores.artifacts.verify(Blob(art.digest, art.size), what=what)
             report.add(
                 f"artifact {run.id}/{art.name}",
                 "fail" if problem else "ok",
                 problem.message if problem else f"{art.size} bytes, {art.digest[:19]}…",
             )
+    if progress and total:
+        progress("verifying artifacts", total, total)
     if selected is not None:
-        _verify_behaviour(project, info, selected, report, trust_pickle)
-    from dmv.data.checks import split_checks
-
-    for name, status, detail in split_checks(project, info.version):
+        if progress:
+            progress("checking behaviour", 0, 1)
+        _verify_behaviour(stores, info, selected, report, trust_pickle)
+        if progress:
+            progress("checking behaviour", 1, 1)
+    if progress:
+        progress("checking the split", 0, 1)
+    for name, status, detail in data.split_checks(info.version):
         report.add(name, status, detail)
 
+    if progress:
+        progress("checking the split", 1, 1)
     if info.interface:
         fp = Interface.from_dict(info.interface).fingerprint
         ok = fp == info.interface_fp
@@ -150,7 +171,7 @@ def verify(project: Project, ref: str, *, trust_pickle: bool = False) -> Report:
             "ok" if ok else "fail",
             "fingerprint matches its record" if ok else "record and fingerprint differ",
         )
-        _verify_code(project, info, selected, logic, report)
+        _verify_code(stores, info, selected, logic, report)
     else:
         report.add("logic", "skip", "no logic recorded")
 
@@ -166,7 +187,7 @@ def verify(project: Project, ref: str, *, trust_pickle: bool = False) -> Report:
 
 
 def _verify_behaviour(
-    project: Project, info: VersionInfo, run: RunInfo, report: Report, trust_pickle: bool
+    stores: Stores, info: VersionInfo, run: RunInfo, report: Report, trust_pickle: bool
 ) -> None:
     """Load the model as a server would, in a fresh process, and predict the stored sample."""
     from dmv.artifacts import Blob
@@ -192,8 +213,8 @@ def _verify_behaviour(
         return
     what = f"{info.version} {run.id} {art.name}"
     try:
-        data = project.artifacts.get_bytes(Blob(art.digest, art.size), what=what)
-        code = stored_code(project.artifacts, meta, what)
+        data = stores.artifacts.get_bytes(Blob(art.digest, art.size), what=what)
+        code = stored_code(stores.artifacts, meta, what)
     except DmvError as exc:
         report.add(name, "fail", exc.message)
         return
@@ -217,7 +238,7 @@ def _verify_behaviour(
 
 
 def _verify_code(
-    project: Project, info: VersionInfo, run: RunInfo | None, logic: Any, report: Report
+    stores: Stores, info: VersionInfo, run: RunInfo | None, logic: Any, report: Report
 ) -> None:
     from dmv.artifacts import hash_bytes
     from dmv.gitlink import repo_top, show_file
@@ -230,11 +251,11 @@ def _verify_code(
         report.add("code", "skip", "no git commit recorded")
         return
     try:
-        top = repo_top(project.root)
+        top = repo_top(stores.root)
     except Exception as exc:
         report.add("code", "skip", f"not a git repository here: {exc}")
         return
-    prefix = os.path.relpath(project.root, top)
+    prefix = os.path.relpath(stores.root, top)
     bad = []
     for path, digest in logic.files.items():
         repo_path = path if prefix == "." else f"{prefix}/{path}"
@@ -251,20 +272,27 @@ def _verify_code(
 
 
 def reproduce(
-    project: Project,
+    stores: Stores,
+    data: DataAccess,
     ref: str,
     *,
     tolerance: float = 1e-6,
     from_source: bool = False,
     timeout: float | None = None,
+    progress: Progress | None = None,
 ) -> Report:
     """Re-run a version's training from its recorded commit; see the module docs."""
+
+    def step(n: int) -> None:  # worktree, training, comparison: three steps
+        if progress:
+            progress("reproducing", n, 3)
+
     from dmv.artifacts import Blob
     from dmv.gitlink import add_worktree, apply_patch, remove_worktree, repo_top
 
-    info = project.show(ref)
+    info = stores.registry.resolve(Reference.parse(ref))
     version = info.version
-    run = _selected(project, info)
+    run = _selected(stores, info)
     if run is None:
         raise NotFound(f"{version} has no finished training run to reproduce")
     code = run.code or {}
@@ -280,10 +308,11 @@ def reproduce(
     diffs = environment_differences(run.environment)
     report.add("environment", "warn" if diffs else "ok", "; ".join(diffs[:10]) or "same")
     if from_source:
-        _compare_source(project, version, report)
+        _compare_source(data, version, report)
 
-    top = repo_top(project.root)
-    rel_root = os.path.relpath(project.root, top)
+    top = repo_top(stores.root)
+    rel_root = os.path.relpath(stores.root, top)
+    step(0)
     with tempfile.TemporaryDirectory(prefix="dmv-reproduce-") as tmp:
         tree = Path(tmp) / "tree"
         add_worktree(top, str(commit), tree)
@@ -294,14 +323,15 @@ def reproduce(
                 if patch is None:
                     report.add("patch", "fail", "dirty version without a stored patch")
                     return report
-                apply_patch(tree, project.artifacts.get_bytes(Blob(patch.digest, patch.size)))
+                apply_patch(tree, stores.artifacts.get_bytes(Blob(patch.digest, patch.size)))
                 report.add("patch", "ok", "applied the stored uncommitted changes")
             if not (root / "dmv.toml").exists():
                 root.mkdir(parents=True, exist_ok=True)
                 (root / "dmv.toml").write_text("[dmv]\n", encoding="utf-8")
             started = time.time()
             tag = f"{(run.version or version).number}/{run.id}"
-            done = _run_entry(project, root / code.get("cwd", "."), entry, tag, timeout)
+            step(1)
+            done = _run_entry(stores, root / code.get("cwd", "."), entry, tag, timeout)
             report.extra["exit_code"] = done.returncode
             if done.returncode != 0:
                 tail = (done.stderr or done.stdout or "").strip().splitlines()[-5:]
@@ -309,9 +339,10 @@ def reproduce(
                 return report
         finally:
             remove_worktree(top, tree)
+    step(2)
     new_runs = [
         r
-        for r in project.registry.list_model_runs(version.name, kind="training")
+        for r in stores.registry.list_model_runs(version.name, kind="training")
         if (r.meta or {}).get("reproduction_of") == f"{(run.version or version).number}/{run.id}"
         and r.started_at >= started - 1
     ]
@@ -329,14 +360,13 @@ def reproduce(
     )
     report.add("training", "ok", f"recorded as {new.id}")
     _compare_metrics(run, new, tolerance, report)
+    step(3)
     return report
 
 
-def _compare_source(project: Project, version: Version, report: Report) -> None:
-    from dmv.data.checks import source_matches
-
+def _compare_source(data: DataAccess, version: Version, report: Report) -> None:
     try:
-        found = source_matches(project, version.name, version.data, version.split)
+        found = data.source_matches(version.name, version.data, version.split)
     except NotFound:
         report.add("source", "skip", f"{version.data}.{version.split} is not a stored split")
         return
@@ -353,7 +383,7 @@ def _compare_source(project: Project, version: Version, report: Report) -> None:
 
 
 def _run_entry(
-    project: Project, cwd: Path, entry: str, tag: str, timeout: float | None
+    stores: Stores, cwd: Path, entry: str, tag: str, timeout: float | None
 ) -> subprocess.CompletedProcess[str]:
     import shlex
 
@@ -363,9 +393,9 @@ def _run_entry(
     # The worktree is another folder: point it at this project's stores.
     env = {
         **os.environ,
-        "DMV_REGISTRY": project.config.location("registry"),
-        "DMV_ARTIFACTS": project.config.location("artifacts"),
-        "DMV_WAREHOUSE": project.config.location("warehouse"),
+        "DMV_REGISTRY": stores.config.location("registry"),
+        "DMV_ARTIFACTS": stores.config.location("artifacts"),
+        "DMV_WAREHOUSE": stores.config.location("warehouse"),
         RUN_META_ENV: json.dumps({"reproduction_of": tag}),
     }
     return subprocess.run(

@@ -33,9 +33,12 @@ __all__ = [
     "RefKind",
     "Reference",
     "Version",
+    "as_reference",
     "check_alias",
     "check_data_id",
     "check_name",
+    "parse_data_split",
+    "split_reference",
     "table_prefix",
 ]
 
@@ -98,6 +101,14 @@ def check_data_id(value: str, part: str = "DATA") -> str:
     if len(value) > MAX_ID_LENGTH:
         raise VersionError(f"{part} {value!r} is {len(value)} characters; at most 32")
     return value
+
+
+def parse_data_split(text: str) -> tuple[str, str]:
+    """``DATA.SPLIT`` (e.g. ``0123.abcd``) as its two identifiers."""
+    head, dot, tail = text.partition(".")
+    if not dot:
+        raise InvalidInput(f"data {text!r} must be DATA.SPLIT, e.g. '0123.abcd'")
+    return check_data_id(head, "DATA"), check_data_id(tail, "SPLIT")
 
 
 def _number(text: str, part: str) -> int:
@@ -233,6 +244,15 @@ class ExperimentLabel:
     def __str__(self) -> str:
         return f"x.x.x-{self.data or 'x'}.{self.split or 'x'}"
 
+    @classmethod
+    def parse(cls, text: str) -> ExperimentLabel:
+        """``x.x.x-DATA.SPLIT`` (``x`` for a part the run did not name) as its parts."""
+        head, dash, tail = text.partition("-")
+        if head != "x.x.x" or not dash:
+            raise InvalidInput(f"{text!r} is not an experiment label (x.x.x-DATA.SPLIT)")
+        data, _, split = tail.partition(".")
+        return cls(None if data == "x" else data, None if split == "x" else split)
+
 
 class RefKind(StrEnum):
     EXACT = "exact"  # name@X.Y.Z-DATA.SPLIT
@@ -309,3 +329,18 @@ class Reference:
             if self.kind is RefKind.EXACT:
                 target += f"-{self.data}.{self.split}"
         return f"{self.name}@{target}"
+
+
+def split_reference(text: str, default: str = "latest") -> tuple[str, str]:
+    """``name@target`` as ``(name, target)``; a bare name targets ``default``."""
+    name, _, target = text.partition("@")
+    return name, target or default
+
+
+def as_reference(ref: str | Reference | Version) -> Reference:
+    """What the facade accepts as a reference, as a :class:`Reference`."""
+    if isinstance(ref, Reference):
+        return ref
+    if isinstance(ref, Version):
+        return Reference.exact(ref)
+    return Reference.parse(ref)

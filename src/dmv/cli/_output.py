@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-__all__ = ["emit", "json_option", "print_json", "table"]
+__all__ = ["emit", "json_option", "print_json", "table", "when"]
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,3 +46,10 @@ def emit(as_json: bool, data: Any, human: Callable[[], str] | str) -> None:
 
 def stderr(message: str) -> None:
     click.echo(message, file=sys.stderr)
+
+
+def when(ts: float | None) -> str:
+    """A timestamp as ``YYYY-MM-DD HH:MM:SS`` (UTC), or ``-``."""
+    from dmv.registry.records import iso
+
+    return (iso(ts) or "-")[:19].replace("T", " ")

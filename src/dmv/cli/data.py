@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
+from dmv.cli._progress import Bars
 
 __all__ = ["data"]
-
-
-class _Progress:
-    """A one-line progress report on stderr, for the long steps of a split."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.shown = False
-
-    def __call__(self, stage: str, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        count = f"{done:,}" + (f"/{total:,}" if total else "")
-        click.echo(f"\r{stage}: {count}".ljust(40), nl=False, err=True)
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            click.echo("", err=True)
 
 
 def _params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -155,8 +136,7 @@ def data_split(
     """
     from dmv.data.split import parse_ratios
 
-    progress = _Progress(not as_json)
-    try:
+    with Bars(not as_json) as progress:
         info = ctx.project.data_split(
             model_name,
             data_id,
@@ -169,8 +149,6 @@ def data_split(
             min_share=min_share,
             progress=progress,
         )
-    finally:
-        progress.close()
 
     def human() -> str:
         rows = [

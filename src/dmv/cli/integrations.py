@@ -8,6 +8,7 @@ import click
 
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option
+from dmv.cli._progress import Bars
 
 __all__ = ["card", "export", "import_group"]
 
@@ -65,7 +66,10 @@ def import_mlflow(
 
     Safe to repeat: a second import adds only what is new.
     """
-    result = ctx.project.import_mlflow(tracking_uri, model=model_name, python=mlflow_python)
+    with Bars(not as_json) as bars:
+        result = ctx.project.import_mlflow(
+            tracking_uri, model=model_name, python=mlflow_python, progress=bars
+        )
 
     def human() -> str:
         lines = [f"{v['mlflow']} → {v['version']} ({v['status']})" for v in result["versions"]]

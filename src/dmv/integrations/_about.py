@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from dmv.errors import DmvError
 
 if TYPE_CHECKING:
+    from dmv.context import DataAccess
     from dmv.data.catalog import QueryInfo, SplitInfo
-    from dmv.project import Project
-    from dmv.registry import ModelInfo, RunInfo, VersionInfo
+    from dmv.registry import ModelInfo, Registry, RunInfo, VersionInfo
     from dmv.version import Version
 
 __all__ = ["About", "about", "redacted_definition"]
@@ -60,7 +60,7 @@ class About:
 
 def redacted_definition(definition: dict[str, Any]) -> dict[str, Any]:
     """A retrieval definition with every URL's password removed."""
-    from dmv.registry.engine import redact_url
+    from dmv._urls import database_url as redact_url
 
     out: dict[str, Any] = {}
     for key, value in definition.items():
@@ -73,19 +73,21 @@ def redacted_definition(definition: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def about(project: Project, ref: Any) -> About:
+def about(registry: Registry, data: DataAccess, ref: Any) -> About:
     """Everything recorded about the version ``ref`` points at (data parts when stored)."""
     from dmv.diff import selected_run
+    from dmv.version import as_reference
 
-    info = project.show(ref)
-    runs = project.registry.list_runs(info.version)
-    run = selected_run(project, info)
-    result = About(project.model(info.name), info, runs, run)
+    info = registry.resolve(as_reference(ref))
+    runs = registry.list_runs(info.version)
+    run = selected_run(registry, info)
+    result = About(registry.get_model(info.name), info, runs, run)
     if run is not None:
         result.model_artifact = next((a for a in run.artifacts if a.kind == "model"), None)
     # A version registered with an explicit number may have its data elsewhere.
     with contextlib.suppress(DmvError):
-        result.query = project.data_show(info.name, info.version.data)
+        result.query = data.query(info.name, info.version.data)
     with contextlib.suppress(DmvError):
-        result.split = project.split_info(info.version)
+        v = info.version
+        result.split = data.split(v.name, v.data, v.split)
     return result

@@ -70,7 +70,7 @@ def _version(client: Any, mv: Any, dest: Path) -> dict[str, Any]:
 
 def main(plan: dict[str, Any]) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
-    from mlflow import MlflowClient  # type: ignore[import-not-found]
+    from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=plan["tracking_uri"], registry_uri=plan["tracking_uri"])
     folder = Path(plan["folder"])

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from dmv.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from dmv.context import DataAccess
     from dmv.integrations._about import About
-    from dmv.project import Project
+    from dmv.registry import Registry
 
 __all__ = ["card_blocks", "card_metadata", "render_card"]
 
@@ -303,13 +304,13 @@ def _html(meta: dict[str, Any], blocks: list[Block]) -> str:
     return "\n".join(out)
 
 
-def render_card(project: Project, ref: Any, *, format: str = "md") -> str:
+def render_card(registry: Registry, data: DataAccess, ref: Any, *, format: str = "md") -> str:
     """The card of the version ``ref`` points at, as Markdown or HTML."""
     from dmv.integrations._about import about
 
     if format not in ("md", "html"):
         raise InvalidInput(f"unknown card format {format!r}", hint="use md or html")
-    ab = about(project, ref)
-    audit = project.audit(model=ab.info.name, limit=500)
+    ab = about(registry, data, ref)
+    audit = registry.audit_log(model=ab.info.name, action=None, limit=500)
     meta, blocks = card_metadata(ab), card_blocks(ab, audit)
     return _markdown(meta, blocks) if format == "md" else _html(meta, blocks)

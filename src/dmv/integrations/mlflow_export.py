@@ -40,9 +40,18 @@ __all__ = ["export_mlflow", "mlflow_flavor", "mlflow_signature"]
 #: dmv's own modules the exported loader needs: pure Python, no third-party imports.
 _VENDORED = (
     "__init__.py",
+    "_meta.py",
     "errors.py",
     "version.py",
-    "interface.py",
+    "interface/__init__.py",
+    "interface/fields.py",
+    "interface/model.py",
+    "interface/diff.py",
+    "interface/jsonschema.py",
+    "interface/openapi.py",
+    "interface/proto.py",
+    "interface/inference.py",
+    "interface/validate.py",
     "_interface_export.py",
     "_interface_validate.py",
     "flavors/__init__.py",
@@ -154,7 +163,7 @@ def export_mlflow(
     ab: About, store: ArtifactStore, out: str | os.PathLike[str], *, trust_pickle: bool
 ) -> dict[str, Any]:
     """Write the MLflow model directory ``out`` (new or empty) for the version in ``ab``."""
-    from dmv import __file__ as dmv_init
+    from dmv._meta import __file__ as dmv_init
     from dmv.artifacts import Blob
     from dmv.errors import NotFound
     from dmv.flavors import TRUST_HINT, UntrustedModel, is_unsafe

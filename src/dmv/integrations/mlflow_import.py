@@ -29,13 +29,16 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dmv.errors import IntegrityError, InvalidInput
+from dmv.version import Reference
 
 if TYPE_CHECKING:
-    from dmv.project import Project
+    from dmv.context import Stores
+    from dmv.progress import Progress
 
 __all__ = ["dmv_name", "import_registry", "interface_from_signature"]
 
@@ -194,11 +197,16 @@ def _dump(python: Path, uri: str, model: str | None, folder: Path) -> dict[str, 
 
 
 def import_registry(
-    project: Project, tracking_uri: str, *, model: str | None = None, python: str | None = None
+    stores: Stores,
+    tracking_uri: str,
+    *,
+    model: str | None = None,
+    python: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Copy the registry at ``tracking_uri`` (or one model of it) into ``project``."""
+    """Copy the registry at ``tracking_uri`` (or one model of it) into the project's stores."""
+    from dmv._urls import database_url as redact_url
     from dmv.integrations._mlflow_env import find_mlflow_python
-    from dmv.registry.engine import redact_url
 
     interpreter = find_mlflow_python(python)
     report: dict[str, Any] = {
@@ -209,11 +217,23 @@ def import_registry(
         "skipped": [],
     }
     with tempfile.TemporaryDirectory(prefix="dmv-mlflow-") as tmp:
+        if progress:
+            progress("reading the MLflow registry", 0, None)
         dump = _dump(interpreter, tracking_uri, model, Path(tmp))
         report["mlflow"] = dump.get("mlflow")
+        total = sum(len(m["versions"]) for m in dump["models"])
+        seen = [0]
+
+        def tick() -> None:
+            if progress:
+                progress("importing versions", seen[0], total)
+            seen[0] += 1
+
         for m in dump["models"]:
             _check_paths(m, Path(tmp))
-            _import_model(project, m, report)
+            _import_model(stores, m, report, tick)
+        if progress:
+            progress("importing versions", total, total)
     return report
 
 
@@ -226,9 +246,11 @@ def _check_paths(m: dict[str, Any], folder: Path) -> None:
                 raise IntegrityError(f"MLflow's worker named a file outside its folder: {rel!r}")
 
 
-def _import_model(project: Project, m: dict[str, Any], report: dict[str, Any]) -> None:
+def _import_model(
+    stores: Stores, m: dict[str, Any], report: dict[str, Any], tick: Callable[[], None]
+) -> None:
     name = dmv_name(m["name"])
-    reg = project.registry
+    reg = stores.registry
     reg.create_model(
         name,
         description=m.get("description") or f"imported from MLflow {m['name']!r}",
@@ -240,7 +262,7 @@ def _import_model(project: Project, m: dict[str, Any], report: dict[str, Any]) -
     done = {}
     for v in existing:
         if v.meta is None and v.version.data == DATA_ID:  # listings may leave meta out
-            v = project.show(v.version)
+            v = reg.resolve(Reference.exact(v.version))
         origin = (v.meta or {}).get("origin") or {}
         if origin.get("system") == "mlflow" and origin.get("name") == m["name"]:
             done[int(origin["version"])] = v.version
@@ -251,6 +273,7 @@ def _import_model(project: Project, m: dict[str, Any], report: dict[str, Any]) -
         ys.setdefault(v.interface_fp, v.version.y)
         zs.setdefault((v.version.y, v.logic_fp), v.version.z)
     for mv in m["versions"]:
+        tick()
         number = int(mv["version"])
         label = f"{m['name']} v{number}"
         if number in done:
@@ -261,7 +284,7 @@ def _import_model(project: Project, m: dict[str, Any], report: dict[str, Any]) -
         if mv.get("status") not in (None, "READY"):
             report["skipped"].append(f"{label}: status {mv.get('status')}")
             continue
-        version = _import_version(project, name, m["name"], mv, uri, ys, zs)
+        version = _import_version(stores, name, m["name"], mv, uri, ys, zs)
         done[number] = version
         report["versions"].append(
             {"mlflow": label, "version": version.number, "status": "imported"}
@@ -272,7 +295,7 @@ def _import_model(project: Project, m: dict[str, Any], report: dict[str, Any]) -
             report["skipped"].append(f"alias {m['name']}@{alias}: version {number} not imported")
             continue
         try:
-            project.set_alias(target, alias)
+            reg.set_alias(Reference.exact(target), alias)
         except InvalidInput as exc:
             report["skipped"].append(f"alias {m['name']}@{alias}: {exc.message}")
             continue
@@ -280,7 +303,7 @@ def _import_model(project: Project, m: dict[str, Any], report: dict[str, Any]) -
 
 
 def _import_version(
-    project: Project,
+    stores: Stores,
     name: str,
     mlflow_name: str,
     mv: dict[str, Any],
@@ -320,7 +343,7 @@ def _import_version(
         zs[(y, logic_fp)] = max((z for (yy, _), z in zs.items() if yy == y), default=-1) + 1
     version = Version(name, 0, y, zs[(y, logic_fp)], DATA_ID, f"v{number}")
 
-    store = project.artifacts
+    store = stores.artifacts
     artifacts: list[NewArtifact] = []
     picked = _model_file(mlmodel, mv.get("files") or {})
     for rel, f in (mv.get("files") or {}).items():
@@ -347,10 +370,10 @@ def _import_version(
     components: dict[str, Any] = {"logic": logic, "logic_fp": logic_fp, "meta": {"origin": origin}}
     if iface is not None:
         components.update(interface=iface, interface_fp=iface_fp)
-    project.registry.create_version(version, **components)
+    stores.registry.create_version(version, **components)
     started = (run.get("start_ms") or mv.get("created_ms") or time.time() * 1000) / 1000
     ended = (run.get("end_ms") or run.get("start_ms") or started * 1000) / 1000
-    project.registry.commit_run(
+    stores.registry.commit_run(
         NewRun(
             model=name,
             kind="training",

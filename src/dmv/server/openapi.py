@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from dmv.errors import DmvError
+from dmv.version import split_reference
 
 if TYPE_CHECKING:
     from dmv.project import Project
@@ -165,8 +166,7 @@ def model_documents(
         schemas.update(_error_components())
     owners: dict[str, tuple[str, str | None]] = {}  # plain prefix -> (prefix, fingerprint)
     for text in refs:
-        name, _, ref = text.partition("@")
-        ref = ref or "latest"
+        name, ref = split_reference(text)
         try:
             info = server.resolve(name, ref)
             iface = server.interface(info)

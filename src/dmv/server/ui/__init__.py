@@ -30,9 +30,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from dmv import tree_layout as _tree
 from dmv.errors import DmvError, Forbidden, NotFound
 from dmv.server.security import CSRF_FIELD, csrf_token
-from dmv.server.ui import _chart, _tree, _views
+from dmv.server.ui import _chart, _views
 
 if TYPE_CHECKING:
     from dmv.project import Project

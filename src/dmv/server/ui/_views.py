@@ -331,7 +331,7 @@ def lineage(project: Project, version: Version) -> dict[str, Any]:
 
 def retrieval(project: Project, version: Version) -> dict[str, Any] | None:
     """How DATA retrieves its rows: the SQL (or files) and the source, without credentials."""
-    from dmv.registry.engine import redact_url
+    from dmv._urls import database_url as redact_url
 
     try:
         query = project.data_show(version.name, version.data)

@@ -1,4 +1,4 @@
-"""The version tree of one model, drawn for the web UI.
+"""The version tree of one model, laid out for drawing (the web UI, notebooks).
 
 Which boxes and arrows exist is :mod:`dmv.tree`'s (exactly the recorded edges),
 and where they go is :func:`dmv.tree.arrange`'s — the same arrangement ``dmv
@@ -20,8 +20,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from dmv.tree import Node, Slot, Tree, arrange, changes_between
-from dmv.version import Version
+from dmv.tree import Node, Tree, changes_between
+from dmv.tree_arrange import Slot, arrange
+from dmv.version import ExperimentLabel, Version
 
 __all__ = [
     "Arrow",
@@ -243,7 +244,8 @@ def layout(
         else:
             node = nodes[slot.ids[0]]
             if node.stage == "experiment":
-                data, _, split = node.label.removeprefix("x.x.x-").partition(".")
+                exp = ExperimentLabel.parse(node.label)
+                data, split = exp.data or "x", exp.split or "x"
                 parts = (
                     ("exp", "x.x.x"),
                     ("sep", "-"),
@@ -327,7 +329,7 @@ def standalone_svg(tree: Tree) -> str:
 
     import jinja2
 
-    here = Path(__file__).parent
+    here = Path(__file__).parent / "server" / "ui"  # the web UI's templates and styles
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(here / "templates"),
         autoescape=jinja2.select_autoescape(default=True),

@@ -1,0 +1,1 @@
+"""The :class:`~dmv.project.Project` facade's methods, one mixin per noun."""
