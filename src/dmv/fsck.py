@@ -167,7 +167,7 @@ def _check_registry(project: Project, report: FsckReport, *, deep: bool) -> bool
         notes.append(dangling or "foreign keys ok")
     try:
         registry = project.registry  # checks the schema stamp, as every command does
-        counts = _registry_counts(registry.engine)
+        counts = registry.counts()
     except DmvError as exc:
         status.summary = exc.message
         report.problem(status, "registry", status.location, exc.message)
@@ -210,46 +210,11 @@ def _sqlite_checks(path: str, *, deep: bool) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _registry_counts(engine: Any) -> dict[str, int]:
-    import sqlalchemy as sa
-
-    from dmv.registry import schema as t
-
-    with engine.connect() as conn:
-        return {
-            table.name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar())
-            for table in (t.models, t.versions, t.runs)
-        }
-
-
 # -- artifacts ------------------------------------------------------------------
 
 
 def _artifact_rows(project: Project) -> list[Any]:
-    import sqlalchemy as sa
-
-    from dmv.registry import schema as t
-
-    query = (
-        sa.select(
-            t.artifacts.c.name,
-            t.artifacts.c.digest,
-            t.artifacts.c.size,
-            t.runs.c.number,
-            t.runs.c.kind,
-            t.models.c.name.label("model"),
-            t.versions.c.x,
-            t.versions.c.y,
-            t.versions.c.z,
-            t.versions.c.data,
-            t.versions.c.split,
-        )
-        .join(t.runs, t.runs.c.id == t.artifacts.c.run_id)
-        .join(t.models, t.models.c.id == t.runs.c.model_id)
-        .outerjoin(t.versions, t.versions.c.id == t.runs.c.version_id)
-    )
-    with project.registry.engine.connect() as conn:
-        return list(conn.execute(query).all())
+    return list(project.registry.stored_artifacts())
 
 
 def _check_artifacts(

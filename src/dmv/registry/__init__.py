@@ -1,4 +1,4 @@
-"""The model repository: models, versions, runs, aliases and the audit log."""
+"""The model repository: models, versions, runs, aliases, data, tokens, releases, audit."""
 
 from dmv.registry.records import (
     AliasInfo,
@@ -8,7 +8,7 @@ from dmv.registry.records import (
     RunInfo,
     VersionInfo,
 )
-from dmv.registry.store import NewArtifact, NewRun, Registry, parse_run_id
+from dmv.registry.repository import NewArtifact, NewRun, Registry, parse_run_id
 
 __all__ = [
     "AliasInfo",
