@@ -8,6 +8,7 @@ from dmv.registry.records import (
     RunInfo,
     VersionInfo,
 )
+from dmv.registry.migrations import upgrade_schema
 from dmv.registry.repository import NewArtifact, NewRun, Registry, parse_run_id
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "RunInfo",
     "VersionInfo",
     "parse_run_id",
+    "upgrade_schema",
 ]
