@@ -1,5 +1,6 @@
 """The model repository: models, versions, runs, aliases, data, tokens, releases, audit."""
 
+from dmv.registry.migrations import upgrade_schema
 from dmv.registry.records import (
     AliasInfo,
     ArtifactInfo,
@@ -8,7 +9,6 @@ from dmv.registry.records import (
     RunInfo,
     VersionInfo,
 )
-from dmv.registry.migrations import upgrade_schema
 from dmv.registry.repository import NewArtifact, NewRun, Registry, parse_run_id
 
 __all__ = [
