@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from dmv import ArtifactError, InvalidInput
-from dmv.artifacts import ArtifactStore, Blob, hash_bytes
+from dmv.artifacts import ArtifactStore, Blob, FsspecArtifacts, hash_bytes
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore(str(tmp_path / "artifacts"))
+    return FsspecArtifacts(str(tmp_path / "artifacts"))
 
 
 def test_same_content_same_digest_stored_once(store: ArtifactStore, tmp_path: Path) -> None:

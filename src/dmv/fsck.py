@@ -227,7 +227,7 @@ def _check_artifacts(
     registry_ok: bool,
     referenced: set[str],
 ) -> None:
-    from dmv.artifacts import Blob
+    from dmv.artifacts import Blob, missing_blob
 
     store = project.artifacts
     status = StoreStatus("artifacts", store.location)
@@ -257,7 +257,7 @@ def _check_artifacts(
                 if deep
                 else None
                 if store.exists(blob)
-                else store._missing(blob, path, what)
+                else missing_blob(blob, what)
             )
             if problem is not None:
                 report.problem(

@@ -1,5 +1,6 @@
 """The model repository: models, versions, runs, aliases, data, tokens, releases, audit."""
 
+from dmv.registry.backends import RegistryStore, open_registry
 from dmv.registry.migrations import upgrade_schema
 from dmv.registry.records import (
     AliasInfo,
@@ -19,8 +20,10 @@ __all__ = [
     "NewArtifact",
     "NewRun",
     "Registry",
+    "RegistryStore",
     "RunInfo",
     "VersionInfo",
+    "open_registry",
     "parse_run_id",
     "upgrade_schema",
 ]
