@@ -118,3 +118,16 @@ def test_the_check_catches_each_kind_of_reach_in(source: str) -> None:
 )
 def test_the_check_leaves_unrelated_names_alone(source: str) -> None:
     assert violations(source, "probe.py") == [], source
+
+
+def test_registry_backends_open_by_scheme_like_any_plugin(tmp_path: Path) -> None:
+    from dmv.errors import ConfigError
+    from dmv.registry import Registry, RegistryStore, open_registry
+    from dmv.registry.backends import BACKENDS
+
+    registry = open_registry(str(tmp_path / "r.db"))
+    assert isinstance(registry, Registry) and isinstance(registry, RegistryStore)
+    registry.close()
+    assert {"sqlite", "postgresql"} <= set(BACKENDS.schemes())
+    with pytest.raises(ConfigError, match="no registry backend for mysql://"):
+        open_registry("mysql://localhost/x")

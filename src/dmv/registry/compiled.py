@@ -45,6 +45,10 @@ class Tx(Protocol):
         """Execute an INSERT; the new row's id."""
         ...
 
+    def table(self, stmt: Any, params: Params | None = None) -> tuple[list[str], list[Any]]:
+        """Many rows at once: the column names, and the rows as tuples in that order."""
+        ...
+
 
 class SaTx:
     """A :class:`Tx` on a SQLAlchemy connection."""
@@ -68,6 +72,10 @@ class SaTx:
 
     def run(self, stmt: Any, params: Params | None = None) -> int:
         return int(self.conn.execute(stmt, dict(params or {})).rowcount)
+
+    def table(self, stmt: Any, params: Params | None = None) -> tuple[list[str], list[Any]]:
+        result = self.conn.execute(stmt, dict(params or {}))
+        return list(result.keys()), [tuple(r) for r in result]
 
     def insert(self, stmt: Any, params: Params) -> int:
         pk = self.conn.execute(stmt, dict(params)).inserted_primary_key
@@ -161,6 +169,15 @@ class SqliteTx:
         row = cur.fetchone()
         return None if row is None else _rows(c, cur, [row])[0]
 
+    def table(self, stmt: Any, params: Params | None = None) -> tuple[list[str], list[Any]]:
+        c, cur = self.cursor(stmt, params)
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        convert = [(i, c.results[n]) for i, n in enumerate(names) if n in c.results]
+        if convert:
+            rows = [_converted(row, convert) for row in rows]
+        return names, rows
+
     def run(self, stmt: Any, params: Params | None = None) -> int:
         return int(self.cursor(stmt, params)[1].rowcount)
 
@@ -168,6 +185,13 @@ class SqliteTx:
         cur = self.cursor(stmt, params)[1]
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
+
+
+def _converted(row: Any, convert: list[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
+    values = list(row)
+    for i, process in convert:
+        values[i] = process(values[i])
+    return tuple(values)
 
 
 def _rows(c: Compiled, cur: sqlite3.Cursor, rows: list[Any]) -> list[Row]:

@@ -146,6 +146,7 @@ class RegistryCore:
 
     def __init__(self, location: str, *, actor: str | None = None) -> None:
         self.location = location
+        refuse_empty_file(location)
         self._engine = create_engine(location)
         self.actor = actor or pid_actor()
         ensure_schema(self._engine)
@@ -352,6 +353,27 @@ class RegistryCore:
         if row is None:
             raise NotFound(f"version {version} does not exist")
         return model, row
+
+
+def refuse_empty_file(location: str) -> None:
+    """Refuse a SQLite registry file that exists but is empty (0 bytes).
+
+    SQLite would take it for a new database and dmv would write an empty
+    registry into it: whatever the file held is lost, and every later command
+    would report a project with nothing in it. A registry that does not exist
+    yet (a new project) is created as usual.
+    """
+    import os
+
+    from dmv.integrity import corrupt_registry
+    from dmv.registry.engine import normalise_url
+
+    url = normalise_url(location)
+    if not url.startswith("sqlite"):
+        return
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:" and os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise corrupt_registry(path, "the file is empty (0 bytes), it holds no registry")
 
 
 def as_tx(conn: sa.Connection | Tx) -> Tx:

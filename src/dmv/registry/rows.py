@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from dmv.registry.records import VersionInfo
 from dmv.version import Version
 
-__all__ = ["number_of", "source_number", "version_info"]
+__all__ = ["LISTING_COLUMNS", "number_of", "source_number", "version_info", "version_listing"]
 
 Row = Mapping[str, Any]
 
@@ -54,3 +55,75 @@ def version_info(
         run_count=int(run_count),
         meta=row["meta"] if documents else None,
     )
+
+
+#: What a listing reads of each version, by name (``statements.versions_of_model``).
+LISTING_COLUMNS = (
+    "id",
+    "x",
+    "y",
+    "z",
+    "data",
+    "split",
+    "state",
+    "created_at",
+    "interface_fp",
+    "logic_fp",
+    "interface_compat",
+    "dirty",
+    "serving_run",
+    "source_id",
+    "source_x",
+    "source_y",
+    "source_z",
+    "source_data",
+    "source_split",
+)
+
+
+def version_listing(
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    model: str,
+    aliases: Mapping[int, tuple[str, ...]],
+    runs: Mapping[int, int],
+) -> tuple[VersionInfo, ...]:
+    """The VersionInfos of a listing's rows (without documents), columns found by name.
+
+    ``aliases`` and ``runs`` are by version id; a release counts its source's runs.
+    This is :func:`version_info` for many rows at once, built without a dict per row.
+    """
+    where = {name: i for i, name in enumerate(names)}
+    pick = itemgetter(*(where[c] for c in LISTING_COLUMNS))
+    new, put = object.__new__, object.__setattr__
+    no_aliases: tuple[str, ...] = ()
+    out = []
+    for row in rows:
+        (vid, x, y, z, data, split, state, created, ifp, lfp, compat, dirty, srun, sid, *src) = (
+            pick(row)
+        )
+        version = new(Version)
+        put(version, "name", model)
+        put(version, "x", x)
+        put(version, "y", y)
+        put(version, "z", z)
+        put(version, "data", data)
+        put(version, "split", split)
+        out.append(
+            VersionInfo(
+                version,
+                state,
+                created,
+                ifp,
+                lfp,
+                None,
+                compat,
+                None,
+                bool(dirty),
+                None if sid is None else f"{src[0]}.{src[1]}.{src[2]}-{src[3]}.{src[4]}",
+                None if srun is None else f"tr{srun}",
+                aliases.get(vid, no_aliases),
+                runs.get(vid if sid is None else sid, 0),
+            )
+        )
+    return tuple(out)

@@ -205,7 +205,8 @@ def versions_of_model(state: bool) -> sa.Select[Any]:
             v.interface_fp,
             v.logic_fp,
             v.interface_compat,
-            v.dirty,
+            # Read as stored (0/1 on SQLite); the listing's mapper makes it a bool.
+            sa.type_coerce(v.dirty, sa.Integer).label("dirty"),
             v.serving_run,
             s.c.id.label("source_id"),
             s.c.x.label("source_x"),

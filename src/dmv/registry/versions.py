@@ -15,7 +15,7 @@ from dmv.registry import statements as s
 from dmv.registry.compiled import Tx
 from dmv.registry.core import JSON_VERSION_COLUMNS, RegistryCore, no_model, stored_json
 from dmv.registry.records import VersionInfo
-from dmv.registry.rows import version_info
+from dmv.registry.rows import version_info, version_listing
 from dmv.version import Reference, Version
 
 __all__ = ["VersionsMixin"]
@@ -81,26 +81,16 @@ class VersionsMixin(RegistryCore):
         params: dict[str, Any] = {"model_id": m["id"]}
         if state is not None:
             params["state"] = state
-        rows = tx.all(s.versions_of_model(state is not None), params)
+        names, rows = tx.table(s.versions_of_model(state is not None), params)
         by_version: dict[int, list[str]] = {}
         for a in tx.all(s.aliases_of_model(), {"model_id": m["id"]}):
             by_version.setdefault(a["version_id"], []).append(a["alias"])
-        counts = {
+        aliases = {vid: tuple(found) for vid, found in by_version.items()}
+        runs = {
             r["version_id"]: r["runs"]
             for r in tx.all(s.run_counts_of_model(), {"model_id": m["id"]})
         }
-        no_aliases: tuple[str, ...] = ()
-        return token, tuple(
-            version_info(
-                r,
-                model,
-                tuple(by_version[r["id"]]) if r["id"] in by_version else no_aliases,
-                # A release serves its prerelease's runs (as statements.version_exact counts).
-                counts.get(r["id"] if r["source_id"] is None else r["source_id"], 0),
-                documents=False,
-            )
-            for r in rows
-        )
+        return token, version_listing(names, rows, model, aliases, runs)
 
     def resolve(self, ref: Reference | str) -> VersionInfo:
         """The version a reference points at, now."""
