@@ -9,7 +9,14 @@ from typing import Any
 from dmv.registry.records import VersionInfo
 from dmv.version import Version
 
-__all__ = ["LISTING_COLUMNS", "number_of", "source_number", "version_info", "version_listing"]
+__all__ = [
+    "LISTING_COLUMNS",
+    "number_of",
+    "source_number",
+    "source_numbers",
+    "version_info",
+    "version_listing",
+]
 
 Row = Mapping[str, Any]
 
@@ -72,12 +79,7 @@ LISTING_COLUMNS = (
     "interface_compat",
     "dirty",
     "serving_run",
-    "source_id",
-    "source_x",
-    "source_y",
-    "source_z",
-    "source_data",
-    "source_split",
+    "released_from",
 )
 
 
@@ -87,11 +89,13 @@ def version_listing(
     model: str,
     aliases: Mapping[int, tuple[str, ...]],
     runs: Mapping[int, int],
+    sources: Mapping[int, str],
 ) -> tuple[VersionInfo, ...]:
     """The VersionInfos of a listing's rows (without documents), columns found by name.
 
-    ``aliases`` and ``runs`` are by version id; a release counts its source's runs.
-    This is :func:`version_info` for many rows at once, built without a dict per row.
+    ``aliases`` and ``runs`` are by version id, ``sources`` the numbers of the
+    releases' sources by id; a release counts its source's runs. This is
+    :func:`version_info` for many rows at once, built without a dict per row.
     """
     where = {name: i for i, name in enumerate(names)}
     pick = itemgetter(*(where[c] for c in LISTING_COLUMNS))
@@ -99,9 +103,7 @@ def version_listing(
     no_aliases: tuple[str, ...] = ()
     out = []
     for row in rows:
-        (vid, x, y, z, data, split, state, created, ifp, lfp, compat, dirty, srun, sid, *src) = (
-            pick(row)
-        )
+        (vid, x, y, z, data, split, state, created, ifp, lfp, compat, dirty, srun, sid) = pick(row)
         version = new(Version)
         put(version, "name", model)
         put(version, "x", x)
@@ -120,10 +122,24 @@ def version_listing(
                 compat,
                 None,
                 bool(dirty),
-                None if sid is None else f"{src[0]}.{src[1]}.{src[2]}-{src[3]}.{src[4]}",
+                None if sid is None else sources[sid],
                 None if srun is None else f"tr{srun}",
                 aliases.get(vid, no_aliases),
                 runs.get(vid if sid is None else sid, 0),
             )
         )
     return tuple(out)
+
+
+def source_numbers(
+    names: Sequence[str], rows: Sequence[Sequence[Any]], wanted: set[int]
+) -> dict[int, str]:
+    """``{id: number}`` for the ``wanted`` ids among version rows (columns found by name)."""
+    where = {name: i for i, name in enumerate(names)}
+    pick = itemgetter(*(where[c] for c in ("id", "x", "y", "z", "data", "split")))
+    out = {}
+    for row in rows:
+        vid, x, y, z, data, split = pick(row)
+        if vid in wanted:
+            out[vid] = f"{x}.{y}.{z}-{data}.{split}"
+    return out

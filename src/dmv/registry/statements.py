@@ -35,6 +35,7 @@ __all__ = [
     "version_by_alias",
     "version_exact",
     "version_newest",
+    "version_numbers",
     "version_row",
     "versions_of_model",
 ]
@@ -187,40 +188,41 @@ def aliases_of_version() -> sa.Select[Any]:
 
 @cache
 def versions_of_model(state: bool) -> sa.Select[Any]:
-    """A model's versions in precedence order, each with its release's source (when any)."""
+    """A model's versions in precedence order (a release's source by id: ``version_numbers``)."""
     import sqlalchemy as sa
 
     v = t.versions.c
-    s = t.versions.alias("source")
-    query = (
-        sa.select(
-            v.id,
-            v.x,
-            v.y,
-            v.z,
-            v.data,
-            v.split,
-            v.state,
-            v.created_at,
-            v.interface_fp,
-            v.logic_fp,
-            v.interface_compat,
-            # Read as stored (0/1 on SQLite); the listing's mapper makes it a bool.
-            sa.type_coerce(v.dirty, sa.Integer).label("dirty"),
-            v.serving_run,
-            s.c.id.label("source_id"),
-            s.c.x.label("source_x"),
-            s.c.y.label("source_y"),
-            s.c.z.label("source_z"),
-            s.c.data.label("source_data"),
-            s.c.split.label("source_split"),
-        )
-        .select_from(t.versions.outerjoin(s, s.c.id == v.released_from))
-        .where(v.model_id == sa.bindparam("model_id"))
-    )
+    query = sa.select(
+        v.id,
+        v.x,
+        v.y,
+        v.z,
+        v.data,
+        v.split,
+        v.state,
+        v.created_at,
+        v.interface_fp,
+        v.logic_fp,
+        v.interface_compat,
+        # Read as stored (0/1 on SQLite); the listing's mapper makes it a bool.
+        sa.type_coerce(v.dirty, sa.Integer).label("dirty"),
+        v.serving_run,
+        v.released_from,
+    ).where(v.model_id == sa.bindparam("model_id"))
     if state:
         query = query.where(v.state == sa.bindparam("state"))
     return query.order_by(v.x, v.y, v.z, v.id)
+
+
+@cache
+def version_numbers() -> sa.Select[Any]:
+    """The number parts of every version of a model, by id."""
+    import sqlalchemy as sa
+
+    v = t.versions.c
+    return sa.select(v.id, v.x, v.y, v.z, v.data, v.split).where(
+        v.model_id == sa.bindparam("model_id")
+    )
 
 
 @cache

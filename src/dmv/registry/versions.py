@@ -15,7 +15,7 @@ from dmv.registry import statements as s
 from dmv.registry.compiled import Tx
 from dmv.registry.core import JSON_VERSION_COLUMNS, RegistryCore, no_model, stored_json
 from dmv.registry.records import VersionInfo
-from dmv.registry.rows import version_info, version_listing
+from dmv.registry.rows import source_numbers, version_info, version_listing
 from dmv.version import Reference, Version
 
 __all__ = ["VersionsMixin"]
@@ -90,7 +90,13 @@ class VersionsMixin(RegistryCore):
             r["version_id"]: r["runs"]
             for r in tx.all(s.run_counts_of_model(), {"model_id": m["id"]})
         }
-        return token, version_listing(names, rows, model, aliases, runs)
+        # A release's source is a version of the same model: usually in the rows read.
+        column = names.index("released_from")
+        wanted = {r[column] for r in rows if r[column] is not None}
+        sources = source_numbers(names, rows, wanted) if wanted else {}
+        if wanted - sources.keys():  # filtered out by state: read their numbers
+            sources = source_numbers(*tx.table(s.version_numbers(), {"model_id": m["id"]}), wanted)
+        return token, version_listing(names, rows, model, aliases, runs, sources)
 
     def resolve(self, ref: Reference | str) -> VersionInfo:
         """The version a reference points at, now."""
