@@ -83,6 +83,7 @@ def test_artifact_backends_open_by_scheme_like_any_plugin(tmp_path: Path) -> Non
             BACKENDS.register("file", Memory)  # a package cannot take over a scheme
     finally:
         BACKENDS._factories.pop("dmvtestmem")
+    assert type(open_artifacts("memory://dmv-test")) is FsspecArtifacts  # fsspec's own
     with pytest.raises(ConfigError, match="no artifact store backend for nosuch://"):
         open_artifacts("nosuch://x")
 

@@ -37,9 +37,16 @@ def scheme_of(location: str) -> str:
 class Backends(Generic[T]):
     """One kind of store's table: scheme → factory(location, **options)."""
 
-    def __init__(self, kind: str, group: str) -> None:
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        fallback: Callable[[str], Callable[..., T] | None] | None = None,
+    ) -> None:
         self.kind = kind  # for messages: "registry", "artifact store"
         self.group = group  # the entry-point group other packages register in
+        # For a scheme nothing registered: a family of backends (fsspec's protocols).
+        self.fallback = fallback
         self._factories: dict[str, Callable[..., T]] = {}
         self._loaded = False
         self._lock = threading.Lock()
@@ -65,6 +72,8 @@ class Backends(Generic[T]):
         if found is None:
             self._load_entry_points()
             found = self._factories.get(scheme)
+        if found is None and self.fallback is not None:
+            found = self.fallback(scheme)
         if found is None:
             raise ConfigError(
                 f"no {self.kind} backend for {scheme}:// locations",

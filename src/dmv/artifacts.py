@@ -182,8 +182,15 @@ def damaged_blob(blob: Blob, what: str = "") -> ArtifactError:
     )
 
 
+def _fsspec_protocol(scheme: str) -> Callable[[str], ArtifactStore] | None:
+    """The built-in backend for any other protocol fsspec knows (``az``, ``sftp``…)."""
+    from fsspec.registry import known_implementations, registry
+
+    return FsspecArtifacts if scheme in known_implementations or scheme in registry else None
+
+
 #: Artifact backends by URL scheme; other packages add theirs in ``dmv.artifacts``.
-BACKENDS: Backends[ArtifactStore] = Backends("artifact store", "dmv.artifacts")
+BACKENDS: Backends[ArtifactStore] = Backends("artifact store", "dmv.artifacts", _fsspec_protocol)
 
 
 def open_artifacts(location: str) -> ArtifactStore:
@@ -492,5 +499,5 @@ def _abandon(out: Any, direct: bool) -> None:
         out.closed = True
 
 
-for _scheme in ("file", "s3", "s3a"):
+for _scheme in ("file", "s3", "s3a", "gs", "gcs"):
     BACKENDS.register(_scheme, FsspecArtifacts)
