@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dmv.errors import ConflictError, InvalidInput, NotFound
+from dmv.errors import ConflictError, InvalidInput, NotFound, StorageError
+from dmv.integrity import RECOVERY
 from dmv.limits import check_table_prefix
 from dmv.registry import schema as t
 from dmv.registry import statements as s
@@ -355,25 +356,38 @@ class RegistryCore:
         return model, row
 
 
-def refuse_empty_file(location: str) -> None:
+def refuse_empty_file(location: str, *, settle: float = 3.0) -> None:
     """Refuse a SQLite registry file that exists but is empty (0 bytes).
 
     SQLite would take it for a new database and dmv would write an empty
     registry into it: whatever the file held is lost, and every later command
     would report a project with nothing in it. A registry that does not exist
-    yet (a new project) is created as usual.
+    yet (a new project) is created as usual, and so is one another process is
+    creating this moment: SQLite creates the file empty and writes its header
+    right after, so a file that grows within ``settle`` seconds is a new one.
     """
     import os
 
-    from dmv.integrity import corrupt_registry
     from dmv.registry.engine import normalise_url
 
     url = normalise_url(location)
     if not url.startswith("sqlite"):
         return
     path = url.split("///", 1)[1] if "///" in url else ""
-    if path and path != ":memory:" and os.path.isfile(path) and os.path.getsize(path) == 0:
-        raise corrupt_registry(path, "the file is empty (0 bytes), it holds no registry")
+    if not path or path == ":memory:":
+        return
+    deadline = time.monotonic() + settle
+    while os.path.isfile(path) and os.path.getsize(path) == 0:
+        if time.monotonic() >= deadline:
+            raise StorageError(
+                f"the registry at {path} is damaged: the file is empty (0 bytes), "
+                "it holds no registry",
+                hint=f"{RECOVERY}; if the project was just created and its first command "
+                "was interrupted, delete the empty file and run 'dmv init' again",
+                store="registry",
+                path=path,
+            )
+        time.sleep(0.05)
 
 
 def as_tx(conn: sa.Connection | Tx) -> Tx:
