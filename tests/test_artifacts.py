@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from dmv import ArtifactError, InvalidInput
-from dmv.artifacts import ArtifactStore, Blob, hash_bytes
+from dmv.artifacts import ArtifactStore, Blob, FsspecArtifacts, hash_bytes
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore(str(tmp_path / "artifacts"))
+    return FsspecArtifacts(str(tmp_path / "artifacts"))
 
 
 def test_same_content_same_digest_stored_once(store: ArtifactStore, tmp_path: Path) -> None:
@@ -44,7 +44,10 @@ def test_corrupted_blob_is_reported_never_returned(store: ArtifactStore, tmp_pat
     with pytest.raises(ArtifactError) as info:
         store.get_bytes(blob, what="price-model 0.0.1-a.b tr0 model")
     assert "price-model 0.0.1-a.b tr0 model" in str(info.value)
-    assert str(path) in str(info.value)
+    assert blob.digest[:19] in str(info.value) and "damaged" in str(info.value)
+    # which artifact of which version, never where the store keeps it on disk
+    assert str(path) not in str(info.value) and str(path) not in str(info.value.to_dict())
+    assert str(tmp_path) not in str(info.value.to_dict())
     dest = tmp_path / "out.bin"
     with pytest.raises(ArtifactError):
         store.fetch(blob, dest)
@@ -55,9 +58,34 @@ def test_corrupted_blob_is_reported_never_returned(store: ArtifactStore, tmp_pat
 def test_missing_blob_is_reported(store: ArtifactStore) -> None:
     blob = store.put_bytes(b"x")
     os.remove(store.path_of(blob.digest))
-    with pytest.raises(ArtifactError, match="missing"):
+    with pytest.raises(ArtifactError, match="missing") as info:
         store.get_bytes(blob, what="m 0.0.1-a.b tr0 model")
+    assert store.location not in str(info.value.to_dict())
     assert store.verify(blob) is not None
+
+
+def test_artifact_backends_open_by_scheme_like_any_plugin(tmp_path: Path) -> None:
+    from dmv.artifacts import BACKENDS, open_artifacts
+    from dmv.errors import ConfigError
+
+    local = open_artifacts(str(tmp_path / "a"))
+    assert isinstance(local, FsspecArtifacts) and isinstance(local, ArtifactStore)
+    assert {"file", "s3"} <= set(BACKENDS.schemes())
+
+    class Memory(FsspecArtifacts):
+        pass
+
+    BACKENDS.register("dmvtestmem", Memory)
+    try:
+        store = open_artifacts("dmvtestmem://bucket")
+        assert type(store) is Memory and store.location == "dmvtestmem://bucket"
+        with pytest.raises(ConfigError, match="registered already"):
+            BACKENDS.register("file", Memory)  # a package cannot take over a scheme
+    finally:
+        BACKENDS._factories.pop("dmvtestmem")
+    assert type(open_artifacts("memory://dmv-test")) is FsspecArtifacts  # fsspec's own
+    with pytest.raises(ConfigError, match="no artifact store backend for nosuch://"):
+        open_artifacts("nosuch://x")
 
 
 def test_no_partial_blob_under_a_real_name(store: ArtifactStore, tmp_path: Path) -> None:

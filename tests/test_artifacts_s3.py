@@ -24,7 +24,7 @@ import pytest
 
 import dmv
 from dmv import ArtifactError
-from dmv.artifacts import CHUNK, ArtifactStore, Blob
+from dmv.artifacts import CHUNK, ArtifactStore, Blob, FsspecArtifacts
 from dmv.cli import main
 
 pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'dmv[s3]')")
@@ -202,7 +202,7 @@ def test_verify_and_fsck_against_s3(
 
 
 def test_large_file_streams_in_chunks_both_ways(s3: Bucket, tmp_path: Path) -> None:
-    store = ArtifactStore(f"s3://{s3.name}/big")
+    store = FsspecArtifacts(f"s3://{s3.name}/big")
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(20 * 1024 * 1024 + 123))
     up: list[tuple[int, int | None]] = []
@@ -223,12 +223,12 @@ def test_large_file_streams_in_chunks_both_ways(s3: Bucket, tmp_path: Path) -> N
 
 
 def test_listing_sees_every_blob_and_only_blobs(s3: Bucket) -> None:
-    store = ArtifactStore(f"s3://{s3.name}/many")
+    store = FsspecArtifacts(f"s3://{s3.name}/many")
     blobs = {store.put_bytes(f"blob {i}".encode()).digest for i in range(25)}
     s3.client.put_object(Bucket=s3.name, Key="many/blobs/README", Body=b"not a blob")
     s3.client.put_object(Bucket=s3.name, Key="elsewhere/blobs/ab/" + "c" * 62, Body=b"x")
     assert set(store.iter_blobs()) == blobs
-    assert list(ArtifactStore(f"s3://{s3.name}/empty").iter_blobs()) == []
+    assert list(FsspecArtifacts(f"s3://{s3.name}/empty").iter_blobs()) == []
 
 
 def test_failed_upload_leaves_nothing_visible_and_registers_nothing(
@@ -266,13 +266,13 @@ def test_failed_upload_leaves_nothing_visible_and_registers_nothing(
 
 _KILLED_UPLOAD = """
 import os, signal, sys
-from dmv.artifacts import ArtifactStore
+from dmv.artifacts import FsspecArtifacts
 
 def die(done, total):
     if done >= 12 * 1024 * 1024:
         os.kill(os.getpid(), signal.SIGKILL)
 
-ArtifactStore(sys.argv[1]).put_file(sys.argv[2], progress=die)
+FsspecArtifacts(sys.argv[1]).put_file(sys.argv[2], progress=die)
 """
 
 
@@ -287,7 +287,7 @@ def test_killed_upload_is_invisible(s3: Bucket, tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == -9, proc.stderr.decode()[-500:]
-    store = ArtifactStore(location)
+    store = FsspecArtifacts(location)
     assert s3.keys() == [] and list(store.iter_blobs()) == []
     pending = store.incomplete_uploads()
     assert len(pending) == 1 and pending[0]["path"].startswith(f"{s3.name}/killed/blobs/")
@@ -303,7 +303,7 @@ def test_unreachable_store_is_a_storage_error(s3: Bucket, monkeypatch: pytest.Mo
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     S3FileSystem.clear_instance_cache()
-    store = ArtifactStore(f"s3://{s3.name}/x")
+    store = FsspecArtifacts(f"s3://{s3.name}/x")
     with pytest.raises(StorageError) as info:
         store.put_bytes(b"x")
     assert "AWS_ENDPOINT_URL" in (info.value.hint or "")

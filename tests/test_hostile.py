@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dmv
-from dmv.artifacts import ArtifactStore, Blob
+from dmv.artifacts import Blob, FsspecArtifacts
 from dmv.cli import main
 from dmv.data._sql import check_identifier, quote_ident
 from dmv.data.sources import strip_credentials
@@ -314,7 +314,7 @@ def test_cli_refuses_hostile_ids_and_columns(
     ],
 )
 def test_digests_cannot_name_paths(tmp_path: Path, digest: str) -> None:
-    store = ArtifactStore(str(tmp_path / "store"))
+    store = FsspecArtifacts(str(tmp_path / "store"))
     sentinel = tmp_path / "sentinel"
     sentinel.write_text("keep me")
     for call in (
@@ -332,7 +332,7 @@ def test_digests_cannot_name_paths(tmp_path: Path, digest: str) -> None:
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(st.text(max_size=80))
 def test_any_digest_text_stays_inside_the_store(text: str) -> None:
-    store = ArtifactStore("/srv/store")
+    store = FsspecArtifacts("/srv/store")
     try:
         path = store.path_of(text)
     except InvalidInput:

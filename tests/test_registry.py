@@ -157,3 +157,38 @@ def test_unreachable_postgres_is_a_clear_error(tmp_path: Path) -> None:
     (root / "dmv.toml").write_text('[dmv]\nregistry = "postgresql://postgres@127.0.0.1:1/x"\n')
     with pytest.raises(StorageError, match="registry"):
         _ = dmv.open(root).registry
+
+
+def test_an_empty_registry_file_is_refused_as_damaged_and_left_alone(tmp_path: Path) -> None:
+    project = dmv.init(tmp_path / "p")
+    project.create_model("kept")
+    path = Path(project.config.location("registry"))
+    project.close()
+    path.write_bytes(b"")  # truncated by a full disk, a bad copy, a sync tool…
+    for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    with pytest.raises(StorageError, match="is damaged: the file is empty") as caught:
+        dmv.Project(tmp_path / "p").models()
+    assert caught.value.exit_code == StorageError.exit_code
+    assert path.stat().st_size == 0  # nothing was written into it
+    fresh = dmv.init(tmp_path / "new")  # a new project still gets its registry
+    assert fresh.models() == []
+    fresh.close()
+
+
+def test_the_cli_refuses_an_empty_registry_with_its_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dmv.cli import main
+
+    project = dmv.init(tmp_path / "p")
+    path = Path(project.config.location("registry"))
+    project.close()
+    path.write_bytes(b"")
+    for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    code = main(["--project", str(tmp_path / "p"), "model", "list"])
+    out = capsys.readouterr()
+    assert code == StorageError.exit_code, out
+    assert "the file is empty" in out.err and "Traceback" not in out.err + out.out
+    assert path.stat().st_size == 0

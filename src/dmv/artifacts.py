@@ -21,14 +21,27 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from dmv._backends import Backends
 from dmv.errors import ArtifactError, InvalidInput, StorageError
 
 if TYPE_CHECKING:
     import fsspec
 
-__all__ = ["CHUNK", "ArtifactStore", "Blob", "Progress", "hash_bytes", "hash_file"]
+__all__ = [
+    "BACKENDS",
+    "CHUNK",
+    "ArtifactStore",
+    "Blob",
+    "FsspecArtifacts",
+    "Progress",
+    "damaged_blob",
+    "hash_bytes",
+    "hash_file",
+    "missing_blob",
+    "open_artifacts",
+]
 
 CHUNK = 4 * 1024 * 1024
 _PREFIX = "blake3:"
@@ -113,8 +126,80 @@ class _Sink:
             )
 
 
-class ArtifactStore:
-    """Blobs by digest, in a folder or any fsspec URL."""
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """What dmv asks of an artifact store: blobs by digest, every read re-hashed."""
+
+    location: str
+
+    @property
+    def is_local(self) -> bool: ...
+
+    def path_of(self, digest: str) -> str: ...
+
+    def put_bytes(self, data: bytes) -> Blob: ...
+
+    def put_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> Blob: ...
+
+    def exists(self, blob: Blob) -> bool: ...
+
+    def get_bytes(self, blob: Blob, *, what: str = "") -> bytes: ...
+
+    def fetch(
+        self,
+        blob: Blob,
+        dest: str | os.PathLike[str],
+        *,
+        what: str = "",
+        progress: Progress | None = None,
+    ) -> Path: ...
+
+    def verify(self, blob: Blob, *, what: str = "") -> ArtifactError | None: ...
+
+    def iter_blobs(self) -> Iterator[str]: ...
+
+    def remove(self, digest: str) -> None: ...
+
+
+def missing_blob(blob: Blob, what: str = "") -> ArtifactError:
+    """The error for a blob the store does not have, named by what it belongs to."""
+    label = f"{what}: " if what else ""
+    return ArtifactError(
+        f"{label}artifact {blob.digest[:19]}… is missing from the artifact store",
+        hint="restore the artifact store from a backup, or run 'dmv fsck'",
+        digest=blob.digest,
+    )
+
+
+def damaged_blob(blob: Blob, what: str = "") -> ArtifactError:
+    """The error for a blob whose bytes do not match its digest (never where it is kept)."""
+    label = f"{what}: " if what else ""
+    return ArtifactError(
+        f"{label}artifact {blob.digest[:19]}… is damaged: it does not match its digest "
+        "(corrupted or truncated)",
+        hint="restore the artifact store from a backup, or run 'dmv fsck'",
+        digest=blob.digest,
+    )
+
+
+def _fsspec_protocol(scheme: str) -> Callable[[str], ArtifactStore] | None:
+    """The built-in backend for any other protocol fsspec knows (``az``, ``sftp``…)."""
+    from fsspec.registry import known_implementations, registry
+
+    return FsspecArtifacts if scheme in known_implementations or scheme in registry else None
+
+
+#: Artifact backends by URL scheme; other packages add theirs in ``dmv.artifacts``.
+BACKENDS: Backends[ArtifactStore] = Backends("artifact store", "dmv.artifacts", _fsspec_protocol)
+
+
+def open_artifacts(location: str) -> ArtifactStore:
+    """The artifact store at ``location`` (a folder, ``file://``, ``s3://``, or a plugin's)."""
+    return BACKENDS.open(location)
+
+
+class FsspecArtifacts:
+    """Blobs by digest, in a folder or any fsspec URL (the built-in local and S3 backends)."""
 
     def __init__(self, location: str) -> None:
         self.location = location
@@ -392,24 +477,13 @@ class ArtifactStore:
 
     @staticmethod
     def _missing(blob: Blob, path: str, what: str) -> ArtifactError:
-        label = f"{what}: " if what else ""
-        return ArtifactError(
-            f"{label}artifact {blob.digest[:19]}… is missing from {path}",
-            hint="restore the artifact store from a backup, or run 'dmv fsck'",
-            digest=blob.digest,
-            path=path,
-        )
+        # Named by what it belongs to and its digest: where the store keeps it
+        # (a local path, a bucket key) is not the reader's business.
+        return missing_blob(blob, what)
 
     @staticmethod
     def _corrupt(blob: Blob, path: str, what: str) -> ArtifactError:
-        label = f"{what}: " if what else ""
-        return ArtifactError(
-            f"{label}artifact at {path} does not match its digest {blob.digest[:19]}… "
-            "(corrupted or truncated)",
-            hint="restore the file from a backup, or run 'dmv fsck'",
-            digest=blob.digest,
-            path=path,
-        )
+        return damaged_blob(blob, what)
 
 
 def _abandon(out: Any, direct: bool) -> None:
@@ -423,3 +497,7 @@ def _abandon(out: Any, direct: bool) -> None:
         out.discard()
     finally:
         out.closed = True
+
+
+for _scheme in ("file", "s3", "s3a", "gs", "gcs"):
+    BACKENDS.register(_scheme, FsspecArtifacts)

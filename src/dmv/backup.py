@@ -207,12 +207,12 @@ def _referenced(conn: sqlite3.Connection) -> tuple[dict[str, int | None], list[s
 
 
 def _stored_size(store: Any, digest: str) -> int:
-    from dmv.artifacts import ArtifactStore, Blob
+    from dmv.artifacts import Blob, missing_blob
 
     try:
         return int(store.fs.size(store.path_of(digest)))
     except FileNotFoundError:
-        raise ArtifactStore._missing(Blob(digest, 0), store.path_of(digest), "backup") from None
+        raise missing_blob(Blob(digest, 0), "backup") from None
 
 
 def _copy_duckdb(source: str, copy: Path) -> list[str]:

@@ -63,15 +63,18 @@ class Stores:
 
     @cached_property
     def registry(self) -> Registry:
-        from dmv.registry import Registry
+        from dmv.registry import open_registry
 
-        return Registry(self.config.location("registry"), actor=self.config["actor"] or None)
+        registry: Registry = open_registry(
+            self.config.location("registry"), actor=self.config["actor"] or None
+        )
+        return registry
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
-        from dmv.artifacts import ArtifactStore
+        from dmv.artifacts import open_artifacts
 
-        return ArtifactStore(self.config.location("artifacts"))
+        return open_artifacts(self.config.location("artifacts"))
 
     @property
     def trusts_pickle(self) -> bool:

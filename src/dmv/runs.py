@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dmv.derivation import deriver, interface_of, known_versions
 from dmv.errors import InvalidInput
 from dmv.limits import check_artifact_name, check_artifact_path
-from dmv.registry.store import NewArtifact
+from dmv.registry.runs import NewArtifact
 
 if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore

@@ -5,6 +5,9 @@ once, when it is created; the registry keeps only its SHA-256, so a stolen
 database does not hand out access. Scopes are ordered: ``read`` < ``write`` <
 ``admin``; a token may also be limited to one model. Creating and revoking a
 token are audited like every other write.
+
+Each function takes the registry (or a project, anything that holds one as
+``.registry``); the statements are the registry's (:mod:`dmv.registry.tokens`).
 """
 
 from __future__ import annotations
@@ -14,17 +17,15 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dmv.errors import ConflictError, Forbidden, InvalidInput, NotFound, Unauthorized
-from dmv.registry import schema as t
+from dmv.errors import Forbidden, InvalidInput, Unauthorized
 from dmv.registry.records import iso
 from dmv.version import check_name
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
-    from dmv.project import Project
+    from dmv.registry import Registry
+    from dmv.registry.tokens import TokenRecord
 
 __all__ = [
     "PREFIX",
@@ -92,131 +93,59 @@ def _check_scope(scope: str) -> str:
     return scope
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    name: str
-    hash: str
-    scope: str
-    model: str | None
-    created_at: float
-    revoked_at: float | None
-
-
 def _digest(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _info(row: Any) -> TokenInfo:
+def _info(row: TokenRecord) -> TokenInfo:
     return TokenInfo(row.name, row.scope, row.model, row.created_at, row.revoked_at)
 
 
+class _HasRegistry(Protocol):
+    @property
+    def registry(self) -> Registry: ...
+
+
+def _registry(where: Registry | _HasRegistry) -> Registry:
+    """The registry itself, or the one a project (anything with ``.registry``) holds."""
+    from dmv.registry import Registry
+
+    return where if isinstance(where, Registry) else where.registry
+
+
 def create_token(
-    project: Project, name: str, scope: str, model: str | None = None
+    registry: Registry | _HasRegistry, name: str, scope: str, model: str | None = None
 ) -> tuple[str, TokenInfo]:
     """A new token: its plaintext (show it once, it is not stored) and its record."""
-    import sqlalchemy as sa
-
+    reg = _registry(registry)
     check_name(name, "token name")
     _check_scope(scope)
     if model is not None:
-        project.model(model)  # NotFound when the model does not exist
+        reg.get_model(check_name(model))  # NotFound when the model does not exist
     plaintext = PREFIX + secrets.token_urlsafe(32)
-    now = time.time()
-    registry = project.registry
-
-    def write(conn: sa.Connection) -> None:
-        exists = conn.execute(sa.select(t.tokens.c.id).where(t.tokens.c.name == name)).first()
-        if exists is not None:
-            raise ConflictError(
-                f"a token named {name!r} exists already",
-                hint="token names are never reused; pick another name",
-            )
-        conn.execute(
-            sa.insert(t.tokens).values(
-                name=name,
-                hash=_digest(plaintext),
-                scope=scope,
-                model=model,
-                created_at=now,
-                revoked_at=None,
-            )
-        )
-        registry._audit(conn, "token.create", model, name, {"scope": scope})
-
-    registry._write(write)
-    return plaintext, TokenInfo(name, scope, model, now)
+    row = reg.add_token(name, _digest(plaintext), scope, model, time.time())
+    return plaintext, _info(row)
 
 
-def list_tokens(project: Project, *, include_revoked: bool = True) -> list[TokenInfo]:
+def list_tokens(
+    registry: Registry | _HasRegistry, *, include_revoked: bool = True
+) -> list[TokenInfo]:
     """Every token, oldest first (revoked ones too, unless asked not to)."""
-    import sqlalchemy as sa
-
-    def read(conn: sa.Connection) -> list[TokenInfo]:
-        query = sa.select(t.tokens).order_by(t.tokens.c.id)
-        if not include_revoked:
-            query = query.where(t.tokens.c.revoked_at.is_(None))
-        return [_info(r) for r in conn.execute(query)]
-
-    result: list[TokenInfo] = project.registry._read(read)
-    return result
+    return [_info(r) for r in _registry(registry).list_tokens(include_revoked=include_revoked)]
 
 
-def revoke_token(project: Project, name: str) -> TokenInfo:
+def revoke_token(registry: Registry | _HasRegistry, name: str) -> TokenInfo:
     """Revoke the token ``name``; it stops working at once. Revoking twice is an error."""
-    import sqlalchemy as sa
-
-    registry = project.registry
-    now = time.time()
-
-    def write(conn: sa.Connection) -> TokenInfo:
-        row = conn.execute(sa.select(t.tokens).where(t.tokens.c.name == name)).first()
-        if row is None:
-            raise NotFound(f"no token named {name!r}", hint="list them with 'dmv token list'")
-        if row.revoked_at is not None:
-            raise ConflictError(f"token {name!r} was revoked already")
-        conn.execute(sa.update(t.tokens).where(t.tokens.c.id == row.id).values(revoked_at=now))
-        registry._audit(conn, "token.revoke", row.model, name, {"scope": row.scope})
-        return TokenInfo(row.name, row.scope, row.model, row.created_at, now)
-
-    result: TokenInfo = registry._write(write)
-    return result
+    return _info(_registry(registry).revoke_token(name, time.time()))
 
 
-_SQL_ANY = "SELECT id FROM tokens LIMIT 1"
-_SQL_BY_HASH = "SELECT name, hash, scope, model, created_at, revoked_at FROM tokens WHERE hash = ?"
-
-
-def _fast(project: Project, sql: str, params: tuple[Any, ...]) -> list[Any] | None:
-    """``sql`` on the registry's SQLite fast path (no SQLAlchemy), or None without one.
-
-    Both token checks run on every request the server answers.
-    """
-    fast = project.registry._fast
-    if fast is None:
-        return None
-    rows: list[Any] = fast.query(sql, params)
-    return rows
-
-
-def has_tokens(project: Project) -> bool:
+def has_tokens(registry: Registry | _HasRegistry) -> bool:
     """Whether any token was ever created (revoked ones count: the server stays locked)."""
-    import sqlalchemy as sa
-
-    rows = _fast(project, _SQL_ANY, ())
-    if rows is not None:
-        return bool(rows)
-
-    def read(conn: sa.Connection) -> bool:
-        return conn.execute(sa.select(t.tokens.c.id).limit(1)).first() is not None
-
-    result: bool = project.registry._read(read)
-    return result
+    return _registry(registry).has_tokens()
 
 
-def authenticate(project: Project, token: str | None) -> TokenInfo:
+def authenticate(registry: Registry | _HasRegistry, token: str | None) -> TokenInfo:
     """The active token whose secret is ``token``; :class:`Unauthorized` otherwise."""
-    import sqlalchemy as sa
-
     if not token:
         raise Unauthorized(
             "this server needs a token",
@@ -225,16 +154,7 @@ def authenticate(project: Project, token: str | None) -> TokenInfo:
     if not token.startswith(PREFIX) or len(token) > 200:
         raise Unauthorized("the token is not a dmv token")
     digest = _digest(token)
-
-    def read(conn: sa.Connection) -> Any:
-        return conn.execute(sa.select(t.tokens).where(t.tokens.c.hash == digest)).first()
-
-    rows = _fast(project, _SQL_BY_HASH, (digest,))
-    row: Any = None
-    if rows is None:
-        row = project.registry._read(read)
-    elif rows:
-        row = _Row(*rows[0])
+    row = _registry(registry).token_by_hash(digest)
     # The lookup is by hash; the constant-time comparison guards against a
     # database that matches loosely (collations, trailing blanks).
     if row is None or not hmac.compare_digest(str(row.hash), digest):

@@ -46,15 +46,12 @@ def migrate(ctx: Context, as_json: bool) -> None:
     """Upgrade the registry's schema in place to this dmv's version."""
     from dmv.config import Config, find_root
     from dmv.errors import NotFound
-    from dmv.registry.engine import create_engine
-    from dmv.registry.migrations import migrate as run_migrate
+    from dmv.registry import upgrade_schema
 
     root = find_root(ctx.project_dir or ".")
     if root is None:
         raise NotFound("no dmv project here", hint="run 'dmv init' first")
-    engine = create_engine(Config(root).location("registry"))
-    before, after = run_migrate(engine)
-    engine.dispose()
+    before, after = upgrade_schema(Config(root).location("registry"))
     data = {"from": before, "to": after}
     emit(as_json, data, f"registry schema {before or 'none'} → {after}")
 

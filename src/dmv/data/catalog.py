@@ -11,19 +11,15 @@ between, ``dmv fsck`` finds the unregistered tables.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dmv.errors import ConflictError, DataError, ImmutableError, InvalidInput, NotFound
-from dmv.registry import schema as t
 from dmv.version import Version, check_data_id, check_name, table_prefix
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from dmv.data.split import SplitResult
     from dmv.data.warehouse import Progress, Warehouse
     from dmv.project import Project
@@ -169,15 +165,6 @@ def warehouse(
         wh.close()
 
 
-def _query_row(conn: sa.Connection, model_id: int, data: str) -> Any:
-    import sqlalchemy as sa
-
-    q = t.data_queries.c
-    return conn.execute(
-        sa.select(t.data_queries).where(q.model_id == model_id, q.data == data)
-    ).first()
-
-
 def _query_info(model: str, row: Any) -> QueryInfo:
     return QueryInfo(model, row.data, row.kind, row.definition, row.columns or [], row.created_at)
 
@@ -240,82 +227,26 @@ def _record_query(
     data_id: str | None,
 ) -> QueryInfo:
     """Store a retrieval definition under its DATA id, reusing the id of an identical one."""
-    import sqlalchemy as sa
-
     from dmv.data.ids import data_id_for, definition_digest
 
-    registry = project.registry
-
-    def write(conn: sa.Connection) -> QueryInfo:
-        model_row = registry._ensure_model(conn, model)
-        q = t.data_queries.c
-        rows = conn.execute(sa.select(t.data_queries).where(q.model_id == model_row.id)).all()
+    def choose(rows: Any) -> Any:
         digest = definition_digest(definition)
         existing = {r.data: definition_digest(r.definition) for r in rows}
         same = next((r for r in rows if existing[r.data] == digest), None)
         if same is not None and data_id in (None, same.data):
-            return _query_info(model, same)
-        new_id = data_id_for(definition, project.config["id_style"], existing, data_id)
-        now = time.time()
-        conn.execute(
-            sa.insert(t.data_queries).values(
-                model_id=model_row.id,
-                data=new_id,
-                kind=kind,
-                definition=definition,
-                columns=columns,
-                created_at=now,
-            )
-        )
-        registry._audit(conn, "data.query", model, new_id, {"source": definition["source"]})
-        return QueryInfo(model, new_id, kind, definition, columns, now)
+            return same
+        return data_id_for(definition, project.config["id_style"], existing, data_id)
 
-    result: QueryInfo = registry._write(write)
-    return result
+    row = project.registry.add_query(model, kind, definition, columns, choose)
+    return _query_info(model, row)
 
 
 def get_query(project: Project, model: str, data: str) -> QueryInfo:
-    registry = project.registry
-
-    def read(conn: sa.Connection) -> QueryInfo:
-        m = registry._model_row(conn, check_name(model))
-        row = _query_row(conn, m.id, check_data_id(data, "DATA"))
-        if row is None:
-            raise NotFound(
-                f"{model} has no data retrieval {data!r}",
-                hint=f"list them with 'dmv data list {model}'",
-            )
-        return _query_info(model, row)
-
-    result: QueryInfo = registry._read(read)
-    return result
+    return _query_info(model, project.registry.get_query(model, data))
 
 
 def list_queries(project: Project, model: str) -> list[QueryInfo]:
-    import sqlalchemy as sa
-
-    registry = project.registry
-
-    def read(conn: sa.Connection) -> list[QueryInfo]:
-        m = registry._model_row(conn, check_name(model))
-        q = t.data_queries.c
-        rows = conn.execute(
-            sa.select(t.data_queries).where(q.model_id == m.id).order_by(q.created_at, q.id)
-        ).all()
-        return [_query_info(model, r) for r in rows]
-
-    result: list[QueryInfo] = registry._read(read)
-    return result
-
-
-def _split_select() -> Any:
-    import sqlalchemy as sa
-
-    return sa.select(
-        t.splits,
-        t.data_queries.c.data,
-        t.data_queries.c.model_id,
-    ).join(t.data_queries, t.data_queries.c.id == t.splits.c.query_id)
+    return [_query_info(model, r) for r in project.registry.list_queries(model)]
 
 
 def _split_info(model: str, row: Any) -> SplitInfo:
@@ -323,42 +254,11 @@ def _split_info(model: str, row: Any) -> SplitInfo:
 
 
 def get_split(project: Project, model: str, data: str, split: str) -> SplitInfo:
-    registry = project.registry
-    check_data_id(split, "SPLIT")
-
-    def read(conn: sa.Connection) -> SplitInfo:
-        m = registry._model_row(conn, check_name(model))
-        row = conn.execute(
-            _split_select().where(
-                t.data_queries.c.model_id == m.id,
-                t.data_queries.c.data == check_data_id(data, "DATA"),
-                t.splits.c.split == split,
-            )
-        ).first()
-        if row is None:
-            raise NotFound(
-                f"{model} has no stored split {data}.{split}",
-                hint=f"create it with 'dmv data split {model} {data}'",
-            )
-        return _split_info(model, row)
-
-    result: SplitInfo = registry._read(read)
-    return result
+    return _split_info(model, project.registry.get_split(model, data, split))
 
 
 def list_splits(project: Project, model: str, data: str | None = None) -> list[SplitInfo]:
-    registry = project.registry
-
-    def read(conn: sa.Connection) -> list[SplitInfo]:
-        m = registry._model_row(conn, check_name(model))
-        query = _split_select().where(t.data_queries.c.model_id == m.id)
-        if data is not None:
-            query = query.where(t.data_queries.c.data == data)
-        rows = conn.execute(query.order_by(t.splits.c.created_at, t.splits.c.id)).all()
-        return [_split_info(model, r) for r in rows]
-
-    result: list[SplitInfo] = registry._read(read)
-    return result
+    return [_split_info(model, r) for r in project.registry.list_splits(check_name(model), data)]
 
 
 class _Stored(Exception):
@@ -471,30 +371,8 @@ def _register_split(
     body: dict[str, Any],
     leakage: dict[str, Any] | None,
 ) -> SplitInfo:
-    import sqlalchemy as sa
-
-    registry = project.registry
-
-    def write(conn: sa.Connection) -> SplitInfo:
-        m = registry._model_row(conn, model, lock=True)
-        qrow = _query_row(conn, m.id, data)
-        now = time.time()
-        conn.execute(
-            sa.insert(t.splits).values(
-                query_id=qrow.id,
-                split=split,
-                spec=spec,
-                parts=body,
-                leakage=leakage,
-                created_at=now,
-            )
-        )
-        rows = {p["name"]: p.get("rows") for p in body.get("parts", [])}
-        registry._audit(conn, "data.split", model, f"{data}.{split}", {"rows": rows})
-        return SplitInfo(model, data, split, spec, body, leakage, now)
-
-    result: SplitInfo = registry._write(write)
-    return result
+    row = project.registry.add_split(model, data, split, spec, body, leakage)
+    return _split_info(model, row)
 
 
 def _store_files(
@@ -593,30 +471,11 @@ def read_part(project: Project, info: SplitInfo, part: str, format: str = "panda
 
 def _record_check(project: Project, info: SplitInfo, part: str, key: str, value: str) -> None:
     """Keep a part's engine check on its split record (only ever added, never changed)."""
-    import sqlalchemy as sa
-
     from dmv.errors import StorageError
-
-    registry = project.registry
-
-    def write(conn: sa.Connection) -> None:
-        m = registry._model_row(conn, info.model)
-        qrow = _query_row(conn, m.id, info.data)
-        where = (t.splits.c.query_id == qrow.id, t.splits.c.split == info.split)
-        row = conn.execute(sa.select(t.splits.c.parts).where(*where)).first()
-        if row is None:
-            return
-        body = dict(row.parts)
-        parts = [dict(p) for p in body.get("parts", [])]
-        for p in parts:
-            if p["name"] == part:
-                p["checks"] = {**(p.get("checks") or {}), key: value}
-        body["parts"] = parts
-        conn.execute(sa.update(t.splits).where(*where).values(parts=body))
 
     # a read-only registry: the part stays proven, by its md5, on every read
     with contextlib.suppress(StorageError):
-        registry._write(write)
+        project.registry.add_part_check(info.model, info.data, info.split, part, key, value)
 
 
 def read_files(project: Project, info: SplitInfo, part: str) -> Any:
@@ -669,8 +528,6 @@ def versions_using(project: Project, model: str, data: str, split: str) -> list[
 
 def drop(project: Project, model: str, data: str, split: str) -> None:
     """Delete a stored split no version uses; splits behind versions are immutable."""
-    import sqlalchemy as sa
-
     info = get_split(project, model, data, split)
     users = versions_using(project, model, data, split)
     if users:
@@ -684,17 +541,7 @@ def drop(project: Project, model: str, data: str, split: str) -> None:
             f"split {data}.{split} is used by {', '.join(v.number for v in users)}",
             hint="delete those prereleases first (dmv delete REF)",
         )
-    registry = project.registry
-
-    def write(conn: sa.Connection) -> None:
-        m = registry._model_row(conn, model, lock=True)
-        qrow = _query_row(conn, m.id, data)
-        conn.execute(
-            sa.delete(t.splits).where(t.splits.c.query_id == qrow.id, t.splits.c.split == split)
-        )
-        registry._audit(conn, "data.drop", model, f"{data}.{split}")
-
-    registry._write(write)
+    project.registry.drop_split(model, data, split)
     with warehouse(project) as wh:
         for part in info.parts:
             if part.get("table"):

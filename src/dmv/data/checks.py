@@ -74,17 +74,9 @@ def fsck_tables(
     Returns the artifact digests stored splits reference (file manifests), so
     that fsck does not call them orphans.
     """
-    import sqlalchemy as sa
-
     from dmv.data.catalog import warehouse
-    from dmv.registry import schema as t
 
-    with project.registry.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(t.splits.c.split, t.splits.c.parts, t.data_queries.c.data, t.models.c.name)
-            .join(t.data_queries, t.data_queries.c.id == t.splits.c.query_id)
-            .join(t.models, t.models.c.id == t.data_queries.c.model_id)
-        ).all()
+    rows = project.registry.list_splits(None)
     registered: set[str] = set()
     digests: set[str] = set()
     for row in rows:

@@ -16,30 +16,7 @@ if TYPE_CHECKING:
 
 
 def _artifact_rows(stores: Stores) -> list[Any]:
-    import sqlalchemy as sa
-
-    from dmv.registry import schema as t
-
-    query = (
-        sa.select(
-            t.artifacts.c.name,
-            t.artifacts.c.digest,
-            t.artifacts.c.size,
-            t.runs.c.number,
-            t.runs.c.kind,
-            t.models.c.name.label("model"),
-            t.versions.c.x,
-            t.versions.c.y,
-            t.versions.c.z,
-            t.versions.c.data,
-            t.versions.c.split,
-        )
-        .join(t.runs, t.runs.c.id == t.artifacts.c.run_id)
-        .join(t.models, t.models.c.id == t.runs.c.model_id)
-        .outerjoin(t.versions, t.versions.c.id == t.runs.c.version_id)
-    )
-    with stores.registry.engine.connect() as conn:
-        return list(conn.execute(query).all())
+    return list(stores.registry.stored_artifacts())
 
 
 def _check_artifacts(
@@ -52,7 +29,7 @@ def _check_artifacts(
     registry_ok: bool,
     referenced: set[str],
 ) -> None:
-    from dmv.artifacts import Blob
+    from dmv.artifacts import Blob, missing_blob
 
     store = stores.artifacts
     status = StoreStatus("artifacts", store.location)
@@ -82,7 +59,7 @@ def _check_artifacts(
                 if deep
                 else None
                 if store.exists(blob)
-                else store._missing(blob, path, what)
+                else missing_blob(blob, what)
             )
             if problem is not None:
                 report.problem(

@@ -43,7 +43,7 @@ def _check_registry(stores: Stores, report: FsckReport, *, deep: bool) -> bool:
         notes.append(dangling or "foreign keys ok")
     try:
         registry = stores.registry  # checks the schema stamp, as every command does
-        counts = _registry_counts(registry.engine)
+        counts = registry.counts()
     except DmvError as exc:
         status.summary = exc.message
         report.problem(status, "registry", status.location, exc.message)
@@ -84,15 +84,3 @@ def _sqlite_checks(path: str, *, deep: bool) -> tuple[str | None, str | None]:
     finally:
         con.close()
     return None, None
-
-
-def _registry_counts(engine: Any) -> dict[str, int]:
-    import sqlalchemy as sa
-
-    from dmv.registry import schema as t
-
-    with engine.connect() as conn:
-        return {
-            table.name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar())
-            for table in (t.models, t.versions, t.runs)
-        }

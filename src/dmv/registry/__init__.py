@@ -1,5 +1,7 @@
-"""The model repository: models, versions, runs, aliases and the audit log."""
+"""The model repository: models, versions, runs, aliases, data, tokens, releases, audit."""
 
+from dmv.registry.backends import RegistryStore, open_registry
+from dmv.registry.migrations import upgrade_schema
 from dmv.registry.records import (
     AliasInfo,
     ArtifactInfo,
@@ -8,7 +10,7 @@ from dmv.registry.records import (
     RunInfo,
     VersionInfo,
 )
-from dmv.registry.store import NewArtifact, NewRun, Registry, parse_run_id
+from dmv.registry.repository import NewArtifact, NewRun, Registry, parse_run_id
 
 __all__ = [
     "AliasInfo",
@@ -18,7 +20,10 @@ __all__ = [
     "NewArtifact",
     "NewRun",
     "Registry",
+    "RegistryStore",
     "RunInfo",
     "VersionInfo",
+    "open_registry",
     "parse_run_id",
+    "upgrade_schema",
 ]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dmv.errors import ConflictError, NotFound
-from dmv.registry import fast as f
 from dmv.registry import schema as t
+from dmv.registry import statements as s
+from dmv.registry.compiled import Tx
 from dmv.registry.core import RegistryCore
 from dmv.registry.records import AliasInfo
+from dmv.registry.rows import number_of
 from dmv.version import Reference, Version, check_alias
 
 if TYPE_CHECKING:
@@ -27,81 +29,33 @@ class AliasesMixin(RegistryCore):
         ``version`` may be any reference (``name@0.1``, ``name@staging``…): it is
         resolved in the same write transaction that moves the alias.
         """
-        import sqlalchemy as sa
-
         check_alias(alias)
         ref = Reference.exact(version) if isinstance(version, Version) else version
         now = time.time()
 
-        if self._fast is not None:
-            target: Version = self._fast.write(
-                lambda conn: self._set_alias_raw(conn, ref, alias, now)
-            )
-            return AliasInfo(target.name, alias, target, now)
-
-        def write(conn: sa.Connection) -> Version:
-            model = self._model_row(conn, ref.name, lock=True)
-            vrow = self._resolve_row(conn, ref)
+        def write(tx: Tx) -> Version:
+            model_id = self._model_id(tx, ref.name, lock=True)
+            row = self._resolve(tx, ref)
             target = Version._trusted(
-                vrow.model_name, vrow.x, vrow.y, vrow.z, vrow.data, vrow.split
+                row["model_name"], row["x"], row["y"], row["z"], row["data"], row["split"]
             )
-            if vrow.state == "deprecated":
+            if row["state"] == "deprecated":
                 raise ConflictError(f"{target} is deprecated: an alias cannot point at it")
-            a = t.aliases.c
-            old = conn.execute(
-                sa.select(
-                    t.versions.c.x,
-                    t.versions.c.y,
-                    t.versions.c.z,
-                    t.versions.c.data,
-                    t.versions.c.split,
-                    a.version_id,
-                )
-                .join(t.versions, t.versions.c.id == a.version_id)
-                .where(a.model_id == model.id, a.alias == alias)
-            ).first()
-            previous = None
+            key = {"model_id": model_id, "alias": alias}
+            old = tx.first(s.alias_target(), key)
             if old is None:
-                conn.execute(
-                    sa.insert(t.aliases).values(
-                        model_id=model.id, alias=alias, version_id=vrow.id, updated_at=now
-                    )
-                )
+                tx.run(s.insert_alias(), {**key, "version_id": row["id"], "updated_at": now})
             else:
-                previous = f"{old.x}.{old.y}.{old.z}-{old.data}.{old.split}"
-                conn.execute(
-                    sa.update(t.aliases)
-                    .where(a.model_id == model.id, a.alias == alias)
-                    .values(version_id=vrow.id, updated_at=now)
-                )
+                moved = {"of_model": model_id, "named": alias, "to_version": row["id"], "now": now}
+                tx.run(s.move_alias(), moved)
+            previous = None if old is None else number_of(old)
             self._audit(
-                conn,
-                "alias.set",
-                target.name,
-                alias,
-                {"from": previous, "to": target.number},
+                tx, "alias.set", target.name, alias, {"from": previous, "to": target.number}
             )
             return target
 
-        target = self._write(write)
+        target = self._twrite(write)
         return AliasInfo(target.name, alias, target, now)
-
-    def _set_alias_raw(self, conn: Any, ref: Reference, alias: str, now: float) -> Version:
-        """:meth:`set_alias`'s transaction on the fast path."""
-        row = self._resolve_raw(conn, ref)
-        vid, model_id, name, x, y, z, data, split, state = row[:9]
-        target = Version._trusted(name, x, y, z, data, split)
-        if state == "deprecated":
-            raise ConflictError(f"{target} is deprecated: an alias cannot point at it")
-        old = conn.execute(f.SQL_ALIAS_TARGET, (model_id, alias)).fetchone()
-        previous = None
-        if old is None:
-            conn.execute(f.SQL_INSERT_ALIAS, (model_id, alias, vid, now))
-        else:
-            previous = old[0]
-            conn.execute(f.SQL_MOVE_ALIAS, (vid, now, model_id, alias))
-        self._audit_raw(conn, "alias.set", name, alias, {"from": previous, "to": target.number})
-        return target
 
     def remove_alias(self, model: str, alias: str) -> None:
         import sqlalchemy as sa

@@ -8,33 +8,38 @@ with many processes writing at once. Every audited write also bumps its model's
 ``seq`` in the same transaction, which is what lets ``list_versions`` serve a
 cached list after one tiny query proves nothing of the model changed.
 
-Methods ending in ``_raw`` are the SQLite fast path's (plain SQL on a ``sqlite3``
-connection, see :mod:`dmv.registry.fast`); the others run on SQLAlchemy.
+The hot paths run on a :class:`~dmv.registry.compiled.Tx`: the same SQLAlchemy
+Core statements (:mod:`dmv.registry.statements`) either through SQLAlchemy or,
+on a SQLite file, compiled once to plain SQL on ``sqlite3`` (the fast path).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from dmv.errors import ConflictError, InvalidInput, NotFound
+from dmv.errors import ConflictError, InvalidInput, NotFound, StorageError
+from dmv.integrity import RECOVERY
 from dmv.limits import check_table_prefix
-from dmv.registry import fast as f
 from dmv.registry import schema as t
+from dmv.registry import statements as s
+from dmv.registry.compiled import Row, SaTx, SqliteTx, Tx
 from dmv.registry.engine import create_engine, is_sqlite, pid_actor, redact_url, transaction
-from dmv.registry.fast import SqliteFast, dumps
+from dmv.registry.fast import SqliteFast
 from dmv.registry.migrations import ensure_schema
-from dmv.registry.queries import q
 from dmv.registry.records import VersionInfo
+from dmv.registry.rows import version_info
 from dmv.version import Reference, RefKind, Version, check_name
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+T = TypeVar("T")
+
 __all__ = [
     "JSON_VERSION_COLUMNS",
-    "SQL_INSERT_VERSION",
     "VERSION_COLUMNS",
     "RegistryCore",
     "check_fingerprints",
@@ -107,10 +112,6 @@ VERSION_COLUMNS = tuple(c.name for c in t.versions.c if c.name != "id")
 JSON_VERSION_COLUMNS = frozenset(
     c.name for c in t.versions.c if getattr(c.type, "__visit_name__", "") == "JSON"
 )
-SQL_INSERT_VERSION = (
-    f"INSERT INTO versions ({', '.join(VERSION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in VERSION_COLUMNS)})"
-)
 
 
 def new_version_values(
@@ -139,19 +140,21 @@ def new_version_values(
 class RegistryCore:
     """The database plumbing and shared row lookups every part of the registry uses.
 
-    :class:`~dmv.registry.store.Registry` is this plus one mixin per noun
-    (models, versions, runs, aliases, audit); each mixin uses only what is here.
+    :class:`~dmv.registry.registry.Registry` is this plus one mixin per noun
+    (models, versions, runs, aliases, audit, data, tokens, releases); each mixin
+    uses only what is here.
     """
 
     def __init__(self, location: str, *, actor: str | None = None) -> None:
         self.location = location
-        self.engine = create_engine(location)
+        refuse_empty_file(location)
+        self._engine = create_engine(location)
         self.actor = actor or pid_actor()
-        ensure_schema(self.engine)
-        # On a SQLite file the hot paths skip SQLAlchemy (see dmv.registry.fast).
+        ensure_schema(self._engine)
+        # On a SQLite file the hot paths skip SQLAlchemy (see dmv.registry.compiled).
         self._fast: SqliteFast | None = None
-        database = self.engine.url.database
-        if is_sqlite(self.engine) and database and database != ":memory:":
+        database = self._engine.url.database
+        if is_sqlite(self._engine) and database and database != ":memory:":
             self._fast = SqliteFast(database, self.url)
         # list_versions results by (model, state): (model token, versions). A hit
         # is served only after one query shows the model's token unchanged.
@@ -159,228 +162,190 @@ class RegistryCore:
 
     @property
     def url(self) -> str:
-        return redact_url(str(self.engine.url))
+        return redact_url(str(self._engine.url))
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine, for tools that inspect the database itself (tests, debugging).
+
+        dmv's own modules go through the registry's methods, never through this.
+        """
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """The database behind the registry: ``sqlite`` or ``postgresql``."""
+        return str(self._engine.dialect.name)
 
     def close(self) -> None:
         if self._fast is not None:
             self._fast.close()
-        self.engine.dispose()
+        self._engine.dispose()
 
     # -- transactions and the audit write -----------------------------------
 
-    def _read(self, fn: Any) -> Any:
-        return transaction(self.engine, fn, write=False)
+    def _read(self, fn: Callable[[sa.Connection], T]) -> T:
+        return transaction(self._engine, fn, write=False)
 
-    def _write(self, fn: Any) -> Any:
-        return transaction(self.engine, fn, write=True)
+    def _write(self, fn: Callable[[sa.Connection], T]) -> T:
+        return transaction(self._engine, fn, write=True)
+
+    def _tread(self, fn: Callable[[Tx], T]) -> T:
+        """``fn`` in one read transaction: on the fast path when there is one."""
+        if self._fast is not None:
+            return self._fast.read(lambda conn: fn(SqliteTx(conn)))
+        return self._read(lambda conn: fn(SaTx(conn)))
+
+    def _twrite(self, fn: Callable[[Tx], T]) -> T:
+        """``fn`` in one write transaction: on the fast path when there is one."""
+        if self._fast is not None:
+            return self._fast.write(lambda conn: fn(SqliteTx(conn)))
+        return self._write(lambda conn: fn(SaTx(conn)))
+
+    def _tfirst(self, stmt: Any, params: dict[str, Any]) -> Row | None:
+        """One statement's first row, on its own (no explicit transaction on the fast path)."""
+        if self._fast is not None:
+            return self._fast.once(lambda conn: SqliteTx(conn).first(stmt, params))
+        return self._read(lambda conn: SaTx(conn).first(stmt, params))
 
     def _audit(
         self,
-        conn: sa.Connection,
+        conn: sa.Connection | Tx,
         action: str,
         model: str | None,
         target: str | None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        conn.execute(
-            q().insert_audit,
-            {
-                "at": time.time(),
-                "actor": self.actor,
-                "action": action,
-                "model": model,
-                "target": target,
-                "details": details,
-            },
-        )
+        tx = as_tx(conn)
+        entry = {
+            "at": time.time(),
+            "actor": self.actor,
+            "action": action,
+            "model": model,
+            "target": target,
+            "details": details,
+        }
+        tx.run(s.insert_audit(), entry)
         if model is not None:
             # Every write is audited, so this is the one place that marks the
             # model changed, in the same transaction as the change itself.
-            conn.execute(q().bump_model_seq, {"model_name": model})
-
-    def _audit_raw(
-        self,
-        conn: Any,
-        action: str,
-        model: str | None,
-        target: str | None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """:meth:`_audit` on the SQLite fast path's ``sqlite3`` connection."""
-        conn.execute(
-            f.SQL_INSERT_AUDIT, (time.time(), self.actor, action, model, target, dumps(details))
-        )
-        if model is not None:
-            conn.execute(f.SQL_BUMP_SEQ, (model,))
+            tx.run(s.bump_model_seq(), {"model_name": model})
 
     # -- model rows --------------------------------------------------------
 
     def _model_row(self, conn: sa.Connection, name: str, *, lock: bool = False) -> Any:
-        query = q().model_by_name_locked if lock else q().model_by_name
-        row = conn.execute(query, {"name": name}).first()
+        row = conn.execute(s.model_by_name(lock=lock), {"name": name}).first()
         if row is None:
             raise no_model(name)
         return row
 
-    def _model_id_raw(self, conn: Any, name: str) -> int:
-        row = conn.execute(f.SQL_MODEL_ID, (name,)).fetchone()
+    def _model_id(self, tx: Tx, name: str, *, lock: bool = False) -> int:
+        row = tx.first(s.model_by_name(lock=lock), {"name": name})
         if row is None:
             raise no_model(name)
-        return int(row[0])
-
-    def _ensure_model_raw(self, conn: Any, name: str) -> int:
-        """:meth:`_ensure_model` on the fast path (its write lock is BEGIN IMMEDIATE's)."""
-        check_name(name)
-        row = conn.execute(f.SQL_MODEL_ID, (name,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        check_table_prefix(name, (r[0] for r in conn.execute("SELECT name FROM models")))
-        if conn.execute(f.SQL_INSERT_MODEL, (name, time.time())).rowcount:
-            self._audit_raw(conn, "model.create", name, name, {"implicit": True})
-        return self._model_id_raw(conn, name)
+        return int(row["id"])
 
     def _model_token(self, name: str) -> tuple[Any, ...]:
         """What changes whenever anything of the model changes: (id, created_at, seq)."""
-        if self._fast is not None:
-            rows = self._fast.query(f.SQL_MODEL_TOKEN, (name,))
-        else:
-            rows = self._read(lambda conn: conn.execute(q().model_token, {"name": name}).all())
-        if not rows:
+        row = self._tfirst(s.model_token(), {"name": name})
+        if row is None:
             raise no_model(name)
-        return tuple(rows[0])
+        return (row["id"], row["created_at"], row["seq"])
 
-    def _check_new_model_name(self, conn: sa.Connection, name: str) -> None:
+    def _check_new_model_name(self, conn: sa.Connection | Tx, name: str) -> None:
         """Refuse a new model whose table prefix clashes with an existing one's."""
         import sqlalchemy as sa
 
-        if conn.dialect.name == "postgresql":  # creators take turns (SQLite writers always do)
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7213004)"))
-        names = list(conn.execute(sa.select(t.models.c.name)).scalars())
+        tx = as_tx(conn)
+        if tx.dialect == "postgresql":  # creators take turns (SQLite writers always do)
+            tx.run(sa.text("SELECT pg_advisory_xact_lock(7213004)"))
+        names = [r["name"] for r in tx.all(s.model_names())]
         if name not in names:
             check_table_prefix(name, names)
 
+    def _ensure_model_id(self, tx: Tx, name: str) -> int:
+        """The model's id, its row locked; created (and audited) when missing."""
+        check_name(name)
+        row = tx.first(s.model_by_name(lock=True), {"name": name})
+        if row is not None:
+            return int(row["id"])
+        self._check_new_model_name(tx, name)
+        insert = s.insert_model(tx.dialect == "postgresql")
+        if tx.all(insert, {"name": name, "created_at": time.time()}):
+            self._audit(tx, "model.create", name, name, {"implicit": True})
+        return self._model_id(tx, name, lock=True)
+
     def _ensure_model(self, conn: sa.Connection, name: str) -> Any:
         """The model's row, locked; created (and audited) when missing."""
-        check_name(name)
-        row = conn.execute(q().model_by_name_locked, {"name": name}).first()
-        if row is not None:
-            return row
-        self._check_new_model_name(conn, name)
-        inserted = insert_ignore(
-            conn,
-            t.models,
-            {
-                "name": name,
-                "purpose": "",
-                "function": "",
-                "description": "",
-                "metric_goal": "max",
-                "generation": 0,
-                "created_at": time.time(),
-            },
-        )
-        if inserted:
-            self._audit(conn, "model.create", name, name, {"implicit": True})
+        self._ensure_model_id(SaTx(conn), name)
         return self._model_row(conn, name, lock=True)
 
     # -- version rows ------------------------------------------------------
 
     def _version_row(self, conn: sa.Connection, model_id: int, v: Version) -> Any:
         params = {"model_id": model_id, "x": v.x, "y": v.y, "z": v.z}
-        return conn.execute(q().version_row, {**params, "data": v.data, "split": v.split}).first()
+        return conn.execute(s.version_row(), {**params, "data": v.data, "split": v.split}).first()
+
+    def _add_version(
+        self, tx: Tx, model_id: int, version: Version, components: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Insert ``version`` (with an audit entry) when new: its values; None if it existed."""
+        v = version
+        key = {"model_id": model_id, "x": v.x, "y": v.y, "z": v.z, "data": v.data}
+        row = tx.first(s.version_row(), {**key, "split": v.split})
+        if row is not None:
+            check_fingerprints(version, components, row["interface_fp"], row["logic_fp"])
+            return None
+        values = new_version_values(model_id, version, components)
+        values["id"] = tx.insert(s.insert_version(), values)
+        self._audit(tx, "version.create", version.name, version.number)
+        return values
 
     def _insert_version(
         self, conn: sa.Connection, model: Any, version: Version, components: dict[str, Any]
     ) -> int:
-        """The id of ``version``, inserting it (with an audit entry) when new."""
-        row = self._version_row(conn, model.id, version)
-        if row is not None:
-            check_fingerprints(version, components, row.interface_fp, row.logic_fp)
-            return int(row.id)
-        values = new_version_values(model.id, version, components)
-        vid = conn.execute(q().insert_version, values).inserted_primary_key[0]  # type: ignore[index]
-        self._audit(conn, "version.create", version.name, version.number)
-        return int(vid)
+        """The id of ``version`` of the model row ``model``, inserting it when new."""
+        values = self._add_version(SaTx(conn), int(model.id), version, components)
+        if values is not None:
+            return int(values["id"])
+        return int(self._version_row(conn, model.id, version).id)
 
-    def _exact_raw(self, conn: Any, version: Version) -> Sequence[Any]:
-        v = version
-        row = conn.execute(f.SQL_INFO_EXACT, (v.name, v.x, v.y, v.z, v.data, v.split)).fetchone()
-        if row is None:
-            self._model_id_raw(conn, v.name)  # NotFound for the model comes first
-            raise no_version(v)
-        return row  # type: ignore[no-any-return]
-
-    def _resolve_raw(self, conn: Any, r: Reference) -> Sequence[Any]:
-        """The ``fast._INFO_SELECT`` row of the version ``r`` points at, now."""
+    def _resolve(self, tx: Tx, r: Reference) -> Row:
+        """The version row (``statements.version_exact``'s columns) ``r`` points at, now."""
         if r.kind is RefKind.EXACT and r.version is not None:
-            return self._exact_raw(conn, r.version)
-        if r.kind is RefKind.ALIAS:
-            row = conn.execute(f.SQL_INFO_ALIAS, (r.name, r.alias)).fetchone()
+            v = r.version
+            params = {"name": v.name, "x": v.x, "y": v.y, "z": v.z, "data": v.data}
+            row = tx.first(s.version_exact(), {**params, "split": v.split})
             if row is None:
-                self._model_id_raw(conn, r.name)
-                raise no_alias(r.name, r.alias)
-            return row  # type: ignore[no-any-return]
-        sql, params = f.SQL_INFO_NEWEST, [self._model_id_raw(conn, r.name)]
-        if r.kind is RefKind.LATEST:
-            sql += " AND v.x >= 1"
-        for col, number in zip(("x", "y", "z"), r.numbers, strict=False):
-            sql += f" AND v.{col} = ?"
-            params.append(number)
-        row = conn.execute(sql + f.SQL_INFO_NEWEST_ORDER, params).fetchone()
-        if row is None:
-            raise no_match(r)
-        return row  # type: ignore[no-any-return]
-
-    def _resolve_row(self, conn: sa.Connection, r: Reference) -> Any:
-        """The ``q().version_exact``-shaped row of the version ``r`` points at, now."""
-        import sqlalchemy as sa
-
-        v = t.versions.c
-        if r.kind is RefKind.EXACT and r.version is not None:
-            version = r.version
-            row = conn.execute(
-                q().version_exact,
-                {
-                    "name": version.name,
-                    "x": version.x,
-                    "y": version.y,
-                    "z": version.z,
-                    "data": version.data,
-                    "split": version.split,
-                },
-            ).first()
-            if row is None:
-                self._model_row(conn, version.name)  # NotFound for the model comes first
-                raise no_version(version)
+                self._model_id(tx, v.name)  # NotFound for the model comes first
+                raise no_version(v)
             return row
         if r.kind is RefKind.ALIAS:
-            row = conn.execute(q().version_by_alias, {"name": r.name, "alias": r.alias}).first()
+            row = tx.first(s.version_by_alias(), {"name": r.name, "alias": r.alias})
             if row is None:
-                self._model_row(conn, r.name)
+                self._model_id(tx, r.name)
                 raise no_alias(r.name, r.alias)
             return row
-        model = self._model_row(conn, r.name)
-        query = (
-            sa.select(*q().version_exact.selected_columns)
-            .join(t.models, t.models.c.id == v.model_id)
-            .where(v.model_id == model.id, v.state != "deprecated")
-        )
-        if r.kind is RefKind.LATEST:
-            query = query.where(v.x >= 1)
-        for col, number in zip((v.x, v.y, v.z), r.numbers, strict=False):
-            query = query.where(col == number)
-        row = conn.execute(
-            query.order_by(v.x.desc(), v.y.desc(), v.z.desc(), v.id.desc()).limit(1)
-        ).first()
+        numbers = dict(zip("xyz", r.numbers, strict=False))
+        query = s.version_newest(r.kind is RefKind.LATEST, len(numbers))
+        row = tx.first(query, {"model_id": self._model_id(tx, r.name), **numbers})
         if row is None:
             raise no_match(r)
         return row
 
+    def _info(self, tx: Tx, row: Row) -> VersionInfo:
+        """The VersionInfo of a row :meth:`_resolve` returned."""
+        aliases = tuple(r["alias"] for r in tx.all(s.aliases_of_version(), {"vid": row["id"]}))
+        return version_info(row, row["model_name"], aliases, row["run_count"])
+
     def _run_owner(self, conn: sa.Connection, version: Version, vrow: Any) -> tuple[int, Version]:
         """The version row whose runs ``version`` has: a release serves its prerelease's runs."""
+        import sqlalchemy as sa
+
         if vrow.released_from is None:
             return int(vrow.id), version
-        src = conn.execute(q().version_by_id, {"vid": vrow.released_from}).one()
+        query = sa.select(t.versions).where(t.versions.c.id == vrow.released_from)
+        src = conn.execute(query).one()
         return int(src.id), Version._trusted(version.name, src.x, src.y, src.z, src.data, src.split)
 
     def _require_version(self, conn: sa.Connection, version: Version, *, lock: bool) -> Any:
@@ -389,3 +354,49 @@ class RegistryCore:
         if row is None:
             raise NotFound(f"version {version} does not exist")
         return model, row
+
+
+def refuse_empty_file(location: str, *, settle: float = 3.0) -> None:
+    """Refuse a SQLite registry file that exists but is empty (0 bytes).
+
+    SQLite would take it for a new database and dmv would write an empty
+    registry into it: whatever the file held is lost, and every later command
+    would report a project with nothing in it. A registry that does not exist
+    yet (a new project) is created as usual, and so is one another process is
+    creating this moment: SQLite creates the file empty and writes its header
+    right after, so a file that grows within ``settle`` seconds is a new one.
+    """
+    import os
+
+    from dmv.registry.engine import normalise_url
+
+    url = normalise_url(location)
+    if not url.startswith("sqlite"):
+        return
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if not path or path == ":memory:":
+        return
+    deadline = time.monotonic() + settle
+    while os.path.isfile(path) and os.path.getsize(path) == 0:
+        if time.monotonic() >= deadline:
+            raise StorageError(
+                f"the registry at {path} is damaged: the file is empty (0 bytes), "
+                "it holds no registry",
+                hint=f"{RECOVERY}; if the project was just created and its first command "
+                "was interrupted, delete the empty file and run 'dmv init' again",
+                store="registry",
+                path=path,
+            )
+        time.sleep(0.05)
+
+
+def as_tx(conn: sa.Connection | Tx) -> Tx:
+    """A :class:`Tx` on ``conn`` (a SQLAlchemy connection is wrapped)."""
+    if isinstance(conn, SaTx | SqliteTx):
+        return conn
+    return SaTx(conn)  # type: ignore[arg-type]
+
+
+def stored_json(value: Any) -> Any:
+    """A JSON document as reading it back from the registry returns it."""
+    return None if value is None else json.loads(json.dumps(value))

@@ -19,7 +19,7 @@ from dmv.registry.engine import redact_url, transaction
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["MIGRATIONS", "current_version", "ensure_schema", "migrate"]
+__all__ = ["MIGRATIONS", "current_version", "ensure_schema", "migrate", "upgrade_schema"]
 
 _PG_LOCK_KEY = 0x646D76  # "dmv"
 
@@ -118,3 +118,14 @@ def migrate(engine: sa.Engine) -> tuple[int | None, int]:
         return before, schema.SCHEMA_VERSION
 
     return transaction(engine, step, write=True)
+
+
+def upgrade_schema(location: str) -> tuple[int | None, int]:
+    """Upgrade the registry at ``location`` in place; returns (version before, version after)."""
+    from dmv.registry.engine import create_engine
+
+    engine = create_engine(location)
+    try:
+        return migrate(engine)
+    finally:
+        engine.dispose()

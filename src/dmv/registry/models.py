@@ -219,6 +219,20 @@ class ModelsMixin(RegistryCore):
         result: set[str] = self._read(read)
         return result
 
+    def counts(self) -> dict[str, int]:
+        """How many models, versions and runs the registry holds."""
+        import sqlalchemy as sa
+
+        def read(conn: sa.Connection) -> dict[str, int]:
+            return {
+                table.name: int(
+                    conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                )
+                for table in (t.models, t.versions, t.runs)
+            }
+
+        return self._read(read)
+
     def _models(self, name: str | None) -> list[ModelInfo]:
         import sqlalchemy as sa
 

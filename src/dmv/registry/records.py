@@ -8,7 +8,15 @@ from typing import Any
 
 from dmv.version import ExperimentLabel, Version
 
-__all__ = ["AliasInfo", "ArtifactInfo", "AuditEntry", "ModelInfo", "RunInfo", "VersionInfo"]
+__all__ = [
+    "AliasInfo",
+    "ArtifactInfo",
+    "AuditEntry",
+    "ModelInfo",
+    "RunInfo",
+    "StoredArtifact",
+    "VersionInfo",
+]
 
 
 def iso(ts: float | None) -> str | None:
@@ -102,6 +110,23 @@ class ArtifactInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArtifact:
+    """An artifact a run keeps, with whose it is: the model, the run, its version's parts."""
+
+    name: str
+    digest: str
+    size: int
+    model: str
+    kind: str  # the run's: training | experiment
+    number: int | None
+    x: int | None
+    y: int | None
+    z: int | None
+    data: str | None
+    split: str | None
 
 
 @dataclass(frozen=True, slots=True)

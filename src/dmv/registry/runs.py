@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dmv.errors import InvalidInput, NotFound
 from dmv.registry import schema as t
 from dmv.registry.core import RegistryCore
-from dmv.registry.records import ArtifactInfo, RunInfo
+from dmv.registry.records import ArtifactInfo, RunInfo, StoredArtifact
 from dmv.version import Version
 
 if TYPE_CHECKING:
@@ -321,3 +321,28 @@ class RunsMixin(RegistryCore):
 
         result: RunInfo = self._read(read)
         return result
+
+    def stored_artifacts(self) -> list[StoredArtifact]:
+        """Every run's artifacts, each with its model, run and version (for fsck)."""
+        import sqlalchemy as sa
+
+        v = t.versions.c
+        query = (
+            sa.select(
+                t.artifacts.c.name,
+                t.artifacts.c.digest,
+                t.artifacts.c.size,
+                t.models.c.name.label("model"),
+                t.runs.c.kind,
+                t.runs.c.number,
+                v.x,
+                v.y,
+                v.z,
+                v.data,
+                v.split,
+            )
+            .join(t.runs, t.runs.c.id == t.artifacts.c.run_id)
+            .join(t.models, t.models.c.id == t.runs.c.model_id)
+            .outerjoin(t.versions, v.id == t.runs.c.version_id)
+        )
+        return self._read(lambda conn: [StoredArtifact(**r._mapping) for r in conn.execute(query)])

@@ -1,4 +1,4 @@
-"""The model repository: models, versions, training runs, aliases and the audit log.
+"""The model repository: models, versions, runs, aliases, data, tokens, releases and audit.
 
 :class:`Registry` is the one public class. Its parts live one noun per module,
 each a mixin over :class:`~dmv.registry.core.RegistryCore` (the connection,
@@ -8,23 +8,38 @@ transactions, the audit write and the shared row lookups):
 * :mod:`dmv.registry.versions`: register, resolve and list versions;
 * :mod:`dmv.registry.runs`: commit runs and read them back;
 * :mod:`dmv.registry.aliases`: set, move, remove and list aliases;
+* :mod:`dmv.registry.releases`: release, select a run, deprecate, delete;
+* :mod:`dmv.registry.data`: retrievals and stored splits;
+* :mod:`dmv.registry.tokens`: API tokens;
 * :mod:`dmv.registry.audit`: read the audit log.
 
-On a SQLite file the hot paths (create a version, resolve a reference, list a
-model's versions, move an alias) run as plain SQL on ``sqlite3`` (see
-:mod:`dmv.registry.fast`); PostgreSQL runs the same logic through SQLAlchemy.
+Every statement on the registry's tables is in these modules. The hot ones
+(:mod:`dmv.registry.statements`) run through SQLAlchemy, or on a SQLite file
+compiled to plain SQL on ``sqlite3`` (:mod:`dmv.registry.compiled`).
 """
 
 from __future__ import annotations
 
 from dmv.registry.aliases import AliasesMixin
 from dmv.registry.audit import AuditMixin
+from dmv.registry.data import DataMixin
 from dmv.registry.models import ModelsMixin
+from dmv.registry.releases import ReleasesMixin
 from dmv.registry.runs import NewArtifact, NewRun, RunsMixin, parse_run_id
+from dmv.registry.tokens import TokensMixin
 from dmv.registry.versions import VersionsMixin
 
 __all__ = ["NewArtifact", "NewRun", "Registry", "parse_run_id"]
 
 
-class Registry(ModelsMixin, VersionsMixin, RunsMixin, AliasesMixin, AuditMixin):
+class Registry(
+    ModelsMixin,
+    ReleasesMixin,
+    VersionsMixin,
+    RunsMixin,
+    AliasesMixin,
+    DataMixin,
+    TokensMixin,
+    AuditMixin,
+):
     """The model repository behind one project (SQLite file or PostgreSQL)."""
