@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dmv.errors import DmvError
 from dmv.fsck.report import FsckReport, StoreStatus
