@@ -70,7 +70,13 @@ def test_lightgbm_with_a_category_serves_labels_and_probabilities(project: dmv.P
         .astype({"plan": x["plan"].dtype})
     )
     assert [o["prediction"] for o in out] == list(model.classes_[expected.argmax(axis=1)])
-    np.testing.assert_allclose([o["probabilities"] for o in out], expected, rtol=1e-6)
+    # Keyed by class name, in the order of the classes; the interface says so.
+    assert all(list(o["probabilities"]) == ["churn", "stay"] for o in out)
+    np.testing.assert_allclose(
+        [list(o["probabilities"].values()) for o in out], expected, rtol=1e-6
+    )
+    field = project.interface(f"churn@{V}").outputs[1]
+    assert field.type.value == "map" and field.keys == ("churn", "stay")
     assert project.verify(f"churn@{V}").ok
 
 
@@ -83,7 +89,9 @@ def test_xgboost_with_a_category(project: dmv.Project) -> None:
     with project.run("churn-x", version=V) as run:
         run.log_model(model, sample_input=x.head(8), outputs="proba")
     out = _served(project, "churn-x", [{"tenure": 3, "spend": 10.0, "plan": "basic"}])
-    assert list(out[0]) == ["probabilities"] and abs(sum(out[0]["probabilities"]) - 1) < 1e-6
+    probabilities = out[0]["probabilities"]
+    assert list(out[0]) == ["probabilities"] and list(probabilities) == ["0", "1"]
+    assert abs(sum(probabilities.values()) - 1) < 1e-6
 
 
 def test_sklearn_pipeline_is_stored_with_skops(project: dmv.Project) -> None:
@@ -110,7 +118,7 @@ def test_sklearn_pipeline_is_stored_with_skops(project: dmv.Project) -> None:
     row = {"tenure": 3, "spend": 10.0, "plan": "basic"}
     (out,) = _served(project, "churn-s", [row])
     np.testing.assert_allclose(
-        out["probabilities"],
+        [out["probabilities"]["churn"], out["probabilities"]["stay"]],
         pipe.predict_proba(
             x.head(0).pipe(
                 lambda f: pd.concat([f, pd.DataFrame([row])]).astype({"plan": x["plan"].dtype})
@@ -118,7 +126,7 @@ def test_sklearn_pipeline_is_stored_with_skops(project: dmv.Project) -> None:
         )[0],
     )
     field = project.interface(f"churn-s@{V}").outputs[0]
-    assert "['churn', 'stay']" in field.description
+    assert field.type_text == "map<float64>{'churn', 'stay'}"
 
 
 def test_torchscript_model(project: dmv.Project) -> None:

@@ -225,6 +225,7 @@ class Run:
             if classes is not None and "classes" not in meta:
                 meta["classes"] = classes
                 loaded.meta["classes"] = classes
+                loaded.use_interface(None)  # key the probabilities by these classes
             meta["outputs"] = list(loaded.kinds)
             meta["output_names"] = list(loaded.output_names)
         elif kinds:

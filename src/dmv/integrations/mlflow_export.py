@@ -113,6 +113,11 @@ def _colspec(f: Field) -> dict[str, Any]:
         for _ in range(max(len(f.shape), 1)):
             inner = {"type": "array", "items": inner}
         spec = inner
+    elif kind == "map":  # class probabilities: MLflow's map of string keys
+        spec = {
+            "type": "map",
+            "values": {"type": _MLFLOW_TYPES[f.items.value if f.items else "float64"]},
+        }
     else:
         spec = {"type": _MLFLOW_TYPES[kind]}
     spec["name"] = f.name
