@@ -154,6 +154,8 @@ def test_onnx_serves_every_output(project: dmv.Project) -> None:
         run.log_model(onx, sample_input=x.head(4))
     (out,) = _served(project, "onx", [{"a": 0.9, "b": 0.1}])
     assert set(out) == {"label", "probabilities"} and out["label"] == 1
+    # The classifier's class labels, read from the graph, key its probabilities.
+    assert list(out["probabilities"]) == ["0", "1"] and out["probabilities"]["1"] > 0.5
 
 
 def test_python_model_with_its_code(project: dmv.Project) -> None:
