@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -194,6 +195,83 @@ def test_python_model_with_its_code(project: dmv.Project) -> None:
     report = project.verify(f"dbl@{V}")
     assert not report.ok and "unsafe-format" in str(report.to_dict())
     assert project.verify(f"dbl@{V}", trust_pickle=True).ok
+
+
+NET_PY = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self, inputs, hidden=3):
+        super().__init__()
+        self.inputs = inputs
+        self.hidden = hidden
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(inputs, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
+        )
+
+    def forward(self, x):
+        # Python control flow TorchScript would not need; the state dict does not care.
+        return self.body(x) if x.shape[0] else x[:, :1]
+"""
+
+
+def test_torch_state_dict_with_the_module_class_from_stored_code(project: dmv.Project) -> None:
+    torch = pytest.importorskip("torch")
+    root = project.root
+    (root / "models").mkdir()
+    (root / "models" / "net.py").write_text(NET_PY)
+    sys.path.insert(0, str(root))
+    try:
+        from models.net import Net  # type: ignore[import-not-found]
+
+        torch.manual_seed(1)
+        net = Net(2, hidden=5)
+        x = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 0.5, 0.0]})
+        with (
+            pytest.raises(dmv.InvalidInput, match="does not trust stored code"),
+            project.run("sd", version=V) as run,
+        ):
+            run.log_model(net, sample_input=x, code=["models/net.py"])
+        with project.run("sd", version=V) as run:
+            art = run.log_model(net, sample_input=x, code=["models/net.py"], trust_pickle=True)
+        with torch.no_grad():
+            want = net(torch.tensor([[1.0, 0.5]]))[0, 0].item()
+    finally:
+        sys.path.remove(str(root))
+        for name in ("models.net", "models"):
+            sys.modules.pop(name, None)
+    meta = art.meta or {}
+    assert meta["format"] == "torch-state-dict" and meta["unsafe"] is True
+    assert meta["module_class"] == "models.net.Net"
+    assert meta["init_args"] == {"inputs": 2, "hidden": 5}
+    assert meta["check"]["seconds"] > 0  # the servability check rebuilt it elsewhere
+    # The stored file is a plain state dict: it loads with weights_only, no pickle.
+    from dmv.artifacts import Blob
+
+    data = project.artifacts.get_bytes(Blob(art.digest, art.size))
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    assert set(state) == {"body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"}
+    served = project.served_model(f"sd@{V}", trust_pickle=True)
+    assert served.predict_rows([{"a": 1.0, "b": 0.5}])[0]["prediction"] == pytest.approx(want)
+    assert project.verify(f"sd@{V}", trust_pickle=True).ok
+
+
+def test_a_torch_module_class_in_main_is_refused(project: dmv.Project) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Local(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x
+
+    Local.__module__ = "__main__"
+    (project.root / "net.py").write_text("")
+    with (
+        pytest.raises(dmv.InvalidInput, match=r"class .*Local is defined in __main__") as caught,
+        project.run("sd2", version=V) as run,
+    ):
+        run.log_model(Local(), code=["net.py"], trust_pickle=True)
+    assert "code=[" in (caught.value.hint or "")
 
 
 def test_a_class_from_an_unstored_module_is_refused_at_log_time(project: dmv.Project) -> None:

@@ -139,6 +139,10 @@ class Flavor:
         """The file and the metadata (``class``, ``classes``, …) to store."""
         raise NotImplementedError
 
+    def save_with_code(self, obj: Any, *, trust_pickle: bool) -> tuple[bytes, dict[str, Any]]:
+        """:meth:`save` for a model logged with ``code=[...]`` (its classes come from there)."""
+        return self.save(obj, trust_pickle=trust_pickle)
+
     def load(self, data: bytes, meta: Mapping[str, Any]) -> Any:
         """The library's own model object; raises :class:`ModelLoadError`."""
         raise NotImplementedError

@@ -96,7 +96,7 @@ def mlflow_flavor(meta: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | Non
         return "xgboost", "model.json", {"model_class": cls, "model_format": "json"}
     if flavor == "onnx":
         return "onnx", "model.onnx", {"providers": ["CPUExecutionProvider"]}
-    if flavor == "torch":
+    if flavor == "torch" and fmt == "torchscript":
         # torch.load hands a TorchScript archive to torch.jit.load.
         return "pytorch", "data/model.pth", {}
     return None
