@@ -27,6 +27,8 @@ _ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
 SPEC = Path(__file__).parent / "fixtures" / "openlineage"
+#: dmv's own facets' schemas, published with its documentation.
+DMV_FACETS = Path(__file__).parents[1] / "docs" / "openlineage"
 _FACET_KINDS = {
     ("run", "facets"): "RunFacet",
     ("job", "facets"): "JobFacet",
@@ -40,7 +42,8 @@ def _registry() -> Any:
     """The vendored OpenLineage schemas, each under its ``$id`` (see fixtures/openlineage)."""
     from referencing import Registry, Resource
 
-    docs = [json.loads(p.read_text()) for p in sorted(SPEC.rglob("*.json"))]
+    files = [*SPEC.rglob("*.json"), *DMV_FACETS.glob("*.json")]
+    docs = [json.loads(p.read_text()) for p in sorted(files)]
     return Registry().with_resources((d["$id"], Resource.from_contents(d)) for d in docs)
 
 
@@ -58,7 +61,7 @@ def _check_facets(facets: dict[str, Any], kind: str) -> None:
     for key, facet in facets.items():
         url = facet["_schemaURL"]
         assert facet["_producer"].startswith("https://") and url.startswith("https://")
-        if url.startswith("https://openlineage.io/"):
+        if url.startswith(("https://openlineage.io/", "https://dmv.dev/")):
             base = url.partition("#")[0]
             try:
                 doc = _SCHEMAS.contents(base)
@@ -70,7 +73,7 @@ def _check_facets(facets: dict[str, Any], kind: str) -> None:
                 f"facet {key!r} belongs under {list(doc['properties'])}"
             )
             _validate(facet, url)
-        else:  # dmv's own facets: the spec's base facet of their kind
+        else:  # another producer's facet: the spec's base facet of its kind
             _validate(facet, f"{_CORE}#/$defs/{kind}")
 
 
@@ -119,6 +122,16 @@ def test_the_check_catches_what_the_schema_forbids() -> None:
     del no_query["job"]["facets"]["sql"]["query"]
     with pytest.raises(jsonschema.ValidationError, match="query"):
         check_event(no_query)
+    ours = json.loads(json.dumps(good))
+    ours["run"]["facets"] = {
+        "dmv": {
+            "_producer": "https://example.com/p",
+            "_schemaURL": "https://dmv.dev/spec/facets/1-0-0/DmvRunFacet.json#/$defs/DmvRunFacet",
+            "operation": "split",
+        }
+    }
+    with pytest.raises(jsonschema.ValidationError, match="model"):
+        check_event(ours)  # dmv's own facets are held to their published schemas too
 
 
 @pytest.fixture
