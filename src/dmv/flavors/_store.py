@@ -96,9 +96,7 @@ def code_namespace(folder: Path, roots: list[str], names: set[str]) -> Iterator[
         def ours(key: str) -> bool:
             return key.split(".", 1)[0] in names
 
-        others = {
-            k: m for k, m in sys.modules.items() if ours(k) and not _from(m, folder)
-        }
+        others = {k: m for k, m in sys.modules.items() if ours(k) and not _from(m, folder)}
         for key in others:
             del sys.modules[key]
         entries = [str((folder / root).resolve()) for root in roots]
