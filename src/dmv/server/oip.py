@@ -321,7 +321,7 @@ def rows_from_tensors(
         iface is not None
         and len(columns) == 1
         and columns[0][0] not in fields
-        and all(f.type.value != "array" for f in iface.inputs)
+        and all(f.type.value not in ("array", "map") for f in iface.inputs)
     ):
         # One [N, F] tensor for F scalar fields, in interface order.
         name, values, n, shape = columns[0]
@@ -346,7 +346,9 @@ def rows_from_tensors(
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, values, _, shape in columns:
         f = fields.get(name)
-        if f is not None and f.type.value != "array" and shape[1:] == [1]:
+        if f is not None and f.type.value == "map" and shape[1:] == [len(f.keys)]:
+            values = [dict(zip(f.keys, v, strict=True)) for v in values]  # [N, K]: key order
+        elif f is not None and f.type.value != "array" and shape[1:] == [1]:
             values = [v[0] for v in values]  # [N, 1] for a scalar field
         for row, value in zip(rows, values, strict=True):
             row[name] = value
