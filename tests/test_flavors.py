@@ -130,6 +130,25 @@ def test_sklearn_pipeline_is_stored_with_skops(project: dmv.Project) -> None:
     assert field.type_text == "map<float64>{'churn', 'stay'}"
 
 
+def test_dmv_interface_describes_keyed_probabilities(
+    project: dmv.Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from dmv.cli import main
+
+    x, y = _frame()
+    model = LogisticRegression().fit(x[["tenure", "spend"]], y)
+    with project.run("keyed", version=V) as run:
+        run.log_model(model, sample_input=x[["tenure", "spend"]].head(5), outputs="proba")
+    capsys.readouterr()
+    assert main(["-C", str(project.root), "interface", "show", f"keyed@{V}"]) == 0
+    assert "map<float64>{'churn', 'stay'}" in capsys.readouterr().out
+    assert main(["-C", str(project.root), "interface", "show", f"keyed@{V}", "--json"]) == 0
+    (out,) = json.loads(capsys.readouterr().out)["outputs"]
+    assert (out["type"], out["items"], out["keys"]) == ("map", "float64", ["churn", "stay"])
+
+
 def test_torchscript_model(project: dmv.Project) -> None:
     torch = pytest.importorskip("torch")
     net = torch.nn.Sequential(torch.nn.Linear(2, 1))
