@@ -145,10 +145,21 @@ def test_card_renders_for_every_flavor(project: dmv.Project, tmp_path: Any) -> N
         with project.run("kinds", version=f"0.0.{i}-0001.aaaa") as run:
             run.log_model(model, **kw)
         text = project.card(f"kinds@0.0.{i}-0001.aaaa")
+
         meta = _front_matter(text)
         expected = "pytorch" if flavor == "torch" else flavor
         assert meta["library_name"] == expected, flavor
         assert f"Model kind: {flavor}." in text
+    # A classifier's keyed probabilities: the interface table names the map and its keys.
+    from sklearn.linear_model import LogisticRegression
+
+    labels = (x.iloc[:, 0] > x.iloc[:, 0].median()).map({True: "high", False: "low"})
+    with project.run("kinds-c", version="0.0.1-0001.aaaa") as run:
+        clf = LogisticRegression().fit(x, labels)
+        run.log_model(clf, sample_input=x.head(3), outputs=["label", "proba"])
+    text = project.card("kinds-c@0.0.1-0001.aaaa")
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("| probabilities")]
+    assert "map<float64>{'high', 'low'}" in row, row
     # The CLI writes the same card to a file.
     out = tmp_path / "card.md"
     code = main(["-C", str(project.root), "card", "kinds@0.0.1-0001.aaaa", "-o", str(out)])
