@@ -348,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
 def _outputs(system: str, scenario: str, answer: dict[str, Any]) -> list[Any]:
     if system == "mlflow":
         return list(answer["predictions"])
-    key = "probabilities" if scenario == "lightgbm" else "species"
-    return [r[key] for r in answer["outputs"]]
+    if scenario == "lightgbm":  # keyed by class name, in the model's class order
+        return [list(r["probabilities"].values()) for r in answer["outputs"]]
+    return [r["species"] for r in answer["outputs"]]
 
 
 def _same(a: list[Any], b: list[Any]) -> bool:

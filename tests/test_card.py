@@ -145,11 +145,42 @@ def test_card_renders_for_every_flavor(project: dmv.Project, tmp_path: Any) -> N
         with project.run("kinds", version=f"0.0.{i}-0001.aaaa") as run:
             run.log_model(model, **kw)
         text = project.card(f"kinds@0.0.{i}-0001.aaaa")
+
         meta = _front_matter(text)
         expected = "pytorch" if flavor == "torch" else flavor
         assert meta["library_name"] == expected, flavor
         assert f"Model kind: {flavor}." in text
+    # A classifier's keyed probabilities: the interface table names the map and its keys.
+    from sklearn.linear_model import LogisticRegression
+
+    labels = (x.iloc[:, 0] > x.iloc[:, 0].median()).map({True: "high", False: "low"})
+    with project.run("kinds-c", version="0.0.1-0001.aaaa") as run:
+        clf = LogisticRegression().fit(x, labels)
+        run.log_model(clf, sample_input=x.head(3), outputs=["label", "proba"])
+    text = project.card("kinds-c@0.0.1-0001.aaaa")
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("| probabilities")]
+    assert "map<float64>{'high', 'low'}" in row, row
     # The CLI writes the same card to a file.
     out = tmp_path / "card.md"
     code = main(["-C", str(project.root), "card", "kinds@0.0.1-0001.aaaa", "-o", str(out)])
     assert code == 0 and out.read_text().startswith("---\n")
+
+
+def test_the_version_page_links_its_card(trained: dmv.Project) -> None:
+    from fastapi.testclient import TestClient
+
+    from dmv.server import create_app
+
+    client = TestClient(create_app(trained))
+    number = trained.resolve("price-model@production").number
+    page = client.get(f"/ui/models/price-model/versions/{number}")
+    link = f"/ui/models/price-model/versions/{number}/card"
+    assert page.status_code == 200 and f'href="{link}"' in page.text
+    card = client.get(link)
+    assert card.status_code == 200 and card.headers["content-type"].startswith("text/html")
+    assert "<h2>Interface</h2>" in card.text and f"price-model {number}" in card.text
+    md = client.get(link, params={"format": "md"})
+    assert md.status_code == 200 and md.text.startswith("---\n")
+    assert md.headers["content-disposition"] == 'attachment; filename="price-model-card.md"'
+    bad = client.get(link, params={"format": "pdf"})
+    assert bad.status_code == 422 and "unknown card format" in bad.text

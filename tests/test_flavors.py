@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -70,7 +71,13 @@ def test_lightgbm_with_a_category_serves_labels_and_probabilities(project: dmv.P
         .astype({"plan": x["plan"].dtype})
     )
     assert [o["prediction"] for o in out] == list(model.classes_[expected.argmax(axis=1)])
-    np.testing.assert_allclose([o["probabilities"] for o in out], expected, rtol=1e-6)
+    # Keyed by class name, in the order of the classes; the interface says so.
+    assert all(list(o["probabilities"]) == ["churn", "stay"] for o in out)
+    np.testing.assert_allclose(
+        [list(o["probabilities"].values()) for o in out], expected, rtol=1e-6
+    )
+    field = project.interface(f"churn@{V}").outputs[1]
+    assert field.type.value == "map" and field.keys == ("churn", "stay")
     assert project.verify(f"churn@{V}").ok
 
 
@@ -83,7 +90,9 @@ def test_xgboost_with_a_category(project: dmv.Project) -> None:
     with project.run("churn-x", version=V) as run:
         run.log_model(model, sample_input=x.head(8), outputs="proba")
     out = _served(project, "churn-x", [{"tenure": 3, "spend": 10.0, "plan": "basic"}])
-    assert list(out[0]) == ["probabilities"] and abs(sum(out[0]["probabilities"]) - 1) < 1e-6
+    probabilities = out[0]["probabilities"]
+    assert list(out[0]) == ["probabilities"] and list(probabilities) == ["0", "1"]
+    assert abs(sum(probabilities.values()) - 1) < 1e-6
 
 
 def test_sklearn_pipeline_is_stored_with_skops(project: dmv.Project) -> None:
@@ -110,7 +119,7 @@ def test_sklearn_pipeline_is_stored_with_skops(project: dmv.Project) -> None:
     row = {"tenure": 3, "spend": 10.0, "plan": "basic"}
     (out,) = _served(project, "churn-s", [row])
     np.testing.assert_allclose(
-        out["probabilities"],
+        [out["probabilities"]["churn"], out["probabilities"]["stay"]],
         pipe.predict_proba(
             x.head(0).pipe(
                 lambda f: pd.concat([f, pd.DataFrame([row])]).astype({"plan": x["plan"].dtype})
@@ -118,7 +127,26 @@ def test_sklearn_pipeline_is_stored_with_skops(project: dmv.Project) -> None:
         )[0],
     )
     field = project.interface(f"churn-s@{V}").outputs[0]
-    assert "['churn', 'stay']" in field.description
+    assert field.type_text == "map<float64>{'churn', 'stay'}"
+
+
+def test_dmv_interface_describes_keyed_probabilities(
+    project: dmv.Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from dmv.cli import main
+
+    x, y = _frame()
+    model = LogisticRegression().fit(x[["tenure", "spend"]], y)
+    with project.run("keyed", version=V) as run:
+        run.log_model(model, sample_input=x[["tenure", "spend"]].head(5), outputs="proba")
+    capsys.readouterr()
+    assert main(["-C", str(project.root), "interface", "show", f"keyed@{V}"]) == 0
+    assert "map<float64>{'churn', 'stay'}" in capsys.readouterr().out
+    assert main(["-C", str(project.root), "interface", "show", f"keyed@{V}", "--json"]) == 0
+    (out,) = json.loads(capsys.readouterr().out)["outputs"]
+    assert (out["type"], out["items"], out["keys"]) == ("map", "float64", ["churn", "stay"])
 
 
 def test_torchscript_model(project: dmv.Project) -> None:
@@ -146,6 +174,8 @@ def test_onnx_serves_every_output(project: dmv.Project) -> None:
         run.log_model(onx, sample_input=x.head(4))
     (out,) = _served(project, "onx", [{"a": 0.9, "b": 0.1}])
     assert set(out) == {"label", "probabilities"} and out["label"] == 1
+    # The classifier's class labels, read from the graph, key its probabilities.
+    assert list(out["probabilities"]) == ["0", "1"] and out["probabilities"]["1"] > 0.5
 
 
 def test_python_model_with_its_code(project: dmv.Project) -> None:
@@ -184,6 +214,83 @@ def test_python_model_with_its_code(project: dmv.Project) -> None:
     report = project.verify(f"dbl@{V}")
     assert not report.ok and "unsafe-format" in str(report.to_dict())
     assert project.verify(f"dbl@{V}", trust_pickle=True).ok
+
+
+NET_PY = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self, inputs, hidden=3):
+        super().__init__()
+        self.inputs = inputs
+        self.hidden = hidden
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(inputs, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
+        )
+
+    def forward(self, x):
+        # Python control flow TorchScript would not need; the state dict does not care.
+        return self.body(x) if x.shape[0] else x[:, :1]
+"""
+
+
+def test_torch_state_dict_with_the_module_class_from_stored_code(project: dmv.Project) -> None:
+    torch = pytest.importorskip("torch")
+    root = project.root
+    (root / "models").mkdir()
+    (root / "models" / "net.py").write_text(NET_PY)
+    sys.path.insert(0, str(root))
+    try:
+        from models.net import Net  # type: ignore[import-not-found]
+
+        torch.manual_seed(1)
+        net = Net(2, hidden=5)
+        x = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 0.5, 0.0]})
+        with (
+            pytest.raises(dmv.InvalidInput, match="does not trust stored code"),
+            project.run("sd", version=V) as run,
+        ):
+            run.log_model(net, sample_input=x, code=["models/net.py"])
+        with project.run("sd", version=V) as run:
+            art = run.log_model(net, sample_input=x, code=["models/net.py"], trust_pickle=True)
+        with torch.no_grad():
+            want = net(torch.tensor([[1.0, 0.5]]))[0, 0].item()
+    finally:
+        sys.path.remove(str(root))
+        for name in ("models.net", "models"):
+            sys.modules.pop(name, None)
+    meta = art.meta or {}
+    assert meta["format"] == "torch-state-dict" and meta["unsafe"] is True
+    assert meta["module_class"] == "models.net.Net"
+    assert meta["init_args"] == {"inputs": 2, "hidden": 5}
+    assert meta["check"]["seconds"] > 0  # the servability check rebuilt it elsewhere
+    # The stored file is a plain state dict: it loads with weights_only, no pickle.
+    from dmv.artifacts import Blob
+
+    data = project.artifacts.get_bytes(Blob(art.digest, art.size))
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    assert set(state) == {"body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"}
+    served = project.served_model(f"sd@{V}", trust_pickle=True)
+    assert served.predict_rows([{"a": 1.0, "b": 0.5}])[0]["prediction"] == pytest.approx(want)
+    assert project.verify(f"sd@{V}", trust_pickle=True).ok
+
+
+def test_a_torch_module_class_in_main_is_refused(project: dmv.Project) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Local(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x
+
+    Local.__module__ = "__main__"
+    (project.root / "net.py").write_text("")
+    with (
+        pytest.raises(dmv.InvalidInput, match=r"class .*Local is defined in __main__") as caught,
+        project.run("sd2", version=V) as run,
+    ):
+        run.log_model(Local(), code=["net.py"], trust_pickle=True)
+    assert "code=[" in (caught.value.hint or "")
 
 
 def test_a_class_from_an_unstored_module_is_refused_at_log_time(project: dmv.Project) -> None:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from dmv.errors import DmvError, InvalidInput
 from dmv.interface import (
     ARRAY_ITEM_TYPES,
+    MAP_ITEM_TYPES,
     PROBLEM_KINDS,
     ChangeKind,
     Compat,
@@ -61,6 +62,10 @@ ENUM_VALUES = st.one_of(
     st.lists(st.integers(-3, 40), min_size=1, max_size=4, unique=True),
 )
 SHAPES = st.lists(st.sampled_from([-1, 1, 2, 3]), min_size=1, max_size=3).map(tuple)
+MAP_TYPES = sorted(MAP_ITEM_TYPES)
+MAP_KEYS = st.lists(
+    st.text(min_size=1, max_size=4).filter(str.isprintable), min_size=1, max_size=4, unique=True
+).map(tuple)
 
 
 @st.composite
@@ -72,6 +77,9 @@ def fields(draw: st.DrawFn, name: str) -> Field:
     elif ftype is FieldType.ARRAY:
         extra["items"] = draw(st.sampled_from(ITEM_TYPES))
         extra["shape"] = draw(SHAPES)
+    elif ftype is FieldType.MAP:
+        extra["items"] = draw(st.sampled_from(MAP_TYPES))
+        extra["keys"] = draw(MAP_KEYS)
     return Field(
         name,
         ftype,
@@ -230,6 +238,8 @@ def _mutations(f: Field, rnd: Any) -> list[tuple[Field, set[ChangeKind]]]:
         extra["values"] = ("x",)
     if other is FieldType.ARRAY:
         extra["items"] = FieldType.INT64
+    if other is FieldType.MAP:
+        extra["items"], extra["keys"] = FieldType.FLOAT64, ("k",)
     new = Field(f.name, other, f.required, f.nullable, f.description, **extra)
     type_kinds = {ChangeKind.TYPE_CHANGED, ChangeKind.WIDENED, ChangeKind.NARROWED}
     out.append((new, type_kinds))
@@ -248,6 +258,13 @@ def _mutations(f: Field, rnd: Any) -> list[tuple[Field, set[ChangeKind]]]:
         shape[dim] = 7 if shape[dim] == -1 else -1
         out.append((dataclasses.replace(f, shape=tuple(shape)), {ChangeKind.SHAPE_CHANGED}))
         out.append((dataclasses.replace(f, shape=(*f.shape, 2)), {ChangeKind.RANK_CHANGED}))
+    if f.type is FieldType.MAP:
+        items = rnd.choice([t for t in MAP_TYPES if t is not f.items])
+        out.append((dataclasses.replace(f, items=items), type_kinds))
+        out.append((dataclasses.replace(f, keys=(*f.keys, "zzzzz")), {ChangeKind.KEYS_CHANGED}))
+        if len(f.keys) > 1:
+            swapped = dataclasses.replace(f, keys=f.keys[::-1])
+            out.append((swapped, {ChangeKind.KEYS_CHANGED}))
     return out
 
 
@@ -603,7 +620,15 @@ def test_from_json_schema_reads_common_forms() -> None:
 @pytest.mark.parametrize(
     ("prop", "words"),
     [
-        ({"type": "object"}, "type 'object' has no dmv field type"),
+        ({"type": "object"}, "an object field needs 'properties'"),
+        (
+            {"type": "object", "properties": {"a": {"type": "number"}}},
+            "every key of an object field must be required",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+            "map values must be numbers",
+        ),
         ({"anyOf": [{"type": "integer"}, {"type": "string"}]}, "2 non-null alternatives"),
         ({"$ref": "https://example.com/x"}, "only local references"),
         ({"$ref": "#/$defs/Nope"}, "points nowhere"),
@@ -1030,3 +1055,66 @@ def test_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def test_a_map_field_is_an_object_with_fixed_class_keys() -> None:
+    import jsonschema
+
+    i = Interface.from_dict(
+        {
+            "inputs": {"x": "float64"},
+            "outputs": {
+                "probabilities": {"type": "map", "items": "float64", "keys": ["stay", "churn"]}
+            },
+        }
+    )
+    f = i.outputs[0]
+    assert f.keys == ("stay", "churn")  # the model's class order, kept
+    assert f.type_text == "map<float64>{'stay', 'churn'}"
+    schema = to_json_schema(i)["output"]
+    number = {"type": "number", "format": "double"}
+    assert schema["properties"]["probabilities"] == {
+        "type": "object",
+        "properties": {"stay": number, "churn": number},
+        "required": ["stay", "churn"],
+        "additionalProperties": False,
+    }
+    good = {"probabilities": {"churn": 0.9, "stay": 0.1}}
+    jsonschema.validate(good, schema)
+    assert validate_rows(i, [good], side="output") == []
+    bad = [
+        {"probabilities": {"churn": 0.9}},
+        {"probabilities": {"churn": 0.9, "stay": 0.1, "other": 0.0}},
+        {"probabilities": {"churn": "high", "stay": 0.1}},
+        {"probabilities": [0.9, 0.1]},
+    ]
+    problems = validate_rows(i, bad, side="output")
+    kinds = [p["problem"] for p in problems]
+    assert kinds == ["bad_shape", "bad_shape", "wrong_type", "wrong_type"]
+    for row in bad:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(row, schema)
+    assert Interface.from_json_schema(to_json_schema(i)).fingerprint == i.fingerprint
+    swapped = Interface(i.inputs, (dataclasses.replace(f, keys=("churn", "stay")),))
+    assert swapped.fingerprint != i.fingerprint  # the order is the OIP column order
+    assert diff_interfaces(i, swapped).changes[0].kind is ChangeKind.KEYS_CHANGED
+    assert "map<string, double> probabilities" in to_proto(i, "churn")
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"type": "map", "keys": ["a"]}, "needs 'items'"),
+        ({"type": "map", "items": "string", "keys": ["a"]}, "must be numbers"),
+        ({"type": "map", "items": "float64"}, "at least one key"),
+        ({"type": "map", "items": "float64", "keys": ["a", "a"]}, "repeat"),
+        ({"type": "map", "items": "float64", "keys": ["a"], "shape": [2]}, "not a shape"),
+        ({"type": "float64", "keys": ["a"]}, "only a map has keys"),
+    ],
+)
+def test_bad_map_fields_are_refused(spec: dict[str, Any], words: str) -> None:
+    with pytest.raises(InvalidInput, match=words):
+        Interface.from_dict({"inputs": {}, "outputs": {"p": spec}})

@@ -26,25 +26,112 @@ from dmv.integrations import lineage
 _ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
+SPEC = Path(__file__).parent / "fixtures" / "openlineage"
+#: dmv's own facets' schemas, published with its documentation.
+DMV_FACETS = Path(__file__).parents[1] / "docs" / "openlineage"
+_FACET_KINDS = {
+    ("run", "facets"): "RunFacet",
+    ("job", "facets"): "JobFacet",
+    ("dataset", "facets"): "DatasetFacet",
+    ("dataset", "inputFacets"): "InputDatasetFacet",
+    ("dataset", "outputFacets"): "OutputDatasetFacet",
+}
+
+
+def _registry() -> Any:
+    """The vendored OpenLineage schemas, each under its ``$id`` (see fixtures/openlineage)."""
+    from referencing import Registry, Resource
+
+    files = [*SPEC.rglob("*.json"), *DMV_FACETS.glob("*.json")]
+    docs = [json.loads(p.read_text()) for p in sorted(files)]
+    return Registry().with_resources((d["$id"], Resource.from_contents(d)) for d in docs)
+
+
+_SCHEMAS = _registry()
+_CORE = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
+
+
+def _validate(instance: Any, ref: str) -> None:
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator({"$ref": ref}, registry=_SCHEMAS).validate(instance)
+
+
+def _check_facets(facets: dict[str, Any], kind: str) -> None:
+    for key, facet in facets.items():
+        url = facet["_schemaURL"]
+        assert facet["_producer"].startswith("https://") and url.startswith("https://")
+        if url.startswith(("https://openlineage.io/", "https://dmv.dev/")):
+            base = url.partition("#")[0]
+            try:
+                doc = _SCHEMAS.contents(base)
+            except LookupError:
+                raise AssertionError(
+                    f"facet {key!r} names {url}, which tests/fixtures/openlineage lacks"
+                ) from None
+            assert key in doc["properties"], (
+                f"facet {key!r} belongs under {list(doc['properties'])}"
+            )
+            _validate(facet, url)
+        else:  # another producer's facet: the spec's base facet of its kind
+            _validate(facet, f"{_CORE}#/$defs/{kind}")
+
+
 def check_event(e: dict[str, Any]) -> None:
-    """The OpenLineage 2-0-2 RunEvent's required properties and their formats."""
-    assert e["eventType"] in {"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"}
+    """The event against the official OpenLineage JSON Schema, each facet against its own."""
+    assert e["schemaURL"] == f"{_CORE}#/$defs/RunEvent"
+    _validate(e, e["schemaURL"])
     assert _ISO.match(e["eventTime"]), e["eventTime"]
-    assert e["producer"].startswith("https://") and e["schemaURL"].startswith("https://")
-    assert "#/$defs/RunEvent" in e["schemaURL"]
     uuid.UUID(e["run"]["runId"])
-    assert e["job"]["namespace"] and e["job"]["name"]
-    facets = [*e["run"].get("facets", {}).values(), *e["job"].get("facets", {}).values()]
+    _check_facets(e["run"].get("facets", {}), "RunFacet")
+    _check_facets(e["job"].get("facets", {}), "JobFacet")
     for side in ("inputs", "outputs"):
         for d in e.get(side, []):
-            assert isinstance(d["namespace"], str) and d["namespace"]
-            assert isinstance(d["name"], str) and d["name"]
-            facets += list(d.get("facets", {}).values())
-            facets += list(d.get("inputFacets", {}).values()) + list(
-                d.get("outputFacets", {}).values()
-            )
-    for f in facets:
-        assert f["_producer"].startswith("https://") and f["_schemaURL"].startswith("https://")
+            for (_, where), kind in _FACET_KINDS.items():
+                if kind.endswith("DatasetFacet") and where in d:
+                    _check_facets(d[where], kind)
+
+
+def test_the_check_catches_what_the_schema_forbids() -> None:
+    import jsonschema
+
+    good = {
+        "eventType": "COMPLETE",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "producer": "https://example.com/p",
+        "schemaURL": f"{_CORE}#/$defs/RunEvent",
+        "run": {"runId": str(uuid.uuid4())},
+        "job": {
+            "namespace": "n",
+            "name": "j",
+            "facets": {
+                "sql": {
+                    "_producer": "https://example.com/p",
+                    "_schemaURL": "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json"
+                    "#/$defs/SQLJobFacet",
+                    "query": "SELECT 1",
+                }
+            },
+        },
+    }
+    check_event(good)
+    bad_type = {**good, "eventType": "DONE"}
+    with pytest.raises(jsonschema.ValidationError):
+        check_event(bad_type)
+    no_query = json.loads(json.dumps(good))
+    del no_query["job"]["facets"]["sql"]["query"]
+    with pytest.raises(jsonschema.ValidationError, match="query"):
+        check_event(no_query)
+    ours = json.loads(json.dumps(good))
+    ours["run"]["facets"] = {
+        "dmv": {
+            "_producer": "https://example.com/p",
+            "_schemaURL": "https://dmv.dev/spec/facets/1-0-0/DmvRunFacet.json#/$defs/DmvRunFacet",
+            "operation": "split",
+        }
+    }
+    with pytest.raises(jsonschema.ValidationError, match="model"):
+        check_event(ours)  # dmv's own facets are held to their published schemas too
 
 
 @pytest.fixture

@@ -73,7 +73,8 @@ def test_mlmodel_has_flavors_signature_example_requirements(
     assert [c["name"] for c in inputs] == list(x.columns)
     assert {c["type"] for c in inputs} == {"double"}
     outputs = json.loads(mlmodel["signature"]["outputs"])
-    assert [c["type"] for c in outputs] == ["long", "array"]
+    assert [c["type"] for c in outputs] == ["long", "map"]  # probabilities keyed by class
+    assert outputs[1]["values"] == {"type": "double"}
     example = json.loads((out / "input_example.json").read_text())
     assert example["columns"] == list(x.columns) and len(example["data"]) == 5
     meta = mlmodel["metadata"]["dmv"]

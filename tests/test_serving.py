@@ -580,3 +580,32 @@ def test_real_dmv_serve_process(served: dmv.Project) -> None:
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_v2_map_fields_are_n_by_k_tensors_in_key_order() -> None:
+    from dmv.interface import Interface
+    from dmv.server.oip import rows_from_tensors, tensor_specs, tensors_from_rows
+
+    scores = {"type": "map", "items": "float64", "keys": ["stay", "churn"]}
+    iface = Interface.from_dict({"inputs": {"prior": scores}, "outputs": {"p": scores}})
+    assert tensor_specs(iface, "output") == [
+        {
+            "name": "p",
+            "datatype": "FP64",
+            "shape": [-1, 2],
+            "parameters": {"keys": ["stay", "churn"]},
+        }
+    ]
+    body = {"inputs": [{"name": "prior", "shape": [2, 2], "datatype": "FP64",
+                        "data": [0.1, 0.9, 0.7, 0.3]}]}  # fmt: skip
+    rows = rows_from_tensors(body, iface)
+    assert rows == [{"prior": {"stay": 0.1, "churn": 0.9}}, {"prior": {"stay": 0.7, "churn": 0.3}}]
+    # Served answers keyed in any order become columns in the interface's key order.
+    (tensor,) = tensors_from_rows([{"p": {"churn": 0.8, "stay": 0.2}}], iface)
+    assert tensor == {
+        "name": "p",
+        "parameters": {"keys": ["stay", "churn"]},
+        "datatype": "FP64",
+        "shape": [1, 2],
+        "data": [0.2, 0.8],
+    }

@@ -29,9 +29,18 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sklearn")
 tritonclient_http = pytest.importorskip("tritonclient.http")
 
-from _workers.serving_models import TwoOutputs  # noqa: E402
+from _workers.serving_models import Threshold, TwoOutputs  # noqa: E402
 from dmv.server import create_app  # noqa: E402
-from test_serving import FEATURES, IRIS, ROW, ROW2, V1, _free_port, register  # noqa: E402
+from test_serving import (  # noqa: E402
+    FEATURES,
+    IRIS,
+    ROW,
+    ROW2,
+    V1,
+    _free_port,
+    python_model,
+    register,
+)
 from test_serving_isolation import _unloadable  # noqa: E402
 
 ROWS = [ROW, ROW2]
@@ -41,6 +50,78 @@ COLORS = {
 }
 TWO = {"inputs": IRIS["inputs"], "outputs": {"label": "int64", "score": "float64"}}
 REFS = ["iris@production", f"two@{V1}", f"colors@{V1}", f"broken@{V1}"]
+#: One model of every kind, logged through the servability check and released.
+FLAVORS = ("sklearn", "lightgbm", "xgboost", "torch", "onnx", "python")
+SERVED = [*REFS, *(f"k-{f}@latest" for f in FLAVORS)]
+CHURN_ROWS = [
+    {"tenure": 3, "spend": 10.0, "plan": "basic"},
+    {"tenure": 40, "spend": 90.0, "plan": "team"},
+    {"tenure": 12, "spend": 30.0, "plan": "pro"},
+]
+NUMERIC_ROWS = [{"a": 0.9, "b": 0.1}, {"a": 0.2, "b": 0.7}]
+
+
+def _churn_frame(n: int = 80) -> tuple[Any, Any]:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(
+        {
+            "tenure": rng.integers(1, 60, n),
+            "spend": rng.random(n) * 100,
+            "plan": pd.Categorical(rng.choice(["basic", "pro", "team"], n)),
+        }
+    )
+    y = np.where((x["plan"] == "basic") | (x["spend"] < 25), "churn", "stay")
+    return x, y
+
+
+def _log_flavors(p: dmv.Project) -> dict[str, list[Any]]:
+    """Log, check and release one model of every kind; the labels each must serve."""
+    import lightgbm
+    import pandas as pd
+    import skl2onnx
+    import torch
+    import xgboost
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    x, y = _churn_frame()
+    rows = pd.DataFrame(CHURN_ROWS).astype({"plan": x["plan"].dtype})
+    numeric = pd.DataFrame({"a": np.linspace(0, 1, 20), "b": np.linspace(1, 0, 20)})
+    sk = make_pipeline(
+        ColumnTransformer([("c", OneHotEncoder(), ["plan"])], remainder="passthrough"),
+        LogisticRegression(max_iter=500),
+    ).fit(x, y)
+    lgb = lightgbm.LGBMClassifier(n_estimators=20, min_child_samples=2, verbose=-1).fit(x, y)
+    xgb = xgboost.XGBClassifier(n_estimators=10, enable_categorical=True, tree_method="hist")
+    xgb.fit(x, (y == "churn").astype(int))
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    lr = LogisticRegression().fit(numeric.to_numpy(np.float32), (numeric["a"] > 0.5).astype(int))
+    onx = skl2onnx.to_onnx(lr, numeric.to_numpy(np.float32)[:1], options={"zipmap": False})
+    py = Threshold(25.0)
+    numeric_rows = pd.DataFrame(NUMERIC_ROWS)
+    with torch.no_grad():
+        net_out = net(torch.tensor(numeric_rows.to_numpy(np.float32)))[:, 0].tolist()
+    logged: dict[str, tuple[Any, Any, dict[str, Any], list[Any]]] = {
+        "sklearn": (sk, x, {"outputs": ["label", "proba"]}, sk.predict(rows).tolist()),
+        "lightgbm": (lgb, x, {"outputs": ["label", "proba"]}, lgb.predict(rows).tolist()),
+        "xgboost": (xgb, x, {"outputs": ["label", "proba"]}, xgb.predict(rows).tolist()),
+        "torch": (net, numeric, {}, net_out),
+        "onnx": (onx, numeric.astype("float32"), {}, lr.predict(numeric_rows).tolist()),
+        "python": (py, x, python_model(p, py), py.predict(rows).tolist()),
+    }
+    expected = {}
+    for kind, (model, sample, extra, labels) in logged.items():
+        with p.run(f"k-{kind}", version=V1) as run:
+            art = run.log_model(model, sample_input=sample.head(20), **extra)
+        assert (art.meta or {})["flavor"] == kind
+        p.release(f"k-{kind}@{V1}")
+        expected[kind] = labels
+    return expected
 
 
 def _colors_model() -> Any:
@@ -65,6 +146,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dmv.Project]:
     from sklearn.linear_model import LogisticRegression
 
     root = tmp_path_factory.mktemp("clients")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DMV_TRUST", "pickle")  # the Python model's pickle, released and served
     p = dmv.init(root / "proj")
     x, y = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=300).fit(x, y)
@@ -72,7 +155,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dmv.Project]:
     p.set_alias(f"iris@{V1}", "production")
     register(p, "two", V1, TwoOutputs(model), TWO)
     register(p, "colors", V1, _colors_model(), COLORS)
-    patch = pytest.MonkeyPatch()
+    p.flavor_labels = _log_flavors(p)  # type: ignore[attr-defined]
     _unloadable(p, root, patch)
     yield p
     patch.undo()
@@ -86,7 +169,7 @@ def base(project: dmv.Project) -> Iterator[str]:
 
     port = _free_port()
     config = uvicorn.Config(
-        create_app(project, serve_refs=REFS, trust_pickle=True),
+        create_app(project, serve_refs=SERVED, trust_pickle=True),
         host="127.0.0.1",
         port=port,
         log_level="error",
@@ -379,3 +462,117 @@ def test_tritonclient_and_kserve_against_a_real_dmv_serve(project: dmv.Project) 
     finally:
         err = _stop(proc)
     assert f"FAILED broken@{V1}" in err
+
+
+# -- every kind of model, over both protocols ---------------------------------------------
+
+
+def _rows_of(kind: str) -> list[dict[str, Any]]:
+    return NUMERIC_ROWS if kind in ("torch", "onnx") else CHURN_ROWS
+
+
+_NUMPY_OF = {
+    "FP64": np.float64,
+    "FP32": np.float32,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "BOOL": np.bool_,
+}
+
+
+def _tensors(make: Any, iface: Any, rows: list[dict[str, Any]], binary: bool) -> list[Any]:
+    """One v2 input tensor per input field, as its datatype in the model metadata says."""
+    from dmv.server.oip import datatype_of
+
+    tensors = []
+    for f in iface.inputs:
+        datatype = datatype_of(f)
+        values = [r[f.name] for r in rows]
+        array = (
+            np.array([v.encode() for v in values], dtype=object)
+            if datatype == "BYTES"
+            else np.array(values, dtype=_NUMPY_OF[datatype])
+        )
+        tensor = make(f.name, [len(rows)], datatype)
+        tensor.set_data_from_numpy(array, binary_data=binary)
+        tensors.append(tensor)
+    return tensors
+
+
+def _same_as_rest(kind: str, iface: Any, rest: list[dict[str, Any]], got: Any) -> None:
+    """A v2 answer (name -> numpy array) carries exactly the REST answer, as tensors."""
+    for f in iface.outputs:
+        arr = got[f.name]
+        column = [r[f.name] for r in rest]
+        if f.type.value == "map":  # [N, C], columns in the map's key order
+            assert arr.shape == (len(rest), len(f.keys)), (kind, arr.shape)
+            want = [[row[k] for k in f.keys] for row in column]
+            np.testing.assert_allclose(arr, want, rtol=1e-6)
+        elif arr.dtype == object:
+            text = [v.decode() if isinstance(v, bytes) else v for v in arr.reshape(-1)]
+            assert text == column, kind
+        else:
+            np.testing.assert_allclose(arr.reshape(len(rest), -1)[:, 0], column, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", FLAVORS)
+def test_every_kind_serves_rest_and_v2_with_the_real_clients(
+    project: dmv.Project, base: str, kind: str
+) -> None:
+    """Each kind: released, served over REST (conforming to its version's JSON Schema) and
+    over v2 with tritonclient (binary and JSON tensors) and KServe, all three agreeing."""
+    import httpx
+    import jsonschema
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    from dmv.interface import to_json_schema
+
+    name, rows = f"k-{kind}", _rows_of(kind)
+    assert project.resolve(f"{name}@latest").x == 1  # released
+    iface = project.interface(f"{name}@latest")
+    reply = httpx.post(
+        f"http://{base}/models/{name}/versions/latest/predict", json={"inputs": rows}
+    )
+    assert reply.status_code == 200, reply.text
+    rest = reply.json()["outputs"]
+    schema = to_json_schema(iface)["output"]
+    for row in rest:
+        jsonschema.Draft202012Validator(schema).validate(row)
+    labels = project.flavor_labels[kind]  # type: ignore[attr-defined]
+    first = iface.outputs[0].name
+    if kind == "torch":
+        np.testing.assert_allclose([r[first] for r in rest], labels, rtol=1e-5)
+    else:
+        assert [r[first] for r in rest] == labels
+    maps = [f for f in iface.outputs if f.type.value == "map"]
+    if kind in ("sklearn", "lightgbm", "xgboost", "onnx"):
+        assert len(maps) == 1 and all(
+            sum(r[maps[0].name].values()) == pytest.approx(1) for r in rest
+        )
+
+    client = tritonclient_http.InferenceServerClient(url=base)
+    assert client.is_model_ready(name)
+    meta = client.get_model_metadata(name)
+    for f in maps:
+        (spec,) = [o for o in meta["outputs"] if o["name"] == f.name]
+        assert spec["datatype"] == "FP64" and spec["shape"] == [-1, len(f.keys)]
+        assert spec["parameters"]["keys"] == list(f.keys)
+    for binary in (True, False):
+        result = client.infer(name, _tensors(tritonclient_http.InferInput, iface, rows, binary))
+        _same_as_rest(kind, iface, rest, {f.name: result.as_numpy(f.name) for f in iface.outputs})
+        for f in maps:
+            assert result.get_output(f.name)["parameters"]["keys"] == list(f.keys)
+
+    async def kserve() -> dict[str, Any]:
+        rest_client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=20))
+        try:
+            assert await rest_client.is_model_ready(f"http://{base}", name)
+            request = InferRequest(
+                model_name=name, infer_inputs=_tensors(InferInput, iface, rows, False)
+            )
+            response = await rest_client.infer(f"http://{base}", request, model_name=name)
+            return {o.name: o.as_numpy() for o in response.outputs}
+        finally:
+            await rest_client.close()
+
+    _same_as_rest(kind, iface, rest, asyncio.run(kserve()))

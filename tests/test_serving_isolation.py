@@ -333,3 +333,43 @@ def test_an_unexpected_error_is_one_json_500_in_each_shape(
     # The same client (connection) goes on working.
     ok = client.post("/models/iris/versions/production/predict", json={"inputs": [ROW]})
     assert ok.status_code == 200
+
+
+WRAPPER = """
+from helpers import answer
+
+
+class Model:
+    def predict(self, frame):
+        return [answer()] * len(frame)
+"""
+
+
+def test_two_models_storing_the_same_module_names_keep_their_own_code(
+    project: dmv.Project,
+) -> None:
+    """Both store ``wrapper.py`` and ``helpers.py``; one server loads both, each its own."""
+    root = project.root
+    sys.path.insert(0, str(root))
+    try:
+        for name, value in (("first", 1), ("second", 2)):
+            (root / "wrapper.py").write_text(WRAPPER)
+            (root / "helpers.py").write_text(f"def answer():\n    return {value}\n")
+            for module in ("wrapper", "helpers"):
+                sys.modules.pop(module, None)
+            importlib.invalidate_caches()
+            wrapper = importlib.import_module("wrapper")
+            register_python(project, name, wrapper.Model(), code=["wrapper.py", "helpers.py"])
+    finally:
+        sys.path.remove(str(root))
+    # The project's own wrapper (the second's) is imported here: the server must not use it.
+    client = TestClient(
+        create_app(project, serve_refs=[f"first@{V1}", f"second@{V1}"], trust_pickle=True)
+    )
+    for name, value in (("first", 1), ("second", 2), ("first", 1)):
+        r = client.post(f"/models/{name}/versions/{V1}/predict", json={"inputs": [ROW]})
+        assert r.status_code == 200, r.text
+        assert r.json()["outputs"] == [{"species": value}], name
+    assert sys.modules["wrapper"].__file__ == str(root / "wrapper.py")  # set back untouched
+    for module in ("wrapper", "helpers"):
+        sys.modules.pop(module, None)

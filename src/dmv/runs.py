@@ -203,8 +203,9 @@ class Run:
         kinds = flavors.output_kinds(outputs, method)
         trust = self._trusts_pickle() if trust_pickle is None else bool(trust_pickle)
         flavor = flavors.pick_flavor(model, format)
+        save = flavor.save_with_code if code else flavor.save
         try:
-            data, extra = flavor.save(model, trust_pickle=trust)
+            data, extra = save(model, trust_pickle=trust)
         except InvalidInput:
             if flavor.name != "sklearn" or not trust:
                 raise
@@ -215,8 +216,8 @@ class Run:
             "class": f"{cls.__module__}.{cls.__qualname__}",
             **extra,
             "flavor": flavor.name,
-            "format": flavor.format,
-            "unsafe": flavor.unsafe,
+            "format": extra.get("format", flavor.format),  # a flavor may store another
+            "unsafe": bool(extra.get("unsafe", flavor.unsafe)),
         }
         files = self._model_code(code, meta) if code else {}
         native = flavors.native_of(flavor, model, data)
@@ -229,6 +230,7 @@ class Run:
             if classes is not None and "classes" not in meta:
                 meta["classes"] = classes
                 loaded.meta["classes"] = classes
+                loaded.use_interface(None)  # key the probabilities by these classes
             meta["outputs"] = list(loaded.kinds)
             meta["output_names"] = list(loaded.output_names)
         elif kinds:

@@ -31,3 +31,15 @@ class TwoOutputs:
         x = frame[FEATURES].to_numpy(dtype=float)
         proba = self.model.predict_proba(x)
         return pd.DataFrame({"label": proba.argmax(axis=1), "score": proba.max(axis=1)})
+
+
+class Threshold:
+    """A plain Python churn model: "churn" when the spend is under its threshold."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def predict(self, frame: Any) -> Any:
+        import numpy as np
+
+        return np.where(frame["spend"].to_numpy() < self.threshold, "churn", "stay")

@@ -139,6 +139,10 @@ class Flavor:
         """The file and the metadata (``class``, ``classes``, …) to store."""
         raise NotImplementedError
 
+    def save_with_code(self, obj: Any, *, trust_pickle: bool) -> tuple[bytes, dict[str, Any]]:
+        """:meth:`save` for a model logged with ``code=[...]`` (its classes come from there)."""
+        return self.save(obj, trust_pickle=trust_pickle)
+
     def load(self, data: bytes, meta: Mapping[str, Any]) -> Any:
         """The library's own model object; raises :class:`ModelLoadError`."""
         raise NotImplementedError
@@ -293,6 +297,7 @@ class Model:
             else None
         )
         self.output_names = self._names(interface)
+        self.keyed = self._keyed(interface)
 
     def __repr__(self) -> str:
         return f"<dmv Model {self.flavor.name} outputs={list(self.output_names)}>"
@@ -325,6 +330,32 @@ class Model:
         if recorded and len(recorded) == len(self.kinds):
             return recorded
         return recorded or default
+
+    def use_interface(self, iface: Interface | None) -> None:
+        """Serve as the version's interface says (its output names, keyed outputs)."""
+        self.interface = iface
+        self.output_names = self._names(iface)
+        self.keyed = self._keyed(iface)
+
+    def _keyed(self, iface: Interface | None) -> dict[str, tuple[str, ...]]:
+        """The outputs served as objects keyed by class name, with their keys in order.
+
+        A version's interface decides (a map field is keyed, an array is not: versions
+        logged before probabilities were keyed keep their arrays); without one, class
+        probabilities are keyed by the model's classes.
+        """
+        declared = {f.name: f for f in iface.outputs} if iface is not None else {}
+        classes = self.meta.get("classes")
+        proba = set(self.meta.get("proba_outputs") or ())
+        out: dict[str, tuple[str, ...]] = {}
+        for name, kind in zip(self.output_names, self.kinds, strict=False):
+            f = declared.get(name)
+            if f is not None:
+                if f.type.value == "map":
+                    out[name] = f.keys
+            elif (kind == "proba" or kind in proba) and classes:
+                out[name] = tuple(str(c) for c in classes)
+        return out
 
     # -- inputs ---------------------------------------------------------------
 
@@ -406,12 +437,21 @@ class Model:
             if len(names) > 1 and arr.shape[1] == len(names):
                 columns = [arr[:, i] for i in range(arr.shape[1])]
         values = []
-        for col in columns:
+        for name, col in zip(names, columns, strict=False):
             arr = np.asarray(col)
             if arr.ndim == 0:
                 arr = arr.reshape(1)
             if len(arr) != n:
                 raise ModelAnswerError(f"the model returned {len(arr)} rows for {n} inputs")
+            keys = self.keyed.get(name)
+            if keys is not None:
+                if arr.ndim != 2 or arr.shape[1] != len(keys):
+                    raise ModelAnswerError(
+                        f"output {name!r} has {arr.shape[1:] or 'no'} columns per row; "
+                        f"its interface keys it by {len(keys)} classes {list(keys)}"
+                    )
+                values.append([dict(zip(keys, row, strict=True)) for row in _plain_list(arr)])
+                continue
             values.append(_plain_list(arr))
         if len(values) != len(names):
             raise ModelAnswerError(
@@ -441,6 +481,18 @@ class Model:
             items = _numpy_type(arr.dtype)
             if items is None:
                 raise InvalidInput(f"output {name!r} of dtype {arr.dtype} has no dmv type")
+            keys = self.keyed.get(name)
+            if keys is not None and arr.ndim == 2 and arr.shape[1] == len(keys):
+                fields.append(
+                    Field(
+                        name,
+                        FieldType.MAP,
+                        items=FieldType.FLOAT64 if arr.dtype.kind == "f" else items,
+                        keys=keys,
+                        description="class probabilities, keyed by class",
+                    )
+                )
+                continue
             about = (
                 f"class probabilities, in the order of the classes {classes}"
                 if kind == "proba" and classes

@@ -365,8 +365,7 @@ def check_logged(pending: Any, iface: Any) -> None:
         rows = json_rows(sample)
         model = pending.model
         if model is not None:
-            model.interface = iface
-            model.output_names = model._names(iface)
+            model.use_interface(iface)
             expected = model.shape(model.columns(sample), len(sample))
     answer = run_check(
         pending.data,

@@ -192,7 +192,9 @@ class OnnxFlavor(Flavor):
         # onnxruntime it is stored unchecked (and the interface cannot be inferred).
         if available():
             load(data, "the ONNX model", invalid=InvalidInput)
-        return data, ({"class": cls} if cls else {})
+        meta: dict[str, Any] = {"class": cls} if cls else {}
+        meta.update(_class_outputs(data))
+        return data, meta
 
     def native_of(self, obj: Any, data: bytes) -> Any:
         return load(data, "the ONNX model", invalid=InvalidInput) if available() else None
@@ -210,6 +212,57 @@ class OnnxFlavor(Flavor):
         self, native: Any, meta: Mapping[str, Any], x: Any, kinds: tuple[str, ...]
     ) -> list[Any]:
         return list(native.run(x, list(kinds)))
+
+
+#: ONNX-ML operators that classify: their second output is the class scores.
+_CLASSIFIERS = frozenset(
+    {"LinearClassifier", "TreeEnsembleClassifier", "SVMClassifier", "TreeEnsemble"}
+)
+
+
+def _class_outputs(data: bytes) -> dict[str, Any]:
+    """``classes`` and the graph outputs that are class probabilities, when the graph says.
+
+    A classifier operator (skl2onnx's converters, onnxmltools') names its classes in
+    ``classlabels_strings`` / ``classlabels_ints``; the graph output fed by its
+    scores (directly, or through a ``Normalizer``, a ``Cast`` or a ``ZipMap``) is
+    served keyed by those classes. Without the ``onnx`` package nothing is found
+    and the output stays an array.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return {}
+    try:
+        graph = onnx.load_from_string(data).graph
+    except Exception:  # onnxruntime already vetted the file; this is only a hint
+        return {}
+    classes: list[Any] | None = None
+    scores: set[str] = set()
+    for node in graph.node:
+        if node.op_type not in _CLASSIFIERS or node.domain != "ai.onnx.ml":
+            continue
+        for attr in node.attribute:
+            if attr.name == "classlabels_strings" and attr.strings:
+                classes = [b.decode("utf-8") for b in attr.strings]
+            elif attr.name in ("classlabels_ints", "classlabels_int64s") and attr.ints:
+                classes = [int(i) for i in attr.ints]
+        if classes is not None and len(node.output) > 1:
+            scores.add(node.output[1])
+    if not classes or not scores:
+        return {}
+    passes = {"Normalizer", "Cast", "ZipMap", "Identity", "Softmax"}
+    changed = True
+    while changed:  # follow the scores through operators that keep one column per class
+        changed = False
+        for node in graph.node:
+            if node.op_type in passes and node.input and node.input[0] in scores:
+                fresh = set(node.output) - scores
+                if fresh:
+                    scores |= fresh
+                    changed = True
+    found = [o.name for o in graph.output if o.name in scores]
+    return {"classes": classes, "proba_outputs": found} if found else {}
 
 
 FLAVOR = OnnxFlavor()

@@ -1,11 +1,23 @@
-"""Loading a registered model: its file and code from the artifact store, hashes checked."""
+"""Loading a registered model: its file and code from the artifact store, hashes checked.
+
+Each model's stored code gets its own import namespace. Python keeps one module
+per name for the whole process (``sys.modules``), so two served models that both
+store a ``wrapper.py`` would otherwise share whichever was imported first. While a
+model loads, the module names its code defines are taken out of ``sys.modules``
+(set aside, not lost) and its own folder is first on ``sys.path``; its classes
+keep the modules they came from. When no other model claimed those names, the
+modules stay imported (so code that imports lazily, inside ``predict``, still
+finds them); when one did, the earlier model's modules are put back.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +27,11 @@ if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore
     from dmv.registry import VersionInfo
 
-__all__ = ["load_stored", "stored_code"]
+__all__ = ["code_namespace", "load_stored", "module_names", "stored_code"]
 
-_lock = threading.Lock()
+# One lock for writing code folders and for loading within a namespace: both change
+# process-wide state (sys.modules, sys.path).
+_lock = threading.RLock()
 _folders: dict[str, Path] = {}
 
 
@@ -31,8 +45,8 @@ def stored_code(store: ArtifactStore, meta: dict[str, Any], what: str) -> dict[s
     return files
 
 
-def _code_folder(files: dict[str, bytes], roots: list[str]) -> None:
-    """Write the code once per content into a private folder and import from it.
+def _code_folder(files: dict[str, bytes]) -> Path:
+    """Write the code once per content into a private folder.
 
     The folder is made by ``mkdtemp`` (mode 0700, an unpredictable name), never a
     shared path another user could have prepared with code of their own.
@@ -47,10 +61,55 @@ def _code_folder(files: dict[str, bytes], roots: list[str]) -> None:
             folder = Path(tempfile.mkdtemp(prefix="dmv-code-"))
             write_code(files, folder)
             _folders[key] = folder
+        return folder
+
+
+def module_names(files: list[str], roots: list[str]) -> set[str]:
+    """The top-level module (or package) names stored code defines under its roots."""
+    names = set()
+    for rel in files:
         for root in roots:
-            entry = str((folder / root).resolve())
-            if entry not in sys.path:
-                sys.path.insert(0, entry)
+            prefix = "" if root in (".", "") else root.strip("/") + "/"
+            if not rel.startswith(prefix):
+                continue
+            first = rel[len(prefix) :].split("/")[0]
+            if first.endswith(".py"):
+                names.add(first[:-3])
+            elif "/" in rel[len(prefix) :]:
+                names.add(first)  # a package (or a namespace package) folder
+    return {n for n in names if n.isidentifier()}
+
+
+def _from(module: Any, folder: Path) -> bool:
+    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), "")
+    try:
+        return bool(where) and Path(where).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def code_namespace(folder: Path, roots: list[str], names: set[str]) -> Iterator[None]:
+    """Import ``names`` from ``folder`` (and only there) while the block runs."""
+    with _lock:
+
+        def ours(key: str) -> bool:
+            return key.split(".", 1)[0] in names
+
+        others = {k: m for k, m in sys.modules.items() if ours(k) and not _from(m, folder)}
+        for key in others:
+            del sys.modules[key]
+        entries = [str((folder / root).resolve()) for root in roots]
+        before = list(sys.path)
+        sys.path[:] = [*entries, *(p for p in before if p not in entries)]
+        try:
+            yield
+        finally:
+            if others:  # the names were taken: this model keeps its modules to itself
+                for key in [k for k in sys.modules if ours(k)]:
+                    del sys.modules[key]
+                sys.modules.update(others)
+                sys.path[:] = before
 
 
 def load_stored(
@@ -76,7 +135,9 @@ def load_stored(
         )
     data = store.get_bytes(Blob(art.digest, art.size), what=what)
     files = stored_code(store, meta, what)
-    if files:
-        _code_folder(files, list(meta.get("code_roots") or ["."]))
     iface = Interface.from_dict(info.interface) if info.interface else None
-    return load(data, meta, what=what, trust_pickle=trust_pickle, interface=iface)
+    if not files:
+        return load(data, meta, what=what, trust_pickle=trust_pickle, interface=iface)
+    roots = list(meta.get("code_roots") or ["."])
+    with code_namespace(_code_folder(files), roots, module_names(list(files), roots)):
+        return load(data, meta, what=what, trust_pickle=trust_pickle, interface=iface)

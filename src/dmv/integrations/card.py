@@ -112,11 +112,13 @@ def card_blocks(ab: About, audit: list[Any]) -> list[Block]:
     )
     b.append(("h", "Interface"))
     if info.interface:
+        from dmv.interface import Field
+
         for side in ("inputs", "outputs"):
             rows = [
                 [
                     f["name"],
-                    f["type"] + (f"[{f.get('items')}]" if f.get("items") else ""),
+                    Field.from_dict(f).type_text,
                     "yes" if f.get("required", True) else "no",
                     "yes" if f.get("nullable") else "no",
                     f.get("description", "") or ", ".join(map(str, f.get("values", []))),

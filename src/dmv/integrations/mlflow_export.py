@@ -105,7 +105,7 @@ def mlflow_flavor(meta: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | Non
         return "xgboost", "model.json", {"model_class": cls, "model_format": "json"}
     if flavor == "onnx":
         return "onnx", "model.onnx", {"providers": ["CPUExecutionProvider"]}
-    if flavor == "torch":
+    if flavor == "torch" and fmt == "torchscript":
         # torch.load hands a TorchScript archive to torch.jit.load.
         return "pytorch", "data/model.pth", {}
     return None
@@ -122,6 +122,11 @@ def _colspec(f: Field) -> dict[str, Any]:
         for _ in range(max(len(f.shape), 1)):
             inner = {"type": "array", "items": inner}
         spec = inner
+    elif kind == "map":  # class probabilities: MLflow's map of string keys
+        spec = {
+            "type": "map",
+            "values": {"type": _MLFLOW_TYPES[f.items.value if f.items else "float64"]},
+        }
     else:
         spec = {"type": _MLFLOW_TYPES[kind]}
     spec["name"] = f.name

@@ -39,6 +39,7 @@ other type change               neither  breaking    breaking
 array dimension N -> -1         looser   compatible  breaking
 array dimension -1 -> N         tighter  breaking    compatible
 array dimension N -> M, rank    neither  breaking    breaking
+map keys changed or reordered   neither  breaking    breaking
 rename                          a removal plus an addition
 ==============================  =======  ==========  ==========
 
@@ -53,7 +54,7 @@ from typing import TYPE_CHECKING
 
 from dmv.errors import InvalidInput
 from dmv.interface.diff import ChangeKind, Compat, FieldChange, InterfaceDiff, diff_interfaces
-from dmv.interface.fields import ARRAY_ITEM_TYPES, Field, FieldType, Side
+from dmv.interface.fields import ARRAY_ITEM_TYPES, MAP_ITEM_TYPES, Field, FieldType, Side
 from dmv.interface.inference import infer_interface
 from dmv.interface.jsonschema import to_json_schema
 from dmv.interface.model import PROBLEM_KINDS, Interface, validate_rows
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARRAY_ITEM_TYPES",
+    "MAP_ITEM_TYPES",
     "PROBLEM_KINDS",
     "ChangeKind",
     "Compat",

@@ -58,6 +58,7 @@ class ChangeKind(StrEnum):
     TYPE_CHANGED = "type_changed"
     SHAPE_CHANGED = "shape_changed"
     RANK_CHANGED = "rank_changed"
+    KEYS_CHANGED = "keys_changed"
 
 
 class _Effect(Enum):
@@ -181,6 +182,16 @@ def _field_changes(old: Field | None, new: Field | None) -> list[_Change]:
             out.append(_type_change(old.items, new.items, detail))
         if old.shape != new.shape:
             out.append(_shape_change(old.shape, new.shape))
+    elif old.type is FieldType.MAP:
+        assert old.items is not None and new.items is not None
+        if old.items is not new.items:
+            detail = f"values {old.items.value} -> {new.items.value}"
+            out.append(_type_change(old.items, new.items, detail))
+        if old.keys != new.keys:
+            # Every key is always present, so any change to them (or their order,
+            # which is the column order of an OIP tensor) breaks readers and writers.
+            detail = f"keys {list(old.keys)} -> {list(new.keys)}"
+            out.append((ChangeKind.KEYS_CHANGED, detail, _Effect.NEITHER))
     return out
 
 

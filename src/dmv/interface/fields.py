@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from dmv.errors import InvalidInput
 
-__all__ = ["ARRAY_ITEM_TYPES", "Field", "FieldType", "Side"]
+__all__ = ["ARRAY_ITEM_TYPES", "MAP_ITEM_TYPES", "Field", "FieldType", "Side"]
 
 Side = Literal["input", "output"]
 MAX_NAME_LENGTH = 128
@@ -29,9 +29,12 @@ class FieldType(StrEnum):
     DATETIME = "datetime"
     ENUM = "enum"
     ARRAY = "array"
+    MAP = "map"
 
 
-ARRAY_ITEM_TYPES = frozenset(FieldType) - {FieldType.ENUM, FieldType.ARRAY}
+ARRAY_ITEM_TYPES = frozenset(FieldType) - {FieldType.ENUM, FieldType.ARRAY, FieldType.MAP}
+#: The value types a map field may hold: numbers (class probabilities, scores).
+MAP_ITEM_TYPES = frozenset({FieldType.INT32, FieldType.INT64, FieldType.FLOAT32, FieldType.FLOAT64})
 _TYPE_NAMES = ", ".join(t.value for t in FieldType)
 # Python's own names, accepted in the compact declared form only.
 _ALIASES = {"int": "int64", "float": "float64", "str": "string", "bytes": "binary"}
@@ -63,7 +66,10 @@ class Field:
     ``required=False`` lets the key be absent; ``nullable=True`` lets its value be
     null. Enum ``values`` are a set, kept sorted so that the stored form, the
     fingerprint and the proto numbering agree. An array has element type ``items``
-    and a ``shape`` with one entry per dimension, ``-1`` for a variable one.
+    and a ``shape`` with one entry per dimension, ``-1`` for a variable one. A map
+    is a JSON object with exactly the fixed ``keys`` (in their order: e.g. class
+    names, in the order of the model's classes), each holding a number of type
+    ``items``.
     """
 
     name: str
@@ -74,6 +80,7 @@ class Field:
     values: tuple[str | int, ...] = ()
     items: FieldType | None = None
     shape: tuple[int, ...] = ()
+    keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         name = self.name
@@ -93,6 +100,13 @@ class Field:
         if not isinstance(self.description, str):
             raise InvalidInput(f"{where}: description must be text")
         set_(self, "values", _check_values(self.type, self.values, where))
+        if self.type is FieldType.MAP:
+            value_type, keys = _check_map(self.items, self.keys, self.shape, where)
+            set_(self, "items", value_type)
+            set_(self, "keys", keys)
+            return
+        if self.keys:
+            raise InvalidInput(f"{where}: only a map has keys, this is {self.type.value}")
         items, shape = _check_array(self.type, self.items, self.shape, where)
         set_(self, "items", items)
         set_(self, "shape", shape)
@@ -125,6 +139,10 @@ class Field:
             assert self.items is not None
             out["items"] = self.items.value
             out["shape"] = list(self.shape)
+        elif self.type is FieldType.MAP:
+            assert self.items is not None
+            out["items"] = self.items.value
+            out["keys"] = list(self.keys)  # the order is the model's (the OIP columns)
         return out
 
     @property
@@ -135,6 +153,9 @@ class Field:
         if self.type is FieldType.ARRAY:
             assert self.items is not None
             return f"array<{self.items.value}>{list(self.shape)}"
+        if self.type is FieldType.MAP:
+            assert self.items is not None
+            return f"map<{self.items.value}>{{{', '.join(map(repr, self.keys))}}}"
         return self.type.value
 
 
@@ -161,6 +182,33 @@ def _check_values(ftype: FieldType, values: object, where: str) -> tuple[str | i
         dupes = sorted({v for v in vals if vals.count(v) > 1}, key=str)
         raise InvalidInput(f"{where}: enum values repeat: {dupes!r}")
     return tuple(sorted(vals))  # one kind, checked above
+
+
+def _check_map(
+    items: object, keys: object, shape: object, where: str
+) -> tuple[FieldType, tuple[str, ...]]:
+    example = '{"type": "map", "items": "float64", "keys": ["churn", "stay"]}'
+    if shape:
+        raise InvalidInput(f"{where}: a map has keys, not a shape", hint=f"e.g. {example}")
+    if items is None:
+        raise InvalidInput(f"{where}: a map needs 'items', its value type", hint=f"e.g. {example}")
+    item_type = _parse_type(items, f"{where} items")
+    if item_type not in MAP_ITEM_TYPES:
+        raise InvalidInput(
+            f"{where}: map values must be numbers, not {item_type.value}",
+            hint="use int32, int64, float32 or float64",
+        )
+    if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+        raise InvalidInput(f"{where}: map keys must be a list of names, got {keys!r:.60}")
+    names = tuple(keys)
+    if not names:
+        raise InvalidInput(f"{where}: a map needs at least one key", hint=f"e.g. {example}")
+    if not all(isinstance(k, str) and k and k.isprintable() for k in names):
+        raise InvalidInput(f"{where}: map keys must be non-empty printable text, got {names!r:.80}")
+    if len(set(names)) != len(names):
+        dupes = sorted({k for k in names if names.count(k) > 1})
+        raise InvalidInput(f"{where}: map keys repeat: {dupes!r}")
+    return item_type, names
 
 
 def _check_array(
@@ -197,7 +245,7 @@ def _check_array(
 
 
 _SPEC_KEYS = frozenset(
-    {"name", "type", "required", "nullable", "description", "values", "items", "shape"}
+    {"name", "type", "required", "nullable", "description", "values", "items", "shape", "keys"}
 )
 
 
@@ -234,6 +282,7 @@ def _parse_field(name: object, spec: object, side: str) -> Field:
             values=spec.get("values", ()),
             items=items,
             shape=spec.get("shape", ()),
+            keys=spec.get("keys", ()),
         )
     except InvalidInput as exc:
         if not side or exc.message.startswith(side):

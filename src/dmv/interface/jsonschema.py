@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dmv.errors import InvalidInput
-from dmv.interface.fields import ARRAY_ITEM_TYPES, Field, FieldType, Side
+from dmv.interface.fields import ARRAY_ITEM_TYPES, MAP_ITEM_TYPES, Field, FieldType, Side
 from dmv.interface.model import Interface
 
 __all__ = [
@@ -48,6 +48,15 @@ def field_schema(f: Field) -> dict[str, Any]:
             schema = {"type": "array", "items": schema}
             if size != -1:
                 schema["minItems"] = schema["maxItems"] = size
+    elif f.type is FieldType.MAP:
+        assert f.items is not None
+        value = _SCALAR_SCHEMAS[f.items]
+        schema = {
+            "type": "object",
+            "properties": {k: dict(value) for k in f.keys},
+            "required": list(f.keys),
+            "additionalProperties": False,
+        }
     else:
         schema = dict(_SCALAR_SCHEMAS[f.type])
     if f.nullable:
@@ -216,6 +225,8 @@ def _schema_field(
                 f"{where}: array elements cannot be null in a dmv interface",
                 hint="make the whole field nullable instead",
             )
+    if not shape and schema.get("type") == "object":
+        return _map_field(name, schema, required, nullable, description, root, where)
     ftype, values = _scalar_type(schema, where)
     if shape:
         if ftype not in ARRAY_ITEM_TYPES:
@@ -224,3 +235,45 @@ def _schema_field(
             name, FieldType.ARRAY, required, nullable, description, items=ftype, shape=tuple(shape)
         )
     return Field(name, ftype, required, nullable, description, values=tuple(values))
+
+
+def _map_field(
+    name: str,
+    schema: Mapping[str, Any],
+    required: bool,
+    nullable: bool,
+    description: str,
+    root: Mapping[str, Any],
+    where: str,
+) -> Field:
+    """An object with fixed, required number properties (what :func:`field_schema` writes)."""
+    props = schema.get("properties")
+    if not isinstance(props, Mapping) or not props:
+        raise InvalidInput(
+            f"{where}: an object field needs 'properties', its fixed keys",
+            hint="dmv reads objects as maps with fixed keys and number values",
+        )
+    if set(schema.get("required") or ()) != set(props):
+        raise InvalidInput(f"{where}: every key of an object field must be required")
+    kinds = set()
+    for key, prop in props.items():
+        inner, inner_nullable = _unwrap_null(prop, root, f"{where} key {key!r}")
+        if inner_nullable:
+            raise InvalidInput(f"{where}: map values cannot be null in a dmv interface")
+        kinds.add(_scalar_type(inner, f"{where} key {key!r}")[0])
+    if len(kinds) != 1:
+        raise InvalidInput(f"{where}: every key of an object field must have one type")
+    if not kinds <= MAP_ITEM_TYPES:
+        raise InvalidInput(
+            f"{where}: map values must be numbers, not {kinds.pop().value}",
+            hint="dmv reads objects as maps with fixed keys and number values",
+        )
+    return Field(
+        name,
+        FieldType.MAP,
+        required,
+        nullable,
+        description,
+        items=kinds.pop(),
+        keys=tuple(str(k) for k in props),
+    )

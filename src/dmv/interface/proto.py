@@ -104,6 +104,13 @@ def _message(title: str, fields: Sequence[Field]) -> list[str]:
             notes.append(f"shape {list(f.shape)}")
             if f.nullable or not f.required:
                 notes.append("null or absent is sent as empty")
+        elif f.type is FieldType.MAP:
+            assert f.items is not None
+            label = ""
+            ptype = f"map<string, {_PROTO_SCALARS[f.items]}>"
+            notes.append(f"keys {list(f.keys)}")
+            if f.nullable or not f.required:
+                notes.append("null or absent is sent as empty")
         else:
             ptype = _PROTO_SCALARS[f.type]
         option = f" [json_name = {_quote(f.name)}]" if _json_name(ident) != f.name else ""

@@ -112,6 +112,9 @@ def _checker(f: Field) -> _Check:
     if f.type is FieldType.ARRAY:
         assert f.items is not None
         return _array_checker(_scalar_reason(f.items), f.shape)
+    if f.type is FieldType.MAP:
+        assert f.items is not None
+        return _map_checker(_scalar_reason(f.items), f.keys)
     reason = _scalar_reason(f.type)
 
     def check(v: Any) -> tuple[str, str] | None:
@@ -119,6 +122,35 @@ def _checker(f: Field) -> _Check:
         return None if why is None else ("wrong_type", why)
 
     return check
+
+
+def _map_checker(reason: Callable[[Any], str | None], keys: tuple[str, ...]) -> _Check:
+    wanted = frozenset(keys)
+    shown = list(keys)
+
+    def check_map(v: Any) -> tuple[str, str] | None:
+        if not isinstance(v, Mapping):
+            return "wrong_type", f"expected an object with keys {shown}, got {_short(v)}"
+        if v.keys() != wanted:
+            missing = [k for k in keys if k not in v]
+            extra = sorted(str(k) for k in v if k not in wanted)
+            said = "; ".join(
+                part
+                for part in (
+                    f"missing {missing}" if missing else "",
+                    f"unknown {extra[:5]}" if extra else "",
+                )
+                if part
+            )
+            return "bad_shape", f"the object's keys must be exactly {shown}: {said}"
+        for k in keys:
+            x = v[k]
+            why = "null value" if x is None else reason(x)
+            if why is not None:
+                return "wrong_type", f"key {k!r}: {why}"
+        return None
+
+    return check_map
 
 
 def _array_checker(reason: Callable[[Any], str | None], shape: tuple[int, ...]) -> _Check:

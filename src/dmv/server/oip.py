@@ -90,18 +90,31 @@ def datatype_of(f: Field) -> str:
     kind = f.type.value
     if kind == "enum":
         return "INT64" if f.values and isinstance(f.values[0], int) else "BYTES"
-    if kind == "array":
+    if kind in ("array", "map"):
         assert f.items is not None
         return _DATATYPES.get(f.items.value, "BYTES")
     return _DATATYPES.get(kind, "BYTES")
 
 
 def tensor_specs(iface: Interface | None, side: str) -> list[dict[str, Any]]:
-    """``[{"name", "datatype", "shape"}]`` for a side of the interface (-1: any size)."""
+    """``[{"name", "datatype", "shape"}]`` for a side of the interface (-1: any size).
+
+    A map field (class probabilities) is an ``[N, K]`` tensor; its
+    ``parameters.keys`` lists the K keys in column order.
+    """
     if iface is None:
         return []
     fields = iface.inputs if side == "input" else iface.outputs
-    return [{"name": f.name, "datatype": datatype_of(f), "shape": [-1, *f.shape]} for f in fields]
+    specs = []
+    for f in fields:
+        spec: dict[str, Any] = {"name": f.name, "datatype": datatype_of(f)}
+        if f.type.value == "map":
+            spec["shape"] = [-1, len(f.keys)]
+            spec["parameters"] = {"keys": list(f.keys)}
+        else:
+            spec["shape"] = [-1, *f.shape]
+        specs.append(spec)
+    return specs
 
 
 def _problem(field: str | None, problem: str, message: str) -> dict[str, Any]:
@@ -308,7 +321,7 @@ def rows_from_tensors(
         iface is not None
         and len(columns) == 1
         and columns[0][0] not in fields
-        and all(f.type.value != "array" for f in iface.inputs)
+        and all(f.type.value not in ("array", "map") for f in iface.inputs)
     ):
         # One [N, F] tensor for F scalar fields, in interface order.
         name, values, n, shape = columns[0]
@@ -333,7 +346,9 @@ def rows_from_tensors(
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, values, _, shape in columns:
         f = fields.get(name)
-        if f is not None and f.type.value != "array" and shape[1:] == [1]:
+        if f is not None and f.type.value == "map" and shape[1:] == [len(f.keys)]:
+            values = [dict(zip(f.keys, v, strict=True)) for v in values]  # [N, K]: key order
+        elif f is not None and f.type.value != "array" and shape[1:] == [1]:
             values = [v[0] for v in values]  # [N, 1] for a scalar field
         for row, value in zip(rows, values, strict=True):
             row[name] = value
@@ -409,8 +424,9 @@ def tensors_from_rows(
     for name in names:
         values = [r.get(name) for r in rows]
         tensor: dict[str, Any] = {"name": name}
+        f = declared.get(name)
         if values and isinstance(values[0], dict):
-            keys = list(values[0])
+            keys = list(f.keys) if f is not None and f.keys else list(values[0])
             values = [[v.get(k) if isinstance(v, dict) else None for k in keys] for v in values]
             tensor["parameters"] = {"keys": keys}
         inner: list[int] = []
@@ -418,10 +434,9 @@ def tensors_from_rows(
         while isinstance(probe, list):
             inner.append(len(probe))
             probe = probe[0] if probe else None
-        f = declared.get(name)
         datatype = (
             datatype_of(f)
-            if f is not None and "parameters" not in tensor
+            if f is not None and ("parameters" not in tensor or f.type.value == "map")
             else _infer_datatype(values)
         )
         tensor.update(

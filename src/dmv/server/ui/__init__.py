@@ -328,6 +328,22 @@ def create_router(project: Project) -> APIRouter:
 
         return _guarded(request, page)
 
+    @router.get("/ui/models/{name}/versions/{ref}/card")
+    def card_page(request: Request, name: str, ref: str, format: str = "html") -> Response:
+        def page() -> Response:
+            reference = _views.parse_ref(name, ref)
+            _read_allowed(request, name)
+            text = project.card(reference, format=format)
+            if format == "md":
+                filename = f"{reference.name}-card.md"  # the name grammar keeps it a plain name
+                disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+                return Response(
+                    text, media_type="text/markdown; charset=utf-8", headers=disposition
+                )
+            return HTMLResponse(text)
+
+        return _guarded(request, page)
+
     @router.get("/ui/diff")
     def diff_page(request: Request, a: str = "", b: str = "") -> Response:
         def page() -> Response:
