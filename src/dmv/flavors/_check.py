@@ -43,10 +43,10 @@ def write_code(files: Mapping[str, bytes], dest: Path) -> None:
 
 
 def _child_env() -> dict[str, str]:
-    import dmv
+    import dmv._meta
 
     # dmv itself and what the server's environment adds, never the project's folder.
-    here = str(Path(dmv.__file__).resolve().parents[1])
+    here = str(Path(dmv._meta.__file__).resolve().parents[1])
     cwd = Path.cwd().resolve()
     extra = [
         str(Path(p).resolve())

@@ -26,14 +26,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from dmv.project import Project
+    from dmv.config import Config
 
 __all__ = ["EXIT_FLUSH_SECONDS", "Tracker", "enabled", "flush", "track"]
 
 log = logging.getLogger("dmv.lineage")
+
+
+class Configured(Protocol):
+    """What events are located by: the project's settings (a project has them)."""
+
+    @property
+    def config(self) -> Config: ...
+
 QUEUE_SIZE = 1000
 EXIT_FLUSH_SECONDS = 2.0
 #: After a failed send, events are dropped for this long instead of queueing behind it.
@@ -153,7 +161,7 @@ def _namespace() -> str:
     return os.environ.get(NAMESPACE_ENV) or "dmv"
 
 
-def _location(project: Project, name: str) -> str:
+def _location(project: Configured, name: str) -> str:
     from dmv.registry.engine import redact_url
 
     loc = str(project.config.location(name))
@@ -165,7 +173,7 @@ def _location(project: Project, name: str) -> str:
 class Tracker:
     """One operation's lineage: inputs and outputs are added as they become known."""
 
-    def __init__(self, project: Project, operation: str, model: str, job: str) -> None:
+    def __init__(self, project: Configured, operation: str, model: str, job: str) -> None:
         self.project, self.operation, self.model, self.job = project, operation, model, job
         self.run_id = str(uuid.uuid4())
         self.inputs: list[Callable[[], list[Any]]] = []
@@ -252,7 +260,7 @@ class _Off:
 
 
 @contextmanager
-def track(project: Project, operation: str, model: str, job: str) -> Iterator[Any]:
+def track(project: Configured, operation: str, model: str, job: str) -> Iterator[Any]:
     """START now, COMPLETE (or FAIL with the error) when the block ends; never raises itself."""
     if not enabled():
         yield _Off()

@@ -70,7 +70,7 @@ class VersionInfo:
         return self.version.name
 
     def _repr_html_(self) -> str:
-        from dmv.integrations.notebook import version_html
+        from dmv.reprs import version_html
 
         return version_html(self)
 
@@ -160,7 +160,7 @@ class RunInfo:
         return f"{self.model} {ExperimentLabel(self.data, self.split)}"
 
     def _repr_html_(self) -> str:
-        from dmv.integrations.notebook import run_html
+        from dmv.reprs import run_html
 
         return run_html(self)
 
