@@ -161,6 +161,16 @@ class BaseWarehouse(Warehouse):
         values = self.rows(sql, params)[0][0]
         return None if values is None else list(values)
 
+    def sandbox(
+        self,
+        *,
+        paths: Sequence[str] = (),
+        directories: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> None:
+        """Limit the connection to reading (engines that cannot: nothing to do)."""
+        return None
+
     def retrieval_sandbox(self) -> None:
         """Limit this connection before it runs retrieval SQL over the warehouse itself."""
 
