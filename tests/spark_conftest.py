@@ -8,6 +8,7 @@ Java is missing.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
@@ -91,6 +92,7 @@ def start_server() -> str:
     ]
     subprocess.run(args, env=env, timeout=60, capture_output=True, check=True, cwd=root)
     _server["root"] = str(root)
+    atexit.register(stop_server)  # even when the session is interrupted
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         with socket.socket() as s:

@@ -27,7 +27,7 @@ pg = data_conftest.pg
 spark_url = spark_conftest.spark_url
 spark = spark_conftest.spark
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(300)
 
 UTC = dt.timezone.utc
 
@@ -61,7 +61,10 @@ def every_type(n: int = 240) -> pa.Table:
             ),
             "flag": pa.array([maybe(i, i % 3 == 0) for i in ids], pa.bool_()),
             "score": pa.array(
-                [maybe(i, [0.1, 1.5, -2.0, 123.456, 1e20, 3e-5, 12345678.5, 0.0][i % 8]) for i in ids],
+                [
+                    maybe(i, [0.1, 1.5, -2.0, 123.456, 1e20, 3e-5, 12345678.5, 0.0][i % 8])
+                    for i in ids
+                ],
                 pa.float64(),
             ),
         }
@@ -107,7 +110,9 @@ def test_every_type_can_be_a_key_on_spark(duck: Warehouse, spark: Warehouse) -> 
     for column in KEYS:
         spec = SplitSpec("key", column, {"a": 0.5, "b": 0.5}, salt="k")
         got = [
-            ids_by_part(wh, store_split(wh, "SELECT * FROM src", spec, f"k__{i}__x", allow_empty=True))
+            ids_by_part(
+                wh, store_split(wh, "SELECT * FROM src", spec, f"k__{i}__x", allow_empty=True)
+            )
             for i, wh in enumerate((duck, spark))
         ]
         assert got[0] == got[1], column
@@ -128,8 +133,12 @@ def test_a_type_spark_cannot_fingerprint_identically_is_refused(spark: Warehouse
 def test_spark_split_verify_leakage_export_and_read(spark: Warehouse, tmp_path: Path) -> None:
     load(spark, "events", sample_table(3000))
     spec = SplitSpec("group", "user_id", {"train": 0.8, "test": 0.2}, salt="g")
-    result = store_split(spark, "SELECT * FROM events WHERE label >= :lo", spec, "m__d1__s1")
-    # the SQL retrieval's parameters use Spark's :name style
+    from dmv.data.sources import Retrieval, Source
+
+    # the retrieval's parameters use Spark's :name style
+    sql = "SELECT * FROM events WHERE label >= :lo"
+    retrieval = Retrieval(Source.from_url(None, spark), sql, {"lo": 0})
+    result = store_split(spark, retrieval, spec, "m__d1__s1")
     assert result.rows == 3000 and result.dialect == "spark"
     assert sorted(spark.list_tables()) == ["events", "m__d1__s1__test", "m__d1__s1__train"]
     assert verify_parts(spark, result).ok

@@ -21,6 +21,7 @@ split left (every ``__dmv_…`` table, and part tables nothing registered).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -147,6 +148,23 @@ def strip_token(url: str) -> str:
     return head + ("/;" + ";".join(kept) if kept else "")
 
 
+def _reachable(remote: str, identity: str, timeout: float) -> None:
+    """Fail fast where nothing listens (the client itself retries for minutes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(remote.partition("/;")[0])
+    host, port = parts.hostname or "localhost", parts.port or 15002
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 10.0)):
+            pass
+    except OSError as exc:
+        raise StorageError(
+            f"cannot reach the Spark Connect server {identity}: {exc.strerror or exc}",
+            hint="check the host and port (sc://host:15002) and that the server is running",
+        ) from exc
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -169,6 +187,8 @@ class SparkWarehouse(BaseWarehouse):
             ) from exc
         from dmv._credentials import connect_url
 
+        # errors reach the user as DmvErrors; the client would also print each as JSON
+        logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
         self.url = strip_token(url)
         full = connect_url(url)
         token = os.environ.get("DMV_SPARK_TOKEN")
@@ -178,6 +198,7 @@ class SparkWarehouse(BaseWarehouse):
         self.catalog = own.get("catalog")
         self.database = own.get("database")
         self._made: list[str] | None = None
+        _reachable(remote, self.identity(), timeout)
         try:
             builder = SparkSession.builder.remote(remote)
             for key, value in SESSION_CONF.items():
@@ -388,8 +409,7 @@ class SparkWarehouse(BaseWarehouse):
             if "PARSE_SYNTAX_ERROR" in first or "ParseException" in type(exc).__name__:
                 raise DataError(
                     f"the query is not one read-only SELECT: {first}",
-                    hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) "
-                    "statement",
+                    hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
                 ) from exc
 
     # -- read checks --------------------------------------------------------------------
