@@ -6,13 +6,13 @@ import datetime as dt
 import decimal
 from pathlib import Path
 
-import data_conftest
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+import data_conftest
 import spark_conftest
 from data_conftest import ids_by_part, load, sample_table
-
 from dmv.data.export import export_part
 from dmv.data.fingerprint import measure_table, verify_parts
 from dmv.data.leakage import check_leakage
@@ -29,7 +29,7 @@ spark = spark_conftest.spark
 
 pytestmark = pytest.mark.timeout(300)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def every_type(n: int = 240) -> pa.Table:

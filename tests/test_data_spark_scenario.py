@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-import spark_conftest
 
 import dmv
+import spark_conftest
 
 spark_url = spark_conftest.spark_url
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
