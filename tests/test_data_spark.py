@@ -125,7 +125,7 @@ def test_every_type_can_be_a_key_on_spark(duck: Warehouse, spark: Warehouse) -> 
 def test_a_type_spark_cannot_fingerprint_identically_is_refused(spark: Warehouse) -> None:
     spark.execute("CREATE TABLE src AS SELECT id, array(id, id) AS pair FROM range(10)")
     spec = SplitSpec("row", None, {"a": 0.5, "b": 0.5})
-    with pytest.raises(DataError, match="pair.*cannot fingerprint identically"):
+    with pytest.raises(DataError, match=r"pair.*cannot fingerprint identically"):
         store_split(spark, "SELECT * FROM src", spec, "m__d1__s1")
     assert spark.list_tables() == ["src"]  # nothing left behind
 
