@@ -60,6 +60,10 @@ def strip_credentials(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    if scheme == "sc":  # Spark Connect: sc://host:port/;name=value;…
+        from dmv.data.engines.spark import strip_token
+
+        return strip_token(url)
     head, question, query = rest.partition("?")
     found = _SQLA_USERINFO.match(head)
     if found and (found.group("password") is not None or "/" not in head[: found.end()]):
