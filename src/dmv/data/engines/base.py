@@ -222,10 +222,6 @@ class BaseWarehouse(Warehouse):
         total = pc.sum(hashes).as_py() or 0
         return table.drop_columns([CHECK_COLUMN]), table.num_rows, int(total)
 
-    def cleanup_partial(self, older_than: float | None = None) -> list[str]:
-        """Tables a killed split left under its building names (removed by ``fsck``)."""
-        return []
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         raise NotImplementedError
