@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
-from dmv.data import _store
+from dmv.data import _build
 from dmv.data._sql import (
     bucket_case,
     check_identifier,
@@ -364,13 +364,13 @@ def store_split(
         # parts are built under temporary names, renamed once the prefix is known
         building = [f"__dmv_new_{token}_{i}" for i in range(len(spec.parts))]
         key = _find(columns, spec.column) if spec.by in ("key", "group") and spec.column else None
-        if key is not None and _store.prefer_keyed(warehouse, base, base_params, key):
+        if key is not None and _build.prefer_keyed(warehouse, base, base_params, key):
             salt = quote_literal(spec.salt + ":")
-            measured = _store.keyed(
+            measured = _build.keyed(
                 warehouse, base, base_params, key, part_sql, salt, building, progress
             )
         else:
-            measured = _store.staged(
+            measured = _build.staged(
                 warehouse, base, base_params, columns, part_sql, pk_raw, building, progress
             )
         if not sum(m[0] for m in measured.values()):
