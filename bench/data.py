@@ -318,8 +318,10 @@ def bench_spark(url: str, rows: int, spec: SplitSpec) -> tuple[float, float, int
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
         import spark_conftest  # the test suite's launcher of a local server
 
-        timed("start a local[2] Spark Connect server (setup)", spark_conftest.start_server)
-        url, started = spark_conftest.start_server(), True
+        def start() -> str:
+            return spark_conftest.start_server(driver_memory="4g", shuffle_partitions=16)
+
+        url, started = timed("start a local[2] Spark Connect server (setup)", start)[1], True
     database = f"dmv_bench_{secrets.token_hex(3)}"
     wh = open_warehouse(f"{url}/;database={database}")
     try:
@@ -344,10 +346,12 @@ def bench_spark(url: str, rows: int, spec: SplitSpec) -> tuple[float, float, int
         read_s, count = timed("stream the train part over Connect (Arrow batches)", stream)
         return split_s, read_s, count, peak_mb(), before
     finally:
-        wh.execute(f'DROP NAMESPACE IF EXISTS "{database}" CASCADE')
-        wh.close()
-        if started:
-            spark_conftest.stop_server()
+        try:
+            wh.execute(f'DROP NAMESPACE IF EXISTS "{database}" CASCADE')
+            wh.close()
+        finally:
+            if started:
+                spark_conftest.stop_server()
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def _stop(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def start_server() -> str:
+def start_server(*, driver_memory: str = "1g", shuffle_partitions: int = 2) -> str:
     """``sc://127.0.0.1:PORT`` of the session's server (started on first use)."""
     if "url" in _server:
         return _server["url"]
@@ -86,7 +86,9 @@ def start_server() -> str:
         "--conf",
         "spark.ui.enabled=false",
         "--conf",
-        "spark.sql.shuffle.partitions=2",
+        f"spark.sql.shuffle.partitions={shuffle_partitions}",
+        "--driver-memory",
+        driver_memory,
         "--driver-java-options",
         f"-Dderby.system.home={root / 'derby'}",
     ]

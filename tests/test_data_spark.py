@@ -192,7 +192,6 @@ def test_failed_spark_split_leaves_no_tables(spark: Warehouse) -> None:
 def test_spark_url_credentials_are_not_kept(spark_url: str) -> None:
     url = f"{spark_url}/;database=t_cred;token=sekret"
     from dmv.data.engines.spark import split_url, strip_token
-
     from dmv.data.sources import strip_credentials
 
     assert "sekret" not in strip_token(url) and strip_credentials(url) == strip_token(url)
