@@ -89,6 +89,10 @@ def test_reference_scenario_on_spark(tmp_path: Path, spark_url: str) -> None:
     assert report.ok, report.to_dict()
     again = project.reproduce(released.version)
     assert again.ok, again.to_dict()
-    # the registry keeps the warehouse's data, never its credentials
     out = project.data_export("price-model", "0123.abcd", "test", tmp_path / "test.parquet")
     assert out.rows == next(p["rows"] for p in abcd.parts if p["name"] == "test")
+    # the split nothing trained on can be dropped: its tables leave the cluster
+    project.data_drop("price-model", "0123.efgh")
+    with open_warehouse(url) as wh:
+        left = set(wh.list_tables())
+    assert not any("__efgh__" in t for t in left) and "price_model__0123__abcd__train" in left
