@@ -12,8 +12,13 @@ a temporary folder, then measures side by side in one process:
   (e) reading a 10M-row part for training: plain read vs verified read (the rows
       and their engine check in one scan, once the part was proven)   target: <= 20%
   with --postgres: the same split pushed down into PostgreSQL (127.0.0.1:5432, db test)
+  with --spark: the same split pushed down into Spark through Spark Connect (a local[2]
+      server started from the pyspark package unless --spark-url names one), and the
+      trainer's read of a part over Connect: rows/s and this process's peak memory
+      (measured first, before DuckDB's figures raise the process's peak)
 
 Usage: python bench/data.py [--rows N] [--postgres] [--pg-url URL] [--only-read]
+                            [--spark] [--spark-url sc://host:port]
 """
 
 from __future__ import annotations
@@ -93,8 +98,9 @@ def bare_split(wh: Any, spec: SplitSpec) -> None:
     """The split alone, as one would hand-write it: what dmv adds on top is the fingerprints."""
     from dmv.data._sql import bucket_case, hash_from_raw, hash_raw, key_text, thresholds
 
-    part = bucket_case(hash_from_raw("duckdb", "pk"), thresholds(list(spec.ratios.values())))
-    key = hash_raw("duckdb", f"':' || {key_text('duckdb', 'user_id', 'BIGINT')}")
+    d = wh.sql
+    part = bucket_case(hash_from_raw(d, "pk"), thresholds(list(spec.ratios.values())))
+    key = hash_raw(d, f"':' || {key_text(d, 'user_id', 'BIGINT')}")
     with wh.transaction():
         for i, name in enumerate(spec.parts):
             wh.execute(
@@ -114,10 +120,13 @@ def main() -> int:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--memory-limit", default="", help="DuckDB memory_limit, e.g. 1GB")
     parser.add_argument("--only-read", action="store_true", help="only (e), the read overhead")
+    parser.add_argument("--spark", action="store_true", help="also split in Spark (Connect)")
+    parser.add_argument("--spark-url", default="", help="a running Spark Connect server")
     args = parser.parse_args()
     rows = args.rows
     print(f"dmv data benchmark: {rows:,} rows")
     spec = SplitSpec("key", "user_id")
+    spark_figures = bench_spark(args.spark_url, rows, spec) if args.spark else None
     with tempfile.TemporaryDirectory(prefix="dmv-bench-") as tmp:
         folder = Path(tmp)
         wh = open_warehouse(folder / "warehouse.duckdb", memory_limit=args.memory_limit)
@@ -215,6 +224,17 @@ def main() -> int:
         ratio = pg_split / copy
         print(f"  PostgreSQL pushdown split              {pg_split:8.2f} s   = {ratio:5.2f}x (a)")
         print(f"      (loading the rows into PostgreSQL first took {pg_load:.1f} s)")
+    if spark_figures is not None:
+        sp_split, sp_read, sp_rows, sp_peak, sp_base = spark_figures
+        print(
+            f"  Spark Connect pushdown split (local[2]) {sp_split:7.2f} s   = "
+            f"{sp_split / copy:5.2f}x (a)"
+        )
+        print(
+            f"      read a part over Connect: {sp_rows:,} rows in {sp_read:.2f} s = "
+            f"{sp_rows / sp_read:,.0f} rows/s; peak client memory {sp_peak:.0f} MB "
+            f"({sp_base:.0f} MB before the read)"
+        )
     return 0
 
 
@@ -276,6 +296,62 @@ def bench_postgres(url: str, folder: Path, rows: int, spec: SplitSpec) -> tuple[
     finally:
         pg.execute(f'DROP SCHEMA "{schema}" CASCADE')
         pg.close()
+
+
+GENERATE_SPARK = """
+CREATE TABLE src AS
+SELECT id,
+       timestamp_seconds(1704067200 + id * 3) AS ts,
+       CAST(pmod(xxhash64(id * 31), 500000) AS BIGINT) AS user_id,
+       'cat' || CAST(id % 40 AS STRING) AS category,
+       CAST(round((id % 100000) * 0.37 + 0.01, 2) AS DOUBLE) AS price,
+       CAST(id % 3 = 0 AS INT) AS label
+FROM range({rows})
+"""
+
+
+def bench_spark(url: str, rows: int, spec: SplitSpec) -> tuple[float, float, int, float, float]:
+    """(split s, read s, rows read, peak MB after the read, peak MB before it)."""
+    print("(spark) the same split pushed down into Spark through Spark Connect")
+    started = False
+    if not url:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        import spark_conftest  # the test suite's launcher of a local server
+
+        def start() -> str:
+            return spark_conftest.start_server(driver_memory="4g", shuffle_partitions=16)
+
+        url, started = timed("start a local[2] Spark Connect server (setup)", start)[1], True
+    database = f"dmv_bench_{secrets.token_hex(3)}"
+    wh = open_warehouse(f"{url}/;database={database}")
+    try:
+        timed(
+            "generate the table in Spark (setup)",
+            lambda: wh.execute(GENERATE_SPARK.format(rows=rows)),
+        )
+        split_s, result = timed(
+            "store_split in Spark (pushdown)",
+            lambda: store_split(wh, "SELECT * FROM src", spec, "bench__d__s"),
+        )
+        print("      parts: " + ", ".join(f"{p.name}={p.rows:,}" for p in result.parts))
+        train = result.part("train").table
+        before = peak_mb()
+
+        def stream() -> int:
+            count = 0
+            for batch in wh.reader(f'SELECT * FROM "{train}"'):
+                count += batch.num_rows
+            return count
+
+        read_s, count = timed("stream the train part over Connect (Arrow batches)", stream)
+        return split_s, read_s, count, peak_mb(), before
+    finally:
+        try:
+            wh.execute(f'DROP NAMESPACE IF EXISTS "{database}" CASCADE')
+            wh.close()
+        finally:
+            if started:
+                spark_conftest.stop_server()
 
 
 if __name__ == "__main__":

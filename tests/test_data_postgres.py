@@ -95,8 +95,8 @@ def test_canonical_text_and_hash_agree_across_engines(duck: Warehouse, pg: Wareh
 
         fam = type_family(dtype)
         assert fam == type_family(ptype), (col, dtype, ptype)
-        d = duck.rows(f"SELECT k, {value_text('duckdb', col, fam)} FROM v ORDER BY 1")
-        p = pg.rows(f"SELECT k, {value_text('postgresql', col, fam)} FROM v ORDER BY 1")
+        d = duck.rows(f"SELECT k, {value_text(duck.sql, col, fam)} FROM v ORDER BY 1")
+        p = pg.rows(f"SELECT k, {value_text(pg.sql, col, fam)} FROM v ORDER BY 1")
         diffs = [(x, y) for x, y in zip(d, p, strict=True) if x != y]
         assert not diffs, f"{col}: {diffs[:5]}"
     assert measure_table(duck, "v").fingerprint == measure_table(pg, "v").fingerprint
@@ -105,8 +105,8 @@ def test_canonical_text_and_hash_agree_across_engines(duck: Warehouse, pg: Wareh
     for w in words:
         want = int(hashlib.md5(w.encode()).hexdigest()[:15], 16)
         lit = "'" + w.replace("'", "''") + "'"
-        assert duck.rows(f"SELECT {hash60('duckdb', lit)}")[0][0] == want
-        assert pg.rows(f"SELECT {hash60('postgresql', lit)}")[0][0] == want
+        assert duck.rows(f"SELECT {hash60(duck.sql, lit)}")[0][0] == want
+        assert pg.rows(f"SELECT {hash60(pg.sql, lit)}")[0][0] == want
 
 
 def test_growth_keeps_parts_on_postgres(pg: Warehouse) -> None:

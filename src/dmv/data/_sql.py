@@ -1,10 +1,12 @@
 """Portable SQL pieces: names, literals, canonical text and the md5-v1 hash.
 
 Everything that must give the SAME answer on DuckDB and on PostgreSQL lives here,
-written once per dialect. The SQL uses only ``md5``, ``substr``, ``concat_ws``,
-``coalesce``, ``chr``, ``abs``, ``trunc``, ``CAST`` and ``CASE`` (plus, on DuckDB,
-``md5_number_upper`` and integer shifts as a faster equivalent of the PostgreSQL
-bit-string cast); another SQLAlchemy warehouse needs the same functions.
+composed here from each engine's spelling of a few fragments
+(:class:`~dmv.data.engines.base.SqlDialect`: text casts, dates, timestamps, the md5
+digest and its first 60 bits). The SQL uses only ``md5``, ``substr``, ``concat_ws``,
+``coalesce``, ``chr``, ``abs``, ``trunc``, ``CAST`` and ``CASE``, plus per engine a
+faster equivalent where one exists (DuckDB's ``md5_number`` and integer shifts, Spark's
+``conv``); a new engine overrides the fragments it spells differently.
 
 Canonical text of a value (what is hashed), by type family:
 
@@ -32,13 +34,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from dmv.errors import DataError, InvalidInput
 
+if TYPE_CHECKING:
+    from dmv.data.engines.base import SqlDialect
+
 __all__ = [
     "HASH_BITS",
-    "Dialect",
     "bucket_case",
     "check_identifier",
     "check_select",
@@ -54,7 +58,6 @@ __all__ = [
     "value_text",
 ]
 
-Dialect = Literal["duckdb", "postgresql"]
 HASH_BITS = 60
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _IDENT_RE = re.compile(r"[a-z][a-z0-9_]*")
@@ -128,61 +131,29 @@ def type_family(type_name: str) -> str:
         return "timestamptz" if "with time zone" in t or base == "timestamptz" else "timestamp"
     if base == "uuid":
         return "uuid"
-    if base in {"blob", "bytea"}:
+    if base in {"blob", "bytea", "binary"}:
         return "bytes"
     return "other"
 
 
-def _cast_text(dialect: Dialect, expr: str) -> str:
-    return f"CAST({expr} AS VARCHAR)" if dialect == "duckdb" else f"CAST({expr} AS TEXT)"
+def value_text(dialect: SqlDialect, column_sql: str, family: str) -> str:
+    """SQL for the canonical text of one value (NULL stays NULL), in ``dialect``."""
+    return dialect.value_text(column_sql, family)
 
 
-def _float_text(dialect: Dialect, x: str) -> str:
-    mid = (
-        f"{_cast_text(dialect, f'CAST(trunc({x}) AS BIGINT)')} || '+' || "
-        f"{_cast_text(dialect, f'CAST(({x} - trunc({x})) * 8 AS BIGINT)')} || '/8'"
-    )
-    if dialect == "duckdb":
-        # Commonest case first (CASE is evaluated branch by branch); NULL falls through to
-        # the final CAST, which keeps it NULL. DuckDB writes 1.0 where PostgreSQL writes 1.
-        return (
-            f"CASE WHEN abs({x}) < 1e15 AND {x} <> trunc({x}) THEN {_cast_text(dialect, x)} "
-            f"WHEN abs({x}) < 1e15 THEN {_cast_text(dialect, f'CAST({x} AS BIGINT)')} "
-            f"WHEN isnan({x}) THEN 'nan' WHEN isinf({x}) AND {x} > 0 THEN 'inf' "
-            f"WHEN isinf({x}) THEN '-inf' WHEN abs({x}) < 1e16 THEN {mid} "
-            f"ELSE {_cast_text(dialect, x)} END"
+def _refuse(dialect: SqlDialect, column: str, type_name: str, family: str) -> None:
+    why = dialect.refuse_family(family)
+    if why:
+        raise DataError(
+            f"column {column!r} has type {type_name}, which the {dialect.name} warehouse "
+            f"cannot fingerprint identically to the other engines: {why}",
+            hint="CAST the column in the retrieval to a type every engine writes the same "
+            "(an integer, text or a decimal)",
+            column=column,
         )
-    return (
-        f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 'NaN'::float8 THEN 'nan' "
-        f"WHEN {x} = 'Infinity'::float8 THEN 'inf' WHEN {x} = '-Infinity'::float8 THEN '-inf' "
-        f"WHEN {x} = 0 THEN '0' WHEN abs({x}) >= 1e15 AND abs({x}) < 1e16 THEN {mid} "
-        f"ELSE {_cast_text(dialect, x)} END"
-    )
 
 
-def value_text(dialect: Dialect, column_sql: str, family: str) -> str:
-    """SQL for the canonical text of one value (NULL stays NULL)."""
-    c = column_sql
-    if family == "text":
-        return c if dialect == "duckdb" else f"CAST({c} AS TEXT)"
-    if family == "float":
-        return _float_text(
-            dialect, f"CAST({c} AS DOUBLE)" if dialect == "duckdb" else f"{c}::float8"
-        )
-    if family == "bool":
-        return f"CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END"
-    if family == "date":
-        return _cast_text(dialect, f"({c} - DATE '1970-01-01')")
-    if family in {"timestamp", "timestamptz"}:
-        if dialect == "duckdb":
-            return _cast_text(dialect, f"epoch_us({c})")
-        return _cast_text(dialect, f"CAST(extract(epoch FROM {c}) * 1000000 AS BIGINT)")
-    if family == "bytes":
-        return f"lower(hex({c}))" if dialect == "duckdb" else f"encode({c}, 'hex')"
-    return _cast_text(dialect, c)
-
-
-def key_text(dialect: Dialect, column: str, type_name: str) -> str:
+def key_text(dialect: SqlDialect, column: str, type_name: str) -> str:
     """Canonical text of a key column; refuses types whose text is not portable."""
     family = type_family(type_name)
     if family not in KEY_FAMILIES:
@@ -191,41 +162,35 @@ def key_text(dialect: Dialect, column: str, type_name: str) -> str:
             hint="keys may be integers, text, uuids, dates, timestamps, decimals or booleans; "
             "CAST a float key to an integer or text in the query",
         )
-    return value_text(dialect, quote_ident(column), family)
+    _refuse(dialect, column, type_name, family)
+    return dialect.value_text(quote_ident(column), family)
 
 
-def row_text(dialect: Dialect, columns: Sequence[tuple[str, str]]) -> str:
+def row_text(dialect: SqlDialect, columns: Sequence[tuple[str, str]]) -> str:
     """SQL for a row's canonical text over ``(name, type)`` columns, in order."""
-    parts = [
-        f"coalesce({value_text(dialect, quote_ident(n), type_family(t))}, {_NULL})"
-        for n, t in columns
-    ]
+    parts = []
+    for n, t in columns:
+        family = type_family(t)
+        _refuse(dialect, n, t, family)
+        parts.append(f"coalesce({dialect.value_text(quote_ident(n), family)}, {_NULL})")
     if not parts:
         raise DataError("the result has no columns")
     return f"concat_ws({_SEP}, {', '.join(parts)})"
 
 
-def hash_raw(dialect: Dialect, text_sql: str) -> str:
+def hash_raw(dialect: SqlDialect, text_sql: str) -> str:
     """The md5 digest in the form :func:`hash_from_raw` reads (compute it once per row)."""
-    if dialect == "duckdb":
-        # md5_number is the digest read little-endian; its low 64 bits are digest bytes 0-7.
-        return f"CAST(md5_number({text_sql}) & 18446744073709551615 AS UBIGINT)"
-    return f"md5({text_sql})"
+    return dialect.hash_raw(text_sql)
 
 
-def hash_from_raw(dialect: Dialect, raw_sql: str) -> str:
+def hash_from_raw(dialect: SqlDialect, raw_sql: str) -> str:
     """md5-v1 from :func:`hash_raw`: the first 15 hex digits of the digest, as a BIGINT."""
-    if dialect == "duckdb":
-        # Byte-swap to big-endian and keep the top 60 bits. The engine would compute
-        # md5 once per mention, so ``raw_sql`` must be a column from an inner SELECT.
-        swapped = " | ".join(f"((({raw_sql} >> {8 * i}) & 255) << {8 * (7 - i)})" for i in range(8))
-        return f"CAST(({swapped}) >> 4 AS BIGINT)"
-    return f"CAST(CAST('x' || substr({raw_sql}, 1, 15) AS bit(60)) AS BIGINT)"
+    return dialect.hash_from_raw(raw_sql)
 
 
-def hash60(dialect: Dialect, text_sql: str) -> str:
+def hash60(dialect: SqlDialect, text_sql: str) -> str:
     """md5-v1 as one expression (computes md5 several times on DuckDB: small inputs only)."""
-    return hash_from_raw(dialect, hash_raw(dialect, text_sql))
+    return dialect.hash_from_raw(dialect.hash_raw(text_sql))
 
 
 def thresholds(ratios: Sequence[float]) -> list[int]:

@@ -158,8 +158,8 @@ def warehouse(
 
     wh = open_warehouse(project.config.location("warehouse"), read_only=read_only)
     try:
-        if sandbox and wh.dialect == "duckdb":
-            wh.sandbox()
+        if sandbox:
+            wh.retrieval_sandbox()
         yield wh
     finally:
         wh.close()

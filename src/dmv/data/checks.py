@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from dmv.data._sql import quote_ident
 from dmv.errors import DmvError, NotFound
 
 if TYPE_CHECKING:
+    from dmv.data.warehouse import Warehouse
     from dmv.fsck import FsckReport
     from dmv.project import Project
     from dmv.version import Version
@@ -99,7 +101,7 @@ def fsck_tables(
                 entry = {"kind": "split table", "table": table, "path": table}
                 report.orphans.append(entry)
                 if repair and grace_seconds <= 0:
-                    wh.drop_table(table)
+                    wh.drop_table(quote_ident(table), temp=True)  # __dmv_… names too
                     report.repaired.append(entry)
     except DmvError as exc:
         report.problems.append({"kind": "warehouse", "what": "warehouse", "error": exc.message})
@@ -107,14 +109,8 @@ def fsck_tables(
     return digests
 
 
-def _tables(wh: Any) -> list[str]:
-    if wh.dialect == "duckdb":
-        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-    else:
-        sql = (
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-        )
-    return [str(r[0]) for r in wh.rows(sql)]
+def _tables(wh: Warehouse) -> list[str]:
+    return wh.list_tables()
 
 
 def data_diff(project: Project, a: Version, b: Version) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dmv.data._sql import check_identifier, quote_ident, quote_literal
+from dmv.data._sql import check_identifier, quote_ident
 from dmv.data.warehouse import Progress, Warehouse
 from dmv.errors import InvalidInput, NotFound, StorageError
 
@@ -48,22 +48,7 @@ def export_part(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     try:
-        if warehouse.dialect == "duckdb":
-            warehouse.execute(
-                f"COPY (SELECT * FROM {name}) TO {quote_literal(str(tmp))} (FORMAT parquet)"
-            )
-            rows = int(warehouse.rows(f"SELECT count(*) FROM {name}")[0][0])
-        else:
-            import pyarrow.parquet as pq
-
-            reader = warehouse.reader(f"SELECT * FROM {name}")
-            rows = 0
-            with pq.ParquetWriter(str(tmp), reader.schema) as writer:
-                for batch in reader:
-                    writer.write_batch(batch)
-                    rows += batch.num_rows
-                    if progress:
-                        progress("export", rows, None)
+        rows = warehouse.export_parquet(name, tmp, progress)
         tmp.replace(out)  # a reader never sees a half-written file
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -21,11 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dmv.data._sql import Dialect, hash_from_raw, hash_raw, quote_ident, row_text, type_family
+from dmv.data._sql import hash_from_raw, hash_raw, quote_ident, row_text, type_family
 from dmv.data.warehouse import Column, Progress, Warehouse
 from dmv.errors import DataError
 
 if TYPE_CHECKING:
+    from dmv.data.engines.base import SqlDialect
     from dmv.data.sources import Retrieval
     from dmv.data.split import SplitResult
 
@@ -152,34 +153,31 @@ class PartInfo:
         )
 
 
-def row_hash_raw(dialect: Dialect, columns: Sequence[Column]) -> str:
+def row_hash_raw(dialect: SqlDialect, columns: Sequence[Column]) -> str:
     """SQL for the md5 digest of a row's canonical text (see :func:`hashed`)."""
     return hash_raw(dialect, row_text(dialect, [(c.name, c.type) for c in columns]))
 
 
-def hashed(dialect: Dialect, columns: Sequence[Column], from_sql: str) -> tuple[str, str]:
+def hashed(dialect: SqlDialect, columns: Sequence[Column], from_sql: str) -> tuple[str, str]:
     """``(FROM clause, row hash expression)``: each row's md5 is computed once, inside."""
     inner = f"(SELECT *, {row_hash_raw(dialect, columns)} AS __dmv_r FROM {from_sql}) AS dmv_hr"
     return inner, hash_from_raw(dialect, "__dmv_r")
 
 
-def _text_sql(dialect: Dialect, q: str) -> list[str]:
+def _text_sql(dialect: SqlDialect, q: str) -> list[str]:
     """Digests of min/max, distinct estimate and lengths of a text column (no values)."""
-    distinct = f"approx_count_distinct({q})" if dialect == "duckdb" else "NULL"
     return [
         f"md5(min({q}))",
         f"md5(max({q}))",
-        distinct,
+        dialect.approx_distinct(q),
         f"min(length({q}))",
         f"max(length({q}))",
     ]
 
 
-def aggregate_sql(
-    columns: Sequence[Column], hash_sql: str, dialect: Dialect = "duckdb"
-) -> list[str]:
+def aggregate_sql(columns: Sequence[Column], hash_sql: str, dialect: SqlDialect) -> list[str]:
     """Select-list of the one-pass aggregate behind a fingerprint and profile."""
-    exprs = ["count(*)", f"sum({hash_sql})"]
+    exprs = ["count(*)", dialect.big_sum(hash_sql)]
     for c in columns:
         q = quote_ident(c.name)
         exprs.append(f"count({q})")
@@ -230,8 +228,8 @@ def measure_table(warehouse: Warehouse, table: str, name: str | None = None) -> 
     columns = warehouse.table_columns(table)
     if not columns:
         raise DataError(f"table {table} does not exist in the warehouse {warehouse.identity()}")
-    source, h = hashed(warehouse.dialect, columns, quote_ident(table))
-    exprs = ", ".join(aggregate_sql(columns, h, warehouse.dialect))
+    source, h = hashed(warehouse.sql, columns, quote_ident(table))
+    exprs = ", ".join(aggregate_sql(columns, h, warehouse.sql))
     values = warehouse.rows(f"SELECT {exprs} FROM {source}")[0]
     rows, fp, profile = read_aggregate(values, columns)
     return PartInfo(name or table, table, rows, columns, fp, profile)
@@ -242,8 +240,8 @@ def fingerprint_query(
 ) -> str:
     """The content fingerprint of a query's result, computed in the warehouse."""
     columns = warehouse.query_columns(sql, params)
-    source, h = hashed(warehouse.dialect, columns, f"(\n{sql}\n) AS dmv_q")
-    row = warehouse.rows(f"SELECT count(*), sum({h}) FROM {source}", params)[0]
+    source, h = hashed(warehouse.sql, columns, f"(\n{sql}\n) AS dmv_q")
+    row = warehouse.rows(f"SELECT count(*), {warehouse.sql.big_sum(h)} FROM {source}", params)[0]
     return make_fingerprint(int(row[0]), int(row[1] or 0))
 
 
@@ -264,7 +262,7 @@ def fingerprint_retrieval(
     with warehouse.transaction():
         retrieve(retrieval, warehouse, name, temp=True, progress=progress)
         fingerprint = fingerprint_query(warehouse, f"SELECT * FROM {name}")
-        warehouse.execute(f"DROP TABLE {name}")
+        warehouse.drop_table(name, temp=True)
     return fingerprint
 
 

@@ -93,9 +93,8 @@ def _shared(
     expr: str,
     wrap: Callable[[str], str] = _same,
 ) -> tuple[int, list[tuple[Any, list[str]]]]:
-    text = "VARCHAR" if wh.dialect == "duckdb" else "TEXT"
     sql = (
-        f"SELECT k, string_agg(CAST(p AS {text}), ','), count(*) OVER () "
+        f"SELECT k, {wh.sql.string_agg('p')}, count(*) OVER () "
         f"FROM ({_union(tables, expr, wrap)}) AS u GROUP BY k HAVING count(*) > 1 "
         f"ORDER BY k LIMIT {EXAMPLES}"
     )
@@ -116,10 +115,10 @@ def _key_check(wh: Warehouse, result: SplitResult, column: str) -> LeakageCheck:
 def _row_check(wh: Warehouse, result: SplitResult) -> LeakageCheck:
     tables = [p.table for p in result.parts]
     names = [p.name for p in result.parts]
-    _, h = hashed(wh.dialect, result.columns, "unused")
+    _, h = hashed(wh.sql, result.columns, "unused")
 
     def wrap(table: str) -> str:
-        return str(hashed(wh.dialect, result.columns, table)[0])
+        return str(hashed(wh.sql, result.columns, table)[0])
 
     count, found = _shared(wh, tables, names, h, wrap)
     examples: list[dict[str, Any]] = []

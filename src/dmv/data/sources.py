@@ -60,6 +60,10 @@ def strip_credentials(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    if scheme == "sc":  # Spark Connect: sc://host:port/;name=value;…
+        from dmv.data.engines.spark import strip_token
+
+        return strip_token(url)
     head, question, query = rest.partition("?")
     found = _SQLA_USERINFO.match(head)
     if found and (found.group("password") is not None or "/" not in head[: found.end()]):
@@ -183,8 +187,9 @@ class Source:
                 return "SELECT * FROM source"
             raise InvalidInput("a retrieval needs SQL", hint="give --sql or --file")
         query = check_select(sql)
-        in_duckdb = self.kind == "warehouse" and getattr(self.warehouse, "dialect", "") == "duckdb"
-        if in_duckdb or self.kind in {"duckdb", "parquet", "csv"}:
+        if self.kind == "warehouse" and self.warehouse is not None:
+            self.warehouse.check_retrieval(query)
+        elif self.kind in {"duckdb", "parquet", "csv"}:
             _check_duckdb_statement(query)
         return query
 
@@ -223,7 +228,7 @@ class Source:
     @contextlib.contextmanager
     def _duck(self) -> Iterator[Warehouse | None]:
         """A DuckDB connection for DuckDB-readable sources (None for the others)."""
-        from dmv.data.warehouse import DuckDBWarehouse
+        from dmv.data.engines.duckdb import DuckDBWarehouse
 
         if self.kind == "warehouse":
             yield self.warehouse
@@ -265,7 +270,7 @@ class Source:
 
     @contextlib.contextmanager
     def _pg(self) -> Iterator[Warehouse]:
-        from dmv.data.warehouse import PostgresWarehouse
+        from dmv.data.engines.postgres import PostgresWarehouse
 
         try:
             wh = PostgresWarehouse(self.url)

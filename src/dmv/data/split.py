@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
-from dmv.data import _store
+from dmv.data import _build
 from dmv.data._sql import (
     bucket_case,
     check_identifier,
@@ -262,16 +262,7 @@ def _time_cutoffs(
         cum.append(float(total))
     if not cum:
         return ()
-    q = quote_ident(column.name)
-    fractions = ", ".join(repr(c) for c in cum)
-    if wh.dialect == "duckdb":
-        sql = f"SELECT quantile_disc({q}, [{fractions}]) FROM {base}"
-    else:
-        sql = (
-            f"SELECT percentile_disc(ARRAY[{fractions}]::float8[]) "
-            f"WITHIN GROUP (ORDER BY {q}) FROM {base}"
-        )
-    values = wh.rows(sql, params)[0][0]
+    values = wh.quantiles(base, quote_ident(column.name), cum, params)
     if values is None:
         return ()
     return tuple(str(v) for v in values)
@@ -288,7 +279,7 @@ def _assignment(
 
     The part SQL reads the digest as ``__dmv_pk``, computed once per row in an inner SELECT.
     """
-    d = wh.dialect
+    d = wh.sql
     cuts = thresholds(list(spec.ratios.values()))
     salt = quote_literal(spec.salt + ":")
     part = bucket_case(hash_from_raw(d, "__dmv_pk"), cuts)
@@ -355,7 +346,6 @@ def store_split(
     if isinstance(table_prefix, str):
         _check_targets(warehouse, table_prefix, spec)
     token = secrets.token_hex(4)
-    d = warehouse.dialect
     with warehouse.transaction():
         if retrieval.source.kind == "warehouse":
             base = f"(\n{retrieval.source.query_text(retrieval.sql)}\n) AS dmv_q"
@@ -364,8 +354,7 @@ def store_split(
             raw = quote_ident(f"__dmv_in_{token}")
             retrieve(retrieval, warehouse, raw, temp=True, progress=progress)
             base, base_params = raw, {}
-            if d == "postgresql":  # statistics for the planner (and for prefer_keyed)
-                warehouse.execute(f"ANALYZE {raw}")
+            warehouse.analyze(raw)  # statistics for the planner (and for prefer_keyed)
         columns = warehouse.query_columns(f"SELECT * FROM {base}", base_params)
         if _RESERVED & {c.name for c in columns}:
             raise InvalidInput("columns named __dmv_part, __dmv_h or __dmv_check are reserved")
@@ -375,13 +364,13 @@ def store_split(
         # parts are built under temporary names, renamed once the prefix is known
         building = [f"__dmv_new_{token}_{i}" for i in range(len(spec.parts))]
         key = _find(columns, spec.column) if spec.by in ("key", "group") and spec.column else None
-        if key is not None and _store.prefer_keyed(warehouse, base, base_params, key):
+        if key is not None and _build.prefer_keyed(warehouse, base, base_params, key):
             salt = quote_literal(spec.salt + ":")
-            measured = _store.keyed(
+            measured = _build.keyed(
                 warehouse, base, base_params, key, part_sql, salt, building, progress
             )
         else:
-            measured = _store.staged(
+            measured = _build.staged(
                 warehouse, base, base_params, columns, part_sql, pk_raw, building, progress
             )
         if not sum(m[0] for m in measured.values()):
@@ -418,17 +407,15 @@ def store_split(
         parts: list[PartInfo] = []
         for i, name in enumerate(spec.parts):
             table = f"{prefix}__{name}"
-            warehouse.execute(
-                f"ALTER TABLE {quote_ident(building[i])} RENAME TO {quote_ident(table)}"
-            )
+            warehouse.rename_table(building[i], table)
             rows, fp, profile = measured.get(i, empty)
             parts.append(PartInfo(name, table, rows, columns, fp, profile))
         if retrieval.source.kind != "warehouse":
-            warehouse.execute(f"DROP TABLE {base}")
+            warehouse.drop_table(base, temp=True)
         assignment = part_sql.replace("__dmv_pk", f"md5-v1({pk_raw})") if pk_raw else part_sql
         result = SplitResult(
-            spec, prefix, tuple(parts), content, columns, d, assignment, cutoffs, None,
-            tuple(warnings),
+            spec, prefix, tuple(parts), content, columns, warehouse.dialect, assignment,
+            cutoffs, None, tuple(warnings),
         )  # fmt: skip
         if check or strict:
             if progress:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dmv.data._sql import quote_ident
 from dmv.data.fingerprint import PartInfo, hashed, make_fingerprint
-from dmv.data.warehouse import Column, Warehouse
+from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError, IntegrityError, InvalidInput
 
 if TYPE_CHECKING:
@@ -49,20 +49,7 @@ class VerifiedRead:
 
 def check_key(warehouse: Warehouse) -> str:
     """``duckdb-hash:<version>`` / ``postgresql-hash:<major>``: which engine hash a check is."""
-    if warehouse.dialect == "duckdb":
-        import duckdb
-
-        return f"duckdb-hash:{duckdb.__version__}"
-    version = int(warehouse.rows("SHOW server_version_num")[0][0])
-    return f"postgresql-hash:{version // 10000}"
-
-
-def _row_hash(warehouse: Warehouse, columns: tuple[Column, ...], alias: str) -> str:
-    """The engine's own hash of a row's values (read, like the rows, by one scan)."""
-    cols = ", ".join(f"{alias}.{quote_ident(c.name)}" for c in columns)
-    if warehouse.dialect == "duckdb":
-        return f"hash({cols})"
-    return f"hash_record_extended(ROW({cols}), 0)"
+    return warehouse.check_key()
 
 
 def _fail(part: PartInfo, actual: str, why: str) -> IntegrityError:
@@ -80,12 +67,11 @@ def _fail(part: PartInfo, actual: str, why: str) -> IntegrityError:
 def _measure(warehouse: Warehouse, part: PartInfo) -> tuple[str, str]:
     """(md5sum-v1 fingerprint, engine check) of the table, in one aggregate."""
     columns = part.columns
-    source, h = hashed(warehouse.dialect, columns, f"{quote_ident(part.table)} AS dmv_t")
+    source, h = hashed(warehouse.sql, columns, f"{quote_ident(part.table)} AS dmv_t")
     # ``hashed`` wraps the table; the engine hash reads the same columns of the wrapper
-    engine = _row_hash(warehouse, columns, "dmv_hr")
-    if warehouse.dialect == "postgresql":
-        engine += "::numeric"  # a bigint sum would overflow
-    row = warehouse.rows(f"SELECT count(*), sum({h}), sum({engine}) FROM {source}")[0]
+    engine = warehouse.engine_hash_sum(warehouse.engine_row_hash(columns, "dmv_hr"))
+    big = warehouse.sql.big_sum(h)
+    row = warehouse.rows(f"SELECT count(*), {big}, {engine} FROM {source}")[0]
     rows = int(row[0])
     return make_fingerprint(rows, int(row[1] or 0)), _check_value(rows, int(row[2] or 0))
 
@@ -95,30 +81,10 @@ def _check_value(rows: int, total: int) -> str:
 
 
 def _read(warehouse: Warehouse, part: PartInfo) -> tuple[pa.Table, str]:
-    """The part's rows and the engine check of exactly those rows (one statement)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    cols = ", ".join(f"dmv_t.{quote_ident(c.name)}" for c in part.columns)
-    engine = _row_hash(warehouse, part.columns, "dmv_t")
+    """The part's rows and the engine check of exactly those rows (one snapshot)."""
     source = f"{quote_ident(part.table)} AS dmv_t"
-    if warehouse.dialect == "duckdb":
-        # DuckDB exports a bare table scan to Arrow much faster than any computed
-        # column, so the check is one aggregate and the read a plain scan, both in
-        # one transaction: the same snapshot, and this process holds the file alone.
-        with warehouse.transaction():
-            rows, total = warehouse.rows(f"SELECT count(*), sum({engine}) FROM {source}")[0]
-            table = warehouse.reader(f"SELECT {cols} FROM {source}").read_all()
-        if table.num_rows != rows:
-            return table, _check_value(table.num_rows, 0)
-        return table, _check_value(int(rows), int(total or 0))
-    sql = f"SELECT {cols}, {engine} AS {CHECK_COLUMN} FROM {source}"
-    table = warehouse.reader(sql).read_all()
-    hashes = table.column(CHECK_COLUMN)
-    if not pa.types.is_uint64(hashes.type):  # PostgreSQL's bigint: same bits mod 2^64
-        hashes = pc.cast(hashes, pa.uint64(), safe=False)
-    total = pc.sum(hashes).as_py() or 0  # wraps mod 2^64, as the recorded check does
-    return table.drop_columns([CHECK_COLUMN]), _check_value(table.num_rows, int(total))
+    table, rows, total = warehouse.read_checked(part.columns, source)
+    return table, _check_value(rows, total)
 
 
 def read_verified(

@@ -85,7 +85,7 @@ def _warehouse_space(location: str, report: FsckReport, *, repair: bool) -> None
     from dmv.data.warehouse import open_warehouse
 
     with open_warehouse(location) as wh:
-        if wh.dialect != "duckdb":
+        if not wh.reclaims_file_space:
             report.space = {"engine": wh.dialect, "note": "space is the database's own (VACUUM)"}
             return
         path = wh.url

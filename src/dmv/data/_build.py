@@ -13,7 +13,6 @@ Two strategies that store the same rows and measure them the same way:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,25 +36,12 @@ _REPEAT = 4  # keyed when there are at least this many rows per distinct key
 def prefer_keyed(wh: Warehouse, base: str, params: Mapping[str, Any], column: Column) -> bool:
     """Whether the keyed strategy pays off: when keys repeat enough.
 
-    DuckDB counts distinct keys approximately (one cheap pass); PostgreSQL's planner
-    estimates them from its statistics without running anything. Either way the
-    choice only changes speed, never the stored rows.
+    Each engine counts as cheaply as it can (DuckDB approximately in one pass,
+    PostgreSQL from its planner's statistics without running anything). Either way
+    the choice only changes speed, never the stored rows.
     """
-    q = quote_ident(column.name)
-    if wh.dialect == "duckdb":
-        sql = f"SELECT count(*), approx_count_distinct({q}) FROM {base}"
-        rows, distinct = wh.rows(sql, params)[0]
-    else:
-        rows = _planned_rows(wh, f"SELECT * FROM {base}", params)
-        distinct = _planned_rows(wh, f"SELECT DISTINCT {q} FROM {base}", params)
-    return int(distinct or 0) * _REPEAT <= int(rows or 0)
-
-
-def _planned_rows(wh: Warehouse, sql: str, params: Mapping[str, Any]) -> int:
-    plan = wh.rows(f"EXPLAIN (FORMAT JSON) {sql}", params)[0][0]
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
+    rows, distinct = wh.rows_and_distinct(base, params, quote_ident(column.name))
+    return distinct * _REPEAT <= rows
 
 
 def staged(
@@ -69,15 +55,17 @@ def staged(
     progress: Progress | None,
 ) -> Measured:
     """Build ``tables[i]`` (part i) through one staging pass; measure from the stage."""
-    d = wh.dialect
+    d = wh.sql
     stage = quote_ident(f"{tables[0]}_stage")
     pk = f", {pk_raw} AS __dmv_pk" if pk_raw else ""
     alias = base if base.endswith("AS dmv_q") else f"{base} AS dmv_q"
-    wh.execute(
-        f"CREATE TEMP TABLE {stage} AS SELECT {columns_sql(columns)}, "
+    wh.create_table_as(
+        stage,
+        f"SELECT {columns_sql(columns)}, "
         f"{part_sql} AS __dmv_part, {hash_from_raw(d, '__dmv_r')} AS __dmv_h "
         f"FROM (SELECT dmv_q.*, {row_hash_raw(d, columns)} AS __dmv_r{pk} FROM {alias}) AS dmv_s",
         params,
+        temp=True,
     )
     exprs = ", ".join(aggregate_sql(columns, "__dmv_h", d))
     found = wh.rows(f"SELECT __dmv_part, {exprs} FROM {stage} GROUP BY __dmv_part")
@@ -85,11 +73,10 @@ def staged(
     for i, table in enumerate(tables):
         if progress:
             progress("store", i, len(tables))
-        wh.execute(
-            f"CREATE TABLE {quote_ident(table)} AS SELECT {columns_sql(columns)} "
-            f"FROM {stage} WHERE __dmv_part = {i}"
+        wh.create_table_as(
+            quote_ident(table), f"SELECT {columns_sql(columns)} FROM {stage} WHERE __dmv_part = {i}"
         )
-    wh.execute(f"DROP TABLE {stage}")
+    wh.drop_table(stage, temp=True)
     return measured
 
 
@@ -104,18 +91,19 @@ def keyed(
     progress: Progress | None,
 ) -> Measured:
     """Build ``tables[i]`` by joining on a distinct-key → part table; measure each part."""
-    d = wh.dialect
+    d = wh.sql
     keys = quote_ident(f"{tables[0]}_keys")
     q = quote_ident(column.name)
     raw = hash_raw(d, f"{salt_sql} || {key_text(d, 'k', column.type)}")
-    wh.execute(
-        f"CREATE TEMP TABLE {keys} AS SELECT k, {part_sql} AS __dmv_part FROM "
+    wh.create_table_as(
+        keys,
+        f"SELECT k, {part_sql} AS __dmv_part FROM "
         f"(SELECT k, {raw} AS __dmv_pk FROM (SELECT DISTINCT {q} AS k FROM {base}) AS dmv_d) "
         "AS dmv_h",
         params,
+        temp=True,
     )
-    if d == "postgresql":  # temporary tables get no statistics unless asked
-        wh.execute(f"ANALYZE {keys}")
+    wh.analyze(keys)
     if wh.rows(f"SELECT count(*) FROM {keys} WHERE k IS NULL")[0][0]:
         nulls = wh.rows(f"SELECT count(*) FROM {base} WHERE {q} IS NULL", params)[0][0]
         raise DataError(
@@ -127,12 +115,13 @@ def keyed(
     for i, table in enumerate(tables):
         if progress:
             progress("store", i, len(tables))
-        wh.execute(
-            f"CREATE TABLE {quote_ident(table)} AS SELECT dmv_q.* FROM {alias} "
+        wh.create_table_as(
+            quote_ident(table),
+            f"SELECT dmv_q.* FROM {alias} "
             f"JOIN {keys} AS dmv_k ON dmv_q.{q} = dmv_k.k WHERE dmv_k.__dmv_part = {i}",
             params,
         )
         info = measure_table(wh, table)
         measured[i] = (info.rows, info.fingerprint, dict(info.profile))
-    wh.execute(f"DROP TABLE {keys}")
+    wh.drop_table(keys, temp=True)
     return measured

@@ -1,0 +1,238 @@
+"""What every warehouse engine shares: the portable SQL dialect and common operations.
+
+An engine adapter subclasses :class:`SqlDialect` for the SQL fragments whose spelling
+differs between engines (text casts, the md5-v1 hash, a value's canonical text) and
+:class:`BaseWarehouse` for the connection. The defaults are standard SQL as
+PostgreSQL speaks it; an adapter overrides only what its engine spells otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dmv.data._sql import check_identifier, quote_ident
+from dmv.data.warehouse import BATCH_ROWS, Column, Params, Progress, Warehouse
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["BATCH_ROWS", "BaseWarehouse", "SqlDialect"]
+
+
+class SqlDialect:
+    """SQL fragments as an engine spells them (the defaults: standard SQL, PostgreSQL)."""
+
+    name = "sql"
+    text_type = "TEXT"
+
+    def cast_text(self, expr: str) -> str:
+        return f"CAST({expr} AS {self.text_type})"
+
+    def float_mid(self, x: str) -> str:
+        """``<integer part>+<eighths>/8`` for numbers in [1e15, 1e16)."""
+        return (
+            f"{self.cast_text(f'CAST(trunc({x}) AS BIGINT)')} || '+' || "
+            f"{self.cast_text(f'CAST(({x} - trunc({x})) * 8 AS BIGINT)')} || '/8'"
+        )
+
+    def as_double(self, c: str) -> str:
+        return f"CAST({c} AS DOUBLE PRECISION)"
+
+    def float_text(self, x: str) -> str:
+        return (
+            f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 'NaN'::float8 THEN 'nan' "
+            f"WHEN {x} = 'Infinity'::float8 THEN 'inf' WHEN {x} = '-Infinity'::float8 THEN '-inf' "
+            f"WHEN {x} = 0 THEN '0' WHEN abs({x}) >= 1e15 AND abs({x}) < 1e16 "
+            f"THEN {self.float_mid(x)} ELSE {self.cast_text(x)} END"
+        )
+
+    def text_value(self, c: str) -> str:
+        return self.cast_text(c)
+
+    def date_days(self, c: str) -> str:
+        return self.cast_text(f"({c} - DATE '1970-01-01')")
+
+    def epoch_us(self, c: str) -> str:
+        return self.cast_text(f"CAST(extract(epoch FROM {c}) * 1000000 AS BIGINT)")
+
+    def hex_bytes(self, c: str) -> str:
+        return f"encode({c}, 'hex')"
+
+    def refuse_family(self, family: str) -> str | None:
+        """Why this engine cannot give ``family`` the canonical text (None: it can)."""
+        return None
+
+    def value_text(self, c: str, family: str) -> str:
+        """SQL for the canonical text of one value (NULL stays NULL)."""
+        if family == "text":
+            return self.text_value(c)
+        if family == "float":
+            return self.float_text(self.as_double(c))
+        if family == "bool":
+            return f"CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END"
+        if family == "date":
+            return self.date_days(c)
+        if family in {"timestamp", "timestamptz"}:
+            return self.epoch_us(c)
+        if family == "bytes":
+            return self.hex_bytes(c)
+        return self.cast_text(c)
+
+    def hash_raw(self, text_sql: str) -> str:
+        """The md5 digest in the form :meth:`hash_from_raw` reads (compute it once per row)."""
+        return f"md5({text_sql})"
+
+    def hash_from_raw(self, raw_sql: str) -> str:
+        """md5-v1 from :meth:`hash_raw`: the digest's first 15 hex digits, as a BIGINT."""
+        return f"CAST(CAST('x' || substr({raw_sql}, 1, 15) AS bit(60)) AS BIGINT)"
+
+    def approx_distinct(self, q: str) -> str:
+        """An estimate of a column's distinct values, or NULL where it is not cheap."""
+        return "NULL"
+
+    def big_sum(self, expr: str) -> str:
+        """A sum of 60-bit hashes that never overflows (the engine's wide integer)."""
+        return f"sum({expr})"
+
+    def string_agg(self, expr: str) -> str:
+        return f"string_agg({self.cast_text(expr)}, ',')"
+
+
+class BaseWarehouse(Warehouse):
+    """Operations every engine shares, written once over :meth:`execute` and :meth:`rows`."""
+
+    dialect: str
+    sql: SqlDialect
+    url: str
+    #: whether ``dmv fsck`` can measure and give back the engine's file space
+    reclaims_file_space = False
+    #: whether a failed split leaves nothing behind by itself (transactional DDL)
+    transactional_ddl = True
+
+    def identity(self) -> str:
+        from dmv.data.sources import strip_credentials
+
+        return strip_credentials(self.url)
+
+    def table_exists(self, table: str) -> bool:
+        return bool(self.table_columns(table))
+
+    def drop_table(self, table: str, *, temp: bool = False) -> None:
+        name = table if temp else quote_ident(check_identifier(table))
+        self.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def create_table_as(
+        self, name: str, select_sql: str, params: Params = None, *, temp: bool = False
+    ) -> None:
+        """``CREATE [TEMP] TABLE name AS select`` (``name`` already quoted)."""
+        kind = "TEMP TABLE" if temp else "TABLE"
+        self.execute(f"CREATE {kind} {name} AS {select_sql}", params)
+
+    def rename_table(self, old: str, new: str) -> None:
+        self.execute(f"ALTER TABLE {quote_ident(old)} RENAME TO {quote_ident(new)}")
+
+    def analyze(self, name: str) -> None:
+        """Give the planner statistics of a freshly written table (where it needs them)."""
+
+    def list_tables(self) -> list[str]:
+        rows = self.rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        return [str(r[0]) for r in rows]
+
+    def rows_and_distinct(self, base: str, params: Params, q: str) -> tuple[int, int]:
+        """Row count and distinct count of column ``q`` (estimates are fine)."""
+        rows, distinct = self.rows(
+            f"SELECT count(*), {self.sql.approx_distinct(q)} FROM {base}", params
+        )[0]
+        return int(rows or 0), int(distinct or 0)
+
+    def quantiles(
+        self, base: str, q: str, fractions: Sequence[float], params: Params
+    ) -> list[Any] | None:
+        listed = ", ".join(repr(f) for f in fractions)
+        sql = (
+            f"SELECT percentile_disc(ARRAY[{listed}]::float8[]) "
+            f"WITHIN GROUP (ORDER BY {q}) FROM {base}"
+        )
+        values = self.rows(sql, params)[0][0]
+        return None if values is None else list(values)
+
+    def sandbox(
+        self,
+        *,
+        paths: Sequence[str] = (),
+        directories: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> None:
+        """Limit the connection to reading (engines that cannot: nothing to do)."""
+        return None
+
+    def retrieval_sandbox(self) -> None:
+        """Limit this connection before it runs retrieval SQL over the warehouse itself."""
+
+    def check_retrieval(self, query: str) -> None:
+        """Engine-level refusal of a statement that writes (after :func:`check_select`)."""
+
+    def export_parquet(self, name: str, path: Path, progress: Progress | None) -> int:
+        """Write table ``name`` (quoted) to a Parquet file at ``path``; return its rows."""
+        import pyarrow.parquet as pq
+
+        reader = self.reader(f"SELECT * FROM {name}")
+        rows = 0
+        with pq.ParquetWriter(str(path), reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+                if progress:
+                    progress("export", rows, None)
+        return rows
+
+    def check_key(self) -> str:
+        """Which engine row hash a recorded read check is (``<engine>-hash:<version>``)."""
+        raise NotImplementedError
+
+    def engine_row_hash(self, columns: Sequence[Column], alias: str) -> str:
+        """The engine's own fast hash of a row's values, summed mod 2^64 by read checks."""
+        raise NotImplementedError
+
+    def engine_hash_sum(self, expr: str) -> str:
+        return f"sum({expr})"
+
+    def read_checked(self, columns: Sequence[Column], source: str) -> tuple[pa.Table, int, int]:
+        """``(rows, check rows, check sum mod 2^64)`` of one read of ``source``.
+
+        The default reads the engine hash beside the rows (one statement, one snapshot)
+        and sums it here, wrapping mod 2^64 as the recorded check does.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from dmv.data.verified import CHECK_COLUMN
+
+        cols = ", ".join(f"dmv_t.{quote_ident(c.name)}" for c in columns)
+        engine = self.engine_row_hash(columns, "dmv_t")
+        table = self.reader(f"SELECT {cols}, {engine} AS {CHECK_COLUMN} FROM {source}").read_all()
+        hashes = table.column(CHECK_COLUMN)
+        if not pa.types.is_uint64(hashes.type):  # a signed bigint: same bits mod 2^64
+            hashes = pc.cast(hashes, pa.uint64(), safe=False)
+        total = pc.sum(hashes).as_py() or 0
+        return table.drop_columns([CHECK_COLUMN]), table.num_rows, int(total)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def __enter__(self) -> BaseWarehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def params_dict(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(params) if params else None

@@ -1,0 +1,253 @@
+"""The embedded default engine: one DuckDB file (``.dmv/warehouse.duckdb``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dmv.data._sql import check_identifier, quote_ident, quote_literal
+from dmv.data.engines.base import BaseWarehouse, SqlDialect, params_dict
+from dmv.data.warehouse import BATCH_ROWS, Column, Params, Progress, _sql_error
+from dmv.errors import StorageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["DuckDBDialect", "DuckDBWarehouse", "open_duckdb"]
+
+
+class DuckDBDialect(SqlDialect):
+    name = "duckdb"
+    text_type = "VARCHAR"
+
+    def as_double(self, c: str) -> str:
+        return f"CAST({c} AS DOUBLE)"
+
+    def float_text(self, x: str) -> str:
+        # Commonest case first (CASE is evaluated branch by branch); NULL falls through to
+        # the final CAST, which keeps it NULL. DuckDB writes 1.0 where PostgreSQL writes 1.
+        return (
+            f"CASE WHEN abs({x}) < 1e15 AND {x} <> trunc({x}) THEN {self.cast_text(x)} "
+            f"WHEN abs({x}) < 1e15 THEN {self.cast_text(f'CAST({x} AS BIGINT)')} "
+            f"WHEN isnan({x}) THEN 'nan' WHEN isinf({x}) AND {x} > 0 THEN 'inf' "
+            f"WHEN isinf({x}) THEN '-inf' WHEN abs({x}) < 1e16 THEN {self.float_mid(x)} "
+            f"ELSE {self.cast_text(x)} END"
+        )
+
+    def text_value(self, c: str) -> str:
+        return c
+
+    def epoch_us(self, c: str) -> str:
+        return self.cast_text(f"epoch_us({c})")
+
+    def hex_bytes(self, c: str) -> str:
+        return f"lower(hex({c}))"
+
+    def hash_raw(self, text_sql: str) -> str:
+        # md5_number is the digest read little-endian; its low 64 bits are digest bytes 0-7.
+        return f"CAST(md5_number({text_sql}) & 18446744073709551615 AS UBIGINT)"
+
+    def hash_from_raw(self, raw_sql: str) -> str:
+        # Byte-swap to big-endian and keep the top 60 bits. The engine would compute
+        # md5 once per mention, so ``raw_sql`` must be a column from an inner SELECT.
+        swapped = " | ".join(f"((({raw_sql} >> {8 * i}) & 255) << {8 * (7 - i)})" for i in range(8))
+        return f"CAST(({swapped}) >> 4 AS BIGINT)"
+
+    def approx_distinct(self, q: str) -> str:
+        return f"approx_count_distinct({q})"
+
+
+class DuckDBWarehouse(BaseWarehouse):
+    """One DuckDB file: transactional DDL, one writer at a time."""
+
+    dialect = "duckdb"
+    sql: SqlDialect = DuckDBDialect()
+    reclaims_file_space = True
+
+    def __init__(self, path: str, *, read_only: bool = False, memory_limit: str | None = None):
+        import duckdb
+
+        self.url = path
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "preserve_insertion_order": False
+        }
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(path, read_only=read_only, config=config)
+        except duckdb.Error as exc:
+            from dmv.integrity import corrupt_warehouse, is_duckdb_corruption
+
+            if is_duckdb_corruption(exc):
+                raise corrupt_warehouse(path, exc) from None
+            raise StorageError(
+                f"cannot open the DuckDB warehouse {path}: {exc}",
+                hint="another process may hold it open for writing",
+            ) from exc
+        self._in_tx = False
+        from dmv.integrity import check_duckdb_file
+
+        try:
+            check_duckdb_file(self.con, path)
+        except StorageError:
+            self.con.close()
+            raise
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        import duckdb
+
+        try:
+            self.con.execute(sql, params_dict(params))
+        except duckdb.Error as exc:
+            raise _sql_error(exc, where=self.url) from exc
+
+    def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        import duckdb
+
+        try:
+            return self.con.execute(sql, params_dict(params)).fetchall()
+        except duckdb.Error as exc:
+            raise _sql_error(exc, where=self.url) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_tx:  # DuckDB has no savepoints: an inner block joins the outer one
+            yield
+            return
+        self.con.begin()
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self.con.rollback()
+            raise
+        else:
+            self.con.commit()
+        finally:
+            self._in_tx = False
+
+    def table_columns(self, table: str) -> tuple[Column, ...]:
+        rows = self.rows(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = $t AND table_schema = current_schema() "
+            "AND table_catalog = current_database() ORDER BY ordinal_position",
+            {"t": table},
+        )
+        return tuple(Column(str(n), str(t)) for n, t in rows)
+
+    def query_columns(self, sql: str, params: Params = None) -> tuple[Column, ...]:
+        import duckdb
+
+        try:
+            rel = self.con.sql(sql, params=params_dict(params))
+            return tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.types, strict=True))
+        except duckdb.Error as exc:
+            raise _sql_error(exc, where=self.url) from exc
+
+    def reader(self, sql: str, params: Params = None) -> pa.RecordBatchReader:
+        import duckdb
+
+        try:
+            rel = self.con.sql(sql, params=params_dict(params))
+            return rel.to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            raise _sql_error(exc, where=self.url) from exc
+
+    def create_from_arrow(
+        self, table: str, reader: pa.RecordBatchReader, *, temp: bool = False
+    ) -> None:
+        import duckdb
+
+        name = table if temp else quote_ident(check_identifier(table))
+        view = "__dmv_arrow_in"
+        self.con.register(view, reader)
+        try:
+            kind = "TEMP TABLE" if temp else "TABLE"
+            self.con.execute(f"CREATE {kind} {name} AS SELECT * FROM {view}")
+        except duckdb.Error as exc:
+            raise _sql_error(exc, "loading rows into the warehouse", where=self.url) from exc
+        finally:
+            self.con.unregister(view)
+
+    def list_tables(self) -> list[str]:
+        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        return [str(r[0]) for r in self.rows(sql)]
+
+    def quantiles(
+        self, base: str, q: str, fractions: Sequence[float], params: Params
+    ) -> list[Any] | None:
+        listed = ", ".join(repr(f) for f in fractions)
+        values = self.rows(f"SELECT quantile_disc({q}, [{listed}]) FROM {base}", params)[0][0]
+        return None if values is None else list(values)
+
+    def sandbox(
+        self,
+        *,
+        paths: Sequence[str] = (),
+        directories: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> None:
+        # allowed_* first: they cannot be changed once external access is off
+        settings = []
+        if directories:
+            listed = ", ".join(quote_literal(d.rstrip("/") + "/") for d in directories)
+            settings.append(f"allowed_directories = [{listed}]")
+        if paths:
+            settings.append(f"allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
+        settings += [
+            "enable_external_access = false",
+            "autoinstall_known_extensions = false",
+            "autoload_known_extensions = false",
+            "lock_configuration = true",  # user SQL cannot SET any of this back
+        ]
+        for setting in settings:
+            self.execute(f"SET {setting}")
+
+    def retrieval_sandbox(self) -> None:
+        # the warehouse's own tables and nothing else: no files, URLs or extensions
+        self.sandbox()
+
+    def check_retrieval(self, query: str) -> None:
+        from dmv.data.sources import _check_duckdb_statement
+
+        _check_duckdb_statement(query)
+
+    def export_parquet(self, name: str, path: Path, progress: Progress | None) -> int:
+        self.execute(f"COPY (SELECT * FROM {name}) TO {quote_literal(str(path))} (FORMAT parquet)")
+        return int(self.rows(f"SELECT count(*) FROM {name}")[0][0])
+
+    def check_key(self) -> str:
+        import duckdb
+
+        return f"duckdb-hash:{duckdb.__version__}"
+
+    def engine_row_hash(self, columns: Sequence[Column], alias: str) -> str:
+        return f"hash({', '.join(f'{alias}.{quote_ident(c.name)}' for c in columns)})"
+
+    def read_checked(self, columns: Sequence[Column], source: str) -> tuple[pa.Table, int, int]:
+        # DuckDB exports a bare table scan to Arrow much faster than any computed
+        # column, so the check is one aggregate and the read a plain scan, both in
+        # one transaction: the same snapshot, and this process holds the file alone.
+        cols = ", ".join(f"dmv_t.{quote_ident(c.name)}" for c in columns)
+        engine = self.engine_row_hash(columns, "dmv_t")
+        with self.transaction():
+            rows, total = self.rows(f"SELECT count(*), sum({engine}) FROM {source}")[0]
+            table = self.reader(f"SELECT {cols} FROM {source}").read_all()
+        if table.num_rows != rows:
+            return table, table.num_rows, 0
+        return table, int(rows), int(total or 0)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def open_duckdb(
+    url: str, *, read_only: bool = False, memory_limit: str | None = None, **_: Any
+) -> DuckDBWarehouse:
+    """``duckdb:///path``, ``duckdb://path`` or a bare file path (``:memory:`` when empty)."""
+    path = url.removeprefix("duckdb:///").removeprefix("duckdb://").removeprefix("duckdb:")
+    return DuckDBWarehouse(path or ":memory:", read_only=read_only, memory_limit=memory_limit)
