@@ -42,6 +42,7 @@ class Configured(Protocol):
     @property
     def config(self) -> Config: ...
 
+
 QUEUE_SIZE = 1000
 EXIT_FLUSH_SECONDS = 2.0
 #: After a failed send, events are dropped for this long instead of queueing behind it.
