@@ -90,12 +90,12 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
             split=lambda m, d, s: self.split_info(m, d, s),
             splits=self.data_splits,
             verify=self.data_verify,
-            source_matches=lambda m, d, s: checks.source_matches(self, m, d, s),
-            split_checks=lambda v: checks.split_checks(self, v),
+            source_matches=lambda m, d, s: checks.source_matches(self.stores, m, d, s),
+            split_checks=lambda v: checks.split_checks(self.stores, v),
             fsck_tables=lambda report, repair, grace: checks.fsck_tables(
-                self, report, repair=repair, grace_seconds=grace
+                self.stores, report, repair=repair, grace_seconds=grace
             ),
-            diff=lambda a, b: checks.data_diff(self, a, b),
+            diff=lambda a, b: checks.data_diff(self.stores, a, b),
             read_part=lambda m, ref, part, fmt: self.dataset(m, ref, part, format=fmt),
         )
 
@@ -157,7 +157,7 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
 
         summary = self.registry.delete_model(check_name(name))
         if summary["tables"]:
-            with warehouse(self) as wh:
+            with warehouse(self.stores) as wh:
                 for table in summary["tables"]:
                     wh.drop_table(table)
         kept = self.registry.referenced_digests(summary["digests"])
@@ -247,7 +247,7 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
 
         with lineage.track(self, "retrieval", model, f"{model}.retrieval") as lin:
             info = catalog.register_query(
-                self, model, sql=sql, source=source, params=params, data_id=id
+                self.stores, model, sql=sql, source=source, params=params, data_id=id
             )
             if lin:  # off: not even the records it would read
                 lineage.hook(lambda: lin.sources(info))
@@ -262,7 +262,7 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
         """
         from dmv.data import catalog
 
-        return catalog.register_files(self, model, files, labels=labels, data_id=id)
+        return catalog.register_files(self.stores, model, files, labels=labels, data_id=id)
 
     def data_split(
         self,
@@ -289,8 +289,8 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
         from dmv.integrations import lineage
 
         with lineage.track(self, "split", model, f"{model}.split") as lin:
-            info = catalog.store(
-                self,
+            info = catalog.materialise(
+                self.stores,
                 model,
                 data,
                 by=by,
@@ -310,17 +310,17 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
     def data_queries(self, model: str) -> list[QueryInfo]:
         from dmv.data import catalog
 
-        return catalog.list_queries(self, model)
+        return catalog.list_queries(self.stores, model)
 
     def data_splits(self, model: str, data: str | None = None) -> list[SplitInfo]:
         from dmv.data import catalog
 
-        return catalog.list_splits(self, model, data)
+        return catalog.list_splits(self.stores, model, data)
 
     def data_show(self, model: str, data: str) -> QueryInfo:
         from dmv.data import catalog
 
-        return catalog.get_query(self, model, data)
+        return catalog.get_query(self.stores, model, data)
 
     def split_info(
         self, model: str | Version, data: str | None = None, split: str | None = None
@@ -329,11 +329,11 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
         from dmv.data import catalog
 
         if isinstance(model, Version):
-            return catalog.get_split(self, model.name, model.data, model.split)
+            return catalog.get_split(self.stores, model.name, model.data, model.split)
         d, s = parse_data_split(data) if split is None and data else (data, split)
         if d is None or s is None:
             raise InvalidInput("name the split as DATA.SPLIT")
-        return catalog.get_split(self, model, d, s)
+        return catalog.get_split(self.stores, model, d, s)
 
     def data_check(self, model: str, ref: str) -> LeakageReport:
         """Re-run the leakage checks on a stored split (``DATA.SPLIT``)."""
@@ -341,7 +341,7 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
         from dmv.data.leakage import check_leakage
 
         info = self.split_info(model, ref)
-        with warehouse(self) as wh:
+        with warehouse(self.stores) as wh:
             return check_leakage(wh, info.split_result())
 
     def data_verify(self, model: str, ref: str, *, against_source: bool = False) -> dict[str, Any]:
@@ -349,9 +349,9 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
         from dmv.data.checks import source_matches, verify_split
 
         d, s = parse_data_split(ref)
-        report = verify_split(self, model, d, s)
+        report = verify_split(self.stores, model, d, s)
         if against_source:
-            report["source"] = source_matches(self, model, d, s)
+            report["source"] = source_matches(self.stores, model, d, s)
         return report
 
     def data_export(
@@ -362,7 +362,7 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
         from dmv.data.export import export_part
 
         info = self.split_info(model, ref)
-        with warehouse(self) as wh:
+        with warehouse(self.stores) as wh:
             return export_part(wh, info.table(part), os.fspath(out))
 
     def dataset(self, model: str, ref: str, part: str, *, format: str = "pandas") -> Any:
@@ -374,15 +374,15 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
 
         info = self.split_info(model, ref)
         if info.result.get("kind") == "files":
-            return read_files(self, info, part)
-        return read_part(self, info, part, format)
+            return read_files(self.stores, info, part)
+        return read_part(self.stores, info, part, format)
 
     def data_drop(self, model: str, ref: str) -> None:
         """Delete a stored split that no version uses."""
         from dmv.data import catalog
 
         d, s = parse_data_split(ref)
-        catalog.drop(self, model, d, s)
+        catalog.drop(self.stores, model, d, s)
 
     # -- aliases ------------------------------------------------------------
 
@@ -439,7 +439,7 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
             version=version,
             data=data,
             params=params,
-            require_stored=lambda m, d, s: require_stored(self, m, d, s),
+            require_stored=lambda m, d, s: require_stored(self.stores, m, d, s),
             read_part=self.data_access.read_part,
         )
         with lineage.track(self, "training", model, f"{model}.train") as lin:

@@ -22,7 +22,7 @@ from dmv.version import Version, check_data_id, check_name, table_prefix
 if TYPE_CHECKING:
     from dmv.data.split import SplitResult
     from dmv.data.warehouse import Progress, Warehouse
-    from dmv.project import Project
+    from dmv.context import Stores
 
 __all__ = [
     "QueryInfo",
@@ -32,7 +32,7 @@ __all__ = [
     "list_queries",
     "list_splits",
     "register_query",
-    "store",
+    "materialise",
     "warehouse",
 ]
 
@@ -146,7 +146,7 @@ class SplitInfo:
 
 @contextmanager
 def warehouse(
-    project: Project, *, read_only: bool = False, sandbox: bool = False
+    stores: Stores, *, read_only: bool = False, sandbox: bool = False
 ) -> Iterator[Warehouse]:
     """The project's warehouse, open for one operation (DuckDB allows one writer).
 
@@ -156,7 +156,7 @@ def warehouse(
     """
     from dmv.data.warehouse import open_warehouse
 
-    wh = open_warehouse(project.config.location("warehouse"), read_only=read_only)
+    wh = open_warehouse(stores.config.location("warehouse"), read_only=read_only)
     try:
         if sandbox:
             wh.retrieval_sandbox()
@@ -170,7 +170,7 @@ def _query_info(model: str, row: Any) -> QueryInfo:
 
 
 def register_query(
-    project: Project,
+    stores: Stores,
     model: str,
     *,
     sql: str | None = None,
@@ -184,16 +184,16 @@ def register_query(
     check_name(model)
     if data_id is not None:
         check_data_id(data_id, "DATA")
-    with warehouse(project, sandbox=True) as wh:
-        timeout = project.config["source_timeout"]
+    with warehouse(stores, sandbox=True) as wh:
+        timeout = stores.config["source_timeout"]
         retrieval = Retrieval(Source.from_url(source, wh, timeout=timeout), sql, dict(params or {}))
         columns = retrieval.source.describe(sql, retrieval.params)
         definition = retrieval.definition()
-    return _record_query(project, model, "sql", definition, [c.to_dict() for c in columns], data_id)
+    return _record_query(stores, model, "sql", definition, [c.to_dict() for c in columns], data_id)
 
 
 def register_files(
-    project: Project,
+    stores: Stores,
     model: str,
     files: str,
     *,
@@ -215,11 +215,11 @@ def register_files(
         "labels": strip_credentials(labels) if labels else None,
     }
     columns = [{"name": "path", "type": "VARCHAR"}, {"name": "size", "type": "BIGINT"}]
-    return _record_query(project, model, "files", definition, columns, data_id)
+    return _record_query(stores, model, "files", definition, columns, data_id)
 
 
 def _record_query(
-    project: Project,
+    stores: Stores,
     model: str,
     kind: str,
     definition: dict[str, Any],
@@ -235,30 +235,30 @@ def _record_query(
         same = next((r for r in rows if existing[r.data] == digest), None)
         if same is not None and data_id in (None, same.data):
             return same
-        return data_id_for(definition, project.config["id_style"], existing, data_id)
+        return data_id_for(definition, stores.config["id_style"], existing, data_id)
 
-    row = project.registry.add_query(model, kind, definition, columns, choose)
+    row = stores.registry.add_query(model, kind, definition, columns, choose)
     return _query_info(model, row)
 
 
-def get_query(project: Project, model: str, data: str) -> QueryInfo:
-    return _query_info(model, project.registry.get_query(model, data))
+def get_query(stores: Stores, model: str, data: str) -> QueryInfo:
+    return _query_info(model, stores.registry.get_query(model, data))
 
 
-def list_queries(project: Project, model: str) -> list[QueryInfo]:
-    return [_query_info(model, r) for r in project.registry.list_queries(model)]
+def list_queries(stores: Stores, model: str) -> list[QueryInfo]:
+    return [_query_info(model, r) for r in stores.registry.list_queries(model)]
 
 
 def _split_info(model: str, row: Any) -> SplitInfo:
     return SplitInfo(model, row.data, row.split, row.spec, row.parts, row.leakage, row.created_at)
 
 
-def get_split(project: Project, model: str, data: str, split: str) -> SplitInfo:
-    return _split_info(model, project.registry.get_split(model, data, split))
+def get_split(stores: Stores, model: str, data: str, split: str) -> SplitInfo:
+    return _split_info(model, stores.registry.get_split(model, data, split))
 
 
-def list_splits(project: Project, model: str, data: str | None = None) -> list[SplitInfo]:
-    return [_split_info(model, r) for r in project.registry.list_splits(check_name(model), data)]
+def list_splits(stores: Stores, model: str, data: str | None = None) -> list[SplitInfo]:
+    return [_split_info(model, r) for r in stores.registry.list_splits(check_name(model), data)]
 
 
 class _Stored(Exception):
@@ -268,8 +268,8 @@ class _Stored(Exception):
         self.split = split
 
 
-def store(
-    project: Project,
+def materialise(
+    stores: Stores,
     model: str,
     data: str,
     *,
@@ -292,16 +292,16 @@ def store(
     from dmv.data.sources import Retrieval, Source
     from dmv.data.split import DEFAULT_RATIOS, SplitSpec, parse_by, store_split
 
-    query = get_query(project, model, data)
+    query = get_query(stores, model, data)
     kind, column = parse_by(by)
     spec = SplitSpec(kind, column, dict(ratios or DEFAULT_RATIOS), salt)
     if split_id is not None:
         check_data_id(split_id, "SPLIT")
-    known = {s.split: s for s in list_splits(project, model, data)}
-    share = project.config["split_min_share"] if min_share is None else float(min_share)
+    known = {s.split: s for s in list_splits(stores, model, data)}
+    share = stores.config["split_min_share"] if min_share is None else float(min_share)
     if query.kind == "files":
         guard = (strict, allow_empty, share)
-        return _store_files(project, query, spec, split_id, known, progress, guard)
+        return _store_files(stores, query, spec, split_id, known, progress, guard)
     owners = {
         s.split: _split_digest(s.result.get("content_fingerprint", ""), s.spec)
         for s in known.values()
@@ -316,7 +316,7 @@ def store(
             for sid, owner in owners.items():
                 if owner == digest:
                     raise _Stored(sid)
-        sid = split_id_for(content, spec.to_dict(), project.config["id_style"], owners, split_id)
+        sid = split_id_for(content, spec.to_dict(), stores.config["id_style"], owners, split_id)
         if sid in known:
             if owners[sid] == digest:
                 raise _Stored(sid)
@@ -324,12 +324,12 @@ def store(
         chosen["split"] = sid
         return f"{table_prefix(model)}__{data}__{sid}"
 
-    with warehouse(project, sandbox=True) as wh:
+    with warehouse(stores, sandbox=True) as wh:
         definition = query.definition
         source = Source.from_url(
             None if definition["source"] == "warehouse" else definition["source"],
             wh,
-            timeout=project.config["source_timeout"],
+            timeout=stores.config["source_timeout"],
         )
         retrieval = Retrieval(source, definition["sql"], definition.get("params") or {})
         try:
@@ -352,7 +352,7 @@ def store(
         leakage = result.leakage.to_dict() if result.leakage else None
         try:
             info = _register_split(
-                project, model, data, sid, spec.to_dict(), result.to_dict(), leakage
+                stores, model, data, sid, spec.to_dict(), result.to_dict(), leakage
             )
         except BaseException:
             # Registration failed: the tables must not outlive it.
@@ -363,7 +363,7 @@ def store(
 
 
 def _register_split(
-    project: Project,
+    stores: Stores,
     model: str,
     data: str,
     split: str,
@@ -371,12 +371,12 @@ def _register_split(
     body: dict[str, Any],
     leakage: dict[str, Any] | None,
 ) -> SplitInfo:
-    row = project.registry.add_split(model, data, split, spec, body, leakage)
+    row = stores.registry.add_split(model, data, split, spec, body, leakage)
     return _split_info(model, row)
 
 
 def _store_files(
-    project: Project,
+    stores: Stores,
     query: QueryInfo,
     spec: Any,
     split_id: str | None,
@@ -419,9 +419,9 @@ def _store_files(
     for sid, owner in owners.items():
         if owner == digest and split_id in (None, sid):
             return known[sid]
-    sid = split_id_for(content, spec.to_dict(), project.config["id_style"], owners, split_id)
+    sid = split_id_for(content, spec.to_dict(), stores.config["id_style"], owners, split_id)
     prefix = f"datasets/{query.model}/{query.data}/{sid}"
-    store = project.artifacts
+    store = stores.artifacts
     stored = store_file_parts(
         parts, lambda _name, data: store.put_bytes(data).digest, prefix, progress=progress
     )
@@ -446,10 +446,10 @@ def _store_files(
             for name, part in stored.items()
         ],
     }
-    return _register_split(project, query.model, query.data, sid, spec.to_dict(), body, None)
+    return _register_split(stores, query.model, query.data, sid, spec.to_dict(), body, None)
 
 
-def read_part(project: Project, info: SplitInfo, part: str, format: str = "pandas") -> Any:
+def read_part(stores: Stores, info: SplitInfo, part: str, format: str = "pandas") -> Any:
     """A part of a stored table split, read only once proven intact (see dmv.data.verified).
 
     The engine check a first read computes is recorded on the split, so that later
@@ -462,23 +462,23 @@ def read_part(project: Project, info: SplitInfo, part: str, format: str = "panda
     if entry is None:
         info.table(part)  # raises NotFound naming the parts
     assert entry is not None
-    with warehouse(project) as wh:
+    with warehouse(stores) as wh:
         read = read_verified(wh, PartInfo.from_dict(entry), entry.get("checks"))
     if read.record is not None:
-        _record_check(project, info, part, *read.record)
+        _record_check(stores, info, part, *read.record)
     return to_format(read.table, format)
 
 
-def _record_check(project: Project, info: SplitInfo, part: str, key: str, value: str) -> None:
+def _record_check(stores: Stores, info: SplitInfo, part: str, key: str, value: str) -> None:
     """Keep a part's engine check on its split record (only ever added, never changed)."""
     from dmv.errors import StorageError
 
     # a read-only registry: the part stays proven, by its md5, on every read
     with contextlib.suppress(StorageError):
-        project.registry.add_part_check(info.model, info.data, info.split, part, key, value)
+        stores.registry.add_part_check(info.model, info.data, info.split, part, key, value)
 
 
-def read_files(project: Project, info: SplitInfo, part: str) -> Any:
+def read_files(stores: Stores, info: SplitInfo, part: str) -> Any:
     """A file part as a DataFrame (path, size, digest, local_path), fetched and verified."""
     import pandas as pd
 
@@ -488,13 +488,13 @@ def read_files(project: Project, info: SplitInfo, part: str) -> Any:
     if entry is None:
         info.table(part)  # raises NotFound naming the parts
     assert entry is not None
-    base = project.root / ".dmv" / "datasets" / info.model / info.data / info.split / part
+    base = stores.root / ".dmv" / "datasets" / info.model / info.data / info.split / part
     rows = []
     for f in entry.get("files", []):
         target = base / f["path"]
         # a local copy is used only if its bytes are still the stored ones
         if not target.is_file() or _file_digest(target) != f["digest"]:
-            project.artifacts.fetch(
+            stores.artifacts.fetch(
                 Blob(f["digest"], int(f["size"])), target, what=f"{info.ref} {part} {f['path']}"
             )
         rows.append({**f, "local_path": str(target)})
@@ -517,19 +517,19 @@ def _split_digest(content: str, spec: Mapping[str, Any]) -> str:
     return definition_digest(split_definition(content, dict(spec)))
 
 
-def versions_using(project: Project, model: str, data: str, split: str) -> list[Version]:
+def versions_using(stores: Stores, model: str, data: str, split: str) -> list[Version]:
     """The versions trained on ``data.split``."""
     return [
         v.version
-        for v in project.versions(model)
+        for v in stores.registry.list_versions(model)
         if (v.version.data, v.version.split) == (data, split)
     ]
 
 
-def drop(project: Project, model: str, data: str, split: str) -> None:
+def drop(stores: Stores, model: str, data: str, split: str) -> None:
     """Delete a stored split no version uses; splits behind versions are immutable."""
-    info = get_split(project, model, data, split)
-    users = versions_using(project, model, data, split)
+    info = get_split(stores, model, data, split)
+    users = versions_using(stores, model, data, split)
     if users:
         released = [v for v in users if v.released]
         if released:
@@ -541,17 +541,17 @@ def drop(project: Project, model: str, data: str, split: str) -> None:
             f"split {data}.{split} is used by {', '.join(v.number for v in users)}",
             hint="delete those prereleases first (dmv delete REF)",
         )
-    project.registry.drop_split(model, data, split)
-    with warehouse(project) as wh:
+    stores.registry.drop_split(model, data, split)
+    with warehouse(stores) as wh:
         for part in info.parts:
             if part.get("table"):
                 wh.drop_table(str(part["table"]))
 
 
-def require_stored(project: Project, model: str, data: str, split: str) -> SplitInfo:
+def require_stored(stores: Stores, model: str, data: str, split: str) -> SplitInfo:
     """The stored split a derived version trains on; a clear error when there is none."""
     try:
-        return get_split(project, model, data, split)
+        return get_split(stores, model, data, split)
     except NotFound:
         raise DataError(
             f"{model} has no stored split {data}.{split}: a derived version trains on one",

@@ -11,7 +11,7 @@ from dmv.errors import DmvError, NotFound
 if TYPE_CHECKING:
     from dmv.data.warehouse import Warehouse
     from dmv.fsck import FsckReport
-    from dmv.project import Project
+    from dmv.context import Stores
     from dmv.version import Version
 
 __all__ = ["data_diff", "fsck_tables", "source_matches", "split_checks", "verify_split"]
@@ -21,43 +21,43 @@ __all__ = ["data_diff", "fsck_tables", "source_matches", "split_checks", "verify
 _TABLE_RE = re.compile(r"[a-z][a-z0-9_]*?__[0-9a-z]+__[0-9a-z]+__[a-z][a-z0-9_]*|__dmv_\w+")
 
 
-def verify_split(project: Project, model: str, data: str, split: str) -> dict[str, Any]:
+def verify_split(stores: Stores, model: str, data: str, split: str) -> dict[str, Any]:
     """Recompute every part's rows, schema and fingerprint; compare with the record."""
     from dmv.data.catalog import get_split, warehouse
     from dmv.data.fingerprint import verify_parts
 
-    info = get_split(project, model, data, split)
-    with warehouse(project) as wh:
+    info = get_split(stores, model, data, split)
+    with warehouse(stores) as wh:
         report = verify_parts(wh, info.split_result())
     return {"model": model, "data": data, "split": split, **report.to_dict()}
 
 
-def source_matches(project: Project, model: str, data: str, split: str) -> dict[str, Any]:
+def source_matches(stores: Stores, model: str, data: str, split: str) -> dict[str, Any]:
     """Re-run the retrieval: does the source still give the rows the split was made from?"""
     from dmv.data.catalog import get_query, get_split, warehouse
     from dmv.data.fingerprint import fingerprint_retrieval
     from dmv.data.sources import Retrieval, Source
 
-    query = get_query(project, model, data)
-    info = get_split(project, model, data, split)
+    query = get_query(stores, model, data)
+    info = get_split(stores, model, data, split)
     d = query.definition
-    with warehouse(project, sandbox=True) as wh:
+    with warehouse(stores, sandbox=True) as wh:
         url = None if d["source"] == "warehouse" else d["source"]
-        source = Source.from_url(url, wh, timeout=project.config["source_timeout"])
+        source = Source.from_url(url, wh, timeout=stores.config["source_timeout"])
         now = fingerprint_retrieval(wh, Retrieval(source, d["sql"], d.get("params") or {}))
     stored = info.result.get("content_fingerprint")
     return {"same": now == stored, "stored": stored, "source": now}
 
 
-def split_checks(project: Project, version: Version) -> list[tuple[str, str, str]]:
+def split_checks(stores: Stores, version: Version) -> list[tuple[str, str, str]]:
     """``verify`` lines for the split a version was trained on."""
     from dmv.data.catalog import get_split
 
     try:
-        get_split(project, version.name, version.data, version.split)
+        get_split(stores, version.name, version.data, version.split)
     except NotFound:
         return [("split", "skip", f"{version.data}.{version.split} is not a stored split")]
-    report = verify_split(project, version.name, version.data, version.split)
+    report = verify_split(stores, version.name, version.data, version.split)
     if report["ok"]:
         parts = ", ".join(f"{p['name']} {p['rows']}" for p in report.get("parts", []))
         return [("split", "ok", f"every part matches its fingerprint ({parts})")]
@@ -69,7 +69,7 @@ def split_checks(project: Project, version: Version) -> list[tuple[str, str, str
 
 
 def fsck_tables(
-    project: Project, report: FsckReport, *, repair: bool, grace_seconds: float
+    stores: Stores, report: FsckReport, *, repair: bool, grace_seconds: float
 ) -> set[str]:
     """Registered split tables present; unregistered dmv tables listed (and dropped).
 
@@ -78,7 +78,7 @@ def fsck_tables(
     """
     from dmv.data.catalog import warehouse
 
-    rows = project.registry.list_splits(None)
+    rows = stores.registry.list_splits(None)
     registered: set[str] = set()
     digests: set[str] = set()
     for row in rows:
@@ -91,7 +91,7 @@ def fsck_tables(
                 if isinstance(item, dict) and item.get("digest"):
                     digests.add(item["digest"])
     try:
-        with warehouse(project) as wh:
+        with warehouse(stores) as wh:
             present = set(_tables(wh))
             for table in sorted(registered - present):
                 report.problems.append(
@@ -113,17 +113,17 @@ def _tables(wh: Warehouse) -> list[str]:
     return wh.list_tables()
 
 
-def data_diff(project: Project, a: Version, b: Version) -> dict[str, Any]:
+def data_diff(stores: Stores, a: Version, b: Version) -> dict[str, Any]:
     """Retrieval definitions, split specs, row counts and fingerprints of two versions."""
     from dmv.data.catalog import get_query, get_split
 
     def side(v: Version) -> tuple[Any, Any]:
         try:
-            q = get_query(project, v.name, v.data).definition
+            q = get_query(stores, v.name, v.data).definition
         except NotFound:
             q = None
         try:
-            s = get_split(project, v.name, v.data, v.split)
+            s = get_split(stores, v.name, v.data, v.split)
         except NotFound:
             s = None
         return q, s
