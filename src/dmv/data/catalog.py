@@ -20,9 +20,9 @@ from dmv.errors import ConflictError, DataError, ImmutableError, InvalidInput, N
 from dmv.version import Version, check_data_id, check_name, table_prefix
 
 if TYPE_CHECKING:
+    from dmv.context import Stores
     from dmv.data.split import SplitResult
     from dmv.data.warehouse import Progress, Warehouse
-    from dmv.context import Stores
 
 __all__ = [
     "QueryInfo",
@@ -31,8 +31,8 @@ __all__ = [
     "get_split",
     "list_queries",
     "list_splits",
-    "register_query",
     "materialise",
+    "register_query",
     "warehouse",
 ]
 

@@ -9,9 +9,9 @@ from dmv.data._sql import quote_ident
 from dmv.errors import DmvError, NotFound
 
 if TYPE_CHECKING:
+    from dmv.context import Stores
     from dmv.data.warehouse import Warehouse
     from dmv.fsck import FsckReport
-    from dmv.context import Stores
     from dmv.version import Version
 
 __all__ = ["data_diff", "fsck_tables", "source_matches", "split_checks", "verify_split"]
