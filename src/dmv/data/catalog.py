@@ -13,15 +13,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dmv.data.records import QueryInfo, SplitInfo
 from dmv.errors import ConflictError, DataError, ImmutableError, InvalidInput, NotFound
 from dmv.version import Version, check_data_id, check_name, table_prefix
 
 if TYPE_CHECKING:
     from dmv.context import Stores
-    from dmv.data.split import SplitResult
     from dmv.data.warehouse import Progress, Warehouse
 
 __all__ = [
@@ -35,113 +34,6 @@ __all__ = [
     "register_query",
     "warehouse",
 ]
-
-
-@dataclass(frozen=True)
-class QueryInfo:
-    """A registered retrieval method: the DATA part of a version."""
-
-    model: str
-    data: str
-    kind: str
-    definition: dict[str, Any]
-    columns: list[dict[str, str]]
-    created_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        from dmv.registry.records import iso
-
-        return {
-            "model": self.model,
-            "data": self.data,
-            "kind": self.kind,
-            "definition": self.definition,
-            "columns": self.columns,
-            "created_at": iso(self.created_at),
-        }
-
-
-@dataclass(frozen=True)
-class SplitInfo:
-    """A stored split: the SPLIT part of a version, its tables and their fingerprints."""
-
-    model: str
-    data: str
-    split: str
-    spec: dict[str, Any]
-    result: dict[str, Any]
-    leakage: dict[str, Any] | None
-    created_at: float
-
-    @property
-    def ref(self) -> str:
-        return f"{self.data}.{self.split}"
-
-    def _repr_html_(self) -> str:
-        from dmv.integrations.notebook import split_html
-
-        return split_html(self)
-
-    @property
-    def parts(self) -> list[dict[str, Any]]:
-        """``[{name, table, rows, fingerprint}]`` for each part (files: manifest digests)."""
-        keys = ("name", "table", "rows", "fingerprint", "digest", "files")
-        parts = self.result.get("parts", [])
-        total = sum(int(p.get("rows") or 0) for p in parts)
-        out = []
-        for p in parts:
-            entry = {k: p[k] for k in keys if p.get(k) is not None}
-            entry["share"] = round(int(p.get("rows") or 0) / total, 6) if total else 0.0
-            span = self._range(p)
-            if span is not None:
-                entry["range"] = span
-            out.append(entry)
-        return out
-
-    @property
-    def warnings(self) -> list[str]:
-        """What the split stored although it was short (``allow_empty``)."""
-        return [str(w) for w in self.result.get("warnings") or []]
-
-    def _range(self, part: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The key or time column's range in a part (text keys: a distinct count only)."""
-        column = self.spec.get("column")
-        profile = (part.get("profile") or {}).get(column) if column else None
-        if not profile:
-            return None
-        low = profile.get("min")
-        if isinstance(low, str) and low.startswith("md5:"):
-            return {"column": column, "distinct": profile.get("distinct")}
-        return {"column": column, "min": low, "max": profile.get("max")}
-
-    def table(self, part: str) -> str:
-        for p in self.result.get("parts", []):
-            if p["name"] == part:
-                return str(p.get("table") or "")
-        names = ", ".join(p["name"] for p in self.result.get("parts", []))
-        raise NotFound(f"split {self.ref} of {self.model} has no part {part!r} (parts: {names})")
-
-    def split_result(self) -> SplitResult:
-        from dmv.data.split import SplitResult
-
-        return SplitResult.from_dict(self.result)
-
-    def to_dict(self) -> dict[str, Any]:
-        from dmv.registry.records import iso
-
-        return {
-            "model": self.model,
-            "data": self.data,
-            "split": self.split,
-            "ref": self.ref,
-            "spec": self.spec,
-            "parts": self.parts,
-            "columns": self.result.get("columns", []),
-            "content_fingerprint": self.result.get("content_fingerprint"),
-            "leakage": self.leakage,
-            "warnings": self.warnings,
-            "created_at": iso(self.created_at),
-        }
 
 
 @contextmanager

@@ -27,8 +27,8 @@ from dmv.errors import DataError
 
 if TYPE_CHECKING:
     from dmv.data.engines.base import SqlDialect
+    from dmv.data.records import SplitResult
     from dmv.data.sources import Retrieval
-    from dmv.data.split import SplitResult
 
 __all__ = [
     "FINGERPRINT_ALGO",

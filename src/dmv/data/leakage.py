@@ -18,7 +18,7 @@ from dmv.data.fingerprint import hashed, json_value
 from dmv.data.warehouse import Warehouse
 
 if TYPE_CHECKING:
-    from dmv.data.split import SplitResult
+    from dmv.data.records import SplitResult
 
 __all__ = ["LeakageCheck", "LeakageReport", "check_leakage"]
 

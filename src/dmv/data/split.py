@@ -49,6 +49,7 @@ from dmv.data._sql import (
 )
 from dmv.data.fingerprint import PartInfo, combine
 from dmv.data.leakage import LeakageReport, check_leakage
+from dmv.data.records import SplitResult
 from dmv.data.sources import Retrieval, Source, retrieve
 from dmv.data.warehouse import Column, Progress, Warehouse
 from dmv.errors import DataError, ImmutableError, InvalidInput
@@ -180,64 +181,6 @@ def parse_ratios(text: str) -> dict[str, float]:
         if not eq:
             raise InvalidInput(f"ratio {item!r} must be NAME=NUMBER, e.g. train=0.8")
     return ratios
-
-
-@dataclass(frozen=True)
-class SplitResult:
-    """What a stored split is: its spec, tables, fingerprints and profiles."""
-
-    spec: SplitSpec
-    table_prefix: str
-    parts: tuple[PartInfo, ...]
-    content_fingerprint: str
-    columns: tuple[Column, ...]
-    dialect: str
-    assignment_sql: str
-    cutoffs: tuple[str, ...] = ()
-    leakage: LeakageReport | None = None
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def rows(self) -> int:
-        return sum(p.rows for p in self.parts)
-
-    def part(self, name: str) -> PartInfo:
-        for p in self.parts:
-            if p.name == name:
-                return p
-        from dmv.errors import NotFound
-
-        raise NotFound(f"no part {name!r}; parts: {', '.join(p.name for p in self.parts)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec.to_dict(),
-            "table_prefix": self.table_prefix,
-            "parts": [p.to_dict() for p in self.parts],
-            "content_fingerprint": self.content_fingerprint,
-            "columns": [c.to_dict() for c in self.columns],
-            "dialect": self.dialect,
-            "assignment_sql": self.assignment_sql,
-            "cutoffs": list(self.cutoffs),
-            "rows": self.rows,
-            "leakage": self.leakage.to_dict() if self.leakage else None,
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SplitResult:
-        return cls(
-            spec=SplitSpec.from_dict(data["spec"]),
-            table_prefix=str(data["table_prefix"]),
-            parts=tuple(PartInfo.from_dict(p) for p in data["parts"]),
-            content_fingerprint=str(data["content_fingerprint"]),
-            columns=tuple(Column.from_dict(c) for c in data["columns"]),
-            dialect=str(data["dialect"]),
-            assignment_sql=str(data["assignment_sql"]),
-            cutoffs=tuple(data.get("cutoffs") or ()),
-            leakage=LeakageReport.from_dict(data["leakage"]) if data.get("leakage") else None,
-            warnings=tuple(data.get("warnings") or ()),
-        )
 
 
 def _find(columns: tuple[Column, ...], name: str) -> Column:
