@@ -145,3 +145,16 @@ def test_a_postgresql_registry_is_backed_up_with_pg_dump(
     assert code == 2 and "PostgreSQL" in err and "pg_dump" in err
     assert not (tmp_path / "b").exists()
     p.close()
+
+
+def test_a_spark_warehouse_is_refused_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No server is contacted: the refusal comes from the URL, before anything is copied.
+    p = dmv.init(tmp_path / "proj", warehouse="sc://spark.example:15002/;token=s3cret")
+    code = main(["-C", str(p.root), "backup", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a DuckDB file" in err and "sc://spark.example:15002" in err
+    assert "s3cret" not in err
+    assert not (tmp_path / "b").exists()
+    p.close()

@@ -18,6 +18,11 @@ SOURCES = [
     ("snowflake://ann@acct/db?token=t0k", "snowflake://ann@acct/db"),
     ("sqlite:////abs/path.db", "sqlite:////abs/path.db"),
     ("data/*.parquet", "data/*.parquet"),
+    # Spark Connect: parameters after "/;", user information before the host.
+    ("sc://spark:15002/;token=t0k;database=ml", "sc://spark:15002/;database=ml"),
+    ("sc://spark:15002/;x-api-key=k;user_id=ann", "sc://spark:15002/;user_id=ann"),
+    ("sc://ann:pw@spark:15002", "sc://spark:15002"),
+    ("sc://127.0.0.1:15002", "sc://127.0.0.1:15002"),
 ]
 
 

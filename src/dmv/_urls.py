@@ -37,6 +37,8 @@ def source_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    if scheme.lower() == "sc":  # Spark Connect: sc://host:port/;name=value;…
+        return _spark_connect_url(url)
     head, question, query = rest.partition("?")
     found = _SQLA_USERINFO.match(head)
     if found and (found.group("password") is not None or "/" not in head[: found.end()]):
@@ -49,6 +51,18 @@ def source_url(url: str) -> str:
             query = urlencode(kept)
             question = "?" if kept else ""
     return f"{scheme}://{head}{question}{query}"
+
+
+def _spark_connect_url(url: str) -> str:
+    """A Spark Connect URL without its user information or secret-looking parameters."""
+    head, sep, tail = url.partition("/;")
+    scheme, _, netloc = head.partition("://")
+    netloc = netloc.rpartition("@")[2]
+    head = f"{scheme}://{netloc}"
+    if not sep:
+        return head
+    kept = [i for i in tail.split(";") if i and not SECRET_KEYS.search(i.partition("=")[0])]
+    return head + ("/;" + ";".join(kept) if kept else "")
 
 
 def git_url(url: str) -> str:

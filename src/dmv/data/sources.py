@@ -26,12 +26,10 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
 
 from dmv.data._arrow import cursor_reader, with_progress
 from dmv.data._sql import check_identifier, check_select, quote_ident, quote_literal
@@ -43,39 +41,17 @@ if TYPE_CHECKING:
 
 __all__ = ["Retrieval", "Source", "retrieve", "strip_credentials"]
 
-_SECRET_KEYS = re.compile(r"pass|token|secret|key|sig|credential|auth", re.IGNORECASE)
 _FILE_SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".parquet.gz")
 
 
-_SQLA_USERINFO = re.compile(r"(?P<user>[^:/@]*)(?::(?P<password>[^@]*))?@")
 
 
 def strip_credentials(url: str) -> str:
-    """``url`` without its password and without query values that look like secrets.
+    """``url`` without its password and without query values that look like secrets
+    (the rule of :func:`dmv._urls.source_url`, Spark Connect parameters included)."""
+    from dmv._urls import source_url
 
-    Everything else is kept as written (``sqlite:////abs/path.db`` stays absolute).
-    SQLAlchemy reads a password up to the first ``@``, even across a raw ``/``, so
-    that is what is removed.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    if scheme == "sc":  # Spark Connect: sc://host:port/;name=value;…
-        from dmv.data.engines.spark import strip_token
-
-        return strip_token(url)
-    head, question, query = rest.partition("?")
-    found = _SQLA_USERINFO.match(head)
-    if found and (found.group("password") is not None or "/" not in head[: found.end()]):
-        user = found.group("user")
-        head = (f"{user}@" if user else "") + head[found.end() :]
-    if question:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        kept = [(k, v) for k, v in pairs if not _SECRET_KEYS.search(k)]
-        if len(kept) != len(pairs):
-            query = urlencode(kept)
-            question = "?" if kept else ""
-    return f"{scheme}://{head}{question}{query}"
+    return source_url(url)
 
 
 def _file_kind(url: str) -> str | None:

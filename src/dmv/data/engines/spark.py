@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["SparkDialect", "SparkWarehouse", "open_spark", "split_url"]
 
 _OWN_PARAMS = ("catalog", "database")
-_SECRET = re.compile(r"token|pass|secret|key|auth", re.IGNORECASE)
 #: the session settings dmv's SQL relies on (ANSI SQL, "quoted" names, UTC times)
 SESSION_CONF = {
     "spark.sql.ansi.enabled": "true",
@@ -140,12 +138,10 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
 
 
 def strip_token(url: str) -> str:
-    """The URL without parameters that look like credentials."""
-    head, sep, tail = url.partition("/;")
-    if not sep:
-        return url
-    kept = [i for i in tail.split(";") if i and not _SECRET.search(i.partition("=")[0])]
-    return head + ("/;" + ";".join(kept) if kept else "")
+    """The URL without parameters that look like credentials (:func:`dmv._urls.source_url`)."""
+    from dmv._urls import source_url
+
+    return source_url(url)
 
 
 def _reachable(remote: str, identity: str, timeout: float) -> None:
