@@ -179,6 +179,16 @@ def test_the_version_page_links_its_card(trained: dmv.Project) -> None:
     card = client.get(link)
     assert card.status_code == 200 and card.headers["content-type"].startswith("text/html")
     assert "<h2>Interface</h2>" in card.text and f"price-model {number}" in card.text
+    # The card's one inline style is allowed by its hash; inline style at large is not.
+    import base64
+    import hashlib
+    import re
+
+    (style,) = re.findall(r"<style>(.*?)</style>", card.text, re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    policy = card.headers["content-security-policy"]
+    assert f"style-src 'self' 'sha256-{digest}'" in policy
+    assert "unsafe-inline" not in policy and "script-src 'self'" in policy
     md = client.get(link, params={"format": "md"})
     assert md.status_code == 200 and md.text.startswith("---\n")
     assert md.headers["content-disposition"] == 'attachment; filename="price-model-card.md"'

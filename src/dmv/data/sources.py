@@ -44,8 +44,6 @@ __all__ = ["Retrieval", "Source", "retrieve", "strip_credentials"]
 _FILE_SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".parquet.gz")
 
 
-
-
 def strip_credentials(url: str) -> str:
     """``url`` without its password and without query values that look like secrets
     (the rule of :func:`dmv._urls.source_url`, Spark Connect parameters included)."""

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dmv.integrations._about import About
     from dmv.registry import Registry
 
-__all__ = ["card_blocks", "card_metadata", "render_card"]
+__all__ = ["CARD_STYLE", "card_blocks", "card_metadata", "render_card", "style_hash"]
 
 #: A block: ("h", text), ("p", text), ("table", (headers, rows)) or ("code", text).
 Block = tuple[str, Any]
@@ -272,6 +272,24 @@ def _markdown(meta: dict[str, Any], blocks: list[Block]) -> str:
     return "\n".join(out)
 
 
+#: The card's only style, inline so that the file stands alone; a server that shows
+#: the card allows exactly this text (:func:`style_hash`), not inline style at large.
+CARD_STYLE = (
+    "body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
+    "pre{background:#f4f4f4;padding:.5rem}"
+)
+
+
+def style_hash() -> str:
+    """The CSP source that allows the card's inline style: ``'sha256-…'``."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(CARD_STYLE.encode()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
 def _html(meta: dict[str, Any], blocks: list[Block]) -> str:
     import yaml
 
@@ -280,9 +298,7 @@ def _html(meta: dict[str, Any], blocks: list[Block]) -> str:
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(str(blocks[0][1]))}</title>",
-        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
-        "pre{background:#f4f4f4;padding:.5rem}</style></head><body>",
+        f"<style>{CARD_STYLE}</style></head><body>",
     ]
     for kind, body in blocks:
         if kind in ("h1", "h", "h3"):

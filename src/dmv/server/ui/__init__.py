@@ -340,7 +340,14 @@ def create_router(project: Project) -> APIRouter:
                 return Response(
                     text, media_type="text/markdown; charset=utf-8", headers=disposition
                 )
-            return HTMLResponse(text)
+            from dmv.integrations.card import style_hash
+            from dmv.server.security import SECURITY_HEADERS
+
+            # The server's policy, with the card's one inline style allowed by its hash.
+            policy = dict(SECURITY_HEADERS)["content-security-policy"].replace(
+                "style-src 'self'", f"style-src 'self' {style_hash()}"
+            )
+            return HTMLResponse(text, headers={"Content-Security-Policy": policy})
 
         return _guarded(request, page)
 
