@@ -236,18 +236,18 @@ def test_spec_validation() -> None:
 def test_keyed_and_staged_strategies_store_the_same(
     duck: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dmv.data import _store
+    from dmv.data import _build
 
     load(duck, "src", sample_table(4000, users=100))
     spec = SplitSpec("group", "user_id", salt="z")
     keyed = store_split(duck, "SELECT * FROM src", spec, "m__k")
-    monkeypatch.setattr(_store, "prefer_keyed", lambda *a: False)
+    monkeypatch.setattr(_build, "prefer_keyed", lambda *a: False)
     staged = store_split(duck, "SELECT * FROM src", spec, "m__s")
     assert [(p.rows, p.fingerprint, dict(p.profile)) for p in keyed.parts] == [
         (p.rows, p.fingerprint, dict(p.profile)) for p in staged.parts
     ]
     assert ids_by_part(duck, keyed) == ids_by_part(duck, staged)
-    monkeypatch.setattr(_store, "prefer_keyed", lambda *a: True)
+    monkeypatch.setattr(_build, "prefer_keyed", lambda *a: True)
     with pytest.raises(DataError, match="'user_id' has 400 NULL"):
         store_split(
             duck,

@@ -66,21 +66,21 @@ def _sqlite_path(stores: Stores) -> str:
 
 def _duckdb_path(stores: Stores) -> str:
     from dmv._urls import source_url as strip_credentials
-    from dmv.data.engines import scheme_of
+    from dmv.data.engines import embedded_file, scheme_of
 
     location = str(stores.config.location("warehouse"))
-    scheme = scheme_of(location)
-    if scheme.startswith("postgres"):
+    path = embedded_file(location)
+    if path is not None:
+        return path
+    if scheme_of(location).startswith("postgres"):
         raise _pg_refusal("warehouse", strip_credentials(location))
-    if scheme != "duckdb":
-        raise InvalidInput(
-            f"the warehouse is not a DuckDB file ({strip_credentials(location)}): "
-            "dmv backs up only its embedded files",
-            hint="back the warehouse up with its own tools (for Spark, the catalog's "
-            "snapshots); 'dmv backup' covers the SQLite registry, the DuckDB warehouse "
-            "and the artifacts",
-        )
-    return location.removeprefix("duckdb:///").removeprefix("duckdb://")
+    raise InvalidInput(
+        f"the warehouse is not a DuckDB file ({strip_credentials(location)}): "
+        "dmv backs up only its embedded files",
+        hint="back the warehouse up with its own tools (for Spark, the catalog's "
+        "snapshots); 'dmv backup' covers the SQLite registry, the DuckDB warehouse "
+        "and the artifacts",
+    )
 
 
 def _hash(path: Path) -> str:

@@ -71,6 +71,13 @@ def scheme_of(url: str) -> str:
     return head.lower()
 
 
+def embedded_file(url: str) -> str | None:
+    """The file of an embedded warehouse (DuckDB), or None for a server's URL."""
+    if scheme_of(url) != "duckdb":
+        return None
+    return url.removeprefix("duckdb:///").removeprefix("duckdb://")
+
+
 def _factory(value: str) -> Factory:
     module, _, attr = value.partition(":")
     found: Any = importlib.import_module(module)
