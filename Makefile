@@ -35,7 +35,7 @@ typecheck: install
 	$(BIN)/mypy src
 
 unit: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck unit
 

@@ -164,6 +164,7 @@ def _whole(project: dmv.Project) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a hundred real processes killed and checked: minutes on two cores
 def test_a_hundred_kills_leave_nothing_registered_broken(
     project: dmv.Project, small_model: object
 ) -> None:
