@@ -132,8 +132,10 @@ def test_cli_training_entry_refuses_with_exit_6(
             str(seeded.root / "x.parquet"),
         ]
     )
-    capsys.readouterr()
-    assert code == 0  # export is not training; 'dmv data verify' is the explicit check
+    err = capsys.readouterr().err
+    # An export is proven like a training read: what leaves dmv is what was recorded.
+    assert code == 6 and "price_model__0123__abcd__test" in err
+    assert not (seeded.root / "x.parquet").exists()
     code = main(["-C", str(seeded.root), "data", "verify", "price-model", "0123.abcd"])
     assert code == 6
 
@@ -187,3 +189,19 @@ def test_dates_and_nulls_round_trip_through_the_check(duck: Warehouse) -> None:
     for part in result.parts:
         read = read_verified(duck, part)
         assert read.table.num_rows == part.rows
+
+
+def test_an_export_is_proven_first(seeded: dmv.Project, tmp_path: Path) -> None:
+    good = tmp_path / "valid.parquet"
+    assert seeded.data_export("price-model", "0123.abcd", "valid", good).rows > 0
+    table = "price_model__0123__abcd__train"
+    with duckdb.connect(seeded.config.location("warehouse")) as con:
+        con.execute(f"UPDATE {table} SET target = target + 1 WHERE patient_id = 0")
+    out = tmp_path / "train.parquet"
+    with pytest.raises(IntegrityError, match=table):
+        seeded.data_export("price-model", "0123.abcd", "train", out)
+    assert not out.exists()
+    # The CLI says the same with the integrity exit code, and writes nothing either.
+    args = ["data", "export", "price-model", "0123.abcd", "--part", "train", "--out", str(out)]
+    code = main(["-C", str(seeded.root), *args])
+    assert code == 6 and not out.exists()

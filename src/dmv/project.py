@@ -358,12 +358,10 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
         self, model: str, ref: str, part: str, out: str | os.PathLike[str]
     ) -> ExportResult:
         """Write one part of a stored split to a Parquet file."""
-        from dmv.data.catalog import warehouse
-        from dmv.data.export import export_part
+        from dmv.data.catalog import export_part
 
         info = self.split_info(model, ref)
-        with warehouse(self.stores) as wh:
-            return export_part(wh, info.table(part), os.fspath(out))
+        return export_part(self.stores, info, part, os.fspath(out))
 
     def dataset(self, model: str, ref: str, part: str, *, format: str = "pandas") -> Any:
         """One part of a stored split as a pandas DataFrame (or ``format='arrow'``).

@@ -21,11 +21,13 @@ from dmv.version import Version, check_data_id, check_name, table_prefix
 
 if TYPE_CHECKING:
     from dmv.context import Stores
+    from dmv.data.export import ExportResult
     from dmv.data.warehouse import Progress, Warehouse
 
 __all__ = [
     "QueryInfo",
     "SplitInfo",
+    "export_part",
     "get_query",
     "get_split",
     "list_queries",
@@ -359,6 +361,19 @@ def read_part(stores: Stores, info: SplitInfo, part: str, format: str = "pandas"
     if read.record is not None:
         _record_check(stores, info, part, *read.record)
     return to_format(read.table, format)
+
+
+def export_part(stores: Stores, info: SplitInfo, part: str, out: str) -> ExportResult:
+    """Write a part of a stored table split to Parquet, once proven intact."""
+    from dmv.data.export import export_part as write_parquet
+    from dmv.data.fingerprint import PartInfo
+    from dmv.data.verified import prove
+
+    table = info.table(part)  # raises NotFound naming the parts
+    entry = next(p for p in info.result.get("parts", []) if p["name"] == part)
+    with warehouse(stores) as wh:
+        prove(wh, PartInfo.from_dict(entry))
+        return write_parquet(wh, table, out)
 
 
 def _record_check(stores: Stores, info: SplitInfo, part: str, key: str, value: str) -> None:

@@ -33,7 +33,7 @@ from dmv.errors import DataError, IntegrityError, InvalidInput
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["CHECK_COLUMN", "VerifiedRead", "check_key", "read_verified"]
+__all__ = ["CHECK_COLUMN", "VerifiedRead", "check_key", "prove", "read_verified"]
 
 CHECK_COLUMN = "__dmv_check"
 _MOD = 1 << 64
@@ -87,6 +87,27 @@ def _read(warehouse: Warehouse, part: PartInfo) -> tuple[pa.Table, str]:
     return table, _check_value(rows, total)
 
 
+def _same_columns(warehouse: Warehouse, part: PartInfo) -> None:
+    columns = warehouse.table_columns(part.table)
+    if not columns:
+        raise _fail(part, "missing", f"table {part.table} is not in the warehouse")
+    if columns != part.columns:
+        now = ", ".join(f"{c.name} {c.type}" for c in columns)
+        raise _fail(part, "other columns", f"its columns are now {now}")
+
+
+def prove(warehouse: Warehouse, part: PartInfo) -> None:
+    """Raise :class:`~dmv.errors.IntegrityError` unless ``part`` matches its fingerprint.
+
+    One aggregate in the engine (no rows leave it): for what reads the table itself
+    afterwards, e.g. an export.
+    """
+    _same_columns(warehouse, part)
+    fingerprint, _ = _measure(warehouse, part)
+    if fingerprint != part.fingerprint:
+        raise _fail(part, fingerprint, "its rows changed")
+
+
 def read_verified(
     warehouse: Warehouse, part: PartInfo, checks: Mapping[str, str] | None = None
 ) -> VerifiedRead:
@@ -97,13 +118,8 @@ def read_verified(
     :class:`~dmv.errors.IntegrityError` (naming the table and both fingerprints) when
     the part is missing, its columns changed or its rows differ.
     """
-    columns = warehouse.table_columns(part.table)
-    if not columns:
-        raise _fail(part, "missing", f"table {part.table} is not in the warehouse")
-    if columns != part.columns:
-        now = ", ".join(f"{c.name} {c.type}" for c in columns)
-        raise _fail(part, "other columns", f"its columns are now {now}")
-    if CHECK_COLUMN in {c.name for c in columns}:
+    _same_columns(warehouse, part)
+    if CHECK_COLUMN in {c.name for c in part.columns}:
         raise DataError(f"column {CHECK_COLUMN} is reserved by dmv")
     key = check_key(warehouse)
     known = (checks or {}).get(key)
