@@ -370,3 +370,41 @@ def test_listed_releases_say_where_they_came_from_as_show_does(any_project: dmv.
     expected = {"0.0.1-a.b": (None, 3), "1.0.1-a.b": ("0.0.1-a.b", 3)}
     assert listed() == shown() == expected
     assert listed("released") == {"1.0.1-a.b": ("0.0.1-a.b", 3)}
+
+
+def test_listed_records_are_ordinary_frozen_records(any_project: dmv.Project) -> None:
+    import dataclasses
+    import pickle
+
+    from dmv.registry.records import VersionInfo
+
+    p, reg = any_project, any_project.registry
+    reg.create_version(v("0.0.1-a.b"))
+    reg.create_version(v("0.0.2-a.b"), interface_fp="i1", logic_fp="l1", dirty=True)
+    _train(p, "0.0.1-a.b")
+    p.release("price-model@0.0.1-a.b")
+    p.set_alias("price-model@1", "production")
+    listed = reg.list_versions_uncached("price-model")
+    assert [i.version.number for i in listed] == ["0.0.1-a.b", "0.0.2-a.b", "1.0.1-a.b"]
+    for info in listed:
+        assert type(info) is VersionInfo and type(info.version) is Version
+        shown = p.show(info.version)
+        # A listing leaves the documents out; everything else is what show reads.
+        expected = dataclasses.replace(shown, interface=None, logic=None, meta=None)
+        assert info == expected and hash(info) == hash(expected)
+        assert info.version == shown.version and hash(info.version) == hash(shown.version)
+        assert info.version == Version.parse(str(info.version))
+        assert pickle.loads(pickle.dumps(info)) == info
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            info.state = "deprecated"  # type: ignore[misc]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            info.version.x = 7  # type: ignore[misc]
+    _, prerelease, release = listed
+    assert (prerelease.dirty, prerelease.interface_fp, prerelease.logic_fp) == (True, "i1", "l1")
+    assert (release.released_from, release.run_count, release.aliases) == (
+        "0.0.1-a.b",
+        1,
+        ("production",),
+    )
+    assert release.serving_run == "tr0"
+    assert sorted(listed, key=lambda i: i.version) == listed
