@@ -8,6 +8,7 @@ return the same records (one mapper, :mod:`dmv.registry.rows`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 from dmv.errors import ImmutableError
@@ -92,7 +93,8 @@ class VersionsMixin(RegistryCore):
         }
         # A release's source is a version of the same model: usually in the rows read.
         column = names.index("released_from")
-        wanted = {r[column] for r in rows if r[column] is not None}
+        wanted = set(map(itemgetter(column), rows))
+        wanted.discard(None)
         sources = source_numbers(names, rows, wanted) if wanted else {}
         if wanted - sources.keys():  # filtered out by state: read their numbers
             sources = source_numbers(*tx.table(s.version_numbers(), {"model_id": m["id"]}), wanted)
