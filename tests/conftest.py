@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,32 @@ def _loopback_test_client(monkeypatch: pytest.MonkeyPatch) -> None:
         original(self, app, base_url, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(TestClient, "__init__", init)
+
+
+def part_storage(con: Any, part: str) -> str:
+    """The table that holds a part's rows: the part itself, or the segment behind its
+    view that holds them when the split shares storage (what someone tampering changes)."""
+    import duckdb
+
+    con = getattr(con, "con", con)  # a DuckDB warehouse or a bare connection
+    try:
+        rows = con.execute(
+            "SELECT segment FROM __dmv_layout WHERE prefix = ? ORDER BY position",
+            [part.rsplit("__", 1)[0]],
+        ).fetchall()
+    except duckdb.CatalogException:
+        rows = []
+    for (segment,) in rows:
+        shared = f'SELECT * FROM "{segment}" INTERSECT SELECT * FROM "{part}"'
+        if con.execute(f"SELECT count(*) FROM ({shared})").fetchone()[0]:
+            return str(segment)
+    return part
+
+
+def leftovers(con: Any) -> list[str]:
+    """dmv's working tables left in a warehouse: ``__dmv_…`` tables no split's layout names."""
+    from dmv.data.shared import owned_objects
+
+    tables = [r[0] for r in con.rows("SELECT table_name FROM information_schema.tables")]
+    owned = owned_objects(con)
+    return sorted(t for t in tables if t.startswith("__dmv") and t not in owned)

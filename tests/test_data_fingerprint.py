@@ -101,7 +101,8 @@ def test_source_fingerprint_tells_whether_the_source_changed(
 
 def test_parts_add_up_and_verify_finds_tampering(duck: Warehouse) -> None:
     load(duck, "src", sample_table(4000))
-    result = store_split(duck, "SELECT * FROM src", SplitSpec("key", "user_id"), "m__f")
+    spec = SplitSpec("key", "user_id")
+    result = store_split(duck, "SELECT * FROM src", spec, "m__f", storage="tables")
     assert combine([p.fingerprint for p in result.parts]) == result.content_fingerprint
     assert result.content_fingerprint == measure_table(duck, "src").fingerprint
     report = verify_parts(duck, result)

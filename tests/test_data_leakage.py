@@ -26,7 +26,8 @@ def test_clean_key_split_passes_every_check(duck: Warehouse) -> None:
 
 def test_leaky_split_is_reported_with_counts_and_examples(duck: Warehouse) -> None:
     load(duck, "src", sample_table(3000))
-    result = store_split(duck, "SELECT * FROM src", SplitSpec("key", "user_id"), "m__l")
+    spec = SplitSpec("key", "user_id")
+    result = store_split(duck, "SELECT * FROM src", spec, "m__l", storage="tables")
     # leak on purpose: copy two train rows into test, and give one valid row a train user
     duck.execute('INSERT INTO "m__l__test" SELECT * FROM "m__l__train" ORDER BY id LIMIT 2')
     train_user = duck.rows('SELECT min(user_id) FROM "m__l__train"')[0][0]
@@ -56,7 +57,9 @@ def test_time_overlap_found_in_a_random_split(duck: Warehouse) -> None:
     overlap = report.checks[-1]
     assert overlap.kind == "time_overlap" and overlap.count > 0
     assert overlap.examples[0]["earlier"] == "train"
-    by_time = store_split(duck, "SELECT * FROM src", SplitSpec("time", "ts"), "m__t")
+    by_time = store_split(
+        duck, "SELECT * FROM src", SplitSpec("time", "ts"), "m__t", storage="tables"
+    )
     assert check_leakage(duck, by_time).ok
     duck.execute('INSERT INTO "m__t__test" SELECT * FROM "m__t__train" WHERE id = 5')
     leaky = check_leakage(duck, by_time, identical_rows=False)

@@ -16,6 +16,7 @@ from data_conftest import ids_by_part, load, sample_table
 from dmv.data.export import export_part
 from dmv.data.fingerprint import measure_table, verify_parts
 from dmv.data.leakage import check_leakage
+from dmv.data.shared import drop_split_tables
 from dmv.data.split import SplitSpec, store_split
 from dmv.data.verified import read_verified
 from dmv.data.warehouse import Warehouse, open_warehouse
@@ -118,8 +119,7 @@ def test_every_type_can_be_a_key_on_spark(duck: Warehouse, spark: Warehouse) -> 
         assert got[0] == got[1], column
         assert duck.table_exists("k__0__x__a") and spark.table_exists("k__1__x__a")
         for wh in (duck, spark):
-            for p in spec.parts:
-                wh.drop_table(f"k__{0 if wh is duck else 1}__x__{p}")
+            drop_split_tables(wh, [f"k__{0 if wh is duck else 1}__x__{p}" for p in spec.parts])
 
 
 def test_a_type_spark_cannot_fingerprint_identically_is_refused(spark: Warehouse) -> None:

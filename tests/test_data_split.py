@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import data_conftest
+from conftest import leftovers
 from data_conftest import ids_by_part, load, sample_table
 from dmv.data.files import bucket
 from dmv.data.leakage import check_leakage
@@ -48,7 +49,7 @@ def test_key_split_stores_named_tables_with_every_row(duck: Warehouse) -> None:
     assert 0.7 < len(parts["train"]) / 5000 < 0.9
     assert ("store", 3, 3) in progress
     # no temporary staging table stays behind
-    assert not [t for t in _tables(duck, "") if t.startswith("__dmv")]
+    assert leftovers(duck) == []
 
 
 def test_assignment_is_the_published_md5_formula(duck: Warehouse) -> None:
@@ -145,7 +146,7 @@ def test_split_from_a_sqlite_source(duck: Warehouse, tmp_path: Path) -> None:
         lambda content: "m__sq",
     )
     assert result.rows == 800
-    assert not [t for t in _tables(duck, "") if t.startswith("__dmv")]
+    assert leftovers(duck) == []
 
 
 @pytest.mark.parametrize(
@@ -240,9 +241,15 @@ def test_keyed_and_staged_strategies_store_the_same(
 
     load(duck, "src", sample_table(4000, users=100))
     spec = SplitSpec("group", "user_id", salt="z")
-    keyed = store_split(duck, "SELECT * FROM src", spec, "m__k")
+    keyed = store_split(duck, "SELECT * FROM src", spec, "m__k", storage="tables")
     monkeypatch.setattr(_build, "prefer_keyed", lambda *a: False)
-    staged = store_split(duck, "SELECT * FROM src", spec, "m__s")
+    staged = store_split(duck, "SELECT * FROM src", spec, "m__s", storage="tables")
+    shared = store_split(duck, "SELECT * FROM src", spec, "m__h")
+    assert shared.storage["kind"] == "shared"
+    assert [(p.rows, p.fingerprint, dict(p.profile)) for p in shared.parts] == [
+        (p.rows, p.fingerprint, dict(p.profile)) for p in staged.parts
+    ]
+    assert ids_by_part(duck, shared) == ids_by_part(duck, staged)
     assert [(p.rows, p.fingerprint, dict(p.profile)) for p in keyed.parts] == [
         (p.rows, p.fingerprint, dict(p.profile)) for p in staged.parts
     ]
@@ -254,5 +261,6 @@ def test_keyed_and_staged_strategies_store_the_same(
             "SELECT id, CASE WHEN id % 10 = 0 THEN NULL ELSE user_id END AS user_id FROM src",
             spec,
             "m__n",
+            storage="tables",
         )
-    assert _tables(duck, "m__n") == [] and not [t for t in _tables(duck, "") if "dmv" in t]
+    assert _tables(duck, "m__n") == [] and leftovers(duck) == []

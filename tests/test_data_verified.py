@@ -10,7 +10,7 @@ import pytest
 
 import data_conftest
 import dmv
-from conftest import seed_warehouse
+from conftest import part_storage, seed_warehouse
 from data_conftest import load, sample_table
 from dmv.cli import main
 from dmv.data.split import SplitSpec, store_split
@@ -38,7 +38,11 @@ def _checks(project: dmv.Project, part: str) -> dict[str, str]:
 def test_one_update_in_the_warehouse_refuses_training(seeded: dmv.Project) -> None:
     table = "price_model__0123__abcd__train"
     with duckdb.connect(seeded.config.location("warehouse")) as con:
-        con.execute(f"UPDATE {table} SET target = target + 1 WHERE patient_id = 0")
+        rows = part_storage(con, table)
+        con.execute(
+            f"UPDATE {rows} SET target = target + 1 WHERE patient_id = "
+            f"(SELECT min(patient_id) FROM {table})"
+        )
     recorded = seeded.split_info("price-model", "0123.abcd").result["parts"][0]["fingerprint"]
     with pytest.raises(IntegrityError) as err, seeded.run("price-model", data="0123.abcd") as run:
         run.dataset("train")
@@ -56,8 +60,9 @@ def test_tamper_after_the_check_was_recorded_is_still_caught(seeded: dmv.Project
     assert len(frame) > 300 and _checks(seeded, "train")
     table = "price_model__0123__abcd__train"
     with duckdb.connect(seeded.config.location("warehouse")) as con:
+        rows = part_storage(con, table)
         con.execute(
-            f"UPDATE {table} SET age = 0.5 WHERE patient_id = (SELECT min(patient_id) FROM {table})"
+            f"UPDATE {rows} SET age = 0.5 WHERE patient_id = (SELECT min(patient_id) FROM {table})"
         )
     with pytest.raises(IntegrityError, match="price_model__0123__abcd__train"):
         seeded.dataset("price-model", "0123.abcd", "train")
@@ -66,27 +71,36 @@ def test_tamper_after_the_check_was_recorded_is_still_caught(seeded: dmv.Project
 @pytest.mark.parametrize(
     "change",
     [
-        "DELETE FROM {t} WHERE patient_id = (SELECT min(patient_id) FROM {t})",
-        "INSERT INTO {t} SELECT * FROM {t} LIMIT 1",
-        "ALTER TABLE {t} ADD COLUMN extra INTEGER",
-        "DROP TABLE {t}",
+        # the rows behind the part view: one deleted, one added, one column gone, the
+        # segment gone, the view redefined
+        "DELETE FROM {s} WHERE patient_id = (SELECT min(patient_id) FROM {t})",
+        "INSERT INTO {s} SELECT * FROM {s} LIMIT 1",
+        "ALTER TABLE {s} DROP COLUMN age",
+        "DROP TABLE {s}",
+        "CREATE OR REPLACE VIEW {t} AS SELECT * FROM {t}_copy",
     ],
 )
 def test_any_write_is_refused(seeded: dmv.Project, change: str) -> None:
     seeded.dataset("price-model", "0123.abcd", "valid")
+    table = "price_model__0123__abcd__valid"
     with duckdb.connect(seeded.config.location("warehouse")) as con:
-        con.execute(change.format(t="price_model__0123__abcd__valid"))
+        segment = part_storage(con, table)
+        assert segment != table  # the split shares storage: the rows live in a segment
+        con.execute(f"CREATE TABLE {table}_copy AS SELECT * FROM {table} LIMIT 5")
+        con.execute(change.format(t=table, s=segment))
     with pytest.raises(IntegrityError, match="price_model__0123__abcd__valid"):
         seeded.dataset("price-model", "0123.abcd", "valid", format="arrow")
 
 
 def test_an_untouched_part_is_proven_once_then_read_cheaply(seeded: dmv.Project) -> None:
-    assert _checks(seeded, "train") == {}
-    first = seeded.dataset("price-model", "0123.abcd", "train", format="arrow")
-    checks = _checks(seeded, "train")
     import duckdb as _duckdb
 
-    assert list(checks) == [f"duckdb-hash:{_duckdb.__version__}"]
+    # the split itself records the engine check of the rows it fingerprinted
+    recorded = _checks(seeded, "train")
+    assert list(recorded) == [f"duckdb-hash:{_duckdb.__version__}"]
+    first = seeded.dataset("price-model", "0123.abcd", "train", format="arrow")
+    checks = _checks(seeded, "train")
+    assert checks == recorded
     assert checks[next(iter(checks))].startswith(f"{first.num_rows}:")
     # later reads take the cheap path: the recorded check is used, not recomputed
     # (a wrong recorded check would send the read back through md5 and re-record it)
@@ -117,7 +131,11 @@ def test_cli_training_entry_refuses_with_exit_6(
     seeded: dmv.Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with duckdb.connect(seeded.config.location("warehouse")) as con:
-        con.execute("UPDATE price_model__0123__abcd__test SET bmi = 0")
+        rows = part_storage(con, "price_model__0123__abcd__test")
+        con.execute(
+            f"UPDATE {rows} SET bmi = 0 WHERE patient_id IN "
+            "(SELECT patient_id FROM price_model__0123__abcd__test)"
+        )
     code = main(
         [
             "-C",
@@ -196,7 +214,11 @@ def test_an_export_is_proven_first(seeded: dmv.Project, tmp_path: Path) -> None:
     assert seeded.data_export("price-model", "0123.abcd", "valid", good).rows > 0
     table = "price_model__0123__abcd__train"
     with duckdb.connect(seeded.config.location("warehouse")) as con:
-        con.execute(f"UPDATE {table} SET target = target + 1 WHERE patient_id = 0")
+        rows = part_storage(con, table)
+        con.execute(
+            f"UPDATE {rows} SET target = target + 1 WHERE patient_id = "
+            f"(SELECT min(patient_id) FROM {table})"
+        )
     out = tmp_path / "train.parquet"
     with pytest.raises(IntegrityError, match=table):
         seeded.data_export("price-model", "0123.abcd", "train", out)

@@ -8,6 +8,7 @@ import os
 import pytest
 
 import dmv
+from conftest import part_storage
 from dmv import ConflictError, ImmutableError, IntegrityError, NotFound, Version
 from dmv.release import best_run
 
@@ -204,8 +205,9 @@ def test_a_tampered_split_cannot_be_released(trained_on_split: tuple[dmv.Project
 
     p, ref = trained_on_split
     with duckdb.connect(p.config.location("warehouse")) as con:
+        rows = part_storage(con, "price_model__0123__abcd__train")
         con.execute(
-            "UPDATE price_model__0123__abcd__train SET target = target + 1 "
+            f"UPDATE {rows} SET target = target + 1 "
             "WHERE patient_id = (SELECT min(patient_id) FROM price_model__0123__abcd__train)"
         )
     with pytest.raises(IntegrityError, match="split: train") as exc:

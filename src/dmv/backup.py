@@ -226,7 +226,8 @@ def _stored_size(store: Any, digest: str) -> int:
 
 
 def _copy_duckdb(source: str, copy: Path) -> list[str]:
-    """``COPY FROM DATABASE`` into a new file; returns the tables copied."""
+    """``COPY FROM DATABASE`` into a new file (tables in their row order, views);
+    returns the tables and views copied."""
     import duckdb
 
     from dmv.integrity import check_duckdb_file, corrupt_warehouse, is_duckdb_corruption
@@ -247,11 +248,13 @@ def _copy_duckdb(source: str, copy: Path) -> list[str]:
         con.execute(f"ATTACH '{quoted}' AS dmv_backup (READ_WRITE)")
         con.execute(f'COPY FROM DATABASE "{name}" TO dmv_backup')
         con.execute("DETACH dmv_backup")
+        # the part views of shared split storage count as its tables
         tables = [
             str(r[0])
             for r in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-                "ORDER BY table_name"
+                "UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = "
+                "current_database() AND NOT internal ORDER BY 1"
             ).fetchall()
         ]
     except duckdb.Error as exc:

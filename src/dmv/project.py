@@ -157,9 +157,10 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
 
         summary = self.registry.delete_model(check_name(name))
         if summary["tables"]:
+            from dmv.data.shared import drop_split_tables
+
             with warehouse(self.stores) as wh:
-                for table in summary["tables"]:
-                    wh.drop_table(table)
+                drop_split_tables(wh, summary["tables"])
         kept = self.registry.referenced_digests(summary["digests"])
         removed = [d for d in summary["digests"] if d not in kept]
         for digest in removed:
@@ -344,12 +345,15 @@ class Project(ProvingMixin, CodeMixin, ExperimentsMixin, FilesMixin):
         with warehouse(self.stores) as wh:
             return check_leakage(wh, info.split_result())
 
-    def data_verify(self, model: str, ref: str, *, against_source: bool = False) -> dict[str, Any]:
-        """Recompute a stored split's fingerprints; optionally re-run its retrieval too."""
+    def data_verify(
+        self, model: str, ref: str, *, against_source: bool = False, full: bool = False
+    ) -> dict[str, Any]:
+        """Recompute a stored split's fingerprints (``full``: by md5 even where an engine
+        check proves a part); optionally re-run its retrieval too."""
         from dmv.data.checks import source_matches, verify_split
 
         d, s = parse_data_split(ref)
-        report = verify_split(self.stores, model, d, s)
+        report = verify_split(self.stores, model, d, s, full=full)
         if against_source:
             report["source"] = source_matches(self.stores, model, d, s)
         return report

@@ -167,6 +167,12 @@ def data_split(
         else:
             verdict = "no leakage" if leak.get("ok") else "LEAKAGE FOUND (dmv data check)"
         lines = [f"{info.split}", table(rows, ["part", "table", "rows", "share", "range"])]
+        stored = info.result.get("storage") or {}
+        if stored.get("kind") == "shared":
+            lines.append(
+                f"storage: {stored['new_rows']:,} row(s) written, {stored['shared_rows']:,} "
+                f"shared with an earlier split ({stored['segments']} segment(s))"
+            )
         lines += [f"warning: {w}" for w in info.warnings]
         return "\n".join([*lines, verdict])
 
@@ -279,15 +285,25 @@ def data_check(ctx: Context, model_name: str, ref: str, as_json: bool) -> None:
 @click.argument("model_name", metavar="MODEL")
 @click.argument("ref", metavar="DATA.SPLIT")
 @click.option("--against-source", is_flag=True, help="Re-run the retrieval and compare.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Recompute the md5 fingerprint of every row, even of parts proven by an engine check.",
+)
 @pass_ctx
 @json_option
 def data_verify(
-    ctx: Context, model_name: str, ref: str, against_source: bool, as_json: bool
+    ctx: Context, model_name: str, ref: str, against_source: bool, full: bool, as_json: bool
 ) -> None:
-    """Recompute a stored split's row counts, schemas and fingerprints and compare."""
+    """Recompute a stored split's row counts, schemas and fingerprints and compare.
+
+    A part whose engine check was recorded on this engine version is proven by it (one
+    fast pass: the same rows as when their fingerprint was computed); --full recomputes
+    the md5 fingerprint of every row.
+    """
     from dmv.errors import IntegrityError
 
-    report = ctx.project.data_verify(model_name, ref, against_source=against_source)
+    report = ctx.project.data_verify(model_name, ref, against_source=against_source, full=full)
 
     def human() -> str:
         lines = [

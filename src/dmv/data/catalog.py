@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dmv.data.records import QueryInfo, SplitInfo
+from dmv.data.shared import drop_split_tables
 from dmv.errors import ConflictError, DataError, ImmutableError, InvalidInput, NotFound
 from dmv.version import Version, check_data_id, check_name, table_prefix
 
@@ -250,8 +251,7 @@ def materialise(
             )
         except BaseException:
             # Registration failed: the tables must not outlive it.
-            for part in result.parts:
-                wh.drop_table(part.table)
+            drop_split_tables(wh, [part.table for part in result.parts])
             raise
     return info
 
@@ -450,9 +450,7 @@ def drop(stores: Stores, model: str, data: str, split: str) -> None:
         )
     stores.registry.drop_split(model, data, split)
     with warehouse(stores) as wh:
-        for part in info.parts:
-            if part.get("table"):
-                wh.drop_table(str(part["table"]))
+        drop_split_tables(wh, [str(p["table"]) for p in info.parts if p.get("table")])
 
 
 def require_stored(stores: Stores, model: str, data: str, split: str) -> SplitInfo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from dmv.data._sql import quote_ident
+from dmv.data.shared import drop_split_tables
 from dmv.errors import DmvError, NotFound
 
 if TYPE_CHECKING:
@@ -21,14 +21,16 @@ __all__ = ["data_diff", "fsck_tables", "source_matches", "split_checks", "verify
 _TABLE_RE = re.compile(r"[a-z][a-z0-9_]*?__[0-9a-z]+__[0-9a-z]+__[a-z][a-z0-9_]*|__dmv_\w+")
 
 
-def verify_split(stores: Stores, model: str, data: str, split: str) -> dict[str, Any]:
+def verify_split(
+    stores: Stores, model: str, data: str, split: str, *, full: bool = False
+) -> dict[str, Any]:
     """Recompute every part's rows, schema and fingerprint; compare with the record."""
     from dmv.data.catalog import get_split, warehouse
     from dmv.data.fingerprint import verify_parts
 
     info = get_split(stores, model, data, split)
     with warehouse(stores) as wh:
-        report = verify_parts(wh, info.split_result())
+        report = verify_parts(wh, info.split_result(), full=full)
     return {"model": model, "data": data, "split": split, **report.to_dict()}
 
 
@@ -97,11 +99,12 @@ def fsck_tables(
                 report.problems.append(
                     {"kind": "split table", "what": table, "error": "registered but missing"}
                 )
+            _fsck_shared(wh, registered, present, report, repair and grace_seconds <= 0)
             for table in sorted(t_ for t_ in present - registered if _TABLE_RE.fullmatch(t_)):
                 entry = {"kind": "split table", "table": table, "path": table}
                 report.orphans.append(entry)
                 if repair and grace_seconds <= 0:
-                    wh.drop_table(quote_ident(table), temp=True)  # __dmv_… names too
+                    drop_split_tables(wh, [table])
                     report.repaired.append(entry)
     except DmvError as exc:
         report.problems.append({"kind": "warehouse", "what": "warehouse", "error": exc.message})
@@ -111,6 +114,37 @@ def fsck_tables(
 
 def _tables(wh: Warehouse) -> list[str]:
     return wh.list_tables()
+
+
+def _fsck_shared(
+    wh: Warehouse, registered: set[str], present: set[str], report: FsckReport, repair: bool
+) -> None:
+    """Shared split storage: what a registered split's layout names is no orphan.
+
+    Removes from ``present`` every segment and membership a registered split uses (and
+    the layout table); a layout whose split is not registered is an orphan, and so is a
+    segment or membership no layout names. A missing or misaligned one is a problem.
+    """
+    from dmv.data import shared
+
+    owned = shared.owned_objects(wh)
+    splits = {t.rsplit("__", 1)[0] for t in registered}
+    stray = sorted({p for p in owned.values() if p and p not in splits})
+    for prefix in stray:
+        entry = {"kind": "shared split storage", "table": prefix, "path": prefix}
+        report.orphans.append(entry)
+        if repair:
+            shared.release_layouts(wh, {prefix})
+            report.repaired.append(entry)
+    for table, prefix in owned.items():
+        if prefix in splits or table == shared.LAYOUT:
+            present.discard(table)
+    for table, what in shared.storage_problems(wh):
+        report.problems.append({"kind": "split table", "what": table, "error": what})
+    summary = shared.storage_summary(wh)
+    if summary["splits"]:
+        report.checked["shared splits"] = summary["splits"]
+        report.checked["shared segments"] = summary["segments"]
 
 
 def data_diff(stores: Stores, a: Version, b: Version) -> dict[str, Any]:

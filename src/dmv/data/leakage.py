@@ -9,13 +9,14 @@ Three checks, each a count and up to five examples, all run in the warehouse:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dmv.data._sql import quote_ident
-from dmv.data.fingerprint import hashed, json_value
-from dmv.data.warehouse import Warehouse
+from dmv.data.fingerprint import json_value
+from dmv.data.shared import tagged_rows
+from dmv.data.warehouse import Warehouse, columns_sql
 
 if TYPE_CHECKING:
     from dmv.data.records import SplitResult
@@ -33,6 +34,9 @@ class LeakageCheck:
     column: str | None
     count: int
     examples: tuple[Mapping[str, Any], ...] = ()
+    #: ``value``: the rows were compared; ``construction``: it follows from how the
+    #: parts were assigned, and every part was proven to hold the rows assigned to it
+    proof: str = "value"
 
     @property
     def ok(self) -> bool:
@@ -45,6 +49,7 @@ class LeakageCheck:
             "count": self.count,
             "ok": self.ok,
             "examples": [dict(e) for e in self.examples],
+            "proof": self.proof,
         }
 
     @classmethod
@@ -54,6 +59,7 @@ class LeakageCheck:
             data.get("column"),
             int(data["count"]),
             tuple(dict(e) for e in data.get("examples", ())),
+            str(data.get("proof", "value")),
         )
 
 
@@ -75,61 +81,68 @@ class LeakageReport:
         return cls(tuple(LeakageCheck.from_dict(c) for c in data["checks"]))
 
 
-def _union(tables: Sequence[str], select: str, wrap: Callable[[str], str]) -> str:
-    return " UNION ALL ".join(
-        f"SELECT DISTINCT {select} AS k, {i} AS p FROM {wrap(quote_ident(t))}"
-        for i, t in enumerate(tables)
-    )
-
-
-def _same(table: str) -> str:
-    return table
+def _tagged(wh: Warehouse, result: SplitResult) -> str:
+    return tagged_rows(wh, result.table_prefix, [p.table for p in result.parts], result.columns)
 
 
 def _shared(
-    wh: Warehouse,
-    tables: Sequence[str],
-    names: Sequence[str],
-    expr: str,
-    wrap: Callable[[str], str] = _same,
+    wh: Warehouse, result: SplitResult, expr: str
 ) -> tuple[int, list[tuple[Any, list[str]]]]:
-    sql = (
-        f"SELECT k, {wh.sql.string_agg('p')}, count(*) OVER () "
-        f"FROM ({_union(tables, expr, wrap)}) AS u GROUP BY k HAVING count(*) > 1 "
+    """Values of ``expr`` found in more than one part: their count and a few examples.
+
+    One grouped scan of the split's rows (each tagged with its part), whatever its
+    storage; the examples only when there is something to show.
+    """
+    names = [p.name for p in result.parts]
+    tagged = _tagged(wh, result)
+    offending = (
+        f"SELECT {expr} AS k FROM {tagged} GROUP BY {expr} "
+        "HAVING min(__dmv_part) <> max(__dmv_part)"
+    )
+    count = int(wh.rows(f"SELECT count(*) FROM ({offending}) AS o")[0][0])
+    if not count:
+        return 0, []
+    rows = wh.rows(
+        f"SELECT k, {wh.sql.string_agg('p')} FROM (SELECT DISTINCT {expr} AS k, __dmv_part AS p "
+        f"FROM {tagged} WHERE {expr} IN (SELECT k FROM ({offending}) AS o)) AS u GROUP BY k "
         f"ORDER BY k LIMIT {EXAMPLES}"
     )
-    rows = wh.rows(sql)
-    count = int(rows[0][2]) if rows else 0
     found = [(r[0], [names[int(i)] for i in sorted(str(r[1]).split(","), key=int)]) for r in rows]
     return count, found
 
 
 def _key_check(wh: Warehouse, result: SplitResult, column: str) -> LeakageCheck:
-    tables = [p.table for p in result.parts]
-    names = [p.name for p in result.parts]
-    count, found = _shared(wh, tables, names, quote_ident(column))
+    count, found = _shared(wh, result, quote_ident(column))
     examples = tuple({"value": json_value(k), "parts": parts} for k, parts in found)
     return LeakageCheck("shared_key", column, count, examples)
 
 
 def _row_check(wh: Warehouse, result: SplitResult) -> LeakageCheck:
-    tables = [p.table for p in result.parts]
+    """Rows in more than one part: found by the engine's row hash, confirmed by value."""
+    engine = wh.engine_row_hash(result.columns, "dmv_tagged")
+    candidates, _ = _shared(wh, result, engine)
+    if not candidates:
+        return LeakageCheck("identical_rows", None, 0)
+    cols = columns_sql(result.columns)
     names = [p.name for p in result.parts]
-    _, h = hashed(wh.sql, result.columns, "unused")
-
-    def wrap(table: str) -> str:
-        return str(hashed(wh.sql, result.columns, table)[0])
-
-    count, found = _shared(wh, tables, names, h, wrap)
-    examples: list[dict[str, Any]] = []
-    cols = [c.name for c in result.columns]
-    select = ", ".join(quote_ident(c) for c in cols)
-    for k, parts in found:
-        table = quote_ident(result.part(parts[0]).table)
-        rows = wh.rows(f"SELECT {select} FROM {wrap(table)} WHERE {h} = {int(k)} LIMIT 1")
-        row = {c: json_value(v) for c, v in zip(cols, rows[0], strict=True)} if rows else {}
-        examples.append({"row": row, "parts": parts})
-    return LeakageCheck("identical_rows", None, count, tuple(examples))
+    hashes = (
+        f"SELECT {engine} FROM {_tagged(wh, result)} GROUP BY {engine} "
+        "HAVING min(__dmv_part) <> max(__dmv_part)"
+    )
+    rows = wh.rows(
+        f"SELECT {cols}, {wh.sql.string_agg('p')}, count(*) OVER () FROM (SELECT DISTINCT "
+        f"{cols}, __dmv_part AS p FROM {_tagged(wh, result)} WHERE {engine} IN ({hashes})) "
+        f"AS u GROUP BY {cols} HAVING count(*) > 1 ORDER BY {cols} LIMIT {EXAMPLES}"
+    )
+    count = int(rows[0][-1]) if rows else 0
+    examples = tuple(
+        {
+            "row": {c.name: json_value(v) for c, v in zip(result.columns, r, strict=False)},
+            "parts": [names[int(i)] for i in sorted(str(r[-2]).split(","), key=int)],
+        }
+        for r in rows
+    )
+    return LeakageCheck("identical_rows", None, count, examples)
 
 
 def _time_check(wh: Warehouse, result: SplitResult, column: str) -> LeakageCheck:
@@ -166,6 +179,17 @@ def _time_check(wh: Warehouse, result: SplitResult, column: str) -> LeakageCheck
     return LeakageCheck("time_overlap", column, count, tuple(examples[:EXAMPLES]))
 
 
+def _intact(wh: Warehouse, result: SplitResult) -> bool:
+    """Whether every part is proven, by its recorded engine check, to be as it was split."""
+    from dmv.data.fingerprint import verify_parts
+
+    key = wh.check_key()
+    if not result.parts or not all(key in p.checks for p in result.parts):
+        return False
+    report = verify_parts(wh, result)
+    return report.ok
+
+
 def check_leakage(
     warehouse: Warehouse,
     result: SplitResult,
@@ -177,7 +201,9 @@ def check_leakage(
     """Check a stored split for leakage between its parts.
 
     Keys checked: the split column of a key or group split, and ``key_columns``.
-    Time checked: ``time_column``, else the split column of a time split.
+    Time checked: ``time_column``, else the split column of a time split. Identical
+    rows are compared by value unless every part is proven intact by its recorded
+    engine check: then none can be in two parts (``proof="construction"``).
     """
     spec = result.spec
     own = [spec.column] if spec.by in ("key", "group") and spec.column else []
@@ -194,7 +220,12 @@ def check_leakage(
             )
     checks = [_key_check(warehouse, result, c) for c in keys]
     if identical_rows:
-        checks.append(_row_check(warehouse, result))
+        if _intact(warehouse, result):
+            # identical rows share their key, time and row text, so a split that holds
+            # exactly the rows its assignment gave each part cannot have them in two
+            checks.append(LeakageCheck("identical_rows", None, 0, proof="construction"))
+        else:
+            checks.append(_row_check(warehouse, result))
     if time:
         checks.append(_time_check(warehouse, result, time))
     return LeakageReport(tuple(checks))

@@ -8,7 +8,7 @@ stored split, the SPLIT part, as the registry keeps it) and :class:`SplitResult`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dmv.errors import NotFound
@@ -123,6 +123,7 @@ class SplitInfo:
             "content_fingerprint": self.result.get("content_fingerprint"),
             "leakage": self.leakage,
             "warnings": self.warnings,
+            "storage": self.result.get("storage") or {"kind": "tables"},
             "created_at": iso(self.created_at),
         }
 
@@ -141,6 +142,8 @@ class SplitResult:
     cutoffs: tuple[str, ...] = ()
     leakage: LeakageReport | None = None
     warnings: tuple[str, ...] = ()
+    #: how the parts are stored: ``{"kind": "tables"}`` or shared segments and their rows
+    storage: Mapping[str, Any] = field(default_factory=lambda: {"kind": "tables"})
 
     @property
     def rows(self) -> int:
@@ -165,6 +168,7 @@ class SplitResult:
             "rows": self.rows,
             "leakage": self.leakage.to_dict() if self.leakage else None,
             "warnings": list(self.warnings),
+            "storage": dict(self.storage),
         }
 
     @classmethod
@@ -185,4 +189,5 @@ class SplitResult:
             cutoffs=tuple(data.get("cutoffs") or ()),
             leakage=LeakageReport.from_dict(data["leakage"]) if data.get("leakage") else None,
             warnings=tuple(data.get("warnings") or ()),
+            storage=dict(data.get("storage") or {"kind": "tables"}),
         )

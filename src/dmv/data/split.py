@@ -50,6 +50,7 @@ from dmv.data._sql import (
 from dmv.data.fingerprint import PartInfo, combine
 from dmv.data.leakage import LeakageReport, check_leakage
 from dmv.data.records import SplitResult
+from dmv.data.shared import create_views, origin_of, plan, shares_storage
 from dmv.data.sources import Retrieval, Source, retrieve
 from dmv.data.warehouse import Column, Progress, Warehouse
 from dmv.errors import DataError, ImmutableError, InvalidInput
@@ -257,6 +258,7 @@ def store_split(
     check_rows: bool = True,
     allow_empty: bool = False,
     min_share: float = DEFAULT_MIN_SHARE,
+    storage: Literal["shared", "tables"] = "shared",
 ) -> SplitResult:
     """Run ``retrieval``, split its rows by ``spec`` and store ``<prefix>__<part>`` tables.
 
@@ -276,6 +278,10 @@ def store_split(
     refused (see :func:`shortfalls`) unless ``allow_empty``; then it is stored and
     said in ``result.warnings``. ``strict`` refuses warnings too, so it cannot be
     combined with ``allow_empty``.
+
+    ``storage="shared"`` (the default, where the engine can: DuckDB) stores the rows
+    once and each part as a view, sharing rows with earlier splits of the same
+    retrieval (see :mod:`dmv.data.shared`); ``"tables"`` copies each part into a table.
     """
     if strict and allow_empty:
         raise InvalidInput(
@@ -288,7 +294,10 @@ def store_split(
     params = dict(retrieval.params)
     if isinstance(table_prefix, str):
         _check_targets(warehouse, table_prefix, spec)
+    if storage not in ("shared", "tables"):
+        raise InvalidInput(f"unknown split storage {storage!r}", hint="use 'shared' or 'tables'")
     token = secrets.token_hex(4)
+    shared = storage == "shared" and shares_storage(warehouse)
     with warehouse.transaction():
         if retrieval.source.kind == "warehouse":
             base = f"(\n{retrieval.source.query_text(retrieval.sql)}\n) AS dmv_q"
@@ -302,10 +311,14 @@ def store_split(
         if _RESERVED & {c.name for c in columns}:
             raise InvalidInput("columns named __dmv_part, __dmv_h or __dmv_check are reserved")
         pk_raw, part_sql, cutoffs = _assignment(warehouse, base, spec, columns, base_params)
+        notes = []
+        if spec.by == "time" and spec.column is not None:
+            notes = _time_notes(warehouse, base, base_params, spec, cutoffs)
         if progress:
             progress("split", 0, None)
         # parts are built under temporary names, renamed once the prefix is known
-        building = [f"__dmv_new_{token}_{i}" for i in range(len(spec.parts))]
+        kind = "seg" if shared else "new"
+        building = [f"__dmv_{kind}_{token}_{i}" for i in range(len(spec.parts))]
         key = _find(columns, spec.column) if spec.by in ("key", "group") and spec.column else None
         if key is not None and _build.prefer_keyed(warehouse, base, base_params, key):
             salt = quote_literal(spec.salt + ":")
@@ -330,9 +343,6 @@ def store_split(
                     "or COALESCE them in the query",
                 )
         counts = {name: measured.get(i, (0,))[0] for i, name in enumerate(spec.parts)}
-        notes = []
-        if spec.by == "time" and spec.column is not None:
-            notes = _time_notes(warehouse, base, base_params, spec, cutoffs)
         warnings = shortfalls(spec, counts, min_share) + notes
         if warnings and (strict or not allow_empty):
             raise DataError(
@@ -347,18 +357,37 @@ def store_split(
         prefix = table_prefix(content) if callable(table_prefix) else table_prefix
         if callable(table_prefix):
             _check_targets(warehouse, prefix, spec)
+        expected: dict[int, tuple[int, int]] = {}
+        planned = None
+        if shared:  # the rows an earlier split of the retrieval holds are not stored again
+            origin = origin_of(retrieval)
+            planned, expected = plan(
+                warehouse, building, content, columns, origin, part_sql, pk_raw
+            )
         parts: list[PartInfo] = []
+        engine_key = warehouse.check_key()
         for i, name in enumerate(spec.parts):
             table = f"{prefix}__{name}"
-            warehouse.rename_table(building[i], table)
+            if planned is None:
+                warehouse.rename_table(building[i], table)
             rows, fp, profile = measured.get(i, empty)
-            parts.append(PartInfo(name, table, rows, columns, fp, profile))
+            n, total = expected.get(i, (0, 0))
+            checks = {engine_key: f"{n}:{total:016x}"} if planned is not None else {}
+            parts.append(PartInfo(name, table, rows, columns, fp, profile, checks))
+        if planned is not None:
+            create_views(warehouse, prefix, spec.parts, planned, columns, origin, content, expected)
+            kept = {
+                "kind": "shared",
+                "segments": len(planned.segments),
+                "shared_rows": planned.shared_rows,
+                "new_rows": planned.new_rows,
+            }
         if retrieval.source.kind != "warehouse":
             warehouse.drop_table(base, temp=True)
         assignment = part_sql.replace("__dmv_pk", f"md5-v1({pk_raw})") if pk_raw else part_sql
         result = SplitResult(
             spec, prefix, tuple(parts), content, columns, warehouse.dialect, assignment,
-            cutoffs, None, tuple(warnings),
+            cutoffs, None, tuple(warnings), kept if planned is not None else {"kind": "tables"},
         )  # fmt: skip
         if check or strict:
             if progress:

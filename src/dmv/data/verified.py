@@ -66,6 +66,13 @@ def _fail(part: PartInfo, actual: str, why: str) -> IntegrityError:
 
 def _measure(warehouse: Warehouse, part: PartInfo) -> tuple[str, str]:
     """(md5sum-v1 fingerprint, engine check) of the table, in one aggregate."""
+    try:
+        return _measured(warehouse, part)
+    except DataError as exc:  # a part view whose shared storage is gone or changed
+        raise _fail(part, "unreadable", f"its storage cannot be read ({exc.message})") from exc
+
+
+def _measured(warehouse: Warehouse, part: PartInfo) -> tuple[str, str]:
     columns = part.columns
     source, h = hashed(warehouse.sql, columns, f"{quote_ident(part.table)} AS dmv_t")
     # ``hashed`` wraps the table; the engine hash reads the same columns of the wrapper
@@ -83,7 +90,10 @@ def _check_value(rows: int, total: int) -> str:
 def _read(warehouse: Warehouse, part: PartInfo) -> tuple[pa.Table, str]:
     """The part's rows and the engine check of exactly those rows (one snapshot)."""
     source = f"{quote_ident(part.table)} AS dmv_t"
-    table, rows, total = warehouse.read_checked(part.columns, source)
+    try:
+        table, rows, total = warehouse.read_checked(part.columns, source)
+    except DataError as exc:
+        raise _fail(part, "unreadable", f"its storage cannot be read ({exc.message})") from exc
     return table, _check_value(rows, total)
 
 

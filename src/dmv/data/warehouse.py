@@ -85,6 +85,7 @@ class Warehouse(Protocol):
     url: str
     #: whether ``dmv fsck`` can measure and give back the engine's file space
     reclaims_file_space: bool
+    aligns_rows: bool
     #: whether a failed statement block leaves nothing behind by itself
     transactional_ddl: bool
 
@@ -133,6 +134,10 @@ class Warehouse(Protocol):
 
     def list_tables(self) -> list[str]:
         """The tables in the warehouse's schema (catalog/database)."""
+        ...
+
+    def list_views(self) -> list[str]:
+        """The views in the warehouse's schema (part views of shared splits)."""
         ...
 
     def table_exists(self, table: str) -> bool: ...

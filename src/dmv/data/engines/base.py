@@ -111,6 +111,8 @@ class BaseWarehouse(Warehouse):
     reclaims_file_space = False
     #: whether a failed split leaves nothing behind by itself (transactional DDL)
     transactional_ddl = True
+    #: whether two tables can be read aligned row by row, so splits share storage
+    aligns_rows = False
 
     def identity(self) -> str:
         from dmv.data.sources import strip_credentials
@@ -140,6 +142,13 @@ class BaseWarehouse(Warehouse):
     def list_tables(self) -> list[str]:
         rows = self.rows(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        return [str(r[0]) for r in rows]
+
+    def list_views(self) -> list[str]:
+        rows = self.rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            "current_schema() AND table_type = 'VIEW'"
         )
         return [str(r[0]) for r in rows]
 

@@ -65,13 +65,16 @@ class DuckDBWarehouse(BaseWarehouse):
     dialect = "duckdb"
     sql: SqlDialect = DuckDBDialect()
     reclaims_file_space = True
+    #: ``POSITIONAL JOIN`` aligns two tables row by row: splits share their storage
+    aligns_rows = True
 
     def __init__(self, path: str, *, read_only: bool = False, memory_limit: str | None = None):
         import duckdb
 
         self.url = path
         config: dict[str, str | bool | int | float | list[str]] = {
-            "preserve_insertion_order": False
+            # shared split storage aligns tables row by row: writes keep the order read
+            "preserve_insertion_order": True
         }
         if memory_limit:
             config["memory_limit"] = memory_limit
@@ -175,6 +178,13 @@ class DuckDBWarehouse(BaseWarehouse):
 
     def list_tables(self) -> list[str]:
         sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        return [str(r[0]) for r in self.rows(sql)]
+
+    def list_views(self) -> list[str]:
+        sql = (
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_type = 'VIEW'"
+        )
         return [str(r[0]) for r in self.rows(sql)]
 
     def quantiles(

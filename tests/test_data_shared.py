@@ -1,0 +1,203 @@
+"""Shared split storage: later splits of a retrieval store only what changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import data_conftest
+import dmv
+from conftest import leftovers, seed_warehouse
+from data_conftest import ids_by_part, load, sample_table
+from dmv.data import shared
+from dmv.data.catalog import warehouse
+from dmv.data.fingerprint import verify_parts
+from dmv.data.leakage import check_leakage
+from dmv.data.split import SplitSpec, store_split
+from dmv.data.warehouse import Warehouse
+from dmv.errors import DataError, ImmutableError
+
+duck = data_conftest.duck
+SQL = "SELECT * FROM src"
+SPEC = SplitSpec("key", "user_id")
+
+
+def _same_as_copies(wh: Warehouse, result: Any, prefix: str) -> None:
+    """The shared split holds exactly the rows a split into plain tables holds."""
+    copies = store_split(wh, SQL, result.spec, prefix, storage="tables")
+    assert [(p.name, p.rows, p.fingerprint, dict(p.profile)) for p in result.parts] == [
+        (p.name, p.rows, p.fingerprint, dict(p.profile)) for p in copies.parts
+    ]
+    assert ids_by_part(wh, result) == ids_by_part(wh, copies)
+    assert result.content_fingerprint == copies.content_fingerprint
+
+
+def _segments(wh: Warehouse) -> set[str]:
+    return {seg.table for lay in shared.layouts(wh) for seg in lay.segments}
+
+
+def test_a_resplit_of_the_same_rows_writes_no_rows(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(3000))
+    first = store_split(duck, SQL, SPEC, "m__d__a")
+    # the first split's parts are its segments: each view reads one as it is
+    assert first.storage == {"kind": "shared", "segments": 3, "shared_rows": 0, "new_rows": 3000}
+    again = store_split(duck, SQL, SplitSpec("key", "user_id", salt="other"), "m__d__b")
+    assert again.storage == {"kind": "shared", "segments": 3, "shared_rows": 3000, "new_rows": 0}
+    assert len(_segments(duck)) == 3
+    assert ids_by_part(duck, again) != ids_by_part(duck, first)  # another assignment
+    _same_as_copies(duck, again, "m__d__t")
+    assert verify_parts(duck, first).ok and verify_parts(duck, again, full=True).ok
+    assert leftovers(duck) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "INSERT INTO src SELECT id + 10000, ts, user_id, category, price, label FROM src "
+        "WHERE id < 30",  # grown
+        "UPDATE src SET price = -1 WHERE id % 100 = 3",  # changed in place
+        "DELETE FROM src WHERE id % 50 = 1",  # shrunk
+        "INSERT INTO src SELECT * FROM src WHERE id < 20",  # rows now there twice
+    ],
+)
+def test_a_changed_source_stores_only_the_difference(duck: Warehouse, change: str) -> None:
+    load(duck, "src", sample_table(3000))
+    first = store_split(duck, SQL, SPEC, "m__d__a")
+    duck.execute(change)
+    rows = int(duck.rows("SELECT count(*) FROM src")[0][0])
+    later = store_split(duck, SQL, SPEC, "m__e__a")
+    storage = later.storage
+    assert storage["kind"] == "shared" and storage["shared_rows"] + storage["new_rows"] == rows
+    assert storage["new_rows"] <= 60 and storage["shared_rows"] >= 2900
+    _same_as_copies(duck, later, "m__e__t")
+    # the earlier split is untouched
+    assert verify_parts(duck, first, full=True).ok
+    assert verify_parts(duck, later, full=True).ok
+
+
+def test_a_chain_of_changes_keeps_every_version_intact(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(2000))
+    results = [store_split(duck, SQL, SPEC, "m__v0__a")]
+    for i in range(1, 4):
+        duck.execute(
+            f"INSERT INTO src SELECT id + {10000 * i}, ts, user_id, category, price, label "
+            f"FROM src WHERE id < 10"
+        )
+        duck.execute(f"UPDATE src SET label = {i} WHERE id = {i}")
+        results.append(store_split(duck, SQL, SPEC, f"m__v{i}__a"))
+    assert results[-1].storage["segments"] == 3 + 3  # the first parts and three deltas
+    for result in results:
+        assert verify_parts(duck, result, full=True).ok
+    _same_as_copies(duck, results[-1], "m__v3__t")
+
+
+def test_most_rows_changed_stores_a_fresh_segment(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(1000))
+    store_split(duck, SQL, SPEC, "m__d__a")
+    duck.execute("UPDATE src SET price = 1.5")
+    later = store_split(duck, SQL, SPEC, "m__e__a")
+    assert later.storage["shared_rows"] == 0 and later.storage["segments"] == 3
+
+
+def test_dropping_frees_only_what_no_other_split_uses(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(2000))
+    first = store_split(duck, SQL, SPEC, "m__d__a")
+    duck.execute("INSERT INTO src SELECT id + 9000, ts, user_id, category, price, label FROM src")
+    grown = store_split(duck, SQL, SPEC, "m__e__a")
+    assert grown.storage["segments"] == 4
+    before = _segments(duck)
+    shared.drop_split_tables(duck, [p.table for p in first.parts])
+    assert _segments(duck) == before  # the grown split still reads both
+    assert verify_parts(duck, grown, full=True).ok
+    assert not [t for t in duck.list_tables() if t.startswith("m__d__a")]
+    shared.drop_split_tables(duck, [p.table for p in grown.parts])
+    assert _segments(duck) == set()
+    assert [t for t in duck.list_tables() if t.startswith("__dmv")] == ["__dmv_layout"]
+
+
+def test_a_changed_segment_or_membership_is_caught(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(2000))
+    first = store_split(duck, SQL, SPEC, "m__d__a")
+    result = store_split(duck, SQL, SplitSpec("key", "user_id", salt="b"), "m__d__b")
+    assert all(p.checks for p in result.parts)  # recorded with the split
+    layout = shared.layout_of(duck, "m__d__b")
+    assert layout is not None
+    seg = layout.segments[2]
+    duck.execute(
+        f'UPDATE "{seg.table}" SET price = -5 WHERE id = (SELECT min(id) FROM "{seg.table}")'
+    )
+    fast = verify_parts(duck, result)
+    assert [m.what for m in fast.mismatches] == ["fingerprint"]
+    assert not verify_parts(duck, first).ok  # the first split reads the same rows
+    leak = check_leakage(duck, result)  # parts not intact: identical rows compared by value
+    assert leak.checks[-1].kind == "identical_rows" and leak.checks[-1].proof == "value"
+    duck.execute(f'UPDATE "{seg.table}" SET price = -5 WHERE false')
+    seg = layout.segments[0]
+    duck.execute(
+        f'UPDATE "{seg.membership}" SET __dmv_part = 2 WHERE rowid = (SELECT min(rowid) '
+        f'FROM "{seg.membership}" WHERE __dmv_part = 0)'
+    )
+    moved = verify_parts(duck, result)
+    assert {m.part for m in moved.mismatches} >= {"train", "test"}
+    leak = check_leakage(duck, result)
+    assert not leak.ok and leak.checks[0].kind == "shared_key" and leak.checks[0].count >= 1
+
+
+def test_identical_rows_follow_from_intact_parts(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(2000))
+    result = store_split(duck, SQL, SPEC, "m__d__a")
+    report = check_leakage(duck, result)
+    assert report.ok and report.checks[-1].to_dict()["proof"] == "construction"
+
+
+def test_a_failed_split_leaves_no_shared_storage(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(1000))
+    store_split(duck, SQL, SPEC, "m__d__a")
+    layout = shared.layouts(duck)
+    with pytest.raises(DataError):  # refused after planning: a time split that misleads
+        store_split(duck, "SELECT * FROM src WHERE id < 3", SplitSpec("time", "ts"), "m__x__a")
+    with pytest.raises(ImmutableError):
+        store_split(duck, SQL, SPEC, lambda content: "m__d__a")  # the tables exist
+    assert shared.layouts(duck) == layout and leftovers(duck) == []
+
+
+def test_a_misaligned_plan_falls_back_to_a_fresh_segment(
+    duck: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(duck, "src", sample_table(1000))
+    store_split(duck, SQL, SPEC, "m__d__a")
+    monkeypatch.setattr(shared, "part_checks", lambda *a: {})
+    later = store_split(duck, SQL, SplitSpec("key", "user_id", salt="x"), "m__d__b")
+    assert later.storage["shared_rows"] == 0
+    assert verify_parts(duck, later, full=True).ok and leftovers(duck) == []
+
+
+def test_fsck_understands_sharing(project: dmv.Project) -> None:
+    import duckdb
+
+    seed_warehouse(project)
+    report = project.fsck()
+    assert report.ok, report.problems
+    assert not [o for o in report.orphans if "dmv" in str(o.get("table"))]
+    assert report.checked["shared splits"] == 2
+    # a layout whose split the registry does not know is an orphan, repaired away
+    with warehouse(project.stores) as wh:
+        load(wh, "stray", sample_table(100))
+        store_split(wh, "SELECT * FROM stray", SPEC, "price_model__0999__zzzz")
+    report = project.fsck()
+    assert [o["table"] for o in report.orphans if o["kind"] == "shared split storage"] == [
+        "price_model__0999__zzzz"
+    ]
+    project.fsck(repair=True, grace_seconds=0)
+    with warehouse(project.stores) as wh:
+        assert shared.layout_of(wh, "price_model__0999__zzzz") is None
+        assert leftovers(wh) == []
+    # a segment a registered split reads, gone: a problem, named
+    with duckdb.connect(project.config.location("warehouse")) as con:
+        (segment,) = con.execute(
+            "SELECT segment FROM __dmv_layout WHERE prefix = 'price_model__0123__abcd'"
+        ).fetchone()
+        con.execute(f'DROP TABLE "{segment}"')
+    report = project.fsck()
+    assert segment in [p["what"] for p in report.problems]
