@@ -20,7 +20,7 @@ MLFLOW_SPEC ?= mlflow>=3,<4
 .venv-mlflow/.installed: Makefile
 	@test -x .venv-mlflow/bin/python || $(PYTHON) -m venv .venv-mlflow
 	.venv-mlflow/bin/python -m pip install --quiet --upgrade pip
-	.venv-mlflow/bin/python -m pip install --quiet '$(MLFLOW_SPEC)' scikit-learn lightgbm xgboost skops
+	.venv-mlflow/bin/python -m pip install --quiet '$(MLFLOW_SPEC)' scikit-learn lightgbm xgboost-cpu skops
 	@touch .venv-mlflow/.installed
 
 demo: $(STAMP)

@@ -37,13 +37,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dmv.data.engines import open_warehouse
 from dmv.data.export import read_part
 from dmv.data.fingerprint import measure_table, verify_parts
 from dmv.data.leakage import check_leakage
+from dmv.data.records import SplitSpec
 from dmv.data.sources import Retrieval, Source, retrieve
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.split import store_split
 from dmv.data.verified import read_verified, to_format
-from dmv.data.warehouse import open_warehouse
 
 DVC_IMPORT_DB_10M = 161.0  # seconds, measured for `dvc import-db` of 10M rows to CSV
 

@@ -12,7 +12,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from dmv.data.warehouse import Warehouse, open_warehouse
+from dmv.data.engines import open_warehouse
+from dmv.data.warehouse import Warehouse
 
 PG_URL = os.environ.get("DMV_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

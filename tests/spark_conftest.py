@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from dmv.data.warehouse import Warehouse, open_warehouse
+from dmv.data.engines import open_warehouse
+from dmv.data.warehouse import Warehouse
 
 START_TIMEOUT = 180.0
 _server: dict[str, str] = {}

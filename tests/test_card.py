@@ -82,7 +82,7 @@ def test_card_has_metadata_and_every_section(trained: dmv.Project) -> None:
 
 def test_card_hides_credentials(project: dmv.Project) -> None:
     project.registry.create_version(dmv.Version.parse("m 0.0.1-0001.aaaa"))
-    from dmv.integrations._about import redacted_definition
+    from dmv.integrations.about import redacted_definition
 
     out = redacted_definition({"source": "postgresql://bob:hunter2@db/x", "sql": "SELECT 1"})
     assert "hunter2" not in str(out) and out["sql"] == "SELECT 1"

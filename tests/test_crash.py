@@ -32,7 +32,7 @@ import dmv
 from _workers.crash_worker import MODEL, UPLOAD_BYTES, upload_bytes, version_of
 from conftest import leftovers, seed_warehouse
 from dmv.artifacts import hash_bytes
-from dmv.data.warehouse import open_warehouse
+from dmv.data.engines import open_warehouse
 from dmv.errors import NotFound
 
 WORKER = Path(__file__).parent / "_workers" / "crash_worker.py"

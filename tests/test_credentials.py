@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dmv._credentials import connect_url
+from dmv.data.credentials import connect_url
 from dmv.data.sources import Source
 from dmv.errors import ConfigError
 

@@ -11,8 +11,9 @@ import pytest
 
 import dmv
 from dmv.data import engines
-from dmv.data.engines.duckdb import DuckDBWarehouse
-from dmv.data.warehouse import open_warehouse
+from dmv.data.engines import open_warehouse
+from dmv.data.engines.duckdb import DuckDBWarehouse, open_duckdb
+from dmv.data.engines.spark import open_spark
 from dmv.errors import InvalidInput
 
 SRC = Path(dmv.__file__).parent
@@ -48,13 +49,13 @@ def test_the_grep_finds_a_branch() -> None:  # the check above can fail
 
 
 def test_schemes_choose_engines(tmp_path: Path) -> None:
-    table = engines.engines()
+    table = engines.BACKENDS.schemes()
     assert {"duckdb", "postgresql", "postgres", "sc"} <= set(table)
     for url in [str(tmp_path / "a.duckdb"), f"duckdb:///{tmp_path / 'b.duckdb'}"]:
         with open_warehouse(url) as wh:
             assert isinstance(wh, DuckDBWarehouse) and wh.dialect == "duckdb"
-    assert engines.scheme_of("C:\\data\\w.duckdb") == "duckdb"
-    assert engines.scheme_of("sc://h:15002") == "sc"
+    assert engines.BACKENDS.factory("C:\\data\\w.duckdb") is open_duckdb
+    assert engines.BACKENDS.factory("sc://h:15002") is open_spark
     with pytest.raises(InvalidInput, match="unsupported warehouse URL mysql"):
         open_warehouse("mysql://u@h/db")
 
@@ -75,7 +76,7 @@ def _install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "[dmv.warehouses]\nmem = dmv_memwh:open_mem\nduckdb = dmv_memwh:open_mem\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(engines, "_loaded", None)
+    engines.BACKENDS.refresh()
 
 
 def test_a_third_party_engine_registers_through_the_entry_point(
@@ -83,19 +84,19 @@ def test_a_third_party_engine_registers_through_the_entry_point(
 ) -> None:
     _install_plugin(tmp_path, monkeypatch)
     try:
-        assert engines.engines()["mem"] == "dmv_memwh:open_mem"
+        assert engines.BACKENDS.factory("mem://x") is sys.modules["dmv_memwh"].open_mem
         # a plug-in never takes over a built-in scheme
-        assert engines.engines()["duckdb"] == engines.BUILTIN["duckdb"]
+        assert engines.BACKENDS.factory("duckdb:///x") is open_duckdb
         with open_warehouse("mem://anything") as wh:
             assert wh.dialect == "mem"
             wh.execute("CREATE TABLE t AS SELECT 1 AS x")
             assert wh.list_tables() == ["t"]
     finally:
         sys.modules.pop("dmv_memwh", None)
-        engines._loaded = None
+        engines.BACKENDS.refresh()
 
 
-def test_builtins_are_named_like_entry_points() -> None:
-    for value in engines.BUILTIN.values():
-        factory: Any = engines._factory(value)
+def test_builtins_register_like_plug_ins() -> None:
+    for scheme in ("file", "duckdb", "postgresql", "postgres", "sc"):
+        factory: Any = engines.BACKENDS.factory(f"{scheme}://x")
         assert callable(factory)

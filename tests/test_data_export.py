@@ -12,7 +12,8 @@ import pytest
 import data_conftest
 from data_conftest import load, sample_table
 from dmv.data.export import export_part, read_part
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.records import SplitSpec
+from dmv.data.split import store_split
 from dmv.data.warehouse import Warehouse
 from dmv.errors import InvalidInput, NotFound
 

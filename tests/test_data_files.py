@@ -16,7 +16,7 @@ from dmv.data.files import (
     split_files,
     store_file_parts,
 )
-from dmv.data.split import SplitSpec
+from dmv.data.records import SplitSpec
 from dmv.errors import DataError, InvalidInput
 
 

@@ -17,8 +17,9 @@ from dmv.data.fingerprint import (
     measure_table,
     verify_parts,
 )
+from dmv.data.records import SplitSpec
 from dmv.data.sources import Retrieval, Source
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.split import store_split
 from dmv.data.warehouse import Warehouse
 
 duck = data_conftest.duck

@@ -11,7 +11,8 @@ import data_conftest
 import dmv
 from data_conftest import load, sample_table
 from dmv.cli import main
-from dmv.data.split import SplitSpec, shortfalls, store_split
+from dmv.data.records import SplitSpec
+from dmv.data.split import shortfalls, store_split
 from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError, InvalidInput
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 import data_conftest
+import dmv
 from dmv.data.ids import (
     data_id_for,
     definition_digest,
@@ -15,7 +16,7 @@ from dmv.data.ids import (
 )
 from dmv.data.sources import Retrieval, Source
 from dmv.data.warehouse import Warehouse
-from dmv.errors import ConflictError, InvalidInput
+from dmv.errors import ConflictError, InvalidInput, VersionError
 from dmv.version import check_data_id
 
 duck = data_conftest.duck
@@ -103,3 +104,21 @@ def test_split_ids_follow_content_and_spec() -> None:
 def test_warehouse_definition_uses_identity(duck: Warehouse) -> None:
     definition = Retrieval(Source.from_url(None, duck), "SELECT 1").definition()
     assert definition == {"kind": "sql", "source": "warehouse", "sql": "SELECT 1", "params": {}}
+
+
+def test_a_split_named_without_its_data_says_the_form_and_where_to_find_it(
+    project: dmv.Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dmv.cli import main
+    from dmv.version import Version, parse_data_split
+
+    with pytest.raises(InvalidInput, match=r"must be DATA\.SPLIT") as caught:
+        parse_data_split("j5sko1")
+    assert "0123.abcd" in (caught.value.hint or "")
+    assert "dmv data list MODEL" in (caught.value.hint or "")
+    with pytest.raises(VersionError) as bad_version:
+        Version.parse("m 0.1.0-j5sko1")
+    assert "dmv data list MODEL" in (bad_version.value.hint or "")
+    assert main(["-C", str(project.root), "data", "check", "m", "j5sko1"]) == 2
+    err = capsys.readouterr().err
+    assert "must be DATA.SPLIT" in err and "hint:" in err and "dmv data list" in err

@@ -8,8 +8,9 @@ import pytest
 
 import data_conftest
 from data_conftest import load, sample_table
-from dmv.data.leakage import LeakageReport, check_leakage
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.leakage import check_leakage
+from dmv.data.records import LeakageReport, SplitSpec
+from dmv.data.split import store_split
 from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError
 

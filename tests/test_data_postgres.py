@@ -8,6 +8,7 @@ import math
 import random
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,8 +20,9 @@ from dmv.data._sql import hash60, value_text
 from dmv.data.export import export_part, read_part
 from dmv.data.fingerprint import measure_table, verify_parts
 from dmv.data.leakage import check_leakage
+from dmv.data.records import SplitSpec
 from dmv.data.sources import Retrieval, Source
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.split import store_split
 from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError, ImmutableError, StorageError
 
@@ -163,13 +165,13 @@ def test_postgres_source_refuses_writes(pg: Warehouse, pg_url: str, duck: Wareho
     columns = source.describe(f'SELECT id, price FROM "{schema}".src')
     assert [(c.name, c.type) for c in columns] == [("id", "bigint"), ("price", "double precision")]
     with (
-        pytest.raises(DataError, match="top level"),
+        pytest.raises(DataError, match="modifies data"),
         source.reader(f'WITH d AS (DELETE FROM "{schema}".src RETURNING *) SELECT * FROM d') as r,
     ):
         r.read_all()
     pg.execute("CREATE SEQUENCE seq")
     nextval = f"SELECT nextval('\"{schema}\".seq') AS n"
-    with pytest.raises(DataError, match="read-only transaction"), source.reader(nextval) as r:
+    with pytest.raises(DataError, match="read-only"), source.reader(nextval) as r:
         r.read_all()
     with pytest.raises(DataError):
         source.describe(f'SELECT 1; DROP TABLE "{schema}".src')
@@ -187,7 +189,7 @@ def test_postgres_source_refuses_writes(pg: Warehouse, pg_url: str, duck: Wareho
 def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(DataError, match="cannot reach"):
         Source.from_url("postgresql://postgres:hunter2@127.0.0.1:1/test").describe("SELECT 1")
-    from dmv.data.warehouse import open_warehouse
+    from dmv.data.engines import open_warehouse
 
     with pytest.raises(StorageError) as info:
         open_warehouse("postgresql://postgres:hunter2@127.0.0.1:1/test")
@@ -201,3 +203,93 @@ def test_tricky_text_survives_loading_into_postgres(duck: Warehouse, pg: Warehou
     load(pg, "s", data)
     assert pg.rows("SELECT k, t FROM s ORDER BY k") == list(enumerate(texts))
     assert measure_table(duck, "s").fingerprint == measure_table(pg, "s").fingerprint
+
+
+def _rows_inserted(con: Any) -> int:
+    """Rows inserted into the database, those of rolled back transactions too.
+
+    A closed connection reports its counts shortly after it ends: read until steady.
+    """
+    import time
+
+    seen = -1
+    for _ in range(50):
+        con.execute("SELECT pg_stat_clear_snapshot()")
+        (now,) = con.execute(
+            "SELECT tup_inserted FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        if now == seen:
+            return int(now)
+        seen = int(now)
+        time.sleep(0.2)
+    return seen
+
+
+def test_an_identical_split_on_postgres_writes_nothing(tmp_path: Path, pg_database: str) -> None:
+    import psycopg
+
+    import dmv
+    from dmv.data.engines import open_warehouse
+
+    project = dmv.init(tmp_path / "p", warehouse=pg_database)
+    with open_warehouse(pg_database) as wh:
+        load(wh, "src", sample_table(20_000))
+    project.data_query("m", sql="SELECT * FROM src", id="0123")
+
+    def stored() -> tuple[object, ...]:
+        with psycopg.connect(pg_database) as con:
+            tables = con.execute(
+                "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+                "WHERE relkind IN ('r', 'v') AND relnamespace = 'public'::regnamespace "
+                "ORDER BY relname"
+            ).fetchall()
+            inserted = _rows_inserted(con)
+        files = [f for f in (project.root / ".dmv").rglob("*") if f.is_file()]
+        return tuple(tables), inserted, sum(f.stat().st_size for f in files)
+
+    first = project.data_split("m", "0123", by="time:ts")
+    before = stored()
+    again = project.data_split("m", "0123", by="time:ts")
+    assert stored() == before
+    assert (again.split, again.already_stored) == (first.split, True)
+    # a part dropped behind dmv's back is rebuilt, the one case that writes
+    with open_warehouse(pg_database) as wh:
+        wh.execute(f'DROP TABLE "{first.parts[0]["table"]}"')
+    rebuilt = project.data_split("m", "0123", by="time:ts")
+    assert (rebuilt.split, rebuilt.rebuilt) == (first.split, True)
+    assert project.data_verify("m", first.ref)["ok"]
+    # and so is a part whose rows were changed
+    with open_warehouse(pg_database) as wh:
+        wh.execute(f'UPDATE "{first.parts[1]["table"]}" SET price = -1')
+    assert not project.data_verify("m", first.ref)["ok"]
+    again = project.data_split("m", "0123", by="time:ts")
+    assert (again.split, again.rebuilt) == (first.split, True)
+    assert project.data_verify("m", first.ref)["ok"]
+    project.close()
+
+
+def test_a_text_key_s_distinct_count_is_worded_honestly(
+    tmp_path: Path, pg_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import dmv
+    from dmv.cli import main
+    from dmv.data.engines import open_warehouse
+
+    project = dmv.init(tmp_path / "p", warehouse=pg_database)
+    with open_warehouse(pg_database) as wh:
+        load(wh, "src", sample_table(2_000))
+    sql = "SELECT id, 'u' || CAST(user_id AS TEXT) AS who FROM src"
+    data = project.data_query("m", sql=sql).data
+    project.close()
+    args = ["-C", str(tmp_path / "p"), "data", "split", "m", data, "--by", "key:who"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert (
+        "?" not in out
+        and "who: text values; their distinct count is not estimated on postgresql" in out
+    )
+    assert main([*args, "--json"]) == 0
+    span = json.loads(capsys.readouterr().out)["parts"][0]["range"]
+    assert span["distinct"] is None and "postgresql" in span["note"]

@@ -12,8 +12,9 @@ import data_conftest
 import dmv
 from data_conftest import load, sample_table
 from dmv.cli import main
+from dmv.data.records import SplitSpec
 from dmv.data.sources import Retrieval, Source, retrieve
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.split import store_split
 from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError
 

@@ -14,7 +14,8 @@ from dmv.data import shared
 from dmv.data.catalog import warehouse
 from dmv.data.fingerprint import verify_parts
 from dmv.data.leakage import check_leakage
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.records import SplitSpec
+from dmv.data.split import store_split
 from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError, ImmutableError
 
@@ -201,3 +202,80 @@ def test_fsck_understands_sharing(project: dmv.Project) -> None:
         con.execute(f'DROP TABLE "{segment}"')
     report = project.fsck()
     assert segment in [p["what"] for p in report.problems]
+
+
+def _bytes_on_disk(project: dmv.Project) -> tuple[int, int]:
+    """The warehouse file's size and every byte under ``.dmv/``."""
+    from pathlib import Path
+
+    files = [p for p in (project.root / ".dmv").rglob("*") if p.is_file()]
+    return Path(project.config.location("warehouse")).stat().st_size, sum(
+        p.stat().st_size for p in files
+    )
+
+
+@pytest.mark.parametrize("by", ["key:user_id", "time:ts"])
+def test_an_identical_split_writes_nothing(project: dmv.Project, by: str) -> None:
+    with warehouse(project.stores) as wh:
+        load(wh, "src", sample_table(40_000))
+    project.data_query("m", sql=SQL, id="0123")
+    first = project.data_split("m", "0123", by=by)
+    assert not first.already_stored
+    before = _bytes_on_disk(project)
+    again = project.data_split("m", "0123", by=by)
+    assert (again.split, again.already_stored) == (first.split, True)
+    assert again.to_dict()["already_stored"] is True
+    assert _bytes_on_disk(project) == before
+    report = project.fsck()
+    assert report.ok and not report.space.get("reclaimable_bytes"), report.space
+    assert [s.split for s in project.data_splits("m")] == [first.split]
+
+
+def test_an_identical_split_rebuilds_parts_that_were_dropped(project: dmv.Project) -> None:
+    import duckdb
+
+    with warehouse(project.stores) as wh:
+        load(wh, "src", sample_table(2_000))
+    project.data_query("m", sql=SQL, id="0123")
+    first = project.data_split("m", "0123", by="key:user_id")
+    with duckdb.connect(project.config.location("warehouse")) as con:
+        (segment,) = con.execute("SELECT segment FROM __dmv_layout LIMIT 1").fetchone()
+        con.execute(f'DROP TABLE "{segment}" CASCADE')
+    again = project.data_split("m", "0123", by="key:user_id")
+    assert (again.split, again.already_stored, again.rebuilt) == (first.split, True, True)
+    assert project.data_verify("m", first.ref)["ok"]
+    assert project.fsck().ok
+
+
+def test_a_changed_source_is_not_the_identical_split(project: dmv.Project) -> None:
+    with warehouse(project.stores) as wh:
+        load(wh, "src", sample_table(2_000))
+    project.data_query("m", sql=SQL, id="0123")
+    first = project.data_split("m", "0123", by="key:user_id")
+    with warehouse(project.stores) as wh:
+        wh.execute("DELETE FROM src WHERE id < 10")
+    later = project.data_split("m", "0123", by="key:user_id")
+    assert later.split != first.split and not later.already_stored
+    assert sum(p["rows"] for p in later.parts) == 1_990
+
+
+def test_the_command_says_an_identical_split_wrote_nothing(
+    project: dmv.Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from dmv.cli import main
+
+    with warehouse(project.stores) as wh:
+        load(wh, "src", sample_table(2_000))
+    project.data_query("m", sql=SQL, id="0123")
+    args = ["-C", str(project.root), "data", "split", "m", "0123", "--by", "key:user_id"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "already stored" not in first and "2,000 row(s) written" in first
+    assert main(args) == 0
+    split = first.splitlines()[0]
+    assert f"split {split} already stored: 0 rows written" in capsys.readouterr().out
+    assert main([*args, "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert (body["split"], body["already_stored"], body["rebuilt"]) == (split, True, False)

@@ -12,7 +12,8 @@ import pytest
 import data_conftest
 from data_conftest import load, sample_table
 from dmv.data._sql import check_select
-from dmv.data.sources import Retrieval, Source, retrieve, strip_credentials
+from dmv.data.credentials import strip_credentials
+from dmv.data.sources import Retrieval, Source, retrieve
 from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError, InvalidInput
 
@@ -155,7 +156,7 @@ def test_parquet_and_csv_folders_are_sources(tmp_path: Path, duck: Warehouse) ->
 
 
 def test_duckdb_file_source_is_read_only(tmp_path: Path, duck: Warehouse) -> None:
-    from dmv.data.warehouse import open_warehouse
+    from dmv.data.engines import open_warehouse
 
     other = tmp_path / "other.duckdb"
     with open_warehouse(other) as wh:

@@ -13,13 +13,15 @@ import pytest
 import data_conftest
 import spark_conftest
 from data_conftest import ids_by_part, load, sample_table
+from dmv.data.engines import open_warehouse
 from dmv.data.export import export_part
 from dmv.data.fingerprint import measure_table, verify_parts
 from dmv.data.leakage import check_leakage
+from dmv.data.records import SplitSpec
 from dmv.data.shared import drop_split_tables
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.split import store_split
 from dmv.data.verified import read_verified
-from dmv.data.warehouse import Warehouse, open_warehouse
+from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError, ImmutableError, IntegrityError
 
 duck = data_conftest.duck
@@ -191,8 +193,8 @@ def test_failed_spark_split_leaves_no_tables(spark: Warehouse) -> None:
 
 def test_spark_url_credentials_are_not_kept(spark_url: str) -> None:
     url = f"{spark_url}/;database=t_cred;token=sekret"
+    from dmv.data.credentials import strip_credentials
     from dmv.data.engines.spark import split_url, strip_token
-    from dmv.data.sources import strip_credentials
 
     assert "sekret" not in strip_token(url) and strip_credentials(url) == strip_token(url)
     assert strip_token(url) == f"{spark_url}/;database=t_cred"

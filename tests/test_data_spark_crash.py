@@ -22,7 +22,7 @@ import pytest
 
 import dmv
 import spark_conftest
-from dmv.data.warehouse import open_warehouse
+from dmv.data.engines import open_warehouse
 
 spark_url = spark_conftest.spark_url
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]

@@ -57,7 +57,7 @@ def test_reference_scenario_on_spark(tmp_path: Path, spark_url: str) -> None:
     patients = pa.Table.from_pandas(
         x.assign(target=y, patient_id=range(len(x))), preserve_index=False
     )
-    from dmv.data.warehouse import open_warehouse
+    from dmv.data.engines import open_warehouse
 
     with open_warehouse(url) as wh:
         wh.create_from_arrow(
@@ -71,6 +71,11 @@ def test_reference_scenario_on_spark(tmp_path: Path, spark_url: str) -> None:
         tables = set(wh.list_tables())
     assert {"price_model__0123__abcd__train", "price_model__0123__efgh__test"} <= tables
     assert abcd.parts != efgh.parts
+    # the same split again is found before anything is written: no table added
+    same = project.data_split("price-model", "0123", by="key:patient_id", id="abcd")
+    assert (same.split, same.already_stored, same.rebuilt) == ("abcd", True, False)
+    with open_warehouse(url) as wh:
+        assert set(wh.list_tables()) == tables
     # training on the stored split, in a real script from a committed tree
     git(root, "add", "train.py", "dmv.toml")
     git(root, "commit", "-qm", "train")

@@ -12,8 +12,9 @@ from conftest import leftovers
 from data_conftest import ids_by_part, load, sample_table
 from dmv.data.files import bucket
 from dmv.data.leakage import check_leakage
+from dmv.data.records import SplitResult, SplitSpec
 from dmv.data.sources import Retrieval, Source
-from dmv.data.split import SplitResult, SplitSpec, parse_by, parse_ratios, store_split
+from dmv.data.split import parse_by, parse_ratios, store_split
 from dmv.data.warehouse import Warehouse
 from dmv.errors import DataError, ImmutableError, InvalidInput
 
@@ -264,3 +265,16 @@ def test_keyed_and_staged_strategies_store_the_same(
             storage="tables",
         )
     assert _tables(duck, "m__n") == [] and leftovers(duck) == []
+
+
+def test_a_time_split_on_text_names_the_cast_that_fixes_it(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(500))
+    sql = "SELECT id, CAST(ts AS VARCHAR) AS day FROM src"
+    with pytest.raises(InvalidInput, match="has type VARCHAR") as caught:
+        store_split(duck, sql, SplitSpec("time", "day"), "m__t")
+    hint = caught.value.hint or ""
+    assert 'CAST("day" AS TIMESTAMP)' in hint and "time:day_ts" in hint
+    # following the hint works
+    fixed = f'SELECT *, CAST("day" AS TIMESTAMP) AS "day_ts" FROM ({sql}) AS q'
+    result = store_split(duck, fixed, SplitSpec("time", "day_ts"), "m__t")
+    assert sum(p.rows for p in result.parts) == 500

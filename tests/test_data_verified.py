@@ -13,7 +13,8 @@ import dmv
 from conftest import part_storage, seed_warehouse
 from data_conftest import load, sample_table
 from dmv.cli import main
-from dmv.data.split import SplitSpec, store_split
+from dmv.data.records import SplitSpec
+from dmv.data.split import store_split
 from dmv.data.verified import check_key, read_verified
 from dmv.data.warehouse import Warehouse
 from dmv.errors import IntegrityError

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import dmv
-from dmv.flavors import NotServable
+from dmv.errors import NotServable
 from dmv.interface import Interface, validate_rows
 from dmv.server import create_app
 
@@ -462,3 +462,237 @@ def test_a_version_pickled_before_flavors_loads_only_when_trusted(
     loaded = project.load_model(f"old@{V}", trust_pickle=True)
     assert (loaded.predict(x) == small_model.predict(x)).all()
     assert project.model_file(f"old@{V}")["unsafe_format"] is True
+
+
+def test_checks_from_many_threads_each_get_their_own_answer() -> None:
+    """One pipe to the fork server: concurrent checks must never read each other's lines."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn.linear_model import LinearRegression
+
+    from dmv.flavors import flavor_named
+    from dmv.flavors.check import run_check
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    models = [LinearRegression().fit(frame, frame["x"] * k) for k in range(8)]
+
+    def check(k: int) -> Any:
+        flavor = flavor_named("sklearn")
+        data, meta = flavor.save(models[k], trust_pickle=False)
+        meta = {**meta, "flavor": flavor.name, "format": flavor.format, "unsafe": False}
+        return run_check(data, meta, {}, [{"x": 1.0}], interface=None, trust_pickle=False)
+
+    import dmv.flavors.check as checking
+
+    assert check(0)["ok"]
+    server = checking._FORKER
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(check, [k % 8 for k in range(24)]))
+    for k, answer in enumerate(answers):
+        assert answer["ok"], answer
+        assert answer["outputs"][0]["prediction"] == pytest.approx(float(k % 8))
+    # the same fork server answered every one, in step (never restarted, never bypassed)
+    assert checking._FORKER is server and server is not None and server.alive()
+
+
+def test_two_lines_of_the_fork_server_arriving_together_are_both_read(tmp_path: Path) -> None:
+    """A quick check's 'started' and 'exit' often reach the pipe in one read.
+
+    The second line must be answered from what was read already, not by waiting
+    on the pipe for bytes that came with the first (that wait lasted the whole
+    check timeout).
+    """
+    import dmv.flavors.check as checking
+
+    server = object.__new__(checking._Forker)
+    server.home = str(tmp_path)
+    server.pending = b""
+    server.proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, time; os.write(1, b'started 7 4242\\nexit 7 3\\n'); time.sleep(60)",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,
+    )
+    try:
+        assert server._expect("started", 7, time.monotonic() + 30) == 4242
+        t0 = time.monotonic()
+        assert server._expect("exit", 7, time.monotonic() + 5) == 3
+        assert time.monotonic() - t0 < 1
+    finally:
+        server.proc.kill()
+        server.proc.wait()
+
+
+LYING_ROWS = [
+    {"flavor": "python", "format": "pickle", "unsafe": False},
+    {"flavor": "python", "format": "skops", "unsafe": False},
+    {"flavor": "sklearn", "format": "pickle", "unsafe": False},
+    {"flavor": "torch", "format": "torch-state-dict", "unsafe": False},
+    {"flavor": "python", "unsafe": False},
+    {"flavor": "sklearn", "format": "skops", "unsafe": False},  # a pickle behind a safe format
+]
+
+
+@pytest.mark.parametrize("meta", LYING_ROWS, ids=lambda m: f"{m['flavor']}-{m.get('format')}")
+def test_a_registry_row_cannot_declare_a_pickle_safe(
+    project: dmv.Project, tmp_path: Path, meta: dict[str, Any]
+) -> None:
+    """Trust comes from the operator: whatever a row, a backup or an import says."""
+    from dmv.registry import NewArtifact
+
+    marker = tmp_path / "pwned"
+    data = pickle.dumps(Hostile(str(marker)))
+    blob = project.artifacts.put_bytes(data)
+    with project.run("evil", version=V) as run:
+        run.add_artifact(NewArtifact("model", "model", blob.digest, blob.size, meta))
+    # A backup restored elsewhere vouches for nothing either.
+    project.backup(tmp_path / "backup")
+    other = dmv.init(tmp_path / "other")
+    try:
+        other.restore(tmp_path / "backup", force=True)
+        for p in (project, other):
+            assert not p.verify(f"evil@{V}").ok
+            with pytest.raises(dmv.DmvError, match=r"unsafe-format|is a pickle"):
+                p.load_model(f"evil@{V}")
+            assert not marker.exists(), "a pickle ran without --trust-pickle"
+        safe_claim = meta.get("format") == "skops" and meta["flavor"] == "sklearn"
+        assert project.model_file(f"evil@{V}")["unsafe_format"] is not safe_claim
+        if not safe_claim:
+            card = project.card(f"evil@{V}")
+            assert "unsafe-format" in card
+            with TestClient(create_app(project)) as client:
+                page = client.get(f"/ui/models/evil/versions/{V}").text
+            assert "unsafe-format" in page
+    finally:
+        other.close()
+
+
+# -- the interface is the model's contract, not the rows' ------------------------------
+
+
+def _pipeline(x: pd.DataFrame, y: np.ndarray, impute: bool) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = make_pipeline(SimpleImputer(), StandardScaler()) if impute else StandardScaler()
+    cols = ColumnTransformer(
+        [
+            ("n", numeric, ["tenure", "spend"]),
+            ("c", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+        ]
+    )
+    return Pipeline([("cols", cols), ("clf", LogisticRegression())]).fit(x, y)
+
+
+def _fit(flavor: str, x: pd.DataFrame, y: np.ndarray) -> Any:
+    if flavor == "lightgbm":
+        lgb = pytest.importorskip("lightgbm")
+        return lgb.LGBMClassifier(n_estimators=5, min_child_samples=2, verbose=-1).fit(x, y)
+    if flavor == "xgboost":
+        xgb = pytest.importorskip("xgboost")
+        model = xgb.XGBClassifier(n_estimators=3, enable_categorical=True, tree_method="hist")
+        return model.fit(x, (y == "churn").astype(int))
+    # scikit-learn encodes text, not a pandas category
+    return _pipeline(x.astype({"plan": str}), y, impute=False)
+
+
+@pytest.mark.parametrize("flavor", ["sklearn", "lightgbm", "xgboost"])
+def test_a_resplit_that_moves_a_category_keeps_the_interface(
+    project: dmv.Project, flavor: str
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    x, y = _frame(80)
+    x["plan"] = x["plan"].cat.add_categories(["rare"])
+    x.loc[0, "plan"] = "rare"  # a rare category: whichever part holds row 0 learns it
+    seen: list[str] = []
+
+    @settings(
+        max_examples=3,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(st.integers(0, 10**6))
+    def resplit(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        train = rng.random(len(x)) < 0.7
+        train[0] = bool(seed % 2)  # the rare category moves between parts
+        part = x[train].copy()
+        part["plan"] = part["plan"].cat.remove_unused_categories()
+        model = _fit(flavor, part, y[train])
+        sample = part if flavor != "sklearn" else part.astype({"plan": str})
+        with project.run(f"m-{flavor}", version=f"0.0.1-a.s{len(seen)}") as run:
+            run.log_model(model, sample_input=sample.head(20), outputs="proba")
+        seen.append(str(run.version))
+
+    resplit()
+    ifaces = [project.interface(f"m-{flavor}@{v.split(' ')[1]}") for v in seen]
+    assert len(ifaces) == 3
+    assert all(i == ifaces[0] and i.fingerprint == ifaces[0].fingerprint for i in ifaces)
+    plan = {f.name: f for f in ifaces[0].inputs}["plan"]
+    assert plan.type.value == "string" and plan.values == ()
+
+
+def test_an_imputer_pipeline_accepts_nulls_without_a_declared_interface(
+    project: dmv.Project,
+) -> None:
+    x, y = _frame(80)
+    x = x.astype({"plan": str, "tenure": float})
+    x.loc[x.index[5:15], "spend"] = np.nan  # trained on rows with missing values
+    with project.run("penguins", version=V) as run:
+        run.log_model(_pipeline(x, y, impute=True), sample_input=x.head(5), outputs="label")
+    with project.run("strict", version=V) as run:
+        run.log_model(_pipeline(x.fillna(0), y, impute=False), sample_input=x.head(5))
+    # The first five rows held no null: required-ness came from the model, not the sample.
+    assert x.head(5)["spend"].notna().all()
+    nullable = {f.name: f.nullable for f in project.interface(f"penguins@{V}").inputs}
+    # OneHotEncoder(handle_unknown="ignore") answers for a missing plan too.
+    assert nullable == {"tenure": True, "spend": True, "plan": True}
+    strict = {f.name: f.nullable for f in project.interface(f"strict@{V}").inputs}
+    assert strict == {"tenure": False, "spend": False, "plan": True}
+    out = _served(project, "penguins", [{"tenure": 3.0, "spend": None, "plan": "basic"}])
+    assert out[0]["prediction"] in ("churn", "stay")
+    client = TestClient(create_app(project))
+    r = client.post(
+        f"/models/strict/versions/{V}/predict",
+        json={"inputs": [{"tenure": 3.0, "spend": None, "plan": "basic"}]},
+    )
+    assert r.status_code == 422 and "spend" in r.text
+
+
+def test_a_declared_interface_overrides_the_probe(project: dmv.Project) -> None:
+    lgb = pytest.importorskip("lightgbm")
+    x, y = _frame()
+    model = lgb.LGBMClassifier(n_estimators=5, min_child_samples=2, verbose=-1).fit(x, y)
+    with project.run("lgb", version=V) as run:
+        run.log_model(model, sample_input=x.head(8))
+    inferred = project.interface(f"lgb@{V}")
+    # A NaN-aware tree answers for a missing float and a missing category; the int64
+    # column the model was trained on cannot hold a null in its request frame.
+    nullable = {f.name: f.nullable for f in inferred.inputs}
+    assert nullable == {"tenure": False, "spend": True, "plan": True}
+    assert inferred.domain["plan"]["values"] == ["basic", "pro", "team"]
+    declared = {
+        "inputs": {
+            "tenure": "int64",
+            "spend": "float64",
+            "plan": {"type": "enum", "values": ["basic", "pro", "team"]},
+        },
+        "outputs": {"prediction": "string"},
+    }
+    with project.run("lgb", version="0.1.0-a.b", interface=declared) as run:
+        run.log_model(model, sample_input=x.head(8))
+    iface = project.interface("lgb@0.1.0-a.b")
+    assert not any(f.nullable for f in iface.inputs)
+    assert iface.fingerprint == Interface.from_dict(declared).fingerprint
+    assert iface.domain["spend"]["min"] >= 0  # what the rows held is still recorded

@@ -77,7 +77,7 @@ def build_project(root: Path) -> tuple[dmv.Project, str]:
     p.set_alias("price-model@1", "production")
     p.set_alias("price-model@0.0.1", "staging")
     p.create_model("churn", purpose="retention")
-    token, _ = tokens.create_token(p, "fuzzer", "admin")
+    token, _ = tokens.create_token(p.registry, "fuzzer", "admin")
     return p, token
 
 
@@ -148,6 +148,8 @@ def _fuzzer(
             failures.append(f"{label}: {type(exc).__name__}: {exc} <- {_describe(case)}")
             return
         statuses.append(response.status_code)
+        if _non_finite_answer(response):
+            return  # the model's own overflow on fuzzed huge floats: its documented 500
         try:
             case.validate_response(response, checks=[not_a_server_error])
         except Exception:
@@ -156,6 +158,16 @@ def _fuzzer(
             )
 
     return fuzz
+
+
+def _non_finite_answer(response: Any) -> bool:
+    """A predict answered 500 ``non_finite_output``: the model overflowed, dmv said so."""
+    if response.status_code != 500 or "/predict" not in str(response.request.url):
+        return False
+    try:
+        return bool(response.json()["error"]["code"] == "non_finite_output")
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 @pytest.mark.slow

@@ -153,7 +153,7 @@ def test_locked_dmv_serve_passes_every_schemathesis_check(
 ) -> None:
     from dmv import tokens
 
-    token, _ = tokens.create_token(project, "fuzz-serve", "read")
+    token, _ = tokens.create_token(project.registry, "fuzz-serve", "read")
     proc, port = _start(project.root, *REFS)
     try:
         _clean(

@@ -26,7 +26,7 @@ import dmv
 from dmv.artifacts import Blob, FsspecArtifacts
 from dmv.cli import main
 from dmv.data._sql import check_identifier, quote_ident
-from dmv.data.sources import strip_credentials
+from dmv.data.credentials import strip_credentials
 from dmv.errors import ArtifactError, DataError, InvalidInput, NotFound
 
 pytest.importorskip("sklearn")

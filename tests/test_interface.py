@@ -681,7 +681,7 @@ def test_infer_maps_pandas_dtypes() -> None:
         "flag": (FieldType.BOOL, False),
         "name": (FieldType.STRING, False),
         "note": (FieldType.STRING, True),
-        "city": (FieldType.ENUM, False),
+        "city": (FieldType.STRING, False),
         "when": (FieldType.DATETIME, True),
         "vec": (FieldType.ARRAY, False),
         "nint": (FieldType.INT64, True),
@@ -689,10 +689,62 @@ def test_infer_maps_pandas_dtypes() -> None:
     }
     assert [f.name for f in i.inputs] == list(frame.columns)
     fields_ = {f.name: f for f in i.inputs}
-    assert fields_["city"].values == ("w", "x", "y")
+    # A category set is what the training rows held: a domain, not the contract.
+    assert fields_["city"].values == ()
+    assert i.domain["city"] == {"nulls": False, "values": ["w", "x", "y"]}
+    assert i.domain["f64"] == {"nulls": True, "min": 1.0, "max": 3.0}
     assert (fields_["vec"].items, fields_["vec"].shape) == (FieldType.FLOAT64, (-1,))
     assert all(f.required for f in i.inputs)
     assert i.outputs == (Field("prediction", FieldType.FLOAT64),)
+
+
+def test_learned_domain_is_recorded_but_never_fingerprinted() -> None:
+    def frame(cats: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({"dest": pd.Categorical(["JFK"], categories=cats), "n": [1]})
+
+    a = infer_interface(frame(["JFK", "LEX"]), np.array([0.5]))
+    b = infer_interface(frame(["JFK"]), np.array([0.5]))
+    assert a.domain["dest"]["values"] == ["JFK", "LEX"] and b.domain["dest"]["values"] == ["JFK"]
+    assert a == b and a.fingerprint == b.fingerprint
+    assert not diff_interfaces(a, b).changed
+    back = Interface.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert back.domain == a.domain and back.fingerprint == a.fingerprint
+    # An interface without a domain stores (and fingerprints) what it always did.
+    plain = Interface.from_dict({"inputs": {"x": "int64"}, "outputs": {"y": "float64"}})
+    assert "domain" not in plain.to_dict()
+    assert plain.fingerprint == plain.with_domain({"x": {"min": 1}}).fingerprint
+    # Declared as an enum, the category set is contract and counts.
+    declared = {"inputs": {"dest": {"type": "enum", "values": ["JFK", "LEX"]}}, "outputs": {}}
+    narrower = {"inputs": {"dest": {"type": "enum", "values": ["JFK"]}}, "outputs": {}}
+    assert Interface.from_dict(declared).fingerprint != Interface.from_dict(narrower).fingerprint
+
+
+def test_domain_changes_are_listed_apart_from_the_contract() -> None:
+    from dmv.interface import diff_domains
+
+    a = Interface.from_dict(
+        {
+            "inputs": {"d": "string"},
+            "outputs": {},
+            "domain": {"d": {"values": ["a", "b"], "nulls": False}},
+        }
+    )
+    b = a.with_domain({"d": {"values": ["a", "c"], "nulls": True}})
+    changes = diff_domains(a, b)
+    assert {(c["field"], c["kind"]) for c in changes} == {
+        ("d", "values_added"),
+        ("d", "values_removed"),
+        ("d", "nulls"),
+    }
+    assert all(c["compat"] == "domain" for c in changes)
+    assert diff_domains(a, a) == []
+
+
+def test_with_nullable_sets_exactly_the_named_inputs() -> None:
+    i = Interface.from_dict({"inputs": {"a": "float64", "b": "int64"}, "outputs": {"y": "int64"}})
+    j = i.with_nullable({"a"})
+    assert [(f.name, f.nullable) for f in j.inputs] == [("a", True), ("b", False)]
+    assert j.fingerprint != i.fingerprint
 
 
 def test_inferred_interface_accepts_its_own_sample() -> None:

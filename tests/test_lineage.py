@@ -246,6 +246,28 @@ def test_events_reach_an_http_receiver(
         assert g["event"]["job"]["namespace"] == "team-a"
 
 
+def test_a_backend_configured_once_leaves_no_trace_in_the_environment(
+    project: dmv.Project,
+    receiver: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client turns OPENLINEAGE_URL into transport variables of its own; none may stay.
+
+    Left behind, they would send every later event of the process (another
+    project's, after the backend was unset) to that backend as well.
+    """
+    import os
+
+    for key in [k for k in os.environ if k.startswith("OPENLINEAGE")]:
+        monkeypatch.delenv(key)
+    url, got = receiver
+    monkeypatch.setenv("OPENLINEAGE_URL", url)
+    seed_warehouse(project)
+    assert lineage.flush(20) and got
+    monkeypatch.delenv("OPENLINEAGE_URL")
+    assert [k for k in os.environ if k.startswith("OPENLINEAGE")] == []
+
+
 @pytest.mark.slow
 def test_a_dead_receiver_neither_fails_nor_slows_the_split(
     project: dmv.Project, monkeypatch: pytest.MonkeyPatch

@@ -15,19 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmv import gitlink
-from dmv.errors import ConfigError, ConflictError, InvalidInput, NotFound
-from dmv.gitlink import (
-    DirtyTreeError,
-    check_clean,
-    checkout,
-    create_tag,
-    git_info,
-    git_patch,
-    strip_credentials,
-    version_tag,
-)
-from dmv.logic import (
+from dmv.errors import ConfigError, ConflictError, DirtyTreeError, InvalidInput, NotFound
+from dmv.logic import git as gitlink
+from dmv.logic.fingerprint import (
     LogicInfo,
     canonical_params,
     capture_environment,
@@ -37,6 +27,15 @@ from dmv.logic import (
     imported_libraries,
     logic_fingerprint,
     logic_info,
+)
+from dmv.logic.git import (
+    check_clean,
+    checkout,
+    create_tag,
+    git_info,
+    git_patch,
+    strip_credentials,
+    version_tag,
 )
 from dmv.version import Version
 

@@ -92,7 +92,7 @@ def test_mlmodel_has_flavors_signature_example_requirements(
 
 
 def test_pickled_model_needs_trust_to_export(project: dmv.Project, tmp_path: Path) -> None:
-    from dmv.flavors import UntrustedModel
+    from dmv.errors import UntrustedModel
 
     (project.root / "mymodel.py").write_text(
         "class Const:\n    def predict(self, x):\n        return [1.0] * len(x)\n"
@@ -267,4 +267,4 @@ def test_cli_export_and_clear_errors(
         ]
     )
     err = capsys.readouterr().err
-    assert code == 6 and "not a file" in err and "Traceback" not in err
+    assert code == 15 and "not a file" in err and "Traceback" not in err

@@ -9,7 +9,7 @@ import pytest
 
 import dmv
 from dmv.artifacts import Blob
-from dmv.flavors import UntrustedModel
+from dmv.errors import UntrustedModel
 from mlflow_env import run_in_mlflow
 
 _MAKE = r"""

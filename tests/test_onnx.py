@@ -204,7 +204,7 @@ def test_import_dmv_does_not_import_onnx() -> None:
     import subprocess
 
     code = (
-        "import sys, dmv, dmv.runs, dmv.server.serving; "
+        "import sys, dmv, dmv.training.run, dmv.server.predictors; "
         "print([m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

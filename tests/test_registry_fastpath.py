@@ -309,6 +309,7 @@ def v1_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[P
     engine = p.registry.engine
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE models DROP COLUMN seq"))
+        conn.execute(sa.text("DROP TABLE signatures"))
         conn.execute(sa.text("UPDATE dmv_schema SET value = '1' WHERE key = 'version'"))
     p.close()
     yield p.root, registry
@@ -325,7 +326,8 @@ def test_a_schema_1_store_is_migrated_in_place(
 
     root, registry = v1_store
     settings = {"registry": registry} if registry else {}
-    assert schema.SCHEMA_VERSION == 2 and [m[0] for m in MIGRATIONS] == [2]
+    # one step per version after 1, each upgrading from the one before
+    assert [m[0] for m in MIGRATIONS] == list(range(2, schema.SCHEMA_VERSION + 1))
     with pytest.raises(StorageError, match="schema version 1"):
         _ = dmv.open(root, **settings).registry
     if registry:
@@ -334,8 +336,10 @@ def test_a_schema_1_store_is_migrated_in_place(
     p = dmv.open(root, **settings)
     with p.registry.engine.connect() as conn:
         stamp = conn.execute(sa.text("SELECT value FROM dmv_schema WHERE key = 'version'"))
-        assert stamp.scalar() == "2"
+        assert stamp.scalar() == str(schema.SCHEMA_VERSION)
         assert conn.execute(sa.text("SELECT seq FROM models")).scalar() == 0
+        for table in ("signatures", "webhook_outbox"):  # every later table was added
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 0
     assert [i.version.number for i in p.versions("price-model")] == ["0.0.1-a.b"]
     assert p.resolve("price-model@production") == v("0.0.1-a.b")
     p.registry.create_version(v("0.0.2-a.b"))

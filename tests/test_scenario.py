@@ -13,7 +13,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
 import dmv
-from dmv.gitlink import DirtyTreeError
+from dmv.errors import DirtyTreeError
 
 TRAIN_PY = "def features(frame):\n    return frame\n"
 
@@ -25,6 +25,11 @@ def git(root: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path)
+
+
+def make_repo(tmp_path: Path) -> Path:
+    """A git repository holding the training code, committed."""
     root = tmp_path / "price-repo"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
@@ -63,6 +68,20 @@ def train(project: dmv.Project, data: str, columns: list[str], alpha: float, **k
     return run
 
 
+def develop(p: dmv.Project, base: list[str]) -> dmv.Run:
+    """The diagram's development stage: 0.0.1, a logic change, an interface change, a new
+    split; returns the run of the new split (``0.1.0-0123.efgh``)."""
+    first = train(p, "0123.abcd", base, 1.0)
+    assert first.version is not None and first.version.number == "0.0.1-0123.abcd"
+    hyper = train(p, "0123.abcd", base, 0.5)  # hyperparameter change
+    assert hyper.version is not None and hyper.version.number == "0.0.2-0123.abcd"
+    iface = train(p, "0123.abcd", [*base, "s1"], 0.5)  # one more input column
+    assert iface.version is not None and iface.version.number == "0.1.0-0123.abcd"
+    data = train(p, "0123.efgh", [*base, "s1"], 0.5)  # new dataset split
+    assert data.version is not None and data.version.number == "0.1.0-0123.efgh"
+    return data
+
+
 def test_diagram_development_and_production_stages(repo: Path) -> None:
     p = make_project(repo)
     base = ["age", "bmi", "bp"]
@@ -72,14 +91,7 @@ def test_diagram_development_and_production_stages(repo: Path) -> None:
         ex.log_model(Ridge(alpha=3.0).fit(x, y), sample_input=x.head(5))
     assert ex.info is not None and ex.info.label == "price-model x.x.x-0123.abcd"
     # Development stage.
-    first = train(p, "0123.abcd", base, 1.0)
-    assert first.version is not None and first.version.number == "0.0.1-0123.abcd"
-    hyper = train(p, "0123.abcd", base, 0.5)  # hyperparameter change
-    assert hyper.version is not None and hyper.version.number == "0.0.2-0123.abcd"
-    iface = train(p, "0123.abcd", [*base, "s1"], 0.5)  # one more input column
-    assert iface.version is not None and iface.version.number == "0.1.0-0123.abcd"
-    data = train(p, "0123.efgh", [*base, "s1"], 0.5)  # new dataset split
-    assert data.version is not None and data.version.number == "0.1.0-0123.efgh"
+    data = develop(p, base)
     again = train(p, "0123.efgh", [*base, "s1"], 0.5)  # nothing changed
     assert (again.version, again.id) == (data.version, "tr1")
 

@@ -61,17 +61,55 @@ def test_a_rebound_host_cannot_create_a_token(project: dmv.Project) -> None:
     assert r.json()["error"]["code"] == "bad_request"
     assert "evil.example" in r.json()["error"]["message"]
     assert "--allow-host" in r.json()["error"]["hint"]
-    assert tokens.list_tokens(project) == []
+    assert tokens.list_tokens(project.registry) == []
     # Reads are refused too: the rebound page could otherwise read the registry.
     assert client.get("/api/v1/models", headers={"host": "evil.example"}).status_code == 400
 
 
 @pytest.mark.parametrize(
-    "host", ["127.0.0.1:8000", "localhost", "LOCALHOST:1", "[::1]:8000", "localhost."]
+    "host",
+    ["127.0.0.1:8000", "localhost", "LOCALHOST:1", "[::1]:8000", "[::1]", "localhost:65535"],
 )
 def test_loopback_names_are_answered(project: dmv.Project, host: str) -> None:
     r = TestClient(create_app(project)).get("/api/v1/models", headers={"host": host})
     assert r.status_code == 200, r.text
+
+
+#: Host values that are not exactly ``host[:port]`` of an allowed name.
+MALFORMED_HOSTS = [
+    "localhost:80@evil.example",  # userinfo-looking: the old parser read "localhost"
+    "localhost.",  # a trailing dot is another name to a browser's origin
+    "",
+    " ",
+    "localhost:0",
+    "localhost:65536",
+    "localhost:99999",
+    "localhost:-1",
+    "localhost:",
+    "localhost:80:80",
+    "localhost:8o",
+    "::1",  # IPv6 needs brackets in Host
+    "[::1",
+    "[::1]x",
+    "[evil.example]",
+    "local host",
+    "localhost/evil",
+    "localhost#x",
+    "localhost\\evil.example",
+    "evil.example,localhost",
+]
+
+
+@pytest.mark.parametrize("host", MALFORMED_HOSTS)
+def test_the_host_header_is_exactly_an_allowed_host_and_port(
+    project: dmv.Project, host: str
+) -> None:
+    client = TestClient(create_app(project))
+    r = client.get("/api/v1/models", headers={"host": host})
+    assert r.status_code == 400, (host, r.text)
+    assert r.json()["error"]["code"] == "bad_request" and r.json()["error"]["hint"]
+    r = client.post(DEPRECATE, headers={"host": host, **JSON}, json={})
+    assert r.status_code == 400 and _state(project) == "prerelease"
 
 
 def test_allowed_hosts_come_from_the_flag_and_the_setting(project: dmv.Project) -> None:
@@ -119,6 +157,59 @@ def test_a_cross_site_fetch_without_origin_is_refused(project: dmv.Project) -> N
     assert r.status_code == 403 and _state(project) == "prerelease"
 
 
+#: The Fetch-Metadata a browser sends for ``<img src>`` on another page.
+IMG = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors", "sec-fetch-dest": "image"}
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/models", f"/api/v1/models/iris/versions/{VERSION}", "/", "/openapi.json"]
+)
+def test_a_foreign_page_cannot_read_either(project: dmv.Project, site: str, path: str) -> None:
+    """An ``<img src>``, ``<script src>`` or no-cors fetch from another site: 403 on reads too."""
+    client = TestClient(create_app(project))
+    for dest, mode in (("image", "no-cors"), ("script", "no-cors"), ("empty", "cors")):
+        headers = {"sec-fetch-site": site, "sec-fetch-mode": mode, "sec-fetch-dest": dest}
+        r = client.get(path, headers=headers)
+        assert r.status_code == 403, (path, site, dest, r.status_code)
+        assert r.json()["error"]["code"] == "forbidden" and r.json()["error"]["hint"]
+
+
+def test_links_from_other_sites_and_the_servers_own_pages_still_work(
+    project: dmv.Project,
+) -> None:
+    client = TestClient(create_app(project))
+    link = {
+        "sec-fetch-site": "cross-site",
+        "sec-fetch-mode": "navigate",
+        "sec-fetch-dest": "document",
+    }
+    assert client.get("/ui/models/iris", headers=link).status_code == 200
+    own = {"sec-fetch-site": "same-origin", "sec-fetch-mode": "no-cors", "sec-fetch-dest": "style"}
+    assert client.get("/ui/static/app.css", headers=own).status_code == 200
+    typed = {"sec-fetch-site": "none", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document"}
+    assert client.get("/api/v1/models", headers=typed).status_code == 200
+    # A cross-site navigation is still refused where it would post or load a frame.
+    frame = {**link, "sec-fetch-dest": "iframe"}
+    assert client.get("/ui/models/iris", headers=frame).status_code == 403
+    assert client.post(DEPRECATE, headers={**link, **JSON}, json={}).status_code == 403
+    assert _state(project) == "prerelease"
+
+
+def test_verify_is_a_post_a_foreign_page_cannot_start(project: dmv.Project) -> None:
+    """The full verify loads the model in a fresh process: it is a POST, never a GET."""
+    client = TestClient(create_app(project))
+    path = f"/api/v1/models/iris/versions/{VERSION}/verify"
+    r = client.get(path, headers=IMG)
+    assert r.status_code in (403, 405)
+    assert client.get(path).status_code == 405  # not a GET at all, even from curl
+    r = client.post(path, headers={"origin": "http://evil.example", **JSON}, json={})
+    assert r.status_code == 403
+    r = client.post(path)
+    assert r.status_code == 200, r.text
+    assert r.json()["ok"] is True
+
+
 # -- JSON-only writes -----------------------------------------------------------------
 
 
@@ -152,7 +243,7 @@ def test_a_body_without_content_type_is_refused_but_an_empty_post_is_fine(
 
 
 def test_the_login_cookie_writes_only_with_its_csrf_token(project: dmv.Project) -> None:
-    secret, _ = tokens.create_token(project, "admin", "admin")
+    secret, _ = tokens.create_token(project.registry, "admin", "admin")
     app = create_app(project)
     client = TestClient(app)
     client.cookies.set("dmv_token", secret)
@@ -173,7 +264,7 @@ def test_the_login_cookie_writes_only_with_its_csrf_token(project: dmv.Project) 
 
 
 def test_a_bearer_token_needs_no_csrf_token(project: dmv.Project) -> None:
-    secret, _ = tokens.create_token(project, "ci", "write")
+    secret, _ = tokens.create_token(project.registry, "ci", "write")
     client = TestClient(create_app(project))
     r = client.post(DEPRECATE, json={}, headers={"authorization": f"Bearer {secret}"})
     assert r.status_code == 200 and _state(project) == "deprecated"
@@ -185,7 +276,7 @@ def test_a_bearer_token_needs_no_csrf_token(project: dmv.Project) -> None:
 def test_a_locked_server_documents_itself_only_to_a_reader(project: dmv.Project) -> None:
     client = TestClient(create_app(project))
     assert "/api/v1/models" in client.get("/openapi.json").json()["paths"]  # open: local mode
-    secret, _ = tokens.create_token(project, "reader", "read")
+    secret, _ = tokens.create_token(project.registry, "reader", "read")
     r = client.get("/openapi.json")
     assert r.status_code == 401 and "iris" not in r.text
     assert r.json()["error"]["code"] == "unauthorized"

@@ -241,7 +241,7 @@ def _unchanged(project: dmv.Project, admins: int) -> None:
     assert project.show(f"iris@{VERSION}").to_dict()["state"] == "prerelease"
     assert [v.to_dict()["version"] for v in project.versions("iris")] == [VERSION]
     assert project.model("iris").to_dict()["description"] == "before"
-    assert len(tokens.list_tokens(project)) == admins
+    assert len(tokens.list_tokens(project.registry)) == admins
 
 
 #: What a foreign page learns of an answer: its status (a form's frame) or, when the
@@ -307,7 +307,7 @@ def test_a_foreign_page_cannot_change_an_open_server(
 def test_a_foreign_page_cannot_change_a_locked_server_with_the_login_cookie(
     project: dmv.Project, server: DmvServer, attacker: Attacker, browser: Any
 ) -> None:
-    secret, _ = tokens.create_token(project, "admin", "admin")
+    secret, _ = tokens.create_token(project.registry, "admin", "admin")
     context = browser.new_context()
     login = context.new_page()
     login.goto(server.url + "/login")
@@ -355,13 +355,13 @@ def test_a_rebound_name_gets_nothing_in_the_browser(
         {"host": f"evil.example:{server.port}"},
     )
     assert status == 400 and "token" not in body
-    assert tokens.list_tokens(project) == []
+    assert tokens.list_tokens(project.registry) == []
 
 
 def test_the_ui_works_under_its_content_security_policy(
     project: dmv.Project, server: DmvServer, browser: Any
 ) -> None:
-    secret, _ = tokens.create_token(project, "admin", "admin")
+    secret, _ = tokens.create_token(project.registry, "admin", "admin")
     context = browser.new_context(base_url=server.url)
     context.add_init_script(
         "window.__csp = []; document.addEventListener('securitypolicyviolation',"

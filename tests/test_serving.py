@@ -609,3 +609,34 @@ def test_v2_map_fields_are_n_by_k_tensors_in_key_order() -> None:
         "shape": [1, 2],
         "data": [0.2, 0.8],
     }
+
+
+def test_a_non_finite_prediction_is_an_error_never_null(project: dmv.Project) -> None:
+    """x1=1e308 overflows a linear model to inf: a 500 that names it, on every front end."""
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"x1": [0.0, 1.0, 2.0, 3.0], "x2": [1.0, 0.0, 1.0, 0.0]})
+    model = LinearRegression().fit(frame, frame["x1"] * 10.0 + frame["x2"])
+    with project.run("lin", version=V1) as run:
+        run.log_model(model, sample_input=frame)
+    row = {"x1": 1e308, "x2": 1.0}
+    client = TestClient(create_app(project))
+    ok = client.post(f"/models/lin/versions/{V1}/predict", json={"inputs": [{"x1": 1, "x2": 0}]})
+    assert ok.status_code == 200 and ok.json()["outputs"][0]["prediction"] == pytest.approx(10.0)
+    r = client.post(
+        f"/models/lin/versions/{V1}/predict", json={"inputs": [{"x1": 1, "x2": 0}, row]}
+    )
+    assert r.status_code == 500, r.text
+    error = r.json()["error"]
+    assert error["code"] == "non_finite_output" and error["hint"]
+    assert error["details"] == {"output": "prediction", "row": 1}
+    body = {
+        "inputs": [
+            {"name": f, "shape": [1], "datatype": "FP64", "data": [v]} for f, v in row.items()
+        ]
+    }
+    v2 = client.post(f"/v2/models/lin/versions/{V1}/infer", json=body)
+    assert v2.status_code == 500 and "not a finite number" in v2.json()["error"]
+    with pytest.raises(dmv.errors.NonFiniteOutput):
+        project.served_model(f"lin@{V1}").predict_rows([row])

@@ -298,7 +298,7 @@ def test_real_serve_starts_the_others_and_keeps_the_connection(mixed: dmv.Projec
 def test_a_load_failure_heals_without_a_restart(
     mixed: dmv.Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dmv.server import serving
+    from dmv.server import predictors as serving
 
     client = TestClient(create_app(mixed, trust_pickle=True))
     url = f"/models/broken/versions/{V1}/predict"
@@ -319,7 +319,7 @@ def test_a_load_failure_heals_without_a_restart(
 def test_an_unexpected_error_is_one_json_500_in_each_shape(
     served_two: dmv.Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dmv.server.serving import ModelServer
+    from dmv.server.predictors import ModelServer
 
     def explode(self: Any, name: str) -> list[str]:
         raise RuntimeError("boom")

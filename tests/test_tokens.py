@@ -50,7 +50,7 @@ def _error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def test_create_stores_only_a_hash_and_is_audited(project: dmv.Project) -> None:
-    plaintext, info = tokens.create_token(project, "ci-bot", "write")
+    plaintext, info = tokens.create_token(project.registry, "ci-bot", "write")
     assert plaintext.startswith("dmv_") and len(plaintext) > 40
     assert info.name == "ci-bot" and info.scope == "write" and info.model is None
     rows = project.registry._read(lambda conn: conn.execute(t.tokens.select()).all())
@@ -62,36 +62,38 @@ def test_create_stores_only_a_hash_and_is_audited(project: dmv.Project) -> None:
 
 
 def test_authenticate_and_revoke(project: dmv.Project) -> None:
-    plaintext, _ = tokens.create_token(project, "reader", "read")
-    assert tokens.authenticate(project, plaintext).name == "reader"
+    plaintext, _ = tokens.create_token(project.registry, "reader", "read")
+    assert tokens.authenticate(project.registry, plaintext).name == "reader"
     with pytest.raises(Unauthorized):
-        tokens.authenticate(project, plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B"))
+        tokens.authenticate(
+            project.registry, plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")
+        )
     with pytest.raises(Unauthorized):
-        tokens.authenticate(project, None)
+        tokens.authenticate(project.registry, None)
     with pytest.raises(Unauthorized):
-        tokens.authenticate(project, "not-a-dmv-token")
-    revoked = tokens.revoke_token(project, "reader")
+        tokens.authenticate(project.registry, "not-a-dmv-token")
+    revoked = tokens.revoke_token(project.registry, "reader")
     assert revoked.revoked_at is not None and not revoked.active
     with pytest.raises(Unauthorized, match="revoked"):
-        tokens.authenticate(project, plaintext)
+        tokens.authenticate(project.registry, plaintext)
     with pytest.raises(ConflictError):
-        tokens.revoke_token(project, "reader")
+        tokens.revoke_token(project.registry, "reader")
     with pytest.raises(NotFound):
-        tokens.revoke_token(project, "nobody")
+        tokens.revoke_token(project.registry, "nobody")
     assert [e.action for e in project.audit(action="token")] == ["token.revoke", "token.create"]
 
 
 def test_names_scopes_and_models_are_checked(project: dmv.Project) -> None:
-    tokens.create_token(project, "one", "read")
+    tokens.create_token(project.registry, "one", "read")
     with pytest.raises(ConflictError):
-        tokens.create_token(project, "one", "admin")
+        tokens.create_token(project.registry, "one", "admin")
     with pytest.raises(InvalidInput):
-        tokens.create_token(project, "two", "root")
+        tokens.create_token(project.registry, "two", "root")
     with pytest.raises(InvalidInput):
-        tokens.create_token(project, "Bad Name", "read")
+        tokens.create_token(project.registry, "Bad Name", "read")
     with pytest.raises(NotFound):
-        tokens.create_token(project, "three", "read", model="no-such-model")
-    assert [i.name for i in tokens.list_tokens(project)] == ["one"]
+        tokens.create_token(project.registry, "three", "read", model="no-such-model")
+    assert [i.name for i in tokens.list_tokens(project.registry)] == ["one"]
 
 
 def test_scopes_are_ordered() -> None:
@@ -118,7 +120,7 @@ def test_cli_token_commands(
     assert main(["-C", root, "token", "create", "ci-bot", "--scope", "write", "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
     assert created["token"].startswith("dmv_") and created["scope"] == "write"
-    assert tokens.authenticate(registry_project, created["token"]).name == "ci-bot"
+    assert tokens.authenticate(registry_project.registry, created["token"]).name == "ci-bot"
 
     code = main(["-C", root, "token", "create", "m", "--scope", "read", "--model", "price-model"])
     out = capsys.readouterr().out
@@ -144,7 +146,7 @@ def test_open_server_refuses_a_public_address(project: dmv.Project) -> None:
     with pytest.raises(ConfigError, match="no tokens") as info:
         check_bind(project, "0.0.0.0")
     assert "dmv token create" in (info.value.hint or "")
-    tokens.create_token(project, "admin", "admin")
+    tokens.create_token(project.registry, "admin", "admin")
     assert check_bind(project, "0.0.0.0") is True
 
 
@@ -157,12 +159,12 @@ def test_open_mode_without_tokens(registry_project: dmv.Project) -> None:
     r = client.put("/api/v1/models/price-model/aliases/staging", json={"version": V2})
     assert r.status_code == 200
     # The first token locks the server, without a restart.
-    tokens.create_token(registry_project, "admin", "admin")
+    tokens.create_token(registry_project.registry, "admin", "admin")
     _error(client.get("/api/v1/models"), 401, "unauthorized")
 
 
 def test_no_or_wrong_token_is_401_and_changes_nothing(registry_project: dmv.Project) -> None:
-    tokens.create_token(registry_project, "admin", "admin")
+    tokens.create_token(registry_project.registry, "admin", "admin")
     client = TestClient(create_app(registry_project))
     before = len(registry_project.audit(limit=None))
     for headers in ({}, _bearer("dmv_" + "x" * 43), {"Authorization": "Basic abc"}):
@@ -182,9 +184,11 @@ def test_no_or_wrong_token_is_401_and_changes_nothing(registry_project: dmv.Proj
 
 
 def test_insufficient_scope_is_403_and_changes_nothing(registry_project: dmv.Project) -> None:
-    read, _ = tokens.create_token(registry_project, "reader", "read")
-    write, _ = tokens.create_token(registry_project, "writer", "write")
-    limited, _ = tokens.create_token(registry_project, "limited", "write", model="other-model")
+    read, _ = tokens.create_token(registry_project.registry, "reader", "read")
+    write, _ = tokens.create_token(registry_project.registry, "writer", "write")
+    limited, _ = tokens.create_token(
+        registry_project.registry, "limited", "write", model="other-model"
+    )
     client = TestClient(create_app(registry_project))
     before = len(registry_project.audit(limit=None))
 
@@ -208,12 +212,14 @@ def test_insufficient_scope_is_403_and_changes_nothing(registry_project: dmv.Pro
     assert registry_project.resolve("price-model@production").number == V1
     assert registry_project.model("price-model").purpose == "price forecast"
     assert [m.name for m in registry_project.models()] == ["other-model", "price-model"]
-    assert len(tokens.list_tokens(registry_project)) == 3
+    assert len(tokens.list_tokens(registry_project.registry)) == 3
     assert len(registry_project.audit(limit=None)) == before
 
 
 def test_model_limited_token_sees_only_its_model(registry_project: dmv.Project) -> None:
-    limited, _ = tokens.create_token(registry_project, "limited", "write", model="price-model")
+    limited, _ = tokens.create_token(
+        registry_project.registry, "limited", "write", model="price-model"
+    )
     client = TestClient(create_app(registry_project))
     listed = client.get("/api/v1/models", headers=_bearer(limited)).json()
     assert [m["name"] for m in listed["items"]] == ["price-model"] and listed["total"] == 1
@@ -230,7 +236,7 @@ def test_model_limited_token_sees_only_its_model(registry_project: dmv.Project) 
 
 
 def test_writes_are_audited_with_the_token_name(registry_project: dmv.Project) -> None:
-    write, _ = tokens.create_token(registry_project, "ci-bot", "write")
+    write, _ = tokens.create_token(registry_project.registry, "ci-bot", "write")
     client = TestClient(create_app(registry_project))
     h = _bearer(write)
     assert (
@@ -261,16 +267,16 @@ def test_writes_are_audited_with_the_token_name(registry_project: dmv.Project) -
 
 
 def test_cookie_and_revocation(registry_project: dmv.Project) -> None:
-    read, _ = tokens.create_token(registry_project, "browser", "read")
+    read, _ = tokens.create_token(registry_project.registry, "browser", "read")
     client = TestClient(create_app(registry_project))
     client.cookies.set("dmv_token", read)
     assert client.get("/api/v1/models").status_code == 200
-    tokens.revoke_token(registry_project, "browser")
+    tokens.revoke_token(registry_project.registry, "browser")
     _error(client.get("/api/v1/models"), 401, "unauthorized")
 
 
 def test_admin_manages_tokens_over_the_api(registry_project: dmv.Project) -> None:
-    admin, _ = tokens.create_token(registry_project, "root", "admin")
+    admin, _ = tokens.create_token(registry_project.registry, "root", "admin")
     client = TestClient(create_app(registry_project))
     h = _bearer(admin)
     r = client.post("/api/v1/tokens", json={"name": "ci", "scope": "read"}, headers=h)
@@ -286,3 +292,16 @@ def test_admin_manages_tokens_over_the_api(registry_project: dmv.Project) -> Non
     _error(client.delete("/api/v1/tokens/ci", headers=h), 409, "conflict")
     actors = {e.actor for e in registry_project.audit(action="token", limit=2)}
     assert actors == {"token:root"}
+
+
+def test_revoking_every_token_keeps_the_server_locked(registry_project: dmv.Project) -> None:
+    secret, _ = tokens.create_token(registry_project.registry, "only", "admin")
+    running = TestClient(create_app(registry_project))
+    assert running.get("/api/v1/models", headers={"Authorization": f"Bearer {secret}"}).is_success
+    tokens.revoke_token(registry_project.registry, "only")
+    assert [t for t in tokens.list_tokens(registry_project.registry) if t.active] == []
+    # neither the running server nor a new one opens again without a token
+    for client in (running, TestClient(create_app(registry_project))):
+        _error(client.get("/api/v1/models"), 401, "unauthorized")
+        bearer = {"Authorization": f"Bearer {secret}"}
+        _error(client.get("/api/v1/models", headers=bearer), 401, "unauthorized")

@@ -1,4 +1,4 @@
-"""dmv.tree: which boxes and arrows a model's version tree has, and what each arrow says.
+"""dmv.reports.tree: which boxes and arrows a model's version tree has, and what each arrow says.
 
 Mostly pure: built from registry records made here (one test uses a real project).
 The web UI draws this same tree (tests/test_ui.py), and ``dmv tree`` prints it
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import dmv
-from dmv.tree import build_tree, changes_between
-from dmv.tree_arrange import render_text
+from dmv.reports.tree import build_tree, changes_between
+from dmv.reports.tree_arrange import render_text
 
 
 def _info(number: str, created_at: float = 0.0, **fields: Any) -> Any:
@@ -119,7 +119,7 @@ def test_the_text_tree_reads_left_to_right_by_interface_and_generation() -> None
 
 
 def test_arrange_wraps_long_rows_and_collapses_deep_stacks() -> None:
-    from dmv.tree_arrange import arrange
+    from dmv.reports.tree_arrange import arrange
 
     versions = [_info(f"0.0.{z}-a.b", z) for z in range(1, 10)]
     versions += [_info(f"0.0.1-a.s{i}", 10 + i) for i in range(6)]

@@ -3,7 +3,7 @@
 Histories are built from what the registry records: versions with their
 fingerprints and creation order, experiment runs, promotions (experiment → the
 version it was numbered as) and releases (``released_from``). The checks below
-restate what a recorded edge is without using dmv.tree's own helpers, then look
+restate what a recorded edge is without using dmv.reports.tree's own helpers, then look
 at the tree, the web UI's drawing of it and the text ``dmv tree`` prints.
 """
 
@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 import dmv
 from dmv.registry.records import RunInfo, VersionInfo
-from dmv.tree import build_tree
-from dmv.tree_arrange import render_text
-from dmv.tree_layout import BOX_H, layout
+from dmv.reports.tree import build_tree
+from dmv.reports.tree_arrange import render_text
+from dmv.reports.tree_layout import BOX_H, layout
 
 DATA = ("a.b", "a.c", "d.e")
 

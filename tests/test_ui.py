@@ -27,8 +27,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sklearn")
 
 import dmv
+from dmv.reports.tree_layout import change_between
 from dmv.server.ui import create_router
-from dmv.tree_layout import change_between
 
 MODEL = "iris-model"
 SMALL = "iris-small"
@@ -219,8 +219,8 @@ def _info(number: str, created_at: float = 0.0, **fields: Any) -> Any:
 
 
 def test_layout_puts_interfaces_in_rows_data_below_and_releases_in_generations() -> None:
-    from dmv.tree import build_tree
-    from dmv.tree_layout import layout
+    from dmv.reports.tree import build_tree
+    from dmv.reports.tree_layout import layout
 
     versions = [
         _info("0.0.1-a.b", created_at=1),
@@ -248,9 +248,31 @@ def test_layout_puts_interfaces_in_rows_data_below_and_releases_in_generations()
     assert [s.empty for s in tree.stages if s.level == 0] == ["no experiment runs", "", ""]
 
 
+def test_the_trend_leaves_room_for_its_longest_version_label() -> None:
+    """Below the plot and right of the last version, as far as the rotated label reaches."""
+    from dmv.server.ui._chart import label_room, trend
+
+    def summary(value: float) -> dict[str, dict[str, Any]]:
+        runs = {"tr0": value}
+        return {
+            "test": {"rmse": {"runs": runs, "n": 1, "median": value, "min": value, "max": value}}
+        }
+
+    short = "0.0.1-0123.abcd"
+    long = "0.1.0-20261126t042812.20261126t042813"
+    for labels in ([short, short], [short, long], [long, short]):
+        rows = [(v, False, summary(1.0 + i), None, 0) for i, v in enumerate(labels)]
+        t = trend(rows, "rmse", "test")
+        below = label_room(max(labels, key=len))[1]
+        assert t.height >= t.axis_y + 4 + below
+        last = t.spreads[-1]
+        assert t.width >= last.x + 3 + label_room(last.label)[0]
+    assert label_room(long)[1] > 150  # the fixed 78 px margin held 12 characters
+
+
 def test_sixty_versions_fit_the_page_and_deep_stacks_collapse() -> None:
-    from dmv.tree import build_tree
-    from dmv.tree_layout import WIDTH, layout
+    from dmv.reports.tree import build_tree
+    from dmv.reports.tree_layout import WIDTH, layout
 
     versions = [
         _info(f"0.{y}.{z}-d{d}.s", created_at=float(100 * y + 10 * z + d))
@@ -671,7 +693,7 @@ def test_with_tokens_the_ui_needs_a_read_token(tmp_path: Path) -> None:
     project.create_model("one")
     project.create_model("two")
     try:
-        secret, _ = tokens.create_token(project, "reader", "read", model="one")
+        secret, _ = tokens.create_token(project.registry, "reader", "read", model="one")
         with TestClient(create_app(project)) as c:
             r = c.get("/ui/models/one")
             # A person gets the login form itself, not advice to send a header.
@@ -956,6 +978,138 @@ def test_a_long_history_fits_the_page_without_sideways_scrolling(
             assert page.locator("svg.tree a[data-version]").count() > shown
             assert page.evaluate("() => document.documentElement.scrollWidth <= 1280")
             shot(page, f"tree-{size}-expanded")
+    finally:
+        context.close()
+
+
+# -- what a newcomer's data looks like in the browser -------------------------------------
+
+AIRPORTS = [f"{a}{b}{c}" for a in "ABDL" for b in "AEOX" for c in "KLNS"][:60]
+FLIGHT_SPLITS = ("abcdef", "20261126t042812")
+
+
+def build_flights(root: Path) -> dmv.Project:
+    """One model with the long labels real ids give (a 6-character SPLIT, a timestamp id)
+    and an interface whose category list is long while the input names are short."""
+    import duckdb
+
+    project = dmv.init(root, allow_dirty=True)
+    with duckdb.connect(project.config.location("warehouse")) as con:
+        con.execute(
+            "CREATE TABLE flights AS SELECT range AS id, range % 900 AS distance, "
+            "range % 7 AS carrier, range % 11 AS delay FROM range(400)"
+        )
+    project.create_model("flights", primary_metric="rmse", metric_goal="min")
+    project.data_query("flights", sql="SELECT * FROM flights", id="0123")
+    iface = {
+        "inputs": [
+            {"name": "distance", "type": "float"},
+            {"name": "dest", "type": "enum", "values": AIRPORTS},
+            {"name": "carrier", "type": "int"},
+            {"name": "bill_length_mm", "type": "float", "nullable": True},
+        ],
+        "outputs": [{"name": "delay", "type": "float"}],
+    }
+    for salt, split in enumerate(FLIGHT_SPLITS):
+        project.data_split("flights", "0123", by="key:id", salt=str(salt), id=split)
+        for z in range(2):
+            with project.run(
+                "flights", data=f"0123.{split}", params={"z": z}, interface=iface
+            ) as r:
+                r.log_metrics({"rmse": 3.0 + 0.1 * z + 0.05 * salt}, "test")
+    return project
+
+
+@pytest.fixture(scope="module")
+def flights_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    project = build_flights(tmp_path_factory.mktemp("flights") / "proj")
+    app = create_app(project) if create_app is not None else make_app(project)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the UI server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    project.close()
+
+
+# Each version label under a chart, as (its box, the chart's box): a label is whole when its
+# box lies inside the drawing's.
+_LABEL_BOXES = """figure => {
+  const svg = figure.querySelector("svg").getBoundingClientRect();
+  return [...figure.querySelectorAll("text.vlabel")].map(t => {
+    const b = t.getBoundingClientRect();
+    return {text: t.textContent, left: b.left - svg.left, top: b.top - svg.top,
+            right: svg.right - b.right, bottom: svg.bottom - b.bottom};
+  });
+}"""
+
+
+@browser_mark
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 800])
+def test_the_metric_charts_version_labels_are_whole(
+    browser: Any, flights_url: str, width: int
+) -> None:
+    context = browser.new_context(base_url=flights_url, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        a, b = "flights@0.0.1-0123.abcdef", "flights@0.0.2-0123.20261126t042812"
+        for url in ("/ui/models/flights", f"/ui/diff?a={a}&b={b}"):
+            page.goto(url)
+            figures = page.locator("figure.trend")
+            assert figures.count() >= 1, url
+            labels = [
+                lb for i in range(figures.count()) for lb in figures.nth(i).evaluate(_LABEL_BOXES)
+            ]
+            assert {"0.0.1-0123.abcdef", "0.0.2-0123.20261126t042812"} <= {
+                lb["text"] for lb in labels
+            }
+            cut = [lb for lb in labels if min(lb["left"], lb["top"], lb["right"], lb["bottom"]) < 0]
+            assert not cut, f"{url}: labels cut off by the chart's edge: {cut}"
+        shot(page, f"trend-labels-{width}")
+    finally:
+        context.close()
+
+
+# For each word of each input's name: the number of lines its glyphs are drawn on.
+_WORD_LINES = """table => [...table.querySelectorAll("tbody td:first-child code")].map(code => {
+  const text = code.firstChild;
+  const words = [];
+  for (const m of text.textContent.matchAll(/\\S+/g)) {
+    const range = document.createRange();
+    range.setStart(text, m.index);
+    range.setEnd(text, m.index + m[0].length);
+    const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+    words.push([m[0], tops.size]);
+  }
+  return words;
+})"""
+
+
+@browser_mark
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 900, 420])
+def test_interface_input_names_never_break_inside_a_word(
+    browser: Any, flights_url: str, width: int
+) -> None:
+    context = browser.new_context(base_url=flights_url, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto("/ui/models/flights/versions/0.0.1-0123.abcdef")
+        table = page.locator('table.fields[data-side="inputs"]')
+        words = [w for cell in table.evaluate(_WORD_LINES) for w in cell]
+        assert [w for w, _ in words] == ["distance", "dest", "carrier", "bill_length_mm"]
+        broken = [w for w, lines in words if lines != 1]
+        assert not broken, f"input names broken across lines at {width} px: {broken}"
+        # the long category list still wraps inside its own cell, not past the page
+        assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+        shot(page, f"interface-names-{width}")
     finally:
         context.close()
 

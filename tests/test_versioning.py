@@ -1,4 +1,4 @@
-"""The numbering rules of dmv.versioning: worked cases, then properties over random histories."""
+"""dmv.training.numbering: worked cases, then properties over random histories."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmv.errors import IntegrityError, InvalidInput
-from dmv.version import Version, VersionError
-from dmv.versioning import PARTS, Derivation, Known, KnownVersion, derive
+from dmv.errors import IntegrityError, InvalidInput, VersionError
+from dmv.training.numbering import PARTS, Derivation, Known, KnownVersion, derive
+from dmv.version import Version
 
 
 def kv(number: str, interface_fp: str, logic_fp: str) -> KnownVersion:

@@ -32,7 +32,7 @@ from dmv.version import Reference, RefKind, Version
 if TYPE_CHECKING:
     from dmv.project import Project, init
     from dmv.project import open_project as open
-    from dmv.runs import Run
+    from dmv.training.run import Run
 
 from dmv._meta import __version__
 
@@ -59,17 +59,18 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The project facade pulls in SQLAlchemy; load it on first use only.
+    # The facade imports every domain package: load it on first use, so that
+    # `import dmv` is the errors and the version grammar only.
     if name in ("Project", "init"):
-        from dmv import project
+        from dmv import project  # lazy: the facade
 
         return getattr(project, name)
     if name == "open":
-        from dmv.project import open_project
+        from dmv.project import open_project  # lazy: the facade
 
         return open_project
     if name == "Run":
-        from dmv.runs import Run
+        from dmv.training.run import Run  # lazy: the facade
 
         return Run
     raise AttributeError(f"module 'dmv' has no attribute {name!r}")

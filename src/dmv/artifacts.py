@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from dmv._backends import Backends
+from dmv._urls import redact, redact_text
 from dmv.errors import ArtifactError, InvalidInput, StorageError
+from dmv.plugins import Backends
 
 if TYPE_CHECKING:
     import fsspec
@@ -90,7 +91,10 @@ def hash_file(path: str | os.PathLike[str]) -> Blob:
 def _check_digest(digest: str) -> str:
     hexpart = digest[len(_PREFIX) :] if digest.startswith(_PREFIX) else ""
     if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
-        raise InvalidInput(f"{digest!r} is not a dmv digest (blake3:<64 hex digits>)")
+        raise InvalidInput(
+            f"{digest!r} is not a dmv digest (blake3:<64 hex digits>)",
+            hint="a digest is 'blake3:' and 64 lowercase hex digits, as 'dmv show' prints it",
+        )
     return hexpart
 
 
@@ -128,20 +132,27 @@ class _Sink:
 
 @runtime_checkable
 class ArtifactStore(Protocol):
-    """What dmv asks of an artifact store: blobs by digest, every read re-hashed."""
+    """Every call dmv makes on an artifact store, grouped by noun.
+
+    * the store: ``location``, ``is_local``;
+    * blobs, written: ``put_bytes``, ``put_file``;
+    * blobs, read (every read re-hashed): ``get_bytes``, ``fetch``, ``verify``;
+    * blobs, looked up: ``exists``, ``size_of``, ``stored_at``, ``path_of``,
+      ``iter_blobs``;
+    * upkeep: ``remove``, ``incomplete_uploads``, ``abort_upload``.
+
+    A backend that provides these, with these signatures, is an artifact store:
+    dmv calls nothing else on it. :class:`FsspecArtifacts` is the built-in one.
+    """
 
     location: str
 
     @property
     def is_local(self) -> bool: ...
 
-    def path_of(self, digest: str) -> str: ...
-
     def put_bytes(self, data: bytes) -> Blob: ...
 
     def put_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> Blob: ...
-
-    def exists(self, blob: Blob) -> bool: ...
 
     def get_bytes(self, blob: Blob, *, what: str = "") -> bytes: ...
 
@@ -156,9 +167,21 @@ class ArtifactStore(Protocol):
 
     def verify(self, blob: Blob, *, what: str = "") -> ArtifactError | None: ...
 
+    def exists(self, blob: Blob) -> bool: ...
+
+    def size_of(self, digest: str) -> int | None: ...
+
+    def stored_at(self, digest: str) -> float | None: ...
+
+    def path_of(self, digest: str) -> str: ...
+
     def iter_blobs(self) -> Iterator[str]: ...
 
     def remove(self, digest: str) -> None: ...
+
+    def incomplete_uploads(self) -> list[dict[str, Any]]: ...
+
+    def abort_upload(self, upload: dict[str, Any]) -> None: ...
 
 
 def missing_blob(blob: Blob, what: str = "") -> ArtifactError:
@@ -224,7 +247,8 @@ class FsspecArtifacts:
                 fs, root = url_to_fs(self.location, **options)
             except (ImportError, ValueError) as exc:
                 raise StorageError(
-                    f"cannot open artifact store {self.location!r}: {exc}",
+                    f"cannot open artifact store {redact(self.location)!r}: "
+                    f"{redact_text(str(exc))}",
                     hint="for s3:// install dmv[s3]",
                 ) from None
             if protocol in ("s3", "s3a"):
@@ -257,7 +281,8 @@ class FsspecArtifacts:
 
     def _storage_error(self, doing: str, exc: BaseException) -> StorageError:
         hint = _S3_HINT if self._protocol in ("s3", "s3a") else None
-        return StorageError(f"could not {doing} in {self.location}: {exc}", hint=hint)
+        where, why = redact(self.location), redact_text(str(exc))
+        return StorageError(f"could not {doing} in {where}: {why}", hint=hint)
 
     # -- writing ------------------------------------------------------------
 
@@ -272,9 +297,15 @@ class FsspecArtifacts:
         try:
             blob = hash_file(path)
         except FileNotFoundError:
-            raise InvalidInput(f"file {os.fspath(path)!r} does not exist") from None
+            raise InvalidInput(
+                f"file {os.fspath(path)!r} does not exist",
+                hint="check the path, or run the command from the folder the path is relative to",
+            ) from None
         except IsADirectoryError:
-            raise InvalidInput(f"{os.fspath(path)!r} is a folder, not a file") from None
+            raise InvalidInput(
+                f"{os.fspath(path)!r} is a folder, not a file",
+                hint="pass a file; log each file of a folder on its own",
+            ) from None
         if self.exists(blob):
             if progress:
                 progress(blob.size, blob.size)
@@ -345,6 +376,22 @@ class FsspecArtifacts:
             return bool(self.fs.size(path) == blob.size)
         except FileNotFoundError:
             return False
+        except self._errors as exc:
+            raise self._storage_error("look up a blob", exc) from None
+
+    def size_of(self, digest: str) -> int | None:
+        """The stored size of the blob ``digest``, None when the store does not have it."""
+        try:
+            return int(self.fs.size(self.path_of(digest)))
+        except FileNotFoundError:
+            return None
+        except self._errors as exc:
+            raise self._storage_error("look up a blob", exc) from None
+
+    def stored_at(self, digest: str) -> float | None:
+        """When the blob ``digest`` was written (epoch seconds), None when unknown."""
+        try:
+            return _modified(self.fs, self.path_of(digest))
         except self._errors as exc:
             raise self._storage_error("look up a blob", exc) from None
 
@@ -429,14 +476,31 @@ class FsspecArtifacts:
                 yield _PREFIX + parts[-2] + parts[-1]
 
     def incomplete_uploads(self) -> list[dict[str, Any]]:
-        """Uploads to this S3 store that were started and never completed nor aborted.
+        """Writes that were started and never completed nor abandoned.
 
-        They are invisible (no blob, no listing) but hold storage until aborted,
-        by :meth:`abort_upload` or a bucket lifecycle rule. Empty elsewhere.
+        Each is ``{"kind", "path", "started"}`` (``started`` in epoch seconds,
+        or None): a ``"partial upload"`` is a write a crash left in ``tmp/``; an
+        ``"incomplete upload"`` is an S3 multipart upload never completed nor
+        aborted. Neither is a blob nor listed as one, but both hold storage
+        until :meth:`abort_upload` (or, on S3, a bucket lifecycle rule) ends it.
         """
         _ = self.fs
-        if self._protocol not in ("s3", "s3a"):
+        if self._protocol in ("s3", "s3a"):
+            return self._multipart_uploads()
+        if self.is_object_store:
             return []
+        try:
+            leftovers = self.fs.ls(f"{self._root}/tmp", detail=False)
+        except FileNotFoundError:
+            return []
+        except self._errors as exc:
+            raise self._storage_error("list partial uploads", exc) from None
+        return [
+            {"kind": "partial upload", "path": str(p), "started": _modified(self.fs, str(p))}
+            for p in leftovers
+        ]
+
+    def _multipart_uploads(self) -> list[dict[str, Any]]:
         bucket, _, key = self._root.partition("/")
         prefix = f"{key}/blobs/" if key else "blobs/"
         found: list[dict[str, Any]] = []
@@ -447,6 +511,7 @@ class FsspecArtifacts:
                 for up in page.get("Uploads", []):
                     found.append(
                         {
+                            "kind": "incomplete upload",
                             "path": f"{bucket}/{up['Key']}",
                             "upload_id": up["UploadId"],
                             "started": up["Initiated"].timestamp(),
@@ -460,9 +525,13 @@ class FsspecArtifacts:
             raise self._storage_error("list incomplete uploads", exc) from None
 
     def abort_upload(self, upload: dict[str, Any]) -> None:
-        """Abort one upload listed by :meth:`incomplete_uploads`."""
-        bucket, _, key = str(upload["path"]).partition("/")
+        """End one write listed by :meth:`incomplete_uploads`: its storage is freed."""
         try:
+            if upload.get("kind") == "partial upload":
+                if self.fs.exists(str(upload["path"])):
+                    self.fs.rm(str(upload["path"]))
+                return
+            bucket, _, key = str(upload["path"]).partition("/")
             self.fs.abort_mpu(bucket, key, upload["upload_id"])
         except self._errors as exc:
             raise self._storage_error("abort an upload", exc) from None
@@ -486,6 +555,20 @@ class FsspecArtifacts:
         return damaged_blob(blob, what)
 
 
+def _modified(fs: fsspec.AbstractFileSystem, path: str) -> float | None:
+    """When ``path`` was last written, as the filesystem reports it; None when unknown."""
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        return None
+    value = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)
+
+
 def _abandon(out: Any, direct: bool) -> None:
     """Give up on a write: abort the upload so nothing becomes visible."""
     if not direct:
@@ -499,5 +582,7 @@ def _abandon(out: Any, direct: bool) -> None:
         out.closed = True
 
 
+# The built-ins are in the table before any entry point can be read (and mypy
+# checks here that FsspecArtifacts is an ArtifactStore).
 for _scheme in ("file", "s3", "s3a", "gs", "gcs"):
     BACKENDS.register(_scheme, FsspecArtifacts)

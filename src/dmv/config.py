@@ -8,15 +8,30 @@ default. Relative paths in ``dmv.toml`` are relative to the project root.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dmv.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "SETTINGS", "Config", "Setting", "find_root", "write_config"]
+__all__ = [
+    "BRANCH_PATTERN",
+    "CONFIG_FILE",
+    "RELEASE_POLICY",
+    "SETTINGS",
+    "WEBHOOK_EVENTS",
+    "Config",
+    "ReleasePolicy",
+    "Setting",
+    "SigningConfig",
+    "TrustedKey",
+    "Webhook",
+    "find_root",
+    "write_config",
+]
 
 CONFIG_FILE = "dmv.toml"
 
@@ -153,6 +168,281 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
+#: The ``[release]`` table of ``dmv.toml``: what ``dmv release`` may let through.
+#: Each key is off by default; a release let through is flagged with the reason
+#: wherever it appears, and the override is recorded in the audit log.
+RELEASE_POLICY: tuple[Setting, ...] = (
+    Setting(
+        "allow_dirty",
+        False,
+        "Release versions trained from uncommitted code (flagged 'dirty').",
+        _parse_bool,
+    ),
+    Setting(
+        "allow_unverified_data",
+        False,
+        "Release versions whose stored split fails its check: tampered or missing parts "
+        "(flagged 'unverified data').",
+        _parse_bool,
+    ),
+    Setting(
+        "allow_failed_behaviour",
+        False,
+        "Release versions whose model fails the behaviour check: does not load in a fresh "
+        "process or answers its recorded sample differently (flagged 'failed behaviour').",
+        _parse_bool,
+    ),
+)
+
+_POLICY_BY_NAME = {s.name: s for s in RELEASE_POLICY}
+
+
+@dataclass(frozen=True)
+class ReleasePolicy:
+    """What the project lets ``dmv release`` through (``[release]`` in ``dmv.toml``)."""
+
+    allow_dirty: bool = False
+    allow_unverified_data: bool = False
+    allow_failed_behaviour: bool = False
+
+    @classmethod
+    def from_table(cls, table: Any, path: Path) -> ReleasePolicy:
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}: [release] must be a table", hint="[release]\nallow_dirty = false"
+            )
+        unknown = set(table) - set(_POLICY_BY_NAME)
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown [release] key(s) {', '.join(sorted(unknown))}",
+                hint="known [release] keys: " + ", ".join(_POLICY_BY_NAME),
+            )
+        values = {}
+        for name, raw in table.items():
+            setting = _POLICY_BY_NAME[name]
+            try:
+                values[name] = setting.parse(raw)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{path}: [release] {name}: {exc}", hint=setting.help) from None
+        return cls(**values)
+
+
+#: What a ``[[webhooks]]`` entry may subscribe to (``events = [...]``), and what fires it.
+WEBHOOK_EVENTS: dict[str, str] = {
+    "version": "a new version is registered (its first training run)",
+    "release": "a prerelease is released as N.Y.Z-DATA.SPLIT",
+    "alias": "an alias is set, moved or removed",
+    "deprecate": "a version is deprecated",
+    "delete": "a prerelease is deleted",
+    "verify_failed": "a verify (dmv verify, or the one a release runs) finds a failing check",
+    "check": "dmv check records its verdict on a candidate",
+    "approve": "a version is approved for release",
+}
+
+#: ``[git] branch_pattern``: the branch ``dmv branch`` creates for a version.
+BRANCH_PATTERN = "{model}/{x}.{y}.{z}-{data}"
+_BRANCH_FIELDS = ("model", "x", "y", "z", "data", "split")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_HOOK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_WEBHOOK_KEYS = ("name", "url", "events", "secret_env", "timeout", "max_attempts")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One ``[[webhooks]]`` entry: where events go, which ones, and the secret's variable.
+
+    The secret itself is never in the file, in a record or in output: only the name
+    of the environment variable that holds it (``secret_env``).
+    """
+
+    name: str
+    url: str
+    events: frozenset[str]
+    secret_env: str
+    timeout: float = 10.0
+    max_attempts: int = 20
+
+    @classmethod
+    def from_table(cls, table: Any, index: int, path: Path) -> Webhook:
+        where = f"{path}: [[webhooks]] #{index + 1}"
+        example = (
+            '[[webhooks]]\nurl = "https://deploy.example.org/dmv"\n'
+            'events = ["release", "alias"]\nsecret_env = "DMV_WEBHOOK_SECRET"'
+        )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table", hint=example)
+        if unknown := set(table) - set(_WEBHOOK_KEYS):
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+                hint="the keys are " + ", ".join(_WEBHOOK_KEYS),
+            )
+        url = table.get("url")
+        if (
+            not isinstance(url, str)
+            or not re.match(r"https?://[^/\s]+", url)
+            or any(ord(c) < 33 or ord(c) == 127 for c in url)  # no header injection
+        ):
+            raise ConfigError(f"{where}: url must be an http:// or https:// URL", hint=example)
+        events = table.get("events")
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events or [0]):
+            raise ConfigError(f"{where}: events must be a non-empty list", hint=example)
+        if bad := set(events) - set(WEBHOOK_EVENTS) - {"*"}:
+            raise ConfigError(
+                f"{where}: unknown event(s) {', '.join(sorted(bad))}",
+                hint="the events are " + ", ".join(WEBHOOK_EVENTS) + ", or '*' for all",
+            )
+        secret_env = table.get("secret_env")
+        if not isinstance(secret_env, str) or not _ENV_NAME.fullmatch(secret_env):
+            raise ConfigError(
+                f"{where}: secret_env must name the environment variable holding the secret",
+                hint='secret_env = "DMV_WEBHOOK_SECRET" (the name, never the secret itself)',
+            )
+        import hashlib
+
+        name = table.get("name") or "hook-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+        if not isinstance(name, str) or not _HOOK_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{where}: name {name!r} must be [a-z0-9][a-z0-9_-]*, at most 64 characters",
+                hint='name = "deploy"',
+            )
+        try:
+            timeout = float(table.get("timeout", 10.0))
+            attempts = int(table.get("max_attempts", 20))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}", hint="timeout = 10.0\nmax_attempts = 20") from None
+        if not 0 < timeout <= 300 or not 1 <= attempts <= 1000:
+            raise ConfigError(
+                f"{where}: timeout must be in (0, 300] seconds and max_attempts in [1, 1000]",
+                hint="timeout = 10.0\nmax_attempts = 20",
+            )
+        return cls(name, url, frozenset(events), secret_env, timeout, attempts)
+
+
+def _webhooks(tables: Any, path: Path) -> tuple[Webhook, ...]:
+    if not isinstance(tables, list):
+        raise ConfigError(
+            f"{path}: webhooks must be an array of tables ([[webhooks]])",
+            hint='[[webhooks]]\nurl = "https://…"\nevents = ["release"]\nsecret_env = "NAME"',
+        )
+    hooks = tuple(Webhook.from_table(t, i, path) for i, t in enumerate(tables))
+    names = [h.name for h in hooks]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"{path}: two [[webhooks]] share a name (or a url)",
+            hint='give each webhook its own name = "…"',
+        )
+    return hooks
+
+
+def _branch_pattern(table: Any, path: Path) -> str:
+    if not isinstance(table, dict) or set(table) - {"branch_pattern"}:
+        raise ConfigError(
+            f"{path}: [git] takes one key, branch_pattern",
+            hint=f'[git]\nbranch_pattern = "{BRANCH_PATTERN}"',
+        )
+    pattern = table.get("branch_pattern", BRANCH_PATTERN)
+    fields = re.findall(r"{([^{}]*)}", pattern) if isinstance(pattern, str) else []
+    if (
+        not isinstance(pattern, str)
+        or not {"model", "x", "y", "z"} <= set(fields)
+        or (set(fields) - set(_BRANCH_FIELDS))
+    ):
+        raise ConfigError(
+            f"{path}: [git] branch_pattern {pattern!r} must name {{model}}, {{x}}, {{y}}, {{z}} "
+            f"and may name {{data}}, {{split}}",
+            hint=f'branch_pattern = "{BRANCH_PATTERN}"',
+        )
+    return pattern
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A public key the project trusts (or once trusted: ``revoked``), by name."""
+
+    name: str
+    path: Path
+    revoked: bool = False
+
+
+_SIGNING_KEYS = ("key", "key_env", "trusted_keys", "require_signed")
+_SIGNING_HINT = (
+    '[signing]\nkey = "keys/release.pem"            # or key_env = "DMV_SIGNING_KEY"\n'
+    'trusted_keys = { release = "keys/release.pub.pem", '
+    'old = { path = "keys/old.pub.pem", revoked = true } }\nrequire_signed = true'
+)
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    """How releases are signed and which keys are trusted (``[signing]`` in ``dmv.toml``).
+
+    ``key`` is the path of a PEM private key (relative to the project root) and
+    ``key_env`` the name of an environment variable holding one; neither the key nor
+    its path ever reaches the registry. ``trusted_keys`` maps a name to a public PEM
+    path, or to ``{path = …, revoked = true}`` for a key whose signatures are no longer
+    trusted. ``require_signed`` refuses a release without a key, and serving a version
+    that is not signed by a trusted key.
+    """
+
+    key: Path | None = None
+    key_env: str | None = None
+    trusted_keys: tuple[TrustedKey, ...] = ()
+    require_signed: bool = False
+
+    @property
+    def has_key(self) -> bool:
+        return self.key is not None or self.key_env is not None
+
+    @classmethod
+    def from_table(cls, table: Any, path: Path) -> SigningConfig:
+        def bad(what: str) -> ConfigError:
+            return ConfigError(f"{path}: [signing] {what}", hint=_SIGNING_HINT)
+
+        if not isinstance(table, dict):
+            raise bad("must be a table")
+        if unknown := set(table) - set(_SIGNING_KEYS):
+            raise bad(
+                f"unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(_SIGNING_KEYS)})"
+            )
+        if "key" in table and "key_env" in table:
+            raise bad("sets both key and key_env: name one place the private key comes from")
+        key = table.get("key")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise bad("key must be the path of a PEM private key")
+        key_env = table.get("key_env")
+        if key_env is not None and (not isinstance(key_env, str) or not key_env):
+            raise bad("key_env must name an environment variable")
+        try:
+            required = _parse_bool(table.get("require_signed", False))
+        except ValueError as exc:
+            raise bad(f"require_signed: {exc}") from None
+        trusted = table.get("trusted_keys", {})
+        if not isinstance(trusted, dict):
+            raise bad("trusted_keys must be a table of name = public key path")
+        keys = []
+        for name, entry in trusted.items():
+            revoked = False
+            if isinstance(entry, dict):
+                if set(entry) - {"path", "revoked"}:
+                    raise bad(f"trusted_keys.{name} takes only path and revoked")
+                revoked, entry = entry.get("revoked", False), entry.get("path")
+                if not isinstance(revoked, bool):
+                    raise bad(f"trusted_keys.{name}.revoked must be true or false")
+            if not isinstance(entry, str) or not entry:
+                raise bad(f"trusted_keys.{name} must be the path of a PEM public key")
+            keys.append(TrustedKey(str(name), _under(path.parent, entry), revoked))
+        return cls(
+            key=_under(path.parent, key) if key else None,
+            key_env=key_env,
+            trusted_keys=tuple(keys),
+            require_signed=required,
+        )
+
+
+def _under(root: Path, value: str) -> Path:
+    given = Path(value).expanduser()
+    return given if given.is_absolute() else root / given
+
 
 def find_root(start: str | os.PathLike[str] = ".") -> Path | None:
     """The nearest folder at or above ``start`` holding ``dmv.toml``."""
@@ -161,6 +451,16 @@ def find_root(start: str | os.PathLike[str] = ".") -> Path | None:
         if (folder / CONFIG_FILE).is_file():
             return folder
     return None
+
+
+class _Tables(NamedTuple):
+    """What ``dmv.toml`` holds besides the settings: each table, parsed and checked."""
+
+    settings: dict[str, Any]
+    release_policy: ReleasePolicy
+    webhooks: tuple[Webhook, ...]
+    branch_pattern: str
+    signing: SigningConfig
 
 
 class Config:
@@ -173,13 +473,21 @@ class Config:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.root = root
-        self._file = self._read_file(root / CONFIG_FILE)
+        tables = self._read_file(root / CONFIG_FILE)
+        self._file = tables.settings
+        self.release_policy = tables.release_policy
+        self.webhooks = tables.webhooks
+        self.branch_pattern = tables.branch_pattern
+        self.signing = tables.signing
         self._values: dict[str, Any] = {}
         env = os.environ if environ is None else environ
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         unknown = set(overrides) - set(_BY_NAME)
         if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(
+                f"unknown setting(s): {', '.join(sorted(unknown))}",
+                hint=f"the settings are {', '.join(sorted(_BY_NAME))}",
+            )
         for setting in SETTINGS:
             if setting.name in overrides:
                 raw, origin = overrides[setting.name], "argument"
@@ -198,23 +506,35 @@ class Config:
                 ) from None
 
     @staticmethod
-    def _read_file(path: Path) -> dict[str, Any]:
+    def _read_file(path: Path) -> _Tables:
         if not path.is_file():
-            return {}
+            return _Tables({}, ReleasePolicy(), (), BRANCH_PATTERN, SigningConfig())
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+            raise ConfigError(
+                f"{path} is not valid TOML: {exc}",
+                hint=f"fix the TOML syntax in {path} at the place named",
+            ) from None
+        policy = ReleasePolicy.from_table(data.pop("release", {}), path)
+        hooks = _webhooks(data.pop("webhooks", []), path)
+        pattern = _branch_pattern(data.pop("git", {}), path)
+        signing = SigningConfig.from_table(data.pop("signing", {}), path)
         section = data.get("dmv", data)
         if not isinstance(section, dict):
-            raise ConfigError(f"{path}: [dmv] must be a table")
+            raise ConfigError(
+                f"{path}: [dmv] must be a table",
+                hint="write the settings under a [dmv] table: a line [dmv], then NAME = VALUE",
+            )
         unknown = set(section) - set(_BY_NAME)
         if unknown:
             raise ConfigError(
                 f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
-                hint="known settings: " + ", ".join(_BY_NAME),
+                hint="known settings: "
+                + ", ".join(_BY_NAME)
+                + ", the [release], [git] and [signing] tables and [[webhooks]]",
             )
-        return section
+        return _Tables(section, policy, hooks, pattern, signing)
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -256,7 +576,10 @@ def write_config(root: Path, settings: Mapping[str, Any] | None = None) -> bool:
     lines = ["# dmv project settings; environment variables DMV_<NAME> override them.", "[dmv]"]
     given = {k: v for k, v in (settings or {}).items() if v is not None}
     if unknown := set(given) - set(_BY_NAME):
-        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"unknown setting(s): {', '.join(sorted(unknown))}",
+            hint=f"the settings are {', '.join(sorted(_BY_NAME))}",
+        )
     for setting in SETTINGS:
         if setting.name in ("registry", "artifacts", "warehouse") or setting.name in given:
             value = given.get(setting.name, setting.default)

@@ -25,6 +25,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import dmv
+from dmv.reports.tree_arrange import render_text
+
 __all__ = ["main"]
 
 MODEL = "disease-progress"
@@ -99,7 +102,7 @@ def _free_port() -> int:
 def _serve(project: Any) -> tuple[Any, str]:
     import uvicorn
 
-    from dmv.server import create_app
+    from dmv.server import create_app  # lazy: fastapi
 
     port = _free_port()
     server = uvicorn.Server(
@@ -125,8 +128,6 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import dmv
-    from dmv.tree_arrange import render_text
 
     args = sys.argv[1:] if argv is None else argv
     root = Path(args[0]) if args else Path(tempfile.mkdtemp(prefix="dmv-demo-"))

@@ -19,6 +19,7 @@ from typing import Any
 from dmv.errors import StorageError
 
 __all__ = [
+    "DUCKDB_HEADER_BYTES",
     "RECOVERY",
     "as_storage_error",
     "check_duckdb_file",
@@ -101,7 +102,7 @@ def corrupt_warehouse(where: str, exc: BaseException | str) -> StorageError:
 
 
 # A DuckDB file starts with one 4 KiB file header and two 4 KiB database headers.
-_DUCKDB_HEADER_BYTES = 3 * 4096
+DUCKDB_HEADER_BYTES = 3 * 4096
 
 
 def check_duckdb_file(con: Any, path: str, *, exact: bool = False) -> None:
@@ -127,7 +128,7 @@ def check_duckdb_file(con: Any, path: str, *, exact: bool = False) -> None:
     if exact and used:
         needed = max(needed, _highest_block(con) + 1)
     size = os.path.getsize(path)
-    expected = _DUCKDB_HEADER_BYTES + needed * block if needed else 0
+    expected = DUCKDB_HEADER_BYTES + needed * block if needed else 0
     if size < expected:
         raise corrupt_warehouse(
             path,

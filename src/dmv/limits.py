@@ -58,16 +58,23 @@ def check_text(value: str | None, field: str, limit: int = MAX_LABEL) -> str | N
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text, not {type(value).__name__}")
+        raise InvalidInput(
+            f"{field} must be text, not {type(value).__name__}", hint=f"pass {field} as a string"
+        )
     if len(value) > limit:
         raise InvalidInput(
             f"{field} is {len(value):,} characters long; at most {limit:,} are accepted",
             field=field,
             limit=limit,
+            hint="shorten it, or keep long text in a file logged with log_artifact",
         )
     bad = _bad_character(value, multiline=limit >= MAX_DESCRIPTION)
     if bad:
-        raise InvalidInput(f"{field} contains {bad}", field=field)
+        raise InvalidInput(
+            f"{field} contains {bad}",
+            field=field,
+            hint="remove control characters (and line breaks from one-line fields)",
+        )
     return value
 
 
@@ -81,15 +88,21 @@ def check_artifact_name(name: str, field: str = "artifact name") -> str:
             hint="an artifact name is one file name; log a folder to keep its structure",
         )
     if name in (".", ".."):
-        raise InvalidInput(f"{field} {name!r} is not a file name")
+        raise InvalidInput(
+            f"{field} {name!r} is not a file name", hint="name the file, e.g. 'model.json'"
+        )
     size = len(name.encode("utf-8", "surrogatepass"))
     if size > MAX_ARTIFACT_NAME:
         raise InvalidInput(
-            f"{field} is {size:,} bytes long; at most {MAX_ARTIFACT_NAME} are accepted"
+            f"{field} is {size:,} bytes long; at most {MAX_ARTIFACT_NAME} are accepted",
+            hint="use a shorter file name",
         )
     bad = _bad_character(name, multiline=False)
     if bad:
-        raise InvalidInput(f"{field} {name[:80]!r} contains {bad}")
+        raise InvalidInput(
+            f"{field} {name[:80]!r} contains {bad}",
+            hint="remove control characters and line breaks from the name",
+        )
     return name
 
 
@@ -100,7 +113,8 @@ def check_artifact_path(path: str) -> str:
     size = len(path.encode("utf-8", "surrogatepass"))
     if size > MAX_ARTIFACT_PATH:
         raise InvalidInput(
-            f"artifact path is {size:,} bytes long; at most {MAX_ARTIFACT_PATH:,} are accepted"
+            f"artifact path is {size:,} bytes long; at most {MAX_ARTIFACT_PATH:,} are accepted",
+            hint="use shorter folder and file names",
         )
     return path
 

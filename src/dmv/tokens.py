@@ -6,8 +6,8 @@ database does not hand out access. Scopes are ordered: ``read`` < ``write`` <
 ``admin``; a token may also be limited to one model. Creating and revoking a
 token are audited like every other write.
 
-Each function takes the registry (or a project, anything that holds one as
-``.registry``); the statements are the registry's (:mod:`dmv.registry.tokens`).
+Each function takes the registry; the statements are the registry's
+(:mod:`dmv.registry.tokens`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from dmv.errors import Forbidden, InvalidInput, Unauthorized
 from dmv.registry.records import iso
 from dmv.version import check_name
 
 if TYPE_CHECKING:
-    from dmv.registry import Registry
+    from dmv.registry import RegistryStore
     from dmv.registry.tokens import TokenRecord
 
 __all__ = [
@@ -89,7 +89,10 @@ def scope_allows(have: str, need: str) -> bool:
 
 def _check_scope(scope: str) -> str:
     if scope not in _RANK:
-        raise InvalidInput(f"scope {scope!r} must be one of {', '.join(SCOPES)}")
+        raise InvalidInput(
+            f"scope {scope!r} must be one of {', '.join(SCOPES)}",
+            hint=f"pass --scope with one of {', '.join(SCOPES)}",
+        )
     return scope
 
 
@@ -101,50 +104,35 @@ def _info(row: TokenRecord) -> TokenInfo:
     return TokenInfo(row.name, row.scope, row.model, row.created_at, row.revoked_at)
 
 
-class _HasRegistry(Protocol):
-    @property
-    def registry(self) -> Registry: ...
-
-
-def _registry(where: Registry | _HasRegistry) -> Registry:
-    """The registry itself, or the one a project (anything with ``.registry``) holds."""
-    from dmv.registry import Registry
-
-    return where if isinstance(where, Registry) else where.registry
-
-
 def create_token(
-    registry: Registry | _HasRegistry, name: str, scope: str, model: str | None = None
+    registry: RegistryStore, name: str, scope: str, model: str | None = None
 ) -> tuple[str, TokenInfo]:
     """A new token: its plaintext (show it once, it is not stored) and its record."""
-    reg = _registry(registry)
     check_name(name, "token name")
     _check_scope(scope)
     if model is not None:
-        reg.get_model(check_name(model))  # NotFound when the model does not exist
+        registry.get_model(check_name(model))  # NotFound when the model does not exist
     plaintext = PREFIX + secrets.token_urlsafe(32)
-    row = reg.add_token(name, _digest(plaintext), scope, model, time.time())
+    row = registry.add_token(name, _digest(plaintext), scope, model, time.time())
     return plaintext, _info(row)
 
 
-def list_tokens(
-    registry: Registry | _HasRegistry, *, include_revoked: bool = True
-) -> list[TokenInfo]:
+def list_tokens(registry: RegistryStore, *, include_revoked: bool = True) -> list[TokenInfo]:
     """Every token, oldest first (revoked ones too, unless asked not to)."""
-    return [_info(r) for r in _registry(registry).list_tokens(include_revoked=include_revoked)]
+    return [_info(r) for r in registry.list_tokens(include_revoked=include_revoked)]
 
 
-def revoke_token(registry: Registry | _HasRegistry, name: str) -> TokenInfo:
+def revoke_token(registry: RegistryStore, name: str) -> TokenInfo:
     """Revoke the token ``name``; it stops working at once. Revoking twice is an error."""
-    return _info(_registry(registry).revoke_token(name, time.time()))
+    return _info(registry.revoke_token(name, time.time()))
 
 
-def has_tokens(registry: Registry | _HasRegistry) -> bool:
+def has_tokens(registry: RegistryStore) -> bool:
     """Whether any token was ever created (revoked ones count: the server stays locked)."""
-    return _registry(registry).has_tokens()
+    return registry.has_tokens()
 
 
-def authenticate(registry: Registry | _HasRegistry, token: str | None) -> TokenInfo:
+def authenticate(registry: RegistryStore, token: str | None) -> TokenInfo:
     """The active token whose secret is ``token``; :class:`Unauthorized` otherwise."""
     if not token:
         raise Unauthorized(
@@ -152,15 +140,19 @@ def authenticate(registry: Registry | _HasRegistry, token: str | None) -> TokenI
             hint="send 'Authorization: Bearer dmv_…'; create one with 'dmv token create'",
         )
     if not token.startswith(PREFIX) or len(token) > 200:
-        raise Unauthorized("the token is not a dmv token")
+        raise Unauthorized(
+            "the token is not a dmv token", hint="pass a token that 'dmv token create' printed"
+        )
     digest = _digest(token)
-    row = _registry(registry).token_by_hash(digest)
+    row = registry.token_by_hash(digest)
     # The lookup is by hash; the constant-time comparison guards against a
     # database that matches loosely (collations, trailing blanks).
     if row is None or not hmac.compare_digest(str(row.hash), digest):
         raise Unauthorized("unknown token", hint="check the token, or create one")
     if row.revoked_at is not None:
-        raise Unauthorized(f"token {row.name!r} was revoked")
+        raise Unauthorized(
+            f"token {row.name!r} was revoked", hint="ask for a new token: 'dmv token create NAME'"
+        )
     return _info(row)
 
 
@@ -173,4 +165,7 @@ def require(info: TokenInfo, scope: str, model: str | None = None) -> None:
         )
     if info.model is not None and model != info.model:
         what = f"model {model!r}" if model else "every model"
-        raise Forbidden(f"token {info.name!r} is limited to model {info.model!r}, not {what}")
+        raise Forbidden(
+            f"token {info.name!r} is limited to model {info.model!r}, not {what}",
+            hint="use a token for this model, or one without --model",
+        )

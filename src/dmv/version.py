@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import total_ordering
 
-from dmv.errors import InvalidInput
+from dmv.errors import InvalidInput, VersionError
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -34,6 +34,7 @@ __all__ = [
     "Reference",
     "Version",
     "as_reference",
+    "changes_between",
     "check_alias",
     "check_data_id",
     "check_name",
@@ -53,18 +54,15 @@ _NUMBER_RE = re.compile(r"0|[1-9][0-9]*")
 _RESERVED_ALIASES = frozenset({"latest"})
 
 
-class VersionError(InvalidInput):
-    """A version, reference, name, alias or data id that breaks the grammar."""
-
-    code = "invalid_version"
-
-
 def check_name(name: str, what: str = "model name") -> str:
     """Return ``name`` if it is a valid model name, else raise naming the problem."""
     if not isinstance(name, str) or not name:
         raise VersionError(f"{what} is empty", hint="a name starts with a-z, e.g. 'price-model'")
     if len(name) > MAX_NAME_LENGTH:
-        raise VersionError(f"{what} {name[:20]!r}… is {len(name)} characters; at most 64")
+        raise VersionError(
+            f"{what} {name[:20]!r}… is {len(name)} characters; at most 64",
+            hint=f"shorten it to 64 characters or fewer, e.g. {name[:20]!r}",
+        )
     if not name[0].isascii() or not name[0].islower() or not name[0].isalpha():
         raise VersionError(
             f"{what} {name!r} must start with a lowercase letter a-z",
@@ -85,7 +83,11 @@ def check_alias(alias: str) -> str:
     """Return ``alias`` if it is a valid alias (a name that is not ``latest``)."""
     check_name(alias, "alias")
     if alias in _RESERVED_ALIASES:
-        raise VersionError("'latest' is reserved: it always means the newest release")
+        raise VersionError(
+            "'latest' is reserved: it always means the newest release",
+            hint="choose another alias name, e.g. 'production' or 'staging'; @latest needs no "
+            "alias",
+        )
     return alias
 
 
@@ -99,7 +101,11 @@ def check_data_id(value: str, part: str = "DATA") -> str:
             hint="no '-', '_', '.' or capitals; e.g. '0123' or '20261126t0428'",
         )
     if len(value) > MAX_ID_LENGTH:
-        raise VersionError(f"{part} {value!r} is {len(value)} characters; at most 32")
+        raise VersionError(
+            f"{part} {value!r} is {len(value)} characters; at most 32",
+            hint="DATA and SPLIT ids are at most 32 characters; copy the id 'dmv data list "
+            "MODEL' prints",
+        )
     return value
 
 
@@ -107,7 +113,11 @@ def parse_data_split(text: str) -> tuple[str, str]:
     """``DATA.SPLIT`` (e.g. ``0123.abcd``) as its two identifiers."""
     head, dot, tail = text.partition(".")
     if not dot:
-        raise InvalidInput(f"data {text!r} must be DATA.SPLIT, e.g. '0123.abcd'")
+        raise InvalidInput(
+            f"data {text!r} must be DATA.SPLIT, e.g. '0123.abcd'",
+            hint="name a stored split as DATA.SPLIT (e.g. 0123.abcd); "
+            "'dmv data list MODEL' lists them",
+        )
     return check_data_id(head, "DATA"), check_data_id(tail, "SPLIT")
 
 
@@ -116,9 +126,15 @@ def _number(text: str, part: str) -> int:
         if text.isascii() and text.isdigit():  # not '²' or '٣', which int() may refuse
             plain = text.lstrip("0") or "0"
             raise VersionError(f"{part} {text!r} has a leading zero", hint=f"write {plain}")
-        raise VersionError(f"{part} {text!r} must be a whole number (0, 1, 2, …)")
+        raise VersionError(
+            f"{part} {text!r} must be a whole number (0, 1, 2, …)",
+            hint="write X.Y.Z as three whole numbers, e.g. 1.2.0",
+        )
     if len(text) > 10 or int(text) > MAX_NUMBER:
-        raise VersionError(f"{part} {text[:20]!r} is too large; at most {MAX_NUMBER}")
+        raise VersionError(
+            f"{part} {text[:20]!r} is too large; at most {MAX_NUMBER}",
+            hint=f"X, Y and Z are whole numbers up to {MAX_NUMBER}",
+        )
     return int(text)
 
 
@@ -143,9 +159,15 @@ class Version:
         check_name(self.name)
         for part, value in (("X", self.x), ("Y", self.y), ("Z", self.z)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise VersionError(f"{part} must be a whole number ≥ 0, got {value!r}")
+                raise VersionError(
+                    f"{part} must be a whole number ≥ 0, got {value!r}",
+                    hint="X, Y and Z are whole numbers ≥ 0",
+                )
             if value > MAX_NUMBER:
-                raise VersionError(f"{part} {value} is too large; at most {MAX_NUMBER}")
+                raise VersionError(
+                    f"{part} {value} is too large; at most {MAX_NUMBER}",
+                    hint=f"X, Y and Z are whole numbers up to {MAX_NUMBER}",
+                )
         check_data_id(self.data, "DATA")
         check_data_id(self.split, "SPLIT")
 
@@ -166,7 +188,10 @@ class Version:
     def parse(cls, text: str) -> Version:
         """Parse ``name X.Y.Z-DATA.SPLIT`` (``name@X.Y.Z-DATA.SPLIT`` is accepted too)."""
         if not isinstance(text, str):
-            raise VersionError(f"a version must be text, got {type(text).__name__}")
+            raise VersionError(
+                f"a version must be text, got {type(text).__name__}",
+                hint="pass the version as text, e.g. 'price-model 1.1.0-0123.abcd'",
+            )
         sep = " " if " " in text else "@"
         name, found, rest = text.strip().partition(sep)
         if not found:
@@ -188,11 +213,18 @@ class Version:
             )
         numbers = xyz.split(".")
         if len(numbers) != 3:
-            raise VersionError(f"'{xyz}' must be X.Y.Z, three numbers separated by '.'")
+            raise VersionError(
+                f"'{xyz}' must be X.Y.Z, three numbers separated by '.'",
+                hint="write X.Y.Z-DATA.SPLIT, e.g. '1.1.0-0123.abcd'",
+            )
         x, y, z = (_number(t, p) for t, p in zip(numbers, "XYZ", strict=True))
         data, dot, split = dataspec.partition(".")
         if not dot:
-            raise VersionError(f"'{dataspec}' must be DATA.SPLIT, e.g. '0123.abcd'")
+            raise VersionError(
+                f"'{dataspec}' must be DATA.SPLIT, e.g. '0123.abcd'",
+                hint="write X.Y.Z-DATA.SPLIT, e.g. '0.1.0-0123.abcd'; "
+                "'dmv data list MODEL' lists the stored splits",
+            )
         return cls(name, x, y, z, check_data_id(data, "DATA"), check_data_id(split, "SPLIT"))
 
     @property
@@ -249,7 +281,11 @@ class ExperimentLabel:
         """``x.x.x-DATA.SPLIT`` (``x`` for a part the run did not name) as its parts."""
         head, dash, tail = text.partition("-")
         if head != "x.x.x" or not dash:
-            raise InvalidInput(f"{text!r} is not an experiment label (x.x.x-DATA.SPLIT)")
+            raise InvalidInput(
+                f"{text!r} is not an experiment label (x.x.x-DATA.SPLIT)",
+                hint="write x.x.x-DATA.SPLIT with 'x' for any part the run did not name, e.g. "
+                "'x.x.x-0123.x'",
+            )
         data, _, split = tail.partition(".")
         return cls(None if data == "x" else data, None if split == "x" else split)
 
@@ -281,7 +317,11 @@ class Reference:
         ``name X.Y.Z-DATA.SPLIT`` (the display form of a version) is accepted too.
         """
         if not isinstance(text, str):
-            raise VersionError(f"a reference must be text, got {type(text).__name__}")
+            raise VersionError(
+                f"a reference must be text, got {type(text).__name__}",
+                hint="pass the reference as text, e.g. 'price-model@1.1' or "
+                "'price-model@production'",
+            )
         text = text.strip()
         if "@" not in text and " " in text:
             return cls.exact(Version.parse(text))
@@ -293,7 +333,10 @@ class Reference:
             )
         check_name(name)
         if not target:
-            raise VersionError(f"reference {text!r} names no version after '@'")
+            raise VersionError(
+                f"reference {text!r} names no version after '@'",
+                hint="write MODEL@latest, MODEL@X[.Y[.Z]], MODEL@ALIAS or MODEL@X.Y.Z-DATA.SPLIT",
+            )
         if target == "latest":
             return cls(name, RefKind.LATEST)
         if target[0].isdigit():
@@ -301,7 +344,10 @@ class Reference:
                 return cls.exact(Version.parse_number(name, target))
             parts = target.split(".")
             if len(parts) > 3:
-                raise VersionError(f"'{target}' has more than three numbers (X.Y.Z)")
+                raise VersionError(
+                    f"'{target}' has more than three numbers (X.Y.Z)",
+                    hint="a reference names at most X.Y.Z, e.g. 'price-model@1.1.0'",
+                )
             numbers = tuple(_number(p, part) for p, part in zip(parts, "XYZ", strict=False))
             kind = (RefKind.RELEASE, RefKind.INTERFACE, RefKind.LOGIC)[len(numbers) - 1]
             return cls(name, kind, numbers)
@@ -344,3 +390,18 @@ def as_reference(ref: str | Reference | Version) -> Reference:
     if isinstance(ref, Version):
         return Reference.exact(ref)
     return Reference.parse(ref)
+
+
+def changes_between(a: Version, b: Version) -> tuple[str, ...]:
+    """What moved from ``a`` to ``b`` in the numbers: release (X), interface (Y), logic
+    (Z), data (DATA or SPLIT). Z restarts at 0 with a new Y, so interface implies no logic."""
+    out = []
+    if a.x != b.x:
+        out.append("release")
+    if a.y != b.y:
+        out.append("interface")
+    elif a.z != b.z:
+        out.append("logic")
+    if (a.data, a.split) != (b.data, b.split):
+        out.append("data")
+    return tuple(out)

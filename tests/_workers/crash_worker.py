@@ -32,9 +32,9 @@ from sklearn.linear_model import LogisticRegression
 import dmv
 import dmv.data.catalog  # imported once, before any fork
 import dmv.data.split
-import dmv.release
-import dmv.runs
-from dmv.logic import capture_environment, logic_info
+import dmv.release.releases
+import dmv.training.run
+from dmv.logic.fingerprint import capture_environment, logic_info
 
 MODEL = "crash-model"
 UPLOAD_BYTES = 8 * 1024 * 1024  # two of the artifact store's 4 MiB chunks

@@ -19,10 +19,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import dmv
-import dmv.release  # imported before the start, not while timed
-import dmv.runs
+import dmv.release.releases  # imported before the start, not while timed
+import dmv.training.run
 from dmv.errors import ConflictError
-from dmv.logic import capture_environment, logic_info
+from dmv.logic.fingerprint import capture_environment, logic_info
 
 MODEL = "load-model"
 DATA = "0123.abcd"
@@ -133,9 +133,12 @@ def main() -> None:
                         raise
                     refused.append(exc.message)
             elif op == "release-major":
-                if not own_released:
+                # A prerelease is released once; a major release takes a fresh one.
+                if not own_unreleased:
                     continue
-                release(rng.choice(own_released), major=True)
+                number = own_unreleased.pop(rng.randrange(len(own_unreleased)))
+                release(number, major=True)
+                own_released.append(number)
         except Exception as exc:
             first = (str(exc).splitlines() or [""])[0]
             errors.append(f"{op}: {type(exc).__name__}: {first}\n{traceback.format_exc()}")

@@ -20,7 +20,8 @@ class Context:
     @property
     def project(self) -> Project:
         if self._project is None:
-            from dmv.project import open_project
+            # The facade imports every domain package: `dmv --help` does without it.
+            from dmv.project import open_project  # lazy: the facade
 
             self._project = open_project(self.project_dir or ".")
         return self._project

@@ -50,6 +50,8 @@ from dmv.cli.integrations import card, export, import_group  # noqa: E402
 from dmv.cli.interface import interface  # noqa: E402
 from dmv.cli.release import release_cmd  # noqa: E402
 from dmv.cli.server import serve, server, token  # noqa: E402
+from dmv.cli.signing import keys, provenance, sign  # noqa: E402
+from dmv.cli.webhooks import webhooks  # noqa: E402
 
 for command in (
     project.init,
@@ -69,12 +71,16 @@ for command in (
     release.delete,
     release.promote,
     release.verify,
+    sign,
+    provenance,
+    keys,
     release.reproduce,
     aliases.alias,
     interface,
     compare.diff,
     compare.tree,
     git.tag,
+    git.branch,
     git.checkout,
     token,
     serve,
@@ -83,5 +89,6 @@ for command in (
     export,
     import_group,
     card,
+    webhooks,
 ):
     cli.add_command(command)

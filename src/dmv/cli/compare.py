@@ -21,8 +21,12 @@ __all__ = ["diff", "tree"]
 @pass_ctx
 @json_option
 def diff(ctx: Context, ref_a: str, ref_b: str, as_json: bool) -> None:
-    """What changed from REF_A to REF_B: interface, code, libraries, params, data, metrics."""
-    from dmv.diff import render
+    """What changed from REF_A to REF_B: interface, code, libraries, params, data, metrics.
+
+    Value domains learned from the rows (categories seen, ranges, nulls) are listed
+    in their own section: they never make a change breaking and never move Y."""
+
+    from dmv.reports.diff import render  # lazy: the facade
 
     report = ctx.project.diff(ref_a, ref_b)
     emit(as_json, report, lambda: render(report))
@@ -34,7 +38,8 @@ def diff(ctx: Context, ref_a: str, ref_b: str, as_json: bool) -> None:
 @json_option
 def tree(ctx: Context, model_name: str, as_json: bool) -> None:
     """Draw MODEL's versions by stage, each arrow labelled with what changed."""
-    from dmv.tree_arrange import render_text
+
+    from dmv.reports.tree_arrange import render_text  # lazy: the facade
 
     t = ctx.project.tree(model_name)
     emit(as_json, t.to_dict(), lambda: render_text(t).rstrip())

@@ -9,6 +9,7 @@ import click
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
 from dmv.cli._progress import Bars
+from dmv.errors import DataError, IntegrityError
 
 __all__ = ["data"]
 
@@ -132,9 +133,12 @@ def data_split(
     """Run retrieval DATA now, store its rows split into parts, print the SPLIT id.
 
     Each part's rows, share and key/time range are shown. An empty part, or one
-    below --min-share of its ratio, is refused unless --allow-empty.
+    below --min-share of its ratio, is refused unless --allow-empty. The same split
+    again (same DATA, rows, --by, --ratios and --salt) writes nothing: it prints the
+    stored SPLIT id and says so ("already_stored" under --json).
     """
-    from dmv.data.split import parse_ratios
+
+    from dmv.data.split import parse_ratios  # lazy: the facade
 
     with Bars(not as_json) as progress:
         info = ctx.project.data_split(
@@ -168,7 +172,15 @@ def data_split(
             verdict = "no leakage" if leak.get("ok") else "LEAKAGE FOUND (dmv data check)"
         lines = [f"{info.split}", table(rows, ["part", "table", "rows", "share", "range"])]
         stored = info.result.get("storage") or {}
-        if stored.get("kind") == "shared":
+        total = sum(int(p.get("rows") or 0) for p in info.parts)
+        if info.rebuilt:
+            lines.append(
+                f"split {info.split} already stored, but its parts were missing or damaged "
+                f"and were rebuilt ({total:,} row(s))"
+            )
+        elif info.already_stored:
+            lines.append(f"split {info.split} already stored: 0 rows written")
+        elif stored.get("kind") == "shared":
             lines.append(
                 f"storage: {stored['new_rows']:,} row(s) written, {stored['shared_rows']:,} "
                 f"shared with an earlier split ({stored['segments']} segment(s))"
@@ -183,7 +195,10 @@ def _span(span: dict[str, object] | None) -> str:
     if not span:
         return "-"
     if "distinct" in span:
-        return f"{span['column']}: {span['distinct'] or '?'} distinct"
+        if span["distinct"] is None:
+            return f"{span['column']}: {span.get('note') or 'distinct count not estimated'}"
+        about = "~" if span.get("approximate") else ""
+        return f"{span['column']}: {about}{span['distinct']:,} distinct"
     return f"{span['column']}: {span.get('min')} .. {span.get('max')}"
 
 
@@ -258,7 +273,6 @@ def data_show(ctx: Context, model_name: str, ref: str, as_json: bool) -> None:
 @json_option
 def data_check(ctx: Context, model_name: str, ref: str, as_json: bool) -> None:
     """Check a stored split for leakage: shared keys, identical rows, time overlap."""
-    from dmv.errors import DataError
 
     report = ctx.project.data_check(model_name, ref)
     body = report.to_dict()
@@ -301,7 +315,6 @@ def data_verify(
     fast pass: the same rows as when their fingerprint was computed); --full recomputes
     the md5 fingerprint of every row.
     """
-    from dmv.errors import IntegrityError
 
     report = ctx.project.data_verify(model_name, ref, against_source=against_source, full=full)
 
@@ -350,7 +363,10 @@ def data_export(
 @pass_ctx
 @json_option
 def data_drop(ctx: Context, model_name: str, ref: str, yes: bool, as_json: bool) -> None:
-    """Delete a stored split (and its tables) that no version was trained on."""
+    """Delete a stored split (and its tables) that no version was trained on.
+
+    A drop that would be refused is refused before any question is asked."""
+    ctx.project.check_data_drop(model_name, ref)
     if not yes and not as_json:
         click.confirm(f"drop split {ref} of {model_name} and its tables?", abort=True)
     ctx.project.data_drop(model_name, ref)

@@ -1,4 +1,5 @@
-"""``dmv tag`` and ``dmv checkout``: versions linked to the commits they were trained from."""
+"""``dmv tag``, ``dmv branch`` and ``dmv checkout``: versions linked to the commits they
+were trained from."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dmv.cli._output import emit, json_option
 if TYPE_CHECKING:
     pass
 
-__all__ = ["checkout", "tag"]
+__all__ = ["branch", "checkout", "tag"]
 
 
 @click.command()
@@ -33,3 +34,18 @@ def checkout(ctx: Context, ref: str, as_json: bool) -> None:
     """Check out the commit REF was trained from (the tree must be clean)."""
     commit = ctx.project.checkout(ref)
     emit(as_json, {"commit": commit}, f"checked out {commit[:12]} for {ref}")
+
+
+@click.command()
+@click.argument("ref")
+@pass_ctx
+@json_option
+def branch(ctx: Context, ref: str, as_json: bool) -> None:
+    """Create the git branch of REF (MODEL/X.Y.Z-DATA) at the commit it was trained from.
+
+    The name follows [git] branch_pattern in dmv.toml (default
+    {model}/{x}.{y}.{z}-{data}). Nothing is checked out; an existing branch of that
+    name is never moved.
+    """
+    made = ctx.project.branch(ref)
+    emit(as_json, made, f"branch {made['branch']} at {made['commit'][:12]} for {made['version']}")

@@ -8,6 +8,7 @@ import click
 
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
+from dmv.errors import ImmutableError, InvalidInput
 
 if TYPE_CHECKING:
     pass
@@ -160,11 +161,17 @@ def model_delete(ctx: Context, name: str, yes: bool, as_json: bool) -> None:
     """Delete model NAME, which was never released: its versions, runs, aliases, retrievals,
     stored splits and the blobs nothing else refers to. Audited; cannot be undone."""
     info = ctx.project.model(name)
+    if info.generation:  # refused before any question, as delete_model would refuse it
+        raise ImmutableError(
+            f"model {name} has a release: released versions are kept for good",
+            hint=f"archive it instead: dmv model archive {name}",
+        )
     if not yes:
         if as_json:
-            from dmv.errors import InvalidInput
-
-            raise InvalidInput(f"deleting {name} needs --yes with --json (nothing to confirm with)")
+            raise InvalidInput(
+                f"deleting {name} needs --yes with --json (nothing to confirm with)",
+                hint=f"pass --yes to delete {name} without a question",
+            )
         click.confirm(
             f"delete model {name} with its {info.version_count} version(s), their runs and "
             "stored splits?",
@@ -185,7 +192,6 @@ def model_delete(ctx: Context, name: str, yes: bool, as_json: bool) -> None:
 @json_option
 def model_rename(args: tuple[str, ...], as_json: bool) -> None:
     """Not supported: a model's name is part of its table names, git tags and references."""
-    from dmv.errors import InvalidInput
 
     raise InvalidInput(
         "models cannot be renamed: the name is in every split table "

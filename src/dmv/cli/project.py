@@ -6,9 +6,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dmv._urls import redact
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
 from dmv.cli._output import when as _when
+from dmv.config import Config, find_root
+from dmv.errors import NotFound
 
 if TYPE_CHECKING:
     pass
@@ -30,11 +33,14 @@ def init(
     as_json: bool,
 ) -> None:
     """Make PATH (default: here) a dmv project: dmv.toml and a .dmv/ folder."""
-    from dmv.project import init as init_project
+
+    from dmv.project import init as init_project  # lazy: the facade
 
     project = init_project(path, registry=registry, artifacts=artifacts, warehouse=warehouse)
     settings = project.config.as_dict()
     settings["logic_components"] = list(settings["logic_components"])
+    for store in ("registry", "artifacts", "warehouse"):
+        settings[store] = redact(str(settings[store]))
     data = {"root": str(project.root), "settings": settings}
     emit(as_json, data, f"initialised dmv project in {project.root}")
 
@@ -44,13 +50,12 @@ def init(
 @json_option
 def migrate(ctx: Context, as_json: bool) -> None:
     """Upgrade the registry's schema in place to this dmv's version."""
-    from dmv.config import Config, find_root
-    from dmv.errors import NotFound
-    from dmv.registry import upgrade_schema
 
     root = find_root(ctx.project_dir or ".")
     if root is None:
         raise NotFound("no dmv project here", hint="run 'dmv init' first")
+    from dmv.registry import upgrade_schema  # lazy: sqlalchemy
+
     before, after = upgrade_schema(Config(root).location("registry"))
     data = {"from": before, "to": after}
     emit(as_json, data, f"registry schema {before or 'none'} → {after}")

@@ -12,7 +12,7 @@ from dmv.cli._progress import Bars
 from dmv.errors import IntegrityError
 
 if TYPE_CHECKING:
-    from dmv.reproduce import Report
+    from dmv.release.reproduce import Report
 
 __all__ = ["delete", "deprecate", "promote", "release_cmd", "reproduce", "select_cmd", "verify"]
 
@@ -26,14 +26,24 @@ def release_cmd(ctx: Context, ref: str, major: bool, as_json: bool) -> None:
     """Release the prerelease REF (0.Y.Z-D.S) as N.Y.Z-D.S, serving its chosen or best run.
 
     A release is a gate: it runs the full 'dmv verify' of REF first and refuses
-    (exit 6), listing the failed checks, unless everything verifies.
+    (exit 6), listing the failed checks, unless everything verifies. A version trained
+    from uncommitted code is refused too (exit 4). The project's [release] policy in
+    dmv.toml (allow_dirty, allow_unverified_data, allow_failed_behaviour) may let
+    these through; the release is then flagged and the override audited.
+
+    A prerelease is released once; --major starts a new generation for a prerelease
+    not released yet.
     """
     info = ctx.project.release(ref, major=major)
-    emit(
-        as_json,
-        info.to_dict(),
-        f"released {info.version} (from {info.released_from}, serves {info.serving_run})",
-    )
+    text = f"released {info.version} (from {info.released_from}, serves {info.serving_run})"
+    if info.flags:
+        text += f"\nwarning: flagged {', '.join(info.flags)}: let through by [release] in dmv.toml"
+    data = info.to_dict()
+    status = ctx.project.signature(info.version, full=False)
+    if status.signature is not None:
+        data["signature"] = status.to_dict()
+        text += f"\n{status.summary()}"
+    emit(as_json, data, text)
 
 
 @click.command("select")
@@ -64,8 +74,11 @@ def deprecate(ctx: Context, ref: str, reason: str, as_json: bool) -> None:
 @pass_ctx
 @json_option
 def delete(ctx: Context, ref: str, yes: bool, as_json: bool) -> None:
-    """Delete the prerelease REF and its runs (never a released version)."""
-    version = ctx.project.resolve(ref)
+    """Delete the prerelease REF and its runs (never a released version).
+
+    A delete that would be refused is refused before any question is asked.
+    """
+    version = ctx.project.check_deletable(ref)
     if not yes and not as_json:
         click.confirm(f"delete {version} and its runs?", abort=True)
     ctx.project.delete_version(version)

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 import click
 
 from dmv.cli._output import emit, json_option, stderr, table
+from dmv.errors import ConfigError, DmvError, InvalidInput, NotFound, SignatureError
+from dmv.version import Reference, RefKind
 
 if TYPE_CHECKING:
     from dmv.cli.commands import Context
     from dmv.project import Project
-    from dmv.server.serving import ModelServer
+    from dmv.server.predictors import ModelServer
 
 __all__ = ["serve", "server", "token"]
 
@@ -42,9 +44,9 @@ def token() -> None:
 @json_option
 def token_create(name: str, scope: str, model_name: str | None, as_json: bool) -> None:
     """Create token NAME and print it once: only its hash is stored."""
-    from dmv.tokens import create_token
+    from dmv.tokens import create_token  # lazy: sqlalchemy
 
-    plaintext, info = create_token(_ctx().project, name, scope, model_name)
+    plaintext, info = create_token(_ctx().project.registry, name, scope, model_name)
     limited = f" for model {info.model}" if info.model else ""
     emit(
         as_json,
@@ -58,10 +60,10 @@ def token_create(name: str, scope: str, model_name: str | None, as_json: bool) -
 @json_option
 def token_list(as_json: bool) -> None:
     """List tokens (never their secrets)."""
-    from dmv.registry.records import iso
-    from dmv.tokens import list_tokens
+    from dmv.registry.records import iso  # lazy: sqlalchemy
+    from dmv.tokens import list_tokens  # lazy: sqlalchemy
 
-    infos = list_tokens(_ctx().project)
+    infos = list_tokens(_ctx().project.registry)
     rows = [
         (
             i.name,
@@ -89,9 +91,9 @@ def token_list(as_json: bool) -> None:
 @json_option
 def token_revoke(name: str, as_json: bool) -> None:
     """Revoke token NAME; it stops working at once."""
-    from dmv.tokens import revoke_token
+    from dmv.tokens import revoke_token  # lazy: sqlalchemy
 
-    info = revoke_token(_ctx().project, name)
+    info = revoke_token(_ctx().project.registry, name)
     emit(as_json, info.to_dict(), f"revoked token {info.name!r}")
 
 
@@ -109,10 +111,9 @@ def _is_loopback(host: str) -> bool:
 
 def check_bind(project: Project, host: str) -> bool:
     """Refuse an open server (no tokens) on anything but loopback; True when tokens exist."""
-    from dmv.errors import ConfigError
-    from dmv.tokens import has_tokens
+    from dmv.tokens import has_tokens  # lazy: sqlalchemy
 
-    locked = has_tokens(project)
+    locked = has_tokens(project.registry)
     if not locked and not _is_loopback(host):
         raise ConfigError(
             f"refusing to serve on {host}: the registry has no tokens, so anyone who can "
@@ -135,8 +136,8 @@ def _run(
 ) -> None:
     import uvicorn
 
-    from dmv.server import create_app
-    from dmv.server.app import default_policy
+    from dmv.server import create_app  # lazy: fastapi
+    from dmv.server.app import default_policy  # lazy: fastapi
 
     locked = check_bind(project, host)
     bind = host.strip("[]")  # uvicorn takes an IPv6 address bare: ::1, not [::1]
@@ -240,9 +241,6 @@ def server(
 
 def _check_refs(project: Project, refs: tuple[str, ...], allow_deprecated: bool) -> None:
     """Refuse, before listening, references that point at nothing (or only at deprecated)."""
-    from dmv.errors import InvalidInput, NotFound
-    from dmv.version import Reference, RefKind
-
     problems = []
     for text in refs:
         ref = Reference.parse(text)  # a malformed reference is its own clear error
@@ -256,6 +254,21 @@ def _check_refs(project: Project, refs: tuple[str, ...], allow_deprecated: bool)
                 f"{text}: {info.version} is deprecated"
                 + ("" if allow_deprecated else " (--allow-deprecated serves it by exact version)")
             )
+    # [signing] require_signed: refused before listening, naming what is wrong with each.
+    unsigned = []
+    for text in refs:
+        try:
+            project.require_signature(Reference.parse(text))
+        except SignatureError as exc:
+            unsigned.append(exc)
+        except NotFound:
+            pass  # named above
+    if unsigned and not problems:
+        raise SignatureError(
+            "nothing to serve: " + "; ".join(e.message for e in unsigned),
+            hint=unsigned[0].hint,
+            check=unsigned[0].details.get("check"),
+        )
     if problems:
         error = InvalidInput if any("deprecated" in p for p in problems) else NotFound
         raise error(
@@ -270,8 +283,6 @@ def _warm(model_server: ModelServer, refs: list[str]) -> list[str]:
     Returns what is served, one line per reference; a model that fails to load is
     reported here and answers 503 (with the reason) while the others serve.
     """
-    from dmv.errors import DmvError
-
     served: list[str] = []
     failed = 0
     for text in refs:

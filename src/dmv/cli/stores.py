@@ -9,6 +9,7 @@ import click
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
 from dmv.cli._progress import Bars
+from dmv.integrity import RECOVERY
 
 if TYPE_CHECKING:
     pass
@@ -66,7 +67,6 @@ def fsck(ctx: Context, repair: bool, deep: bool, quick: bool, grace: float, as_j
             lines.append("ok")
         else:
             lines.append(f"{len(report.problems)} problem(s)")
-            from dmv.integrity import RECOVERY
 
             lines.append(f"hint: {RECOVERY}")
         return "\n".join(lines)

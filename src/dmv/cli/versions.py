@@ -9,6 +9,7 @@ import click
 from dmv.cli._context import Context, pass_ctx
 from dmv.cli._output import emit, json_option, table
 from dmv.cli._output import when as _when
+from dmv.errors import NotFound
 
 if TYPE_CHECKING:
     pass
@@ -27,14 +28,18 @@ __all__ = ["resolve", "show", "versions"]
 @json_option
 def versions(ctx: Context, model_name: str, state: str | None, as_json: bool) -> None:
     """List MODEL's versions in dmv's precedence (X, Y, Z, then creation), with the
-    primary metric's median over each version's runs."""
-    from dmv.explain import fmt, metric_summary, primary_value
+    primary metric's median over each version's runs, and a flags column when a version
+    was trained from uncommitted code (DIRTY) or released past the [release] policy."""
+
+    from dmv.reports.explain import fmt, metric_summary, primary_value  # lazy: the facade
 
     project = ctx.project
     infos = project.versions(model_name, state=state)
     metric = project.model(model_name).primary_metric
     headers = ["version", "state", "runs", "aliases", "serves", "created"]
     rows: list[tuple[Any, ...]] = []
+    # A listing knows only 'dirty'; a release's policy overrides are in its full record.
+    flags = {i.version: (project.show(i.version) if i.released_from else i).flags for i in infos}
     for i in infos:
         row: tuple[Any, ...] = (
             i.version.number,
@@ -47,9 +52,13 @@ def versions(ctx: Context, model_name: str, state: str | None, as_json: bool) ->
         if metric and not as_json:
             found = primary_value(metric_summary(project.runs(i.version)), metric)
             row += (f"{fmt(found[1]['median'])} ({found[0]}, n={found[1]['n']})" if found else "-",)
+        if any(flags.values()):
+            row += (", ".join(flags[i.version]).upper() or "-",)
         rows.append(row)
     if metric:
         headers.append(metric)
+    if any(flags.values()):
+        headers.append("flags")
     if state and not rows:
         empty = f"{model_name} has no {state} versions"
     else:
@@ -63,7 +72,8 @@ def versions(ctx: Context, model_name: str, state: str | None, as_json: bool) ->
 
 
 def _num(value: Any) -> str:
-    from dmv.explain import fmt
+
+    from dmv.reports.explain import fmt  # lazy: the facade
 
     return fmt(value) if isinstance(value, float) else str(value)
 
@@ -91,6 +101,16 @@ def _version_text(d: dict[str, Any]) -> str:
     if d["serving_run"] and not d["serving_run_selected"]:
         serving += " (the newest; not chosen yet)"
     lines.append(f"  serving run  {serving}   (runs: {' '.join(d['runs']) or 'none'})")
+    sig = d.get("signature")
+    if sig is not None:
+        if sig["status"] == "unsigned":
+            lines.append("  signature    not signed")
+        else:
+            key = f"{sig['key'] or 'unknown key'} ({str(sig['key_id'])[:16]}…)"
+            lines.append(f"  signature    {sig['status']}: {key}, by {sig['signer']}")
+            lines.append(f"  signed at    {sig['signed_at']}")
+            if sig["problem"]:
+                lines.append(f"  problem      {sig['problem']}")
     if d["metrics"]:
         lines += ["", "metrics (median over runs, min … max, n)"]
         rows = []
@@ -105,6 +125,10 @@ def _version_text(d: dict[str, Any]) -> str:
         for k, v in sorted(d["params"].items()):
             vary = "   (differs between runs)" if k in d["params_vary"] else ""
             lines.append(f"  {k:<12} {v}{vary}")
+    if d.get("domain"):
+        lines += ["", "domain (learned from the training rows; never moves Y)"]
+        for name, words in d["domain"].items():
+            lines.append(f"  {name:<12} {words}")
     code = d["code"]
     lines += ["", "code"]
     if code["commit"]:
@@ -152,14 +176,17 @@ def _version_text(d: dict[str, Any]) -> str:
 @json_option
 def show(ctx: Context, ref: str, as_json: bool) -> None:
     """Explain the version REF points at (e.g. price-model@1.1 or price-model@production):
-    each part of its number, metrics per split over its runs, params, code, data, release."""
-    from dmv.errors import NotFound
+    each part of its number, metrics per split over its runs, params, each input's learned
+    domain, code, data, release."""
 
     d = ctx.project.explain(ref)
+    exact = f"{d['model']}@{d['version']}"
     try:
-        d["model_file"] = ctx.project.model_file(f"{d['model']}@{d['version']}")
+        d["model_file"] = ctx.project.model_file(exact)
     except NotFound:
         d["model_file"] = None
+    released = d["state"] != "prerelease"
+    d["signature"] = ctx.project.signature(exact).to_dict() if released else None
     emit(as_json, d, lambda: _version_text(d))
 
 

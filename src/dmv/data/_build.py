@@ -20,13 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dmv.data._sql import hash_from_raw, hash_raw, key_text, quote_ident
-from dmv.data.fingerprint import (
-    ColumnProfile,
-    aggregate_sql,
-    measure_table,
-    read_aggregate,
-    row_hash_raw,
-)
+from dmv.data.fingerprint import aggregate_sql, measure_table, read_aggregate, row_hash_raw
+from dmv.data.records import ColumnProfile
 from dmv.data.warehouse import Column, Progress, Warehouse, columns_sql
 from dmv.errors import DataError
 

@@ -2,7 +2,7 @@
 
 Everything that must give the SAME answer on DuckDB and on PostgreSQL lives here,
 composed here from each engine's spelling of a few fragments
-(:class:`~dmv.data.engines.base.SqlDialect`: text casts, dates, timestamps, the md5
+(:class:`SqlDialect`: text casts, dates, timestamps, the md5
 digest and its first 60 bits). The SQL uses only ``md5``, ``substr``, ``concat_ws``,
 ``coalesce``, ``chr``, ``abs``, ``trunc``, ``CAST`` and ``CASE``, plus per engine a
 faster equivalent where one exists (DuckDB's ``md5_number`` and integer shifts, Spark's
@@ -34,15 +34,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 from dmv.errors import DataError, InvalidInput
 
-if TYPE_CHECKING:
-    from dmv.data.engines.base import SqlDialect
-
 __all__ = [
     "HASH_BITS",
+    "SqlDialect",
     "bucket_case",
     "check_identifier",
     "check_select",
@@ -75,21 +72,30 @@ def check_identifier(name: str, what: str = "table name") -> str:
             hint="lowercase letters, digits and '_', starting with a letter",
         )
     if len(name) > MAX_IDENTIFIER:
-        raise InvalidInput(f"{what} {name[:24]!r}… is {len(name)} characters; at most 63")
+        raise InvalidInput(
+            f"{what} {name[:24]!r}… is {len(name)} characters; at most 63",
+            hint="PostgreSQL names hold at most 63 bytes: use a shorter name",
+        )
     return name
 
 
 def quote_ident(name: str) -> str:
     """Quote an identifier for DuckDB and PostgreSQL alike."""
     if "\x00" in name:
-        raise InvalidInput("a column or table name contains a NUL character")
+        raise InvalidInput(
+            "a column or table name contains a NUL character",
+            hint="remove the NUL character from the name",
+        )
     return '"' + name.replace('"', '""') + '"'
 
 
 def quote_literal(text: str) -> str:
     """A standard SQL string literal (``standard_conforming_strings`` is on)."""
     if "\x00" in text:
-        raise InvalidInput("text contains a NUL character, which SQL strings cannot hold")
+        raise InvalidInput(
+            "text contains a NUL character, which SQL strings cannot hold",
+            hint="remove the NUL character from the value",
+        )
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -174,7 +180,9 @@ def row_text(dialect: SqlDialect, columns: Sequence[tuple[str, str]]) -> str:
         _refuse(dialect, n, t, family)
         parts.append(f"coalesce({dialect.value_text(quote_ident(n), family)}, {_NULL})")
     if not parts:
-        raise DataError("the result has no columns")
+        raise DataError(
+            "the result has no columns", hint="the retrieval must select at least one column"
+        )
     return f"concat_ws({_SEP}, {', '.join(parts)})"
 
 
@@ -247,3 +255,82 @@ def check_select(sql: str) -> str:
     while text.endswith(";"):
         text = text[:-1].rstrip()
     return text
+
+
+class SqlDialect:
+    """SQL fragments as an engine spells them (the defaults: standard SQL, PostgreSQL)."""
+
+    name = "sql"
+    text_type = "TEXT"
+
+    def cast_text(self, expr: str) -> str:
+        return f"CAST({expr} AS {self.text_type})"
+
+    def float_mid(self, x: str) -> str:
+        """``<integer part>+<eighths>/8`` for numbers in [1e15, 1e16)."""
+        return (
+            f"{self.cast_text(f'CAST(trunc({x}) AS BIGINT)')} || '+' || "
+            f"{self.cast_text(f'CAST(({x} - trunc({x})) * 8 AS BIGINT)')} || '/8'"
+        )
+
+    def as_double(self, c: str) -> str:
+        return f"CAST({c} AS DOUBLE PRECISION)"
+
+    def float_text(self, x: str) -> str:
+        return (
+            f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 'NaN'::float8 THEN 'nan' "
+            f"WHEN {x} = 'Infinity'::float8 THEN 'inf' WHEN {x} = '-Infinity'::float8 THEN '-inf' "
+            f"WHEN {x} = 0 THEN '0' WHEN abs({x}) >= 1e15 AND abs({x}) < 1e16 "
+            f"THEN {self.float_mid(x)} ELSE {self.cast_text(x)} END"
+        )
+
+    def text_value(self, c: str) -> str:
+        return self.cast_text(c)
+
+    def date_days(self, c: str) -> str:
+        return self.cast_text(f"({c} - DATE '1970-01-01')")
+
+    def epoch_us(self, c: str) -> str:
+        return self.cast_text(f"CAST(extract(epoch FROM {c}) * 1000000 AS BIGINT)")
+
+    def hex_bytes(self, c: str) -> str:
+        return f"encode({c}, 'hex')"
+
+    def refuse_family(self, family: str) -> str | None:
+        """Why this engine cannot give ``family`` the canonical text (None: it can)."""
+        return None
+
+    def value_text(self, c: str, family: str) -> str:
+        """SQL for the canonical text of one value (NULL stays NULL)."""
+        if family == "text":
+            return self.text_value(c)
+        if family == "float":
+            return self.float_text(self.as_double(c))
+        if family == "bool":
+            return f"CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END"
+        if family == "date":
+            return self.date_days(c)
+        if family in {"timestamp", "timestamptz"}:
+            return self.epoch_us(c)
+        if family == "bytes":
+            return self.hex_bytes(c)
+        return self.cast_text(c)
+
+    def hash_raw(self, text_sql: str) -> str:
+        """The md5 digest in the form :meth:`hash_from_raw` reads (compute it once per row)."""
+        return f"md5({text_sql})"
+
+    def hash_from_raw(self, raw_sql: str) -> str:
+        """md5-v1 from :meth:`hash_raw`: the digest's first 15 hex digits, as a BIGINT."""
+        return f"CAST(CAST('x' || substr({raw_sql}, 1, 15) AS bit(60)) AS BIGINT)"
+
+    def approx_distinct(self, q: str) -> str:
+        """An estimate of a column's distinct values, or NULL where it is not cheap."""
+        return "NULL"
+
+    def big_sum(self, expr: str) -> str:
+        """A sum of 60-bit hashes that never overflows (the engine's wide integer)."""
+        return f"sum({expr})"
+
+    def string_agg(self, expr: str) -> str:
+        return f"string_agg({self.cast_text(expr)}, ',')"

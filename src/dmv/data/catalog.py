@@ -13,35 +13,83 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dmv.data.records import QueryInfo, SplitInfo
+from dmv.artifacts import Blob
+from dmv.data.credentials import strip_credentials
+from dmv.data.engines import open_warehouse
+from dmv.data.export import ExportResult
+from dmv.data.export import export_part as write_parquet
+from dmv.data.files import read_labels, scan_files, split_files, store_file_parts
+from dmv.data.fingerprint import fingerprint_retrieval, verify_parts
+from dmv.data.ids import (
+    canonical_json,
+    data_id_for,
+    definition_digest,
+    split_definition,
+    split_id_for,
+)
+from dmv.data.records import DEFAULT_RATIOS, PartInfo, QueryInfo, SplitInfo, SplitSpec
 from dmv.data.shared import drop_split_tables
-from dmv.errors import ConflictError, DataError, ImmutableError, InvalidInput, NotFound
-from dmv.version import Version, check_data_id, check_name, table_prefix
+from dmv.data.sources import Retrieval, Source
+from dmv.data.split import AlreadyStored, parse_by, shortfalls, store_split
+from dmv.data.verified import prove, read_verified, to_format
+from dmv.errors import (
+    ConflictError,
+    DataError,
+    ImmutableError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    StorageError,
+)
+from dmv.version import Version, check_data_id, check_name, parse_data_split, table_prefix
 
 if TYPE_CHECKING:
-    from dmv.context import Stores
-    from dmv.data.export import ExportResult
+    from dmv.artifacts import ArtifactStore
+    from dmv.config import Config
     from dmv.data.warehouse import Progress, Warehouse
+    from dmv.registry import RegistryStore
 
 __all__ = [
+    "ProjectStores",
     "QueryInfo",
     "SplitInfo",
+    "drop_tables",
     "export_part",
+    "find_split",
     "get_query",
     "get_split",
     "list_queries",
     "list_splits",
     "materialise",
+    "read_dataset",
     "register_query",
     "warehouse",
 ]
 
 
+class ProjectStores(Protocol):
+    """What the data layer reads of a project: its root, settings, registry and artifacts."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def registry(self) -> RegistryStore: ...
+
+    @property
+    def artifacts(self) -> ArtifactStore: ...
+
+
 @contextmanager
 def warehouse(
-    stores: Stores, *, read_only: bool = False, sandbox: bool = False
+    stores: ProjectStores, *, read_only: bool = False, sandbox: bool = False
 ) -> Iterator[Warehouse]:
     """The project's warehouse, open for one operation (DuckDB allows one writer).
 
@@ -49,8 +97,6 @@ def warehouse(
     its own tables and nothing else (no files, URLs or extensions). A PostgreSQL
     warehouse runs the split in dmv's own transaction, which must stay writable.
     """
-    from dmv.data.warehouse import open_warehouse
-
     wh = open_warehouse(stores.config.location("warehouse"), read_only=read_only)
     try:
         if sandbox:
@@ -65,7 +111,7 @@ def _query_info(model: str, row: Any) -> QueryInfo:
 
 
 def register_query(
-    stores: Stores,
+    stores: ProjectStores,
     model: str,
     *,
     sql: str | None = None,
@@ -74,8 +120,6 @@ def register_query(
     data_id: str | None = None,
 ) -> QueryInfo:
     """Register a retrieval; the same definition always gets the same DATA id."""
-    from dmv.data.sources import Retrieval, Source
-
     check_name(model)
     if data_id is not None:
         check_data_id(data_id, "DATA")
@@ -88,7 +132,7 @@ def register_query(
 
 
 def register_files(
-    stores: Stores,
+    stores: ProjectStores,
     model: str,
     files: str,
     *,
@@ -96,9 +140,6 @@ def register_files(
     data_id: str | None = None,
 ) -> QueryInfo:
     """Register a set of files (path, folder or glob; local or fsspec URL) as a retrieval."""
-    from dmv.data.files import scan_files
-    from dmv.data.sources import strip_credentials
-
     check_name(model)
     if data_id is not None:
         check_data_id(data_id, "DATA")
@@ -114,7 +155,7 @@ def register_files(
 
 
 def _record_query(
-    stores: Stores,
+    stores: ProjectStores,
     model: str,
     kind: str,
     definition: dict[str, Any],
@@ -122,7 +163,6 @@ def _record_query(
     data_id: str | None,
 ) -> QueryInfo:
     """Store a retrieval definition under its DATA id, reusing the id of an identical one."""
-    from dmv.data.ids import data_id_for, definition_digest
 
     def choose(rows: Any) -> Any:
         digest = definition_digest(definition)
@@ -136,11 +176,11 @@ def _record_query(
     return _query_info(model, row)
 
 
-def get_query(stores: Stores, model: str, data: str) -> QueryInfo:
+def get_query(stores: ProjectStores, model: str, data: str) -> QueryInfo:
     return _query_info(model, stores.registry.get_query(model, data))
 
 
-def list_queries(stores: Stores, model: str) -> list[QueryInfo]:
+def list_queries(stores: ProjectStores, model: str) -> list[QueryInfo]:
     return [_query_info(model, r) for r in stores.registry.list_queries(model)]
 
 
@@ -148,23 +188,29 @@ def _split_info(model: str, row: Any) -> SplitInfo:
     return SplitInfo(model, row.data, row.split, row.spec, row.parts, row.leakage, row.created_at)
 
 
-def get_split(stores: Stores, model: str, data: str, split: str) -> SplitInfo:
+def get_split(stores: ProjectStores, model: str, data: str, split: str) -> SplitInfo:
     return _split_info(model, stores.registry.get_split(model, data, split))
 
 
-def list_splits(stores: Stores, model: str, data: str | None = None) -> list[SplitInfo]:
+def find_split(
+    stores: ProjectStores, model: str, data: str | None, split: str | None = None
+) -> SplitInfo:
+    """A stored split named by DATA and SPLIT, or by ``DATA.SPLIT`` in ``data`` alone."""
+    d, s = parse_data_split(data) if split is None and data else (data, split)
+    if d is None or s is None:
+        raise InvalidInput(
+            "name the split as DATA.SPLIT",
+            hint="e.g. 0123.abcd; 'dmv data list MODEL' lists the stored splits",
+        )
+    return get_split(stores, model, d, s)
+
+
+def list_splits(stores: ProjectStores, model: str, data: str | None = None) -> list[SplitInfo]:
     return [_split_info(model, r) for r in stores.registry.list_splits(check_name(model), data)]
 
 
-class _Stored(Exception):
-    """The split being made exists already (same content, same spec): reuse it."""
-
-    def __init__(self, split: str) -> None:
-        self.split = split
-
-
 def materialise(
-    stores: Stores,
+    stores: ProjectStores,
     model: str,
     data: str,
     *,
@@ -183,10 +229,6 @@ def materialise(
     ``split_min_share`` setting) are refused unless ``allow_empty``.
     """
 
-    from dmv.data.ids import split_id_for
-    from dmv.data.sources import Retrieval, Source
-    from dmv.data.split import DEFAULT_RATIOS, SplitSpec, parse_by, store_split
-
     query = get_query(stores, model, data)
     kind, column = parse_by(by)
     spec = SplitSpec(kind, column, dict(ratios or DEFAULT_RATIOS), salt)
@@ -204,18 +246,19 @@ def materialise(
     chosen: dict[str, str] = {}
 
     def prefix(content: str) -> str:
-        from dmv.data.ids import definition_digest, split_definition
-
         digest = definition_digest(split_definition(content, spec.to_dict()))
         if split_id is None:
             for sid, owner in owners.items():
                 if owner == digest:
-                    raise _Stored(sid)
+                    raise AlreadyStored(sid)
         sid = split_id_for(content, spec.to_dict(), stores.config["id_style"], owners, split_id)
         if sid in known:
             if owners[sid] == digest:
-                raise _Stored(sid)
-            raise ConflictError(f"SPLIT id {sid!r} already names another split of {data}")
+                raise AlreadyStored(sid)
+            raise ConflictError(
+                f"SPLIT id {sid!r} already names another split of {data}",
+                hint="choose another --id for this split, or leave --id out to derive one",
+            )
         chosen["split"] = sid
         return f"{table_prefix(model)}__{data}__{sid}"
 
@@ -227,6 +270,16 @@ def materialise(
             timeout=stores.config["source_timeout"],
         )
         retrieval = Retrieval(source, definition["sql"], definition.get("params") or {})
+        same_spec = [
+            s
+            for s in known.values()
+            if canonical_json(s.spec) == canonical_json(spec.to_dict())
+            and split_id in (None, s.split)
+            and s.result.get("kind") != "files"
+        ]
+        found = _already_stored(wh, retrieval, spec, same_spec, progress)
+        if found is not None:
+            return found
         try:
             # A fresh split cannot put one row in two parts: skip that (costly) check.
             result = store_split(
@@ -241,7 +294,7 @@ def materialise(
                 allow_empty=allow_empty,
                 min_share=share,
             )
-        except _Stored as stored:
+        except AlreadyStored as stored:
             return known[stored.split]
         sid = chosen["split"]
         leakage = result.leakage.to_dict() if result.leakage else None
@@ -256,8 +309,46 @@ def materialise(
     return info
 
 
+def _already_stored(
+    wh: Warehouse,
+    retrieval: Retrieval,
+    spec: SplitSpec,
+    same_spec: list[SplitInfo],
+    progress: Progress | None,
+) -> SplitInfo | None:
+    """The stored split of the same DATA, spec and rows, found before anything is written.
+
+    Only when a split of the same spec is stored already is the retrieval read once
+    more, to fingerprint its rows (no table is built): the same rows under the same
+    spec are the same SPLIT. Its parts are then proven intact by their recorded
+    checks; parts that are missing or damaged are rebuilt under their own names, the
+    one case where an identical split writes. None: not stored, split as usual.
+    """
+    if not same_spec:
+        return None
+    content = fingerprint_retrieval(wh, retrieval, progress=progress)
+    match = next((s for s in same_spec if s.result.get("content_fingerprint") == content), None)
+    if match is None:
+        return None
+    stored = match.split_result()
+    if verify_parts(wh, stored).ok:
+        return replace(match, already_stored=True)
+    drop_split_tables(wh, [p.table for p in stored.parts])
+    rebuilt = store_split(
+        wh, retrieval, spec, stored.table_prefix, progress=progress, allow_empty=True,
+        storage="shared" if stored.storage.get("kind") == "shared" else "tables",
+    )  # fmt: skip
+    if [p.fingerprint for p in rebuilt.parts] != [p.fingerprint for p in stored.parts]:
+        drop_split_tables(wh, [p.table for p in rebuilt.parts])
+        raise IntegrityError(
+            f"split {match.ref} could not be rebuilt: its retrieval's rows split differently",
+            hint=f"drop it (dmv data drop {match.model} {match.ref}) and split again",
+        )
+    return replace(match, already_stored=True, rebuilt=True)
+
+
 def _register_split(
-    stores: Stores,
+    stores: ProjectStores,
     model: str,
     data: str,
     split: str,
@@ -270,7 +361,7 @@ def _register_split(
 
 
 def _store_files(
-    stores: Stores,
+    stores: ProjectStores,
     query: QueryInfo,
     spec: Any,
     split_id: str | None,
@@ -279,10 +370,6 @@ def _store_files(
     guard: tuple[bool, bool, float] = (False, False, 0.5),
 ) -> SplitInfo:
     """Split a file set and store each part's files and manifest in the artifact store."""
-    from dmv.data.files import read_labels, scan_files, split_files, store_file_parts
-    from dmv.data.ids import split_id_for
-    from dmv.data.split import shortfalls
-
     d = query.definition
     manifest = scan_files(d["pattern"], progress=progress)
     labels = None
@@ -296,7 +383,10 @@ def _store_files(
     parts = split_files(manifest, spec, labels)
     strict, allow_empty, min_share = guard
     if strict and allow_empty:
-        raise InvalidInput("--strict refuses empty parts; it cannot go with --allow-empty")
+        raise InvalidInput(
+            "--strict refuses empty parts; it cannot go with --allow-empty",
+            hint="pass one of --strict and --allow-empty",
+        )
     warnings = shortfalls(spec, {n: len(m.files) for n, m in parts.items()}, min_share)
     if warnings and not allow_empty:
         raise DataError(
@@ -343,15 +433,12 @@ def _store_files(
     return _register_split(stores, query.model, query.data, sid, spec.to_dict(), body, None)
 
 
-def read_part(stores: Stores, info: SplitInfo, part: str, format: str = "pandas") -> Any:
+def read_part(stores: ProjectStores, info: SplitInfo, part: str, format: str = "pandas") -> Any:
     """A part of a stored table split, read only once proven intact (see dmv.data.verified).
 
     The engine check a first read computes is recorded on the split, so that later
     reads skip the md5 pass.
     """
-    from dmv.data.fingerprint import PartInfo
-    from dmv.data.verified import read_verified, to_format
-
     entry = next((p for p in info.result.get("parts", []) if p["name"] == part), None)
     if entry is None:
         info.table(part)  # raises NotFound naming the parts
@@ -363,12 +450,8 @@ def read_part(stores: Stores, info: SplitInfo, part: str, format: str = "pandas"
     return to_format(read.table, format)
 
 
-def export_part(stores: Stores, info: SplitInfo, part: str, out: str) -> ExportResult:
+def export_part(stores: ProjectStores, info: SplitInfo, part: str, out: str) -> ExportResult:
     """Write a part of a stored table split to Parquet, once proven intact."""
-    from dmv.data.export import export_part as write_parquet
-    from dmv.data.fingerprint import PartInfo
-    from dmv.data.verified import prove
-
     table = info.table(part)  # raises NotFound naming the parts
     entry = next(p for p in info.result.get("parts", []) if p["name"] == part)
     with warehouse(stores) as wh:
@@ -376,20 +459,24 @@ def export_part(stores: Stores, info: SplitInfo, part: str, out: str) -> ExportR
         return write_parquet(wh, table, out)
 
 
-def _record_check(stores: Stores, info: SplitInfo, part: str, key: str, value: str) -> None:
+def _record_check(stores: ProjectStores, info: SplitInfo, part: str, key: str, value: str) -> None:
     """Keep a part's engine check on its split record (only ever added, never changed)."""
-    from dmv.errors import StorageError
-
     # a read-only registry: the part stays proven, by its md5, on every read
     with contextlib.suppress(StorageError):
         stores.registry.add_part_check(info.model, info.data, info.split, part, key, value)
 
 
-def read_files(stores: Stores, info: SplitInfo, part: str) -> Any:
+def read_dataset(stores: ProjectStores, info: SplitInfo, part: str, format: str = "pandas") -> Any:
+    """One part of a stored split: a table part proven intact (see :func:`read_part`),
+    a file part fetched and verified (see :func:`read_files`)."""
+    if info.result.get("kind") == "files":
+        return read_files(stores, info, part)
+    return read_part(stores, info, part, format)
+
+
+def read_files(stores: ProjectStores, info: SplitInfo, part: str) -> Any:
     """A file part as a DataFrame (path, size, digest, local_path), fetched and verified."""
     import pandas as pd
-
-    from dmv.artifacts import Blob
 
     entry = next((p for p in info.result.get("parts", []) if p["name"] == part), None)
     if entry is None:
@@ -419,12 +506,11 @@ def _file_digest(path: Any) -> str:
 
 
 def _split_digest(content: str, spec: Mapping[str, Any]) -> str:
-    from dmv.data.ids import definition_digest, split_definition
 
     return definition_digest(split_definition(content, dict(spec)))
 
 
-def versions_using(stores: Stores, model: str, data: str, split: str) -> list[Version]:
+def versions_using(stores: ProjectStores, model: str, data: str, split: str) -> list[Version]:
     """The versions trained on ``data.split``."""
     return [
         v.version
@@ -433,8 +519,8 @@ def versions_using(stores: Stores, model: str, data: str, split: str) -> list[Ve
     ]
 
 
-def drop(stores: Stores, model: str, data: str, split: str) -> None:
-    """Delete a stored split no version uses; splits behind versions are immutable."""
+def check_droppable(stores: ProjectStores, model: str, data: str, split: str) -> SplitInfo:
+    """The stored split if :func:`drop` may delete it; else the refusal drop would give."""
     info = get_split(stores, model, data, split)
     users = versions_using(stores, model, data, split)
     if users:
@@ -448,12 +534,25 @@ def drop(stores: Stores, model: str, data: str, split: str) -> None:
             f"split {data}.{split} is used by {', '.join(v.number for v in users)}",
             hint="delete those prereleases first (dmv delete REF)",
         )
+    return info
+
+
+def drop(stores: ProjectStores, model: str, data: str, split: str) -> None:
+    """Delete a stored split no version uses; splits behind versions are immutable."""
+    info = check_droppable(stores, model, data, split)
     stores.registry.drop_split(model, data, split)
     with warehouse(stores) as wh:
         drop_split_tables(wh, [str(p["table"]) for p in info.parts if p.get("table")])
 
 
-def require_stored(stores: Stores, model: str, data: str, split: str) -> SplitInfo:
+def drop_tables(stores: ProjectStores, tables: list[str]) -> None:
+    """Drop split tables (and give back their shared storage) in the project's warehouse."""
+    if tables:
+        with warehouse(stores) as wh:
+            drop_split_tables(wh, tables)
+
+
+def require_stored(stores: ProjectStores, model: str, data: str, split: str) -> SplitInfo:
     """The stored split a derived version trains on; a clear error when there is none."""
     try:
         return get_split(stores, model, data, split)

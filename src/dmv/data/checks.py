@@ -3,43 +3,82 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dmv.data import shared
+from dmv.data.catalog import get_query, get_split, warehouse
+from dmv.data.fingerprint import fingerprint_retrieval, verify_parts
+from dmv.data.leakage import check_leakage
 from dmv.data.shared import drop_split_tables
+from dmv.data.sources import Retrieval, Source
 from dmv.errors import DmvError, NotFound
 
 if TYPE_CHECKING:
-    from dmv.context import Stores
+    from dmv.data.catalog import ProjectStores
+    from dmv.data.records import LeakageReport, SplitInfo
     from dmv.data.warehouse import Warehouse
-    from dmv.fsck import FsckReport
     from dmv.version import Version
 
-__all__ = ["data_diff", "fsck_tables", "source_matches", "split_checks", "verify_split"]
+__all__ = [
+    "TableFindings",
+    "check_split_leakage",
+    "data_diff",
+    "fsck_tables",
+    "source_matches",
+    "split_checks",
+    "verify_split",
+]
 
 #: ``<model>__<DATA>__<SPLIT>__<part>``: the tables dmv owns in a warehouse, and the
 #: ``__dmv_…`` tables a split builds before it renames them into place.
 _TABLE_RE = re.compile(r"[a-z][a-z0-9_]*?__[0-9a-z]+__[0-9a-z]+__[a-z][a-z0-9_]*|__dmv_\w+")
 
 
-def verify_split(
-    stores: Stores, model: str, data: str, split: str, *, full: bool = False
-) -> dict[str, Any]:
-    """Recompute every part's rows, schema and fingerprint; compare with the record."""
-    from dmv.data.catalog import get_split, warehouse
-    from dmv.data.fingerprint import verify_parts
+@dataclass
+class TableFindings:
+    """What :func:`fsck_tables` found in the warehouse, in the shape of fsck's report.
 
+    ``problems`` hold ``kind``, ``what`` and ``error``; ``orphans`` and ``repaired``
+    ``kind``, ``table`` and ``path``; ``digests`` are the artifacts stored splits use.
+    """
+
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    orphans: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[dict[str, Any]] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+    digests: set[str] = field(default_factory=set)
+
+
+def verify_split(
+    stores: ProjectStores,
+    model: str,
+    data: str,
+    split: str,
+    *,
+    full: bool = False,
+    against_source: bool = False,
+) -> dict[str, Any]:
+    """Recompute every part's rows, schema and fingerprint; compare with the record
+    (``full``: by md5 even where an engine check proves a part). ``against_source``
+    re-runs the retrieval too (see :func:`source_matches`)."""
     info = get_split(stores, model, data, split)
     with warehouse(stores) as wh:
         report = verify_parts(wh, info.split_result(), full=full)
-    return {"model": model, "data": data, "split": split, **report.to_dict()}
+    found = {"model": model, "data": data, "split": split, **report.to_dict()}
+    if against_source:
+        found["source"] = source_matches(stores, model, data, split)
+    return found
 
 
-def source_matches(stores: Stores, model: str, data: str, split: str) -> dict[str, Any]:
+def check_split_leakage(stores: ProjectStores, info: SplitInfo) -> LeakageReport:
+    """Re-run the leakage checks on a stored split."""
+    with warehouse(stores) as wh:
+        return check_leakage(wh, info.split_result())
+
+
+def source_matches(stores: ProjectStores, model: str, data: str, split: str) -> dict[str, Any]:
     """Re-run the retrieval: does the source still give the rows the split was made from?"""
-    from dmv.data.catalog import get_query, get_split, warehouse
-    from dmv.data.fingerprint import fingerprint_retrieval
-    from dmv.data.sources import Retrieval, Source
-
     query = get_query(stores, model, data)
     info = get_split(stores, model, data, split)
     d = query.definition
@@ -51,10 +90,8 @@ def source_matches(stores: Stores, model: str, data: str, split: str) -> dict[st
     return {"same": now == stored, "stored": stored, "source": now}
 
 
-def split_checks(stores: Stores, version: Version) -> list[tuple[str, str, str]]:
+def split_checks(stores: ProjectStores, version: Version) -> list[tuple[str, str, str]]:
     """``verify`` lines for the split a version was trained on."""
-    from dmv.data.catalog import get_split
-
     try:
         get_split(stores, version.name, version.data, version.split)
     except NotFound:
@@ -70,16 +107,13 @@ def split_checks(stores: Stores, version: Version) -> list[tuple[str, str, str]]
     return [("split", "fail", bad)]
 
 
-def fsck_tables(
-    stores: Stores, report: FsckReport, *, repair: bool, grace_seconds: float
-) -> set[str]:
+def fsck_tables(stores: ProjectStores, *, repair: bool, grace_seconds: float) -> TableFindings:
     """Registered split tables present; unregistered dmv tables listed (and dropped).
 
-    Returns the artifact digests stored splits reference (file manifests), so
-    that fsck does not call them orphans.
+    The findings carry the artifact digests stored splits reference (file
+    manifests), so that fsck does not call them orphans.
     """
-    from dmv.data.catalog import warehouse
-
+    report = TableFindings()
     rows = stores.registry.list_splits(None)
     registered: set[str] = set()
     digests: set[str] = set()
@@ -109,7 +143,8 @@ def fsck_tables(
     except DmvError as exc:
         report.problems.append({"kind": "warehouse", "what": "warehouse", "error": exc.message})
     report.checked["split tables"] = len(registered)
-    return digests
+    report.digests = digests
+    return report
 
 
 def _tables(wh: Warehouse) -> list[str]:
@@ -117,7 +152,7 @@ def _tables(wh: Warehouse) -> list[str]:
 
 
 def _fsck_shared(
-    wh: Warehouse, registered: set[str], present: set[str], report: FsckReport, repair: bool
+    wh: Warehouse, registered: set[str], present: set[str], report: TableFindings, repair: bool
 ) -> None:
     """Shared split storage: what a registered split's layout names is no orphan.
 
@@ -125,8 +160,6 @@ def _fsck_shared(
     the layout table); a layout whose split is not registered is an orphan, and so is a
     segment or membership no layout names. A missing or misaligned one is a problem.
     """
-    from dmv.data import shared
-
     owned = shared.owned_objects(wh)
     splits = {t.rsplit("__", 1)[0] for t in registered}
     stray = sorted({p for p in owned.values() if p and p not in splits})
@@ -147,9 +180,8 @@ def _fsck_shared(
         report.checked["shared segments"] = summary["segments"]
 
 
-def data_diff(stores: Stores, a: Version, b: Version) -> dict[str, Any]:
+def data_diff(stores: ProjectStores, a: Version, b: Version) -> dict[str, Any]:
     """Retrieval definitions, split specs, row counts and fingerprints of two versions."""
-    from dmv.data.catalog import get_query, get_split
 
     def side(v: Version) -> tuple[Any, Any]:
         try:

@@ -52,7 +52,10 @@ def export_part(
         tmp.replace(out)  # a reader never sees a half-written file
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {out}: {exc.strerror}") from exc
+        raise StorageError(
+            f"cannot write {out}: {exc.strerror}",
+            hint="check that the folder exists, is writable and has free space",
+        ) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dmv.data._sql import thresholds
-from dmv.data.sources import strip_credentials
-from dmv.data.split import SplitSpec
+from dmv.data.credentials import strip_credentials
+from dmv.data.records import SplitSpec
 from dmv.data.warehouse import Progress
 from dmv.errors import DataError, InvalidInput
 
@@ -101,7 +101,10 @@ def _fs(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
         fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
         return fs, str(path)
     except (ImportError, ValueError) as exc:
-        raise InvalidInput(f"cannot open {strip_credentials(url)}: {exc}") from exc
+        raise InvalidInput(
+            f"cannot open {strip_credentials(url)}: {exc}",
+            hint="check the URL's scheme and install the fsspec filesystem it needs (e.g. s3fs for s3://)",
+        ) from exc
 
 
 def _join(root: str, rel: str) -> str:
@@ -141,7 +144,11 @@ def scan_files(
             f"no files at {strip_credentials(path_or_glob)}", hint="check the path or glob"
         )
     if not found:
-        raise DataError(f"no files match {strip_credentials(path_or_glob)}")
+        raise DataError(
+            f"no files match {strip_credentials(path_or_glob)}",
+            hint="check the path or glob pattern, and that the files are readable from this "
+            "machine",
+        )
     entries = []
     for i, p in enumerate(sorted(found)):
         rel = posixpath.relpath(p, base) if base else p
@@ -166,7 +173,10 @@ def read_labels(
         with fs.open(p, "rb") as f:
             text = f.read().decode("utf-8-sig")
     except FileNotFoundError as exc:
-        raise DataError(f"label file {strip_credentials(path)} does not exist") from exc
+        raise DataError(
+            f"label file {strip_credentials(path)} does not exist",
+            hint="check the label file's path; it is a CSV of path,key rows",
+        ) from exc
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     for column in (path_column, key_column):
@@ -194,9 +204,15 @@ def split_files(
 ) -> dict[str, Manifest]:
     """Split a manifest into one manifest per part (every part present, maybe empty)."""
     if spec.by == "time":
-        raise InvalidInput("files split by path (--by row) or by a label key, not by time")
+        raise InvalidInput(
+            "files split by path (--by row) or by a label key, not by time",
+            hint="split files with --by row, or by key/group with a label file",
+        )
     if spec.by in ("key", "group") and labels is None:
-        raise InvalidInput(f"a {spec.by} split of files needs a label file (path,key)")
+        raise InvalidInput(
+            f"a {spec.by} split of files needs a label file (path,key)",
+            hint="pass --labels with a CSV file of path,key rows",
+        )
     chosen: dict[str, list[FileEntry]] = {name: [] for name in spec.parts}
     missing = []
     for entry in manifest.files:

@@ -18,23 +18,18 @@ import math
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from dmv.data._sql import hash_from_raw, hash_raw, quote_ident, row_text, type_family
+from dmv.data._sql import SqlDialect, hash_from_raw, hash_raw, quote_ident, row_text, type_family
+from dmv.data.records import ColumnProfile, JSONValue, PartInfo, SplitResult
+from dmv.data.sources import Retrieval, retrieve
 from dmv.data.warehouse import Column, Progress, Warehouse
 from dmv.errors import DataError
 
-if TYPE_CHECKING:
-    from dmv.data.engines.base import SqlDialect
-    from dmv.data.records import SplitResult
-    from dmv.data.sources import Retrieval
-
 __all__ = [
     "FINGERPRINT_ALGO",
-    "ColumnProfile",
     "Mismatch",
-    "PartInfo",
     "VerifyReport",
     "combine",
     "fingerprint_query",
@@ -48,8 +43,6 @@ _MOD = 1 << 64
 _ORDERED = {"int", "float", "decimal", "text", "date", "timestamp", "timestamptz"}
 _MAX_TEXT = 100
 
-JSONValue = str | int | float | bool | None
-
 
 def make_fingerprint(rows: int, total: int) -> str:
     return f"{FINGERPRINT_ALGO}:{rows}:{total % _MOD:016x}"
@@ -61,7 +54,11 @@ def combine(fingerprints: Sequence[str]) -> str:
     for fp in fingerprints:
         algo, count, digest = fp.split(":")
         if algo != FINGERPRINT_ALGO:
-            raise DataError(f"cannot combine fingerprints of kind {algo!r}")
+            raise DataError(
+                f"cannot combine fingerprints of kind {algo!r}",
+                hint="these fingerprints were made by another dmv: recompute them with 'dmv data "
+                "verify'",
+            )
         rows += int(count)
         total += int(digest, 16)
     return make_fingerprint(rows, total)
@@ -79,84 +76,6 @@ def json_value(value: Any) -> JSONValue:
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b16encode(bytes(value)).decode().lower()[:_MAX_TEXT]
     return str(value)[:_MAX_TEXT]
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnProfile:
-    """Nulls, minimum and maximum of one column (min/max only for ordered types).
-
-    A text column's values never leave the warehouse: its min and max are recorded
-    as ``md5:<hex>`` digests (equal values, equal digests), with the distinct count
-    (an estimate, on DuckDB) and the shortest and longest length instead.
-    """
-
-    nulls: int
-    min: JSONValue = None
-    max: JSONValue = None
-    distinct: int | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-
-    def to_dict(self) -> dict[str, JSONValue]:
-        body: dict[str, JSONValue] = {"nulls": self.nulls, "min": self.min, "max": self.max}
-        for key in ("distinct", "min_length", "max_length"):
-            value = getattr(self, key)
-            if value is not None:
-                body[key] = value
-        return body
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ColumnProfile:
-        def number(key: str) -> int | None:
-            return None if data.get(key) is None else int(data[key])
-
-        return cls(
-            int(data["nulls"]),
-            data.get("min"),
-            data.get("max"),
-            number("distinct"),
-            number("min_length"),
-            number("max_length"),
-        )
-
-
-@dataclass(frozen=True)
-class PartInfo:
-    """One stored part: table, row count, schema, fingerprint and profile."""
-
-    name: str
-    table: str
-    rows: int
-    columns: tuple[Column, ...]
-    fingerprint: str
-    profile: Mapping[str, ColumnProfile] = field(default_factory=dict)
-    #: engine checks of the same rows, ``{check key: "rows:sum"}`` (see dmv.data.verified)
-    checks: Mapping[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "name": self.name,
-            "table": self.table,
-            "rows": self.rows,
-            "columns": [c.to_dict() for c in self.columns],
-            "fingerprint": self.fingerprint,
-            "profile": {k: v.to_dict() for k, v in self.profile.items()},
-        }
-        if self.checks:
-            body["checks"] = dict(self.checks)
-        return body
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PartInfo:
-        return cls(
-            name=str(data["name"]),
-            table=str(data["table"]),
-            rows=int(data["rows"]),
-            columns=tuple(Column.from_dict(c) for c in data["columns"]),
-            fingerprint=str(data["fingerprint"]),
-            profile={k: ColumnProfile.from_dict(v) for k, v in data.get("profile", {}).items()},
-            checks={str(k): str(v) for k, v in (data.get("checks") or {}).items()},
-        )
 
 
 def row_hash_raw(dialect: SqlDialect, columns: Sequence[Column]) -> str:
@@ -233,7 +152,10 @@ def measure_table(warehouse: Warehouse, table: str, name: str | None = None) -> 
     """Row count, schema, fingerprint and profile of a warehouse table."""
     columns = warehouse.table_columns(table)
     if not columns:
-        raise DataError(f"table {table} does not exist in the warehouse {warehouse.identity()}")
+        raise DataError(
+            f"table {table} does not exist in the warehouse {warehouse.identity()}",
+            hint="run 'dmv fsck' to find what removed it, or run the split again to store it anew",
+        )
     source, h = hashed(warehouse.sql, columns, quote_ident(table))
     exprs = ", ".join(aggregate_sql(columns, h, warehouse.sql))
     values = warehouse.rows(f"SELECT {exprs} FROM {source}")[0]
@@ -259,8 +181,6 @@ def fingerprint_retrieval(
     Equal to the ``content_fingerprint`` of a split of the same rows, so comparing the
     two tells whether the source changed since the split was stored.
     """
-    from dmv.data.sources import retrieve
-
     source = retrieval.source
     if source.kind == "warehouse":
         return fingerprint_query(warehouse, source.query_text(retrieval.sql), retrieval.params)

@@ -134,7 +134,11 @@ def make_id(
         candidate = _base36(digest, length)
         if not taken(candidate):
             return candidate
-    raise ConflictError(f"no free {part} id for this definition (all 32-character ids taken)")
+    raise ConflictError(
+        f"no free {part} id for this definition (all 32-character ids taken)",
+        hint="register the retrieval under another model, or delete unused ones with 'dmv data "
+        "drop'",
+    )
 
 
 def data_id_for(

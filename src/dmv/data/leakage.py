@@ -9,76 +9,19 @@ Three checks, each a count and up to five examples, all run in the warehouse:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from dmv.data._sql import quote_ident
-from dmv.data.fingerprint import json_value
+from dmv.data.fingerprint import json_value, verify_parts
+from dmv.data.records import LeakageCheck, LeakageReport, SplitResult
 from dmv.data.shared import tagged_rows
 from dmv.data.warehouse import Warehouse, columns_sql
-
-if TYPE_CHECKING:
-    from dmv.data.records import SplitResult
+from dmv.errors import InvalidInput
 
 __all__ = ["LeakageCheck", "LeakageReport", "check_leakage"]
 
 EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class LeakageCheck:
-    """One check: what was looked at, how many offenders, a few examples."""
-
-    kind: str  # shared_key | identical_rows | time_overlap
-    column: str | None
-    count: int
-    examples: tuple[Mapping[str, Any], ...] = ()
-    #: ``value``: the rows were compared; ``construction``: it follows from how the
-    #: parts were assigned, and every part was proven to hold the rows assigned to it
-    proof: str = "value"
-
-    @property
-    def ok(self) -> bool:
-        return self.count == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "column": self.column,
-            "count": self.count,
-            "ok": self.ok,
-            "examples": [dict(e) for e in self.examples],
-            "proof": self.proof,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LeakageCheck:
-        return cls(
-            str(data["kind"]),
-            data.get("column"),
-            int(data["count"]),
-            tuple(dict(e) for e in data.get("examples", ())),
-            str(data.get("proof", "value")),
-        )
-
-
-@dataclass(frozen=True)
-class LeakageReport:
-    """All checks run on a split; ``ok`` when none found anything."""
-
-    checks: tuple[LeakageCheck, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [c.to_dict() for c in self.checks]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LeakageReport:
-        return cls(tuple(LeakageCheck.from_dict(c) for c in data["checks"]))
 
 
 def _tagged(wh: Warehouse, result: SplitResult) -> str:
@@ -181,8 +124,6 @@ def _time_check(wh: Warehouse, result: SplitResult, column: str) -> LeakageCheck
 
 def _intact(wh: Warehouse, result: SplitResult) -> bool:
     """Whether every part is proven, by its recorded engine check, to be as it was split."""
-    from dmv.data.fingerprint import verify_parts
-
     key = wh.check_key()
     if not result.parts or not all(key in p.checks for p in result.parts):
         return False
@@ -210,8 +151,6 @@ def check_leakage(
     keys = list(dict.fromkeys([*own, *(key_columns or ())]))
     time = time_column or (spec.column if spec.by == "time" else None)
     known = {c.name for c in result.columns}
-    from dmv.errors import InvalidInput
-
     for column in [*keys, *([time] if time else [])]:
         if column not in known:
             raise InvalidInput(

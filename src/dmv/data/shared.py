@@ -82,7 +82,7 @@ class Layout:
 
 
 def shares_storage(wh: Warehouse) -> bool:
-    return bool(getattr(wh, "aligns_rows", False))
+    return wh.aligns_rows
 
 
 def origin_of(retrieval: Retrieval) -> str:

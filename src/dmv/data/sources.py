@@ -15,8 +15,11 @@ folders, globs               the view ``source`` (``SELECT * FROM source``)
 
 Query parameters use the source's own named style: ``$name`` for DuckDB and files,
 ``:name`` for SQLite and other SQLAlchemy sources, ``%(name)s`` for PostgreSQL.
-Only one SELECT (or WITH … SELECT) statement is accepted; the engine-level guards
-above refuse writes that slip past that check. DuckDB connections that run
+Only one SELECT (or WITH … SELECT) statement is accepted, as the engine's own parser
+reads it (PostgreSQL's grammar through pglast, DuckDB's parser; the portable scan for
+SQLite and other SQLAlchemy sources); the engine-level guards above refuse writes
+that slip past that check, and PostgreSQL receives the statement over the extended
+protocol, which holds one command. DuckDB connections that run
 retrieval SQL are sandboxed (:meth:`~dmv.data.warehouse.Warehouse.sandbox`): no
 file, URL or extension but the files the source names.
 """
@@ -33,23 +36,20 @@ from typing import TYPE_CHECKING, Any
 
 from dmv.data._arrow import cursor_reader, with_progress
 from dmv.data._sql import check_identifier, check_select, quote_ident, quote_literal
+from dmv.data.credentials import connect_url, strip_credentials
+from dmv.data.engines.base import retrieval_text
+from dmv.data.engines.duckdb import DuckDBWarehouse, check_duckdb_select
+from dmv.data.engines.postgres import PostgresWarehouse, check_postgres_select
+from dmv.data.ids import normalise_sql
 from dmv.data.warehouse import Column, Progress, Warehouse
 from dmv.errors import DataError, InvalidInput
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Retrieval", "Source", "retrieve", "strip_credentials"]
+__all__ = ["Retrieval", "Source", "retrieve"]
 
 _FILE_SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".parquet.gz")
-
-
-def strip_credentials(url: str) -> str:
-    """``url`` without its password and without query values that look like secrets
-    (the rule of :func:`dmv._urls.source_url`, Spark Connect parameters included)."""
-    from dmv._urls import source_url
-
-    return source_url(url)
 
 
 def _file_kind(url: str) -> str | None:
@@ -97,7 +97,10 @@ class Source:
         text = "" if url is None else str(url).strip()
         if text in ("", "warehouse") or (warehouse is not None and text == warehouse.url):
             if warehouse is None:
-                raise InvalidInput("the warehouse source needs an open warehouse")
+                raise InvalidInput(
+                    "the warehouse source needs an open warehouse",
+                    hint="open the project (its warehouse) before reading from it",
+                )
             return cls("warehouse", "warehouse", warehouse)
         file_kind = _file_kind(text)
         if file_kind:
@@ -106,8 +109,6 @@ class Source:
                 path = str(Path(path).resolve())
             return cls(path, file_kind, warehouse)
         if "://" in text:
-            from dmv._credentials import connect_url
-
             text = connect_url(text)  # credentials from the user's config; never stored
         if text.startswith(("postgresql", "postgres:")):
             return cls(text, "postgresql", warehouse)
@@ -160,12 +161,15 @@ class Source:
             if self.kind in {"parquet", "csv"}:
                 return "SELECT * FROM source"
             raise InvalidInput("a retrieval needs SQL", hint="give --sql or --file")
-        query = check_select(sql)
+        # PostgreSQL and DuckDB SQL is decided by the engine's own parser; SQLite and
+        # other SQLAlchemy sources by the portable scan (and their drivers' one statement)
         if self.kind == "warehouse" and self.warehouse is not None:
-            self.warehouse.check_retrieval(query)
-        elif self.kind in {"duckdb", "parquet", "csv"}:
-            _check_duckdb_statement(query)
-        return query
+            return retrieval_text(self.warehouse, sql)
+        if self.kind == "postgresql":
+            return check_postgres_select(sql)
+        if self.kind in {"duckdb", "parquet", "csv"}:
+            return check_duckdb_select(sql)
+        return check_select(sql)
 
     # -- reading -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -202,8 +206,6 @@ class Source:
     @contextlib.contextmanager
     def _duck(self) -> Iterator[Warehouse | None]:
         """A DuckDB connection for DuckDB-readable sources (None for the others)."""
-        from dmv.data.engines.duckdb import DuckDBWarehouse
-
         if self.kind == "warehouse":
             yield self.warehouse
             return
@@ -214,7 +216,10 @@ class Source:
         directories: list[str] = []
         if self.kind == "duckdb":
             if not Path(self.url).exists():
-                raise DataError(f"the DuckDB source {self.url} does not exist")
+                raise DataError(
+                    f"the DuckDB source {self.url} does not exist",
+                    hint="check the path of the DuckDB file",
+                )
             wh = DuckDBWarehouse(self.url, read_only=True)
         else:
             wh = DuckDBWarehouse(":memory:")
@@ -244,8 +249,6 @@ class Source:
 
     @contextlib.contextmanager
     def _pg(self) -> Iterator[Warehouse]:
-        from dmv.data.engines.postgres import PostgresWarehouse
-
         try:
             wh = PostgresWarehouse(self.url)
         except Exception as exc:
@@ -265,7 +268,10 @@ class Source:
     ) -> Iterator[pa.RecordBatchReader]:
         path = self.sqlite_path
         if not Path(path).exists():
-            raise DataError(f"the SQLite source {path} does not exist")
+            raise DataError(
+                f"the SQLite source {path} does not exist",
+                hint="check the path; a SQLite source is sqlite:////absolute/path.db",
+            )
         if not params:
             adbc = _adbc_sqlite()
             if adbc is not None:
@@ -282,7 +288,10 @@ class Source:
             names = [d[0] for d in cur.description]
             yield cursor_reader(cur, names)
         except sqlite3.Error as exc:
-            raise DataError(f"the query failed on {self.identity()}: {exc}") from exc
+            raise DataError(
+                f"the query failed on {self.identity()}: {exc}",
+                hint="fix the retrieval SQL and register it again with 'dmv data query'",
+            ) from exc
         finally:
             con.close()
 
@@ -296,14 +305,20 @@ class Source:
             engine = sa.create_engine(self.url)
             raw = engine.raw_connection()
         except Exception as exc:
-            raise DataError(f"cannot reach the source {self.identity()}: {exc}") from exc
+            raise DataError(
+                f"cannot reach the source {self.identity()}: {exc}",
+                hint="check the URL, that the server is up and that the user may connect",
+            ) from exc
         try:
             cur: Any = raw.cursor()
             cur.execute(query, dict(params or {}))
             names = [d[0] for d in cur.description]
             yield cursor_reader(cur, names)
         except sa.exc.DBAPIError as exc:
-            raise DataError(f"the query failed on {self.identity()}: {exc}") from exc
+            raise DataError(
+                f"the query failed on {self.identity()}: {exc}",
+                hint="fix the retrieval SQL and register it again with 'dmv data query'",
+            ) from exc
         finally:
             raw.close()
             engine.dispose()
@@ -314,54 +329,6 @@ def _glob_root(pattern: str) -> str:
     head = pattern[: min(pattern.index(c) for c in "*?[" if c in pattern)]
     root = head if head.endswith("/") else posixpath.dirname(head)
     return root if "://" in pattern else os.path.abspath(root or ".")
-
-
-def _check_duckdb_statement(query: str) -> None:
-    import duckdb
-
-    try:
-        statements = duckdb.extract_statements(query)
-    except duckdb.Error as exc:
-        raise DataError(f"the SQL does not parse: {str(exc).splitlines()[0]}") from exc
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        kinds = ", ".join(s.type.name for s in statements)
-        raise DataError(
-            f"only one SELECT statement may retrieve data, got: {kinds}",
-            hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
-        )
-    writes = _duckdb_writes(query)
-    if writes:
-        raise DataError(
-            f"the query modifies data ({', '.join(writes)} inside WITH)",
-            hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
-        )
-
-
-def _duckdb_writes(query: str) -> list[str]:
-    """The data-modifying parts (``WITH d AS (DELETE … RETURNING *) SELECT …``) of a SELECT.
-
-    DuckDB types such a statement SELECT and runs its DELETE as soon as it is
-    described, so the parse tree is searched for INSERT/UPDATE/DELETE nodes.
-    """
-    import json
-
-    import duckdb
-
-    with duckdb.connect() as con:
-        row = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()
-    tree = json.loads(row[0]) if row else {}
-    found: list[str] = []
-    stack: list[Any] = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            kind = node.get("type")
-            if isinstance(kind, str) and kind.endswith("_QUERY_NODE"):
-                found.append(kind.removesuffix("_QUERY_NODE").replace("_", " "))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return sorted(set(found))
 
 
 def _adbc_sqlite() -> Any:
@@ -378,7 +345,10 @@ def _adbc_reader(adbc: Any, path: str, query: str) -> Iterator[pa.RecordBatchRea
     try:
         con = adbc.connect(uri)
     except Exception as exc:
-        raise DataError(f"cannot open the SQLite source {path}: {exc}") from exc
+        raise DataError(
+            f"cannot open the SQLite source {path}: {exc}",
+            hint="check that the file is a SQLite database readable by this user",
+        ) from exc
     try:
         cur = con.cursor()
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "100000"})
@@ -386,7 +356,10 @@ def _adbc_reader(adbc: Any, path: str, query: str) -> Iterator[pa.RecordBatchRea
             cur.execute(query)
             reader = cur.fetch_record_batch()
         except Exception as exc:
-            raise DataError(f"the query failed on sqlite:///{path}: {exc}") from exc
+            raise DataError(
+                f"the query failed on sqlite:///{path}: {exc}",
+                hint="fix the retrieval SQL and register it again with 'dmv data query'",
+            ) from exc
         yield reader
     finally:
         con.close()
@@ -402,8 +375,6 @@ class Retrieval:
 
     def definition(self) -> dict[str, Any]:
         """The normalised definition (no credentials) that the DATA id is derived from."""
-        from dmv.data.ids import normalise_sql
-
         sql = self.source.query_text(self.sql)
         return {
             "kind": "sql",

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -47,126 +47,55 @@ from dmv.data._sql import (
     thresholds,
     type_family,
 )
-from dmv.data.fingerprint import PartInfo, combine
-from dmv.data.leakage import LeakageReport, check_leakage
-from dmv.data.records import SplitResult
+from dmv.data.fingerprint import combine, make_fingerprint
+from dmv.data.leakage import check_leakage
+from dmv.data.records import (
+    ColumnProfile,
+    LeakageReport,
+    PartInfo,
+    SplitBy,
+    SplitResult,
+    SplitSpec,
+)
 from dmv.data.shared import create_views, origin_of, plan, shares_storage
 from dmv.data.sources import Retrieval, Source, retrieve
 from dmv.data.warehouse import Column, Progress, Warehouse
 from dmv.errors import DataError, ImmutableError, InvalidInput
 
 __all__ = [
-    "DEFAULT_RATIOS",
-    "SplitBy",
-    "SplitResult",
-    "SplitSpec",
+    "AlreadyStored",
     "parse_by",
     "parse_ratios",
     "shortfalls",
     "store_split",
 ]
 
-SplitBy = Literal["key", "group", "time", "row"]
-DEFAULT_RATIOS: Mapping[str, float] = {"train": 0.8, "valid": 0.1, "test": 0.1}
 #: a part must hold at least this fraction of its ratio's share of the rows
 DEFAULT_MIN_SHARE = 0.5
-HASHES = ("md5-v1",)
-_PART_RE = re.compile(r"[a-z][a-z0-9_]*")
 _TYPE_RE = re.compile(r"[A-Za-z0-9_ (),\[\]]+")
 _TIME_FAMILIES = {"int", "float", "decimal", "date", "timestamp", "timestamptz"}
 _RESERVED = {"__dmv_part", "__dmv_h", "__dmv_check"}
 
 
-@dataclass(frozen=True)
-class SplitSpec:
-    """How to split: by what, into which parts with which ratios, with which hash."""
+class AlreadyStored(Exception):
+    """Raised by a ``table_prefix`` function: the content is stored already as ``split``.
 
-    by: SplitBy
-    column: str | None = None
-    ratios: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RATIOS))
-    salt: str = ""
-    hash: str = "md5-v1"
-    cutoffs: tuple[str, ...] = ()
+    :func:`store_split` stops, stores nothing and lets it through to its caller.
+    """
 
-    def __post_init__(self) -> None:
-        if self.by not in ("key", "group", "time", "row"):
-            raise InvalidInput(
-                f"cannot split by {self.by!r}",
-                hint="use key:COLUMN, group:COLUMN, time:COLUMN or row",
-            )
-        if self.by == "row":
-            if self.column is not None:
-                raise InvalidInput("a row split hashes every column; it takes no column")
-        elif not self.column:
-            raise InvalidInput(f"a {self.by} split needs a column", hint=f"--by {self.by}:COLUMN")
-        if not self.ratios:
-            raise InvalidInput("a split needs at least one part")
-        object.__setattr__(self, "ratios", dict(self.ratios))
-        for name, ratio in self.ratios.items():
-            if not isinstance(name, str) or not _PART_RE.fullmatch(name):
-                raise InvalidInput(f"part name {name!r} must match [a-z][a-z0-9_]*")
-            if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio > 0:
-                raise InvalidInput(
-                    f"ratio of part {name!r} must be a number above 0, got {ratio!r}"
-                )
-        total = sum(Fraction(repr(float(r))) for r in self.ratios.values())
-        if abs(float(total) - 1.0) > 1e-9:
-            raise InvalidInput(
-                f"ratios add up to {float(total):g}, not 1",
-                hint="e.g. train=0.8,valid=0.1,test=0.1",
-            )
-        if self.hash not in HASHES:
-            raise InvalidInput(f"unknown split hash {self.hash!r}", hint="use 'md5-v1'")
-        if not isinstance(self.salt, str) or "\x00" in self.salt:
-            raise InvalidInput("the salt must be text without NUL characters")
-        object.__setattr__(self, "cutoffs", tuple(str(c) for c in self.cutoffs))
-        if self.cutoffs and (self.by != "time" or len(self.cutoffs) != len(self.ratios) - 1):
-            raise InvalidInput("cutoffs belong to time splits: one fewer than the parts")
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted(self.to_dict().items(), key=str)).__repr__())
-
-    @property
-    def parts(self) -> tuple[str, ...]:
-        return tuple(self.ratios)
-
-    @property
-    def hashes(self) -> str:
-        """What the bucket hash reads, said in words (stored with the spec)."""
-        if self.by == "row":
-            return "whole row: every column's canonical text in column order, joined by U+001F"
-        if self.by == "time":
-            return "none: parts are cut at time boundaries"
-        return f"{self.by} column {self.column!r}: its canonical text"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "by": self.by,
-            "column": self.column,
-            "ratios": dict(self.ratios),
-            "salt": self.salt,
-            "hash": self.hash,
-            "hashes": self.hashes,
-            "cutoffs": list(self.cutoffs),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SplitSpec:
-        return cls(
-            by=data["by"],
-            column=data.get("column"),
-            ratios=dict(data.get("ratios") or DEFAULT_RATIOS),
-            salt=str(data.get("salt", "")),
-            hash=str(data.get("hash", "md5-v1")),
-            cutoffs=tuple(data.get("cutoffs") or ()),
-        )
+    def __init__(self, split: str) -> None:
+        super().__init__(split)
+        self.split = split
 
 
 def parse_by(text: str) -> tuple[SplitBy, str | None]:
     """``key:user_id`` → ("key", "user_id"); ``row`` → ("row", None)."""
     by, _, column = text.partition(":")
     if by not in ("key", "group", "time", "row"):
-        raise InvalidInput(f"--by {text!r}: use key:COLUMN, group:COLUMN, time:COLUMN or row")
+        raise InvalidInput(
+            f"--by {text!r}: use key:COLUMN, group:COLUMN, time:COLUMN or row",
+            hint="e.g. --by key:user_id, --by time:created_at or --by row",
+        )
     return by, (column or None)  # type: ignore[return-value]
 
 
@@ -180,7 +109,10 @@ def parse_ratios(text: str) -> dict[str, float]:
         except ValueError:
             eq = ""
         if not eq:
-            raise InvalidInput(f"ratio {item!r} must be NAME=NUMBER, e.g. train=0.8")
+            raise InvalidInput(
+                f"ratio {item!r} must be NAME=NUMBER, e.g. train=0.8",
+                hint="e.g. --ratios train=0.8,valid=0.1,test=0.1",
+            )
     return ratios
 
 
@@ -235,9 +167,13 @@ def _assignment(
     if spec.by in ("key", "group"):
         return hash_raw(d, f"{salt} || {key_text(d, col.name, col.type)}"), part, ()
     if type_family(col.type) not in _TIME_FAMILIES or not _TYPE_RE.fullmatch(col.type):
+        q = quote_ident(col.name)
         raise InvalidInput(
             f"column {col.name!r} has type {col.type}; a time split needs a date, timestamp "
-            "or number column"
+            "or number column",
+            hint=f"cast it in the retrieval, e.g. SELECT *, CAST({q} AS TIMESTAMP) AS "
+            f"{quote_ident(col.name + '_ts')} (or AS DATE), register that query "
+            f"(dmv data query) and split by time:{col.name}_ts",
         )
     cutoffs = _time_cutoffs(wh, base, col, spec, params)
     bounds = [f"CAST({quote_literal(c)} AS {col.type})" for c in cutoffs]
@@ -265,7 +201,9 @@ def store_split(
     ``retrieval`` is SQL run inside the warehouse, or a :class:`Retrieval` from any
     source (its rows are streamed into a temporary table first). ``table_prefix``
     may be a function of the content fingerprint, called once the rows are known
-    (to derive the SPLIT id from them). Nothing is left behind on failure.
+    (to derive the SPLIT id from them); it raises :class:`AlreadyStored` when a split
+    of that content exists, and that reaches the caller. Nothing is left behind on
+    failure.
 
     ``check`` runs :func:`~dmv.data.leakage.check_leakage` before committing and puts
     its report in ``result.leakage``; ``strict`` (implies ``check``) fails the split,
@@ -285,10 +223,14 @@ def store_split(
     """
     if strict and allow_empty:
         raise InvalidInput(
-            "--strict refuses short and empty parts; it cannot be combined with --allow-empty"
+            "--strict refuses short and empty parts; it cannot be combined with --allow-empty",
+            hint="pass one of --strict and --allow-empty",
         )
     if not 0 <= min_share <= 1:
-        raise InvalidInput(f"min_share must be between 0 and 1, got {min_share!r}")
+        raise InvalidInput(
+            f"min_share must be between 0 and 1, got {min_share!r}",
+            hint="e.g. --min-share 0.5: a part may hold half its ratio's share",
+        )
     if isinstance(retrieval, str):
         retrieval = Retrieval(Source.from_url(None, warehouse), retrieval)
     params = dict(retrieval.params)
@@ -309,7 +251,10 @@ def store_split(
             warehouse.analyze(raw)  # statistics for the planner (and for prefer_keyed)
         columns = warehouse.query_columns(f"SELECT * FROM {base}", base_params)
         if _RESERVED & {c.name for c in columns}:
-            raise InvalidInput("columns named __dmv_part, __dmv_h or __dmv_check are reserved")
+            raise InvalidInput(
+                "columns named __dmv_part, __dmv_h or __dmv_check are reserved",
+                hint="rename those columns in the retrieval's SELECT",
+            )
         pk_raw, part_sql, cutoffs = _assignment(warehouse, base, spec, columns, base_params)
         notes = []
         if spec.by == "time" and spec.column is not None:
@@ -456,8 +401,6 @@ def _refuse_leaks(report: LeakageReport, strict: bool) -> None:
 
 
 def make_empty(columns: tuple[Column, ...]) -> tuple[int, str, dict[str, Any]]:
-    from dmv.data.fingerprint import ColumnProfile, make_fingerprint
-
     return 0, make_fingerprint(0, 0), {c.name: ColumnProfile(0) for c in columns}
 
 

@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from dmv.data._sql import quote_ident
-from dmv.data.fingerprint import PartInfo, hashed, make_fingerprint
-from dmv.data.warehouse import Warehouse
+from dmv.data.fingerprint import hashed, make_fingerprint
+from dmv.data.records import PartInfo
+from dmv.data.warehouse import CHECK_COLUMN, Warehouse
 from dmv.errors import DataError, IntegrityError, InvalidInput
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["CHECK_COLUMN", "VerifiedRead", "check_key", "prove", "read_verified"]
+__all__ = ["VerifiedRead", "check_key", "prove", "read_verified"]
 
-CHECK_COLUMN = "__dmv_check"
 _MOD = 1 << 64
 
 
@@ -130,7 +130,11 @@ def read_verified(
     """
     _same_columns(warehouse, part)
     if CHECK_COLUMN in {c.name for c in part.columns}:
-        raise DataError(f"column {CHECK_COLUMN} is reserved by dmv")
+        raise DataError(
+            f"column {CHECK_COLUMN} is reserved by dmv",
+            hint=f"rename the column in the retrieval, e.g. SELECT {CHECK_COLUMN} AS "
+            f"{CHECK_COLUMN}_1",
+        )
     key = check_key(warehouse)
     known = (checks or {}).get(key)
     if known is not None:

@@ -17,19 +17,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dmv.data._sql import quote_ident
+from dmv.data._sql import SqlDialect, quote_ident
 from dmv.errors import DataError, StorageError
+from dmv.integrity import corrupt_warehouse, is_duckdb_corruption
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from dmv.data.engines.base import SqlDialect
 
-__all__ = ["BATCH_ROWS", "Column", "Progress", "Warehouse", "open_warehouse"]
+__all__ = [
+    "BATCH_ROWS",
+    "CHECK_COLUMN",
+    "Column",
+    "Progress",
+    "Warehouse",
+    "columns_sql",
+    "sql_error",
+]
 
 Progress = Callable[[str, int, "int | None"], None]
 Params = Mapping[str, Any] | None
 BATCH_ROWS = 100_000
+#: the column a read check adds beside a part's rows (no part may have one)
+CHECK_COLUMN = "__dmv_check"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +60,10 @@ class Column:
 _REFUSED_FILE = re.compile(r'Cannot access (?:file|directory) "([^"]*)"')
 
 
-def _sql_error(
+def sql_error(
     exc: Exception, what: str = "the query", *, where: str = "the DuckDB warehouse"
 ) -> DataError | StorageError:
-    from dmv.integrity import corrupt_warehouse, is_duckdb_corruption
-
+    """The error to raise for an engine's failed statement ``exc``."""
     if is_duckdb_corruption(exc):  # a damaged file, not a bad query
         return corrupt_warehouse(where, exc)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -76,7 +85,8 @@ def _sql_error(
 
 
 class Warehouse(Protocol):
-    """A warehouse connection. Use :func:`open_warehouse`; close it when done."""
+    """A warehouse connection. Use :func:`dmv.data.engines.open_warehouse`; close it when
+    done."""
 
     #: the engine's name (``duckdb``, ``postgresql``, ``spark``, …), recorded on splits
     dialect: str
@@ -85,6 +95,7 @@ class Warehouse(Protocol):
     url: str
     #: whether ``dmv fsck`` can measure and give back the engine's file space
     reclaims_file_space: bool
+    #: whether the engine can join two tables row by row, so splits share their storage
     aligns_rows: bool
     #: whether a failed statement block leaves nothing behind by itself
     transactional_ddl: bool
@@ -205,31 +216,6 @@ class Warehouse(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def open_warehouse(
-    url: str | Path,
-    *,
-    schema: str | None = None,
-    read_only: bool = False,
-    memory_limit: str | None = None,
-) -> Warehouse:
-    """Open a warehouse by URL; the scheme picks the engine (see :mod:`dmv.data.engines`)."""
-    from dmv.data.engines import open_engine
-
-    return open_engine(str(url), schema=schema, read_only=read_only, memory_limit=memory_limit)
-
-
 def columns_sql(columns: Sequence[Column]) -> str:
     """The quoted, comma-separated column list."""
     return ", ".join(quote_ident(c.name) for c in columns)
-
-
-def __getattr__(name: str) -> Any:  # the built-in adapters, under their old home
-    if name == "DuckDBWarehouse":
-        from dmv.data.engines.duckdb import DuckDBWarehouse
-
-        return DuckDBWarehouse
-    if name in {"PostgresWarehouse", "pg_arrow_type"}:
-        from dmv.data.engines import postgres
-
-        return getattr(postgres, name)
-    raise AttributeError(name)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dmv.data.service import ProjectData
 from dmv.version import Reference, Version, as_reference
 
 if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore
     from dmv.config import Config
-    from dmv.context import DataAccess, Stores
-    from dmv.registry import Registry, VersionInfo
+    from dmv.registry import RegistryStore, VersionInfo
+    from dmv.stores import Stores
 
 __all__ = ["FacadeBase"]
 
@@ -25,17 +27,17 @@ class FacadeBase:
     stores: Stores
 
     @property
-    def registry(self) -> Registry:
+    def registry(self) -> RegistryStore:
         return self.stores.registry
 
     @property
     def artifacts(self) -> ArtifactStore:
         return self.stores.artifacts
 
-    @property
-    def data_access(self) -> DataAccess:
-        """The data operations domain code calls, bound to this project's warehouse."""
-        raise NotImplementedError  # the project binds them
+    @cached_property
+    def data_access(self) -> ProjectData:
+        """The data operations domain code calls, over this project's stores."""
+        return ProjectData(self.stores)
 
     def show(self, ref: str | Reference | Version) -> VersionInfo:
         """Everything the registry knows of the version ``ref`` points at."""

@@ -7,6 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from dmv.errors import InvalidInput
 from dmv.facade._base import FacadeBase
+from dmv.integrations.about import about
+from dmv.integrations.card import render_card
+from dmv.integrations.mlflow_export import export_mlflow
+from dmv.integrations.mlflow_import import import_registry
+from dmv.integrations.signing import signature_bundle, signature_status
+from dmv.release.serving_run import load_served, model_file
 from dmv.version import Reference, Version
 
 if TYPE_CHECKING:
@@ -30,14 +36,12 @@ class FilesMixin(FacadeBase):
         trust_pickle: bool | None = None,
     ) -> dict[str, Any]:
         """Write the version as an MLflow model directory ``out`` (see docs/integrations.md)."""
-        from dmv.integrations._about import about
-        from dmv.integrations.mlflow_export import export_mlflow
-
         if format != "mlflow":
             raise InvalidInput(f"unknown export format {format!r}", hint="use mlflow")
         trust = self.stores.trusts_pickle if trust_pickle is None else trust_pickle
         ab = about(self.registry, self.data_access, ref)
-        return export_mlflow(ab, self.artifacts, out, trust_pickle=trust)
+        sig = signature_bundle(self.registry, self.artifacts, ab.version)
+        return export_mlflow(ab, self.artifacts, out, trust_pickle=trust, signature=sig)
 
     def import_mlflow(
         self,
@@ -48,19 +52,21 @@ class FilesMixin(FacadeBase):
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Copy an MLflow registry's models, versions and aliases into this project."""
-        from dmv.integrations.mlflow_import import import_registry
-
         return import_registry(
             self.stores, tracking_uri, model=model, python=python, progress=progress
         )
 
     def card(self, ref: str | Reference | Version, *, format: str = "md") -> str:
         """A model card (Hugging Face-style YAML metadata + sections) for the version."""
-        from dmv.integrations.card import render_card
+        info = self.show(ref)
+        signed = None
+        if info.state != "prerelease":
+            signed = signature_status(self.stores, self.data_access, info.version).to_dict()
+        return render_card(
+            self.registry, self.data_access, info.version, format=format, signature=signed
+        )
 
-        return render_card(self.registry, self.data_access, ref, format=format)
-
-    # -- models files ---------------------------------------------------------
+    # -- model files ----------------------------------------------------------
 
     def load_model(
         self,
@@ -82,8 +88,6 @@ class FilesMixin(FacadeBase):
         self, ref: str | Reference | Version, run_id: str | None = None
     ) -> dict[str, Any]:
         """The served model file's kind: flavor, format and whether it is ``unsafe-format``."""
-        from dmv.served import model_file
-
         return model_file(self.registry, self.show(ref), run_id)
 
     def served_model(
@@ -94,10 +98,7 @@ class FilesMixin(FacadeBase):
         trust_pickle: bool | None = None,
     ) -> Model:
         """A :class:`dmv.flavors.Model`: the version's model as the server runs it."""
-        from dmv.flavors._store import load_stored
-        from dmv.served import model_artifact
-
-        info = self.show(ref)
-        run, art = model_artifact(self.registry, info, run_id)
         trust = self.stores.trusts_pickle if trust_pickle is None else trust_pickle
-        return load_stored(self.artifacts, info, run.id, art, trust_pickle=trust)
+        return load_served(
+            self.registry, self.artifacts, self.show(ref), run_id, trust_pickle=trust
+        )

@@ -32,27 +32,39 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
-from dmv.errors import DmvError, InvalidInput
-from dmv.flavors._frame import FrameSpec, build_frame, spec_from_interface
-
-if TYPE_CHECKING:
-    from dmv.interface import Field, Interface
+from dmv.errors import (
+    DmvError,
+    IntegrityError,
+    InvalidInput,
+    ModelUnavailable,
+    NonFiniteOutput,
+    PredictionError,
+    UntrustedModel,
+)
+from dmv.flavors import _lightgbm, _onnx, _python, _sklearn, _torch, _xgboost
+from dmv.flavors._flavor import Flavor
+from dmv.flavors._frame import FrameSpec, build_frame, spec_from_frame, spec_from_interface
+from dmv.flavors._onnx import ONNX_INSTALL_HINT
+from dmv.flavors._sklearn import skops_types
+from dmv.interface import Field, FieldType, Interface
+from dmv.interface.inference import infer_series, numpy_type
 
 __all__ = [
     "DEFAULT_OUTPUT",
+    "ONNX_INSTALL_HINT",
+    "SAFE_FORMATS",
     "Flavor",
     "Model",
-    "ModelLoadError",
-    "NotServable",
-    "UntrustedModel",
     "flavor_named",
     "is_unsafe",
     "load",
     "native_of",
     "output_kinds",
     "pick_flavor",
+    "skops_types",
+    "spec_from_frame",
 ]
 
 #: The output field's name for a model's answer (its label or value).
@@ -73,28 +85,6 @@ _KIND_ALIASES = {
 }
 
 
-class ModelLoadError(DmvError):
-    """A stored model file cannot be loaded here (a library, its code, its format)."""
-
-    exit_code = 6
-    http_status = 503
-    code = "model_unavailable"
-
-
-class UntrustedModel(ModelLoadError):
-    """The model file is in a format that can run code, and the caller did not trust it."""
-
-    exit_code = 10
-    http_status = 403
-    code = "untrusted_format"
-
-
-class NotServable(InvalidInput):
-    """A logged model fails the servability check: it would not load or answer as logged."""
-
-    code = "not_servable"
-
-
 def output_kinds(outputs: str | Sequence[str] | None, method: str | None) -> tuple[str, ...] | None:
     """``outputs=`` / ``method=`` of ``log_model`` as output kinds (None: the flavor's default).
 
@@ -111,79 +101,48 @@ def output_kinds(outputs: str | Sequence[str] | None, method: str | None) -> tup
     kinds = []
     for item in chosen:
         if not isinstance(item, str) or not item:
-            raise InvalidInput(f"outputs= takes output names, got {item!r}")
+            raise InvalidInput(
+                f"outputs= takes output names, got {item!r}",
+                hint="pass output names such as 'label' or 'proba'",
+            )
         kinds.append(_KIND_ALIASES.get(item, item))
     if len(set(kinds)) != len(kinds):
-        raise InvalidInput(f"outputs= names an output twice: {chosen}")
+        raise InvalidInput(
+            f"outputs= names an output twice: {chosen}", hint="name each output once"
+        )
     return tuple(kinds)
 
 
+#: The (flavor, format) pairs whose loaders run no code of the file's own. Safety is
+#: decided here, from the format, never from a stored flag: a registry row, a
+#: restored backup or an imported registry cannot declare a pickle safe.
+SAFE_FORMATS = frozenset(
+    {
+        ("sklearn", "skops"),
+        ("lightgbm", "lightgbm-text"),
+        ("xgboost", "xgboost-json"),
+        ("torch", "torchscript"),
+        ("onnx", "onnx"),
+    }
+)
+
+
 def is_unsafe(meta: Mapping[str, Any]) -> bool:
-    """Whether a stored model's file can run code when loaded (old records: pickle ones)."""
-    if "unsafe" in meta:
-        return bool(meta["unsafe"])
-    return bool(meta.get("format", "pickle") == "pickle")
+    """Whether a stored model's file can run code when loaded.
+
+    Unsafe unless its flavor and format are a pair in :data:`SAFE_FORMATS`; a stored
+    ``"unsafe"`` flag can only make a model *more* guarded, never less.
+    """
+    pair = (str(meta.get("flavor", "pickle")), str(meta.get("format", "pickle")))
+    return pair not in SAFE_FORMATS or meta.get("unsafe") is True
 
 
-class Flavor:
-    """One kind of model. Subclasses are stateless singletons listed in :data:`FLAVORS`."""
-
-    name: ClassVar[str]
-    format: ClassVar[str]
-    unsafe: ClassVar[bool] = False
-
-    def matches(self, obj: Any) -> bool:
-        raise NotImplementedError
-
-    def save(self, obj: Any, *, trust_pickle: bool) -> tuple[bytes, dict[str, Any]]:
-        """The file and the metadata (``class``, ``classes``, …) to store."""
-        raise NotImplementedError
-
-    def save_with_code(self, obj: Any, *, trust_pickle: bool) -> tuple[bytes, dict[str, Any]]:
-        """:meth:`save` for a model logged with ``code=[...]`` (its classes come from there)."""
-        return self.save(obj, trust_pickle=trust_pickle)
-
-    def load(self, data: bytes, meta: Mapping[str, Any]) -> Any:
-        """The library's own model object; raises :class:`ModelLoadError`."""
-        raise NotImplementedError
-
-    def kinds(self, native: Any, meta: Mapping[str, Any]) -> tuple[str, ...]:
-        """Every output this model can serve; the first is the default."""
-        has_proba = callable(getattr(native, "predict_proba", None))
-        return ("label", "proba") if has_proba else ("label",)
-
-    def model_input(self, native: Any, meta: Mapping[str, Any], frame: Any) -> Any:
-        """What the model's predict takes, made from the training frame."""
-        return frame
-
-    def compute(self, native: Any, meta: Mapping[str, Any], x: Any, kind: str) -> Any:
-        """One output, one entry per row (an array, or anything ``numpy.asarray`` takes)."""
-        if kind == "proba":
-            return native.predict_proba(x)
-        return native.predict(x)
-
-    def native_of(self, obj: Any, data: bytes) -> Any:
-        """The logged object as :meth:`load` would return it (None: it cannot run here)."""
-        return obj
-
-    def compute_all(
-        self, native: Any, meta: Mapping[str, Any], x: Any, kinds: tuple[str, ...]
-    ) -> list[Any]:
-        """Every chosen output; a flavor whose outputs come from one call overrides this."""
-        return [self.compute(native, meta, x, kind) for kind in kinds]
-
-    def classes(self, native: Any) -> list[Any] | None:
-        found = getattr(native, "classes_", None)
-        return None if found is None else [_py(c) for c in found]
-
-
-def _py(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
+def _looks_pickled(data: bytes) -> bool:
+    """A pickle's opening bytes (protocol 2 to 5), which no safe format starts with."""
+    return len(data) > 1 and data[0] == 0x80 and 2 <= data[1] <= 5
 
 
 def _flavors() -> list[Flavor]:
-    from dmv.flavors import _lightgbm, _onnx, _python, _sklearn, _torch, _xgboost
-
     # The specific kinds first: LightGBM and XGBoost models are scikit-learn estimators too.
     return [
         _onnx.FLAVOR,
@@ -199,13 +158,11 @@ def flavor_named(name: str, meta: Mapping[str, Any] | None = None) -> Flavor:
     """The flavor that reads a stored model (records from before flavors included)."""
     meta = meta or {}
     if meta.get("format") == "pickle":
-        from dmv.flavors import _python
-
         return _python.FLAVOR
     for flavor in _flavors():
         if flavor.name == name:
             return flavor
-    raise ModelLoadError(
+    raise ModelUnavailable(
         f"the model is of kind {name!r}, which this dmv does not know",
         hint="upgrade dmv on this machine",
     )
@@ -214,12 +171,8 @@ def flavor_named(name: str, meta: Mapping[str, Any] | None = None) -> Flavor:
 def pick_flavor(obj: Any, format: str | None) -> Flavor:
     """The flavor that saves ``obj`` (``format='onnx'`` or ``'pickle'`` forces one)."""
     if format == "pickle":
-        from dmv.flavors import _python
-
         return _python.FLAVOR
     if format == "onnx":
-        from dmv.flavors import _onnx
-
         return _onnx.FLAVOR
     for flavor in _flavors():
         if flavor.matches(obj):
@@ -246,20 +199,30 @@ def load(
 ) -> Model:
     """A stored model, ready to predict; unsafe formats only with ``trust_pickle``."""
     flavor = flavor_named(str(meta.get("flavor", "pickle")), meta)
-    if is_unsafe(meta) and not trust_pickle:
+    unsafe = is_unsafe(meta)
+    if unsafe and not trust_pickle:
         raise UntrustedModel(
-            f"{what} is stored as {meta.get('format', 'pickle')} (unsafe-format): "
+            f"{what} is stored as {meta.get('format', 'pickle')} "
+            f"({meta.get('flavor', 'pickle')} flavor, unsafe-format): "
             "dmv does not load it without trust",
             hint=TRUST_HINT,
+        )
+    if not unsafe and _looks_pickled(data):
+        raise IntegrityError(
+            f"{what} is recorded as {meta.get('format')} but its file is a pickle",
+            hint="the registry row or the file was altered: restore it from a backup, "
+            "or run 'dmv fsck'",
         )
     try:
         native = flavor.load(data, meta)
     except DmvError:
         raise
     except Exception as exc:  # a damaged file, or one this library version cannot read
-        raise ModelLoadError(
+        raise ModelUnavailable(
             f"{what} cannot be loaded as a {flavor.name} model: {type(exc).__name__}: "
-            f"{str(exc)[:300]}"
+            f"{str(exc)[:300]}",
+            hint="install the library version the model was trained with (dmv show lists it), or "
+            "run 'dmv verify'",
         ) from None
     return Model(flavor, native, dict(meta), interface)
 
@@ -431,7 +394,10 @@ class Model:
 
         names = self.output_names
         if len(columns) == 1 and hasattr(columns[0], "columns"):  # a DataFrame answer
-            return [_plain_row(r) for r in columns[0].to_dict(orient="records")]
+            frame = columns[0]
+            for name in frame.columns:
+                _check_finite(str(name), np.asarray(frame[name]))
+            return [_plain_row(r) for r in frame.to_dict(orient="records")]
         if len(columns) == 1 and isinstance(columns[0], np.ndarray) and columns[0].ndim == 2:
             arr = columns[0]
             if len(names) > 1 and arr.shape[1] == len(names):
@@ -442,20 +408,27 @@ class Model:
             if arr.ndim == 0:
                 arr = arr.reshape(1)
             if len(arr) != n:
-                raise ModelAnswerError(f"the model returned {len(arr)} rows for {n} inputs")
+                raise PredictionError(
+                    f"the model returned {len(arr)} rows for {n} inputs",
+                    hint="the model's predict must return one answer per input row",
+                )
+            _check_finite(name, arr)
             keys = self.keyed.get(name)
             if keys is not None:
                 if arr.ndim != 2 or arr.shape[1] != len(keys):
-                    raise ModelAnswerError(
+                    raise PredictionError(
                         f"output {name!r} has {arr.shape[1:] or 'no'} columns per row; "
-                        f"its interface keys it by {len(keys)} classes {list(keys)}"
+                        f"its interface keys it by {len(keys)} classes {list(keys)}",
+                        hint="log the model with an interface whose outputs match what its "
+                        "predict returns",
                     )
                 values.append([dict(zip(keys, row, strict=True)) for row in _plain_list(arr)])
                 continue
             values.append(_plain_list(arr))
         if len(values) != len(names):
-            raise ModelAnswerError(
-                f"the model answered {len(values)} outputs; its interface names {len(names)}"
+            raise PredictionError(
+                f"the model answered {len(values)} outputs; its interface names {len(names)}",
+                hint="log the model with an interface whose outputs match what its predict returns",
             )
         return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
@@ -464,23 +437,23 @@ class Model:
         import numpy as np
         import pandas as pd
 
-        from dmv._interface_export import _infer_series, _numpy_type
-        from dmv.interface import Field, FieldType
-
         fields: list[Field] = []
         columns = self.columns(sample)
         if len(columns) == 1 and hasattr(columns[0], "columns"):
             frame = columns[0]
-            return tuple(_infer_series(str(c), frame[c], "output") for c in frame.columns)
+            return tuple(infer_series(str(c), frame[c], "output") for c in frame.columns)
         classes = self.meta.get("classes")
         for name, kind, col in zip(self.output_names, self.kinds, columns, strict=False):
             arr = np.asarray(col)
             if arr.ndim <= 1:
-                fields.append(_infer_series(name, pd.Series(arr), "output"))
+                fields.append(infer_series(name, pd.Series(arr), "output"))
                 continue
-            items = _numpy_type(arr.dtype)
+            items = numpy_type(arr.dtype)
             if items is None:
-                raise InvalidInput(f"output {name!r} of dtype {arr.dtype} has no dmv type")
+                raise InvalidInput(
+                    f"output {name!r} of dtype {arr.dtype} has no dmv type",
+                    hint="return numbers, booleans or text from the model's predict",
+                )
             keys = self.keyed.get(name)
             if keys is not None and arr.ndim == 2 and arr.shape[1] == len(keys):
                 fields.append(
@@ -504,11 +477,24 @@ class Model:
         return tuple(fields)
 
 
-class ModelAnswerError(DmvError):
-    """The model answered something that is not one output per input row."""
+def _check_finite(name: str, arr: Any) -> None:
+    """Refuse an output holding NaN or an infinity (JSON has no such number)."""
+    import numpy as np
 
-    http_status = 500
-    code = "prediction_error"
+    if arr.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(arr)
+    if finite.all():
+        return
+    row = int(np.argwhere(~finite)[0][0])
+    value = arr[~finite].flat[0]
+    raise NonFiniteOutput(
+        f"the model answered {value} for output {name!r} of row {row}: not a finite number",
+        hint="the inputs are likely outside what the model was trained on (e.g. an overflow); "
+        "check that row's values, or clip the model's output in its own code",
+        output=name,
+        row=row,
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -553,10 +539,3 @@ class Saved:
 
     data: bytes
     meta: dict[str, Any]
-
-
-def _numeric(frame: Any) -> bool:
-    """Whether every column is a number or a boolean (so the frame can be a float matrix)."""
-    from pandas.api import types as pdt
-
-    return all(pdt.is_numeric_dtype(t) or pdt.is_bool_dtype(t) for t in frame.dtypes)

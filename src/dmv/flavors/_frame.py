@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-if TYPE_CHECKING:
-    from dmv.interface import Interface
+from dmv.interface import FieldType, Interface
 
 __all__ = [
     "Column",
@@ -107,8 +106,6 @@ def spec_from_frame(frame: Any) -> FrameSpec | None:
 
 def spec_from_interface(iface: Interface) -> FrameSpec:
     """Dtypes for the interface's inputs when no sample frame was recorded."""
-    from dmv.interface import FieldType
-
     numpy_names = {
         FieldType.INT32: ("int32", "Int32"),
         FieldType.INT64: ("int64", "Int64"),

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dmv.flavors import Flavor, ModelLoadError, _trees
+from dmv.errors import ModelUnavailable
+from dmv.flavors import _trees
+from dmv.flavors._flavor import Flavor
 
 
 def _lgb() -> Any:
     try:
         import lightgbm
     except ImportError:
-        raise ModelLoadError(
+        raise ModelUnavailable(
             "this is a LightGBM model and lightgbm is not installed",
             hint="pip install 'dmv[lightgbm]'",
         ) from None

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from dmv.errors import ArtifactError, DmvError, InvalidInput
-from dmv.flavors import Flavor
+from dmv.flavors._flavor import Flavor
+
+#: How to install what ONNX models need (onnxruntime).
+ONNX_INSTALL_HINT = "pip install 'dmv[onnx]'"
 
 __all__ = [
     "FLAVOR",
-    "INSTALL_HINT",
     "OnnxModel",
     "available",
     "is_onnx_model",
@@ -27,7 +29,6 @@ __all__ = [
     "model_bytes",
 ]
 
-INSTALL_HINT = "pip install 'dmv[onnx]'"
 
 # ONNX tensor element types as numpy dtypes (names, so numpy loads on first use).
 _DTYPES = {
@@ -78,7 +79,10 @@ def model_bytes(model: Any) -> tuple[bytes, str | None]:
     if isinstance(model, str | os.PathLike):
         path = Path(model)
         if not path.is_file():
-            raise InvalidInput(f"no ONNX file at {os.fspath(model)!r}")
+            raise InvalidInput(
+                f"no ONNX file at {os.fspath(model)!r}",
+                hint="pass the path of an existing .onnx file, an onnx.ModelProto or its bytes",
+            )
         return path.read_bytes(), None
     raise InvalidInput(
         f"{type(model).__name__} is not an ONNX model",
@@ -92,7 +96,7 @@ def load(data: bytes, what: str, *, invalid: type[DmvError] = ArtifactError) -> 
         import onnxruntime as ort
     except ImportError:
         raise DmvError(
-            f"{what} is an ONNX model and onnxruntime is not installed", hint=INSTALL_HINT
+            f"{what} is an ONNX model and onnxruntime is not installed", hint=ONNX_INSTALL_HINT
         ) from None
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: the library never prints
@@ -156,7 +160,10 @@ class OnnxModel:
             )
         missing = [name for name, _ in self.inputs if name not in columns]
         if missing:
-            raise InvalidInput(f"the ONNX model's inputs {missing} are missing from the rows")
+            raise InvalidInput(
+                f"the ONNX model's inputs {missing} are missing from the rows",
+                hint=f"send every input the ONNX model declares: {[n for n, _ in self.inputs]}",
+            )
         return {
             name: np.asarray(rows[name].to_numpy(), dtype=dtype).reshape(-1, 1)
             for name, dtype in self.inputs

@@ -11,8 +11,8 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from dmv.errors import InvalidInput
-from dmv.flavors import Flavor, ModelLoadError, _numeric
+from dmv.errors import InvalidInput, ModelUnavailable
+from dmv.flavors._flavor import Flavor, all_numeric
 
 PICKLE_HINT = 'add trust = ["pickle"] to dmv.toml (or pass trust_pickle=True to log_model)'
 
@@ -42,21 +42,25 @@ class PythonFlavor(Flavor):
         try:
             data = pickle.dumps(obj, protocol=5)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise InvalidInput(f"the model cannot be pickled: {exc}") from None
+            raise InvalidInput(
+                f"the model cannot be pickled: {exc}",
+                hint="define the model's class at the top level of a module and pass that module "
+                "in code=[...]",
+            ) from None
         return data, {"protocol": 5}
 
     def load(self, data: bytes, meta: Mapping[str, Any]) -> Any:
         try:
             return pickle.loads(data)
         except ModuleNotFoundError as exc:
-            raise ModelLoadError(
+            raise ModelUnavailable(
                 f"the model's class comes from the module {exc.name!r}, which is neither "
                 "installed here nor stored with the version",
                 hint=f"log it with code=['{(exc.name or 'module').replace('.', '/')}.py'] "
                 "so its code is stored with the version",
             ) from None
         except AttributeError as exc:
-            raise ModelLoadError(
+            raise ModelUnavailable(
                 f"the model's class cannot be found: {exc}",
                 hint="define the class in a module (not __main__) and pass code=[...]",
             ) from None
@@ -70,7 +74,7 @@ class PythonFlavor(Flavor):
         if (
             type(native).__module__.split(".")[0] == "sklearn"
             and getattr(native, "feature_names_in_", None) is None
-            and _numeric(frame)
+            and all_numeric(frame)
         ):
             return frame.to_numpy(dtype=float)
         return frame

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dmv.errors import InvalidInput
-from dmv.flavors import Flavor, ModelLoadError, _numeric
+from dmv.errors import InvalidInput, ModelUnavailable
+from dmv.flavors._flavor import Flavor, all_numeric
 
 #: Libraries whose types a skops file may name.
 TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy", "builtins", "collections"})
@@ -28,11 +28,16 @@ def _skops() -> Any:
     try:
         import skops.io as sio  # type: ignore[import-untyped]
     except ImportError:
-        raise ModelLoadError(
+        raise ModelUnavailable(
             "scikit-learn models are stored with skops, which is not installed",
             hint="pip install 'dmv[sklearn]'",
         ) from None
     return sio
+
+
+def skops_types(data: bytes) -> list[str]:
+    """The types a stored skops file names that skops does not trust by default."""
+    return list(_skops().get_untrusted_types(data=data))
 
 
 class SklearnFlavor(Flavor):
@@ -62,7 +67,7 @@ class SklearnFlavor(Flavor):
         types = sio.get_untrusted_types(data=data)
         foreign = untrusted(types)
         if foreign:
-            raise ModelLoadError(
+            raise ModelUnavailable(
                 f"the skops file names types outside scikit-learn, numpy and scipy: "
                 f"{', '.join(foreign[:5])}; dmv does not load it",
                 hint="a skops file dmv wrote never does: the stored file is not what was logged",
@@ -71,7 +76,7 @@ class SklearnFlavor(Flavor):
 
     def model_input(self, native: Any, meta: Mapping[str, Any], frame: Any) -> Any:
         # Fitted on an array: give it one (every column numeric, as it was trained).
-        if getattr(native, "feature_names_in_", None) is None and _numeric(frame):
+        if getattr(native, "feature_names_in_", None) is None and all_numeric(frame):
             return frame.to_numpy(dtype=float)
         return frame
 

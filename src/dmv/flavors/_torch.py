@@ -25,8 +25,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from dmv.errors import InvalidInput
-from dmv.flavors import Flavor, ModelLoadError
+from dmv.errors import InvalidInput, ModelUnavailable
+from dmv.flavors._flavor import Flavor
 
 #: The format of a state dict stored with the module's class from stored code.
 STATE_DICT = "torch-state-dict"
@@ -36,7 +36,7 @@ def _torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise ModelLoadError(
+        raise ModelUnavailable(
             "this is a PyTorch model and torch is not installed",
             hint="pip install 'dmv[torch]' (torch==2.13.0, CPU)",
         ) from None
@@ -181,13 +181,13 @@ def _rebuild(torch: Any, data: bytes, meta: Mapping[str, Any]) -> Any:
         for part in qualname.split("."):
             cls = getattr(cls, part)
     except ModuleNotFoundError as exc:
-        raise ModelLoadError(
+        raise ModelUnavailable(
             f"the module's class {path} comes from {exc.name!r}, which is neither installed "
             "here nor stored with the version",
             hint=f"log it with code=['{module_name.replace('.', '/')}.py']",
         ) from None
     except AttributeError:
-        raise ModelLoadError(
+        raise ModelUnavailable(
             f"the stored code defines no class {path}",
             hint="log the module again with the code that defines its class",
         ) from None

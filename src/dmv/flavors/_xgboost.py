@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dmv.flavors import Flavor, ModelLoadError, _trees
+from dmv.errors import ModelUnavailable
+from dmv.flavors import _trees
+from dmv.flavors._flavor import Flavor
 
 _WRAPPERS = ("XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier", "XGBRFRegressor")
 
@@ -14,7 +16,7 @@ def _xgb() -> Any:
     try:
         import xgboost
     except ImportError:
-        raise ModelLoadError(
+        raise ModelUnavailable(
             "this is an XGBoost model and xgboost is not installed",
             hint="pip install 'dmv[xgboost]'",
         ) from None

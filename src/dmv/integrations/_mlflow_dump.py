@@ -104,7 +104,9 @@ if __name__ == "__main__":
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "1")
     with contextlib.redirect_stdout(sys.stderr):
         try:
-            result = main(json.loads(sys.argv[1]))
+            # The plan (with the tracking URI and its credentials) comes on stdin:
+            # a command line is readable by every user of the machine.
+            result = main(json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()))
         except Exception as exc:
             result = {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
     print(json.dumps(result))

@@ -11,20 +11,12 @@ import os
 import shutil
 from pathlib import Path
 
-from dmv.errors import DmvError
+from dmv.errors import MlflowUnavailable
 
-__all__ = ["ENV_VAR", "MlflowUnavailable", "find_mlflow_python"]
+__all__ = ["ENV_VAR", "find_mlflow_python"]
 
 #: The interpreter of an environment with MLflow installed.
 ENV_VAR = "DMV_MLFLOW_PYTHON"
-
-
-class MlflowUnavailable(DmvError):
-    """No MLflow environment was found, or MLflow failed in it."""
-
-    exit_code = 6
-    http_status = 503
-    code = "mlflow_unavailable"
 
 
 def _candidates() -> list[Path]:

@@ -42,8 +42,9 @@ def _load_pyfunc(data_path: str) -> DmvPyfuncModel:
         entry = os.path.abspath(os.path.join(data_path, "model_code", root))
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    from dmv.flavors import load
-    from dmv.interface import Interface
+    # lazy: the exported copy of dmv is importable once the code roots are on sys.path
+    from dmv.flavors import load  # lazy: sys.path
+    from dmv.interface import Interface  # lazy: sys.path
 
     iface = Interface.from_dict(about["interface"]) if about.get("interface") else None
     model = load(

@@ -15,11 +15,14 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from dmv.errors import InvalidInput
+from dmv.flavors import is_unsafe
+from dmv.integrations.about import about
+from dmv.interface import Field
 
 if TYPE_CHECKING:
-    from dmv.context import DataAccess
-    from dmv.integrations._about import About
-    from dmv.registry import Registry
+    from dmv.data.service import ProjectData
+    from dmv.integrations.about import About
+    from dmv.registry import RegistryStore
 
 __all__ = ["CARD_STYLE", "card_blocks", "card_metadata", "render_card", "style_hash"]
 
@@ -58,6 +61,7 @@ def card_metadata(ab: About) -> dict[str, Any]:
             "version": str(ab.version),
             "interface_fp": ab.info.interface_fp,
             "logic_fp": ab.info.logic_fp,
+            "flags": ab.info.flags,
         },
     }
     return out
@@ -73,6 +77,19 @@ def card_blocks(ab: About, audit: list[Any]) -> list[Block]:
     """The card's sections, in order."""
     v, info, model = ab.version, ab.info, ab.model
     b: list[Block] = [("h1", f"{v.name} {v.number}")]
+    if info.flags:
+        b.append(
+            (
+                "p",
+                f"Provenance warning: {', '.join(info.flags).upper()}. "
+                + ("Trained from uncommitted code. " if info.dirty else "")
+                + (
+                    "Released past a check by the project's [release] policy (dmv.toml)."
+                    if info.released_from
+                    else ""
+                ),
+            )
+        )
     b.append(("h", "Purpose and function"))
     b.append(
         (
@@ -110,10 +127,19 @@ def card_blocks(ab: About, audit: list[Any]) -> list[Block]:
             + (f" Released from {info.released_from}." if info.released_from else ""),
         )
     )
+    sig = ab.extra.get("signature")
+    if sig is not None:
+        text = f"Signature: {sig['status']}."
+        if sig.get("signer"):
+            text = (
+                f"Signature: {sig['status']}: signed by {sig['signer']} at {sig['signed_at']} "
+                f"with key {sig.get('key') or 'unknown'} ({str(sig['key_id'])[:16]}…)."
+                + (f" {sig['problem']}." if sig.get("problem") else "")
+                + " The provenance (SLSA v1, DSSE) is printed by 'dmv provenance'."
+            )
+        b.append(("p", text))
     b.append(("h", "Interface"))
     if info.interface:
-        from dmv.interface import Field
-
         for side in ("inputs", "outputs"):
             rows = [
                 [
@@ -200,12 +226,19 @@ def card_blocks(ab: About, audit: list[Any]) -> list[Block]:
             ("table", (["param", "value"], [[k, v] for k, v in sorted(ab.run.params.items())]))
         )
     b.append(("h", "Environment"))
+    model_meta = (ab.model_artifact.meta or {}) if ab.model_artifact else {}
+    if ab.model_artifact is not None and is_unsafe(model_meta):
+        b.append(
+            (
+                "p",
+                f"Model file format: {model_meta.get('format', 'pickle')} (unsafe-format): "
+                "loading it can run code; dmv serves it only with --trust-pickle.",
+            )
+        )
     env = (ab.run.environment or {}) if ab.run else {}
     if env:
         dists = env.get("distributions") or {}
-        flavor = str(
-            ((ab.model_artifact.meta or {}) if ab.model_artifact else {}).get("flavor", "")
-        )
+        flavor = str(model_meta.get("flavor", ""))
         wanted = [
             "numpy",
             "pandas",
@@ -322,13 +355,24 @@ def _html(meta: dict[str, Any], blocks: list[Block]) -> str:
     return "\n".join(out)
 
 
-def render_card(registry: Registry, data: DataAccess, ref: Any, *, format: str = "md") -> str:
-    """The card of the version ``ref`` points at, as Markdown or HTML."""
-    from dmv.integrations._about import about
+def render_card(
+    registry: RegistryStore,
+    data: ProjectData,
+    ref: Any,
+    *,
+    format: str = "md",
+    signature: dict[str, Any] | None = None,
+) -> str:
+    """The card of the version ``ref`` points at, as Markdown or HTML.
+
+    ``signature``: the release's signature status (``SignatureStatus.to_dict()``).
+    """
 
     if format not in ("md", "html"):
         raise InvalidInput(f"unknown card format {format!r}", hint="use md or html")
     ab = about(registry, data, ref)
+    if signature is not None:
+        ab.extra["signature"] = signature
     audit = registry.audit_log(model=ab.info.name, action=None, limit=500)
     meta, blocks = card_metadata(ab), card_blocks(ab, audit)
     return _markdown(meta, blocks) if format == "md" else _html(meta, blocks)

@@ -28,6 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dmv._urls import database_url, redact_text, source_url
+from dmv.errors import DmvError
+from dmv.integrations.about import redacted_definition
+
 if TYPE_CHECKING:
     from dmv.config import Config
 
@@ -96,6 +100,7 @@ class _Emitter:
                 if self.client is None or key != self.key:  # the configuration changed
                     from openlineage.client import OpenLineageClient
 
+                    _redact_client_logs()
                     with _environment(dict(key)):
                         self.client = OpenLineageClient()
                     self.key = key
@@ -120,6 +125,35 @@ class _Emitter:
         return done.wait(timeout)
 
 
+class _RedactingFilter(logging.Filter):
+    """Hides the secrets of every URL in a record (the client logs its endpoint's URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = redact_text(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def _redact_client_logs() -> None:
+    """Put the filter on dmv's lineage logger and every logger of the OpenLineage client."""
+    import pkgutil
+
+    import openlineage.client.transport as transports  # lazy: openlineage
+
+    names = {"openlineage", "openlineage.client", "openlineage.client.client", log.name}
+    names |= {f"{transports.__name__}.{m.name}" for m in pkgutil.iter_modules(transports.__path__)}
+    names |= {n for n in logging.root.manager.loggerDict if n.startswith("openlineage")}
+    for name in names:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
 _emitter: _Emitter | None = None
 _lock = threading.Lock()
 
@@ -140,22 +174,29 @@ def flush(timeout: float = 10.0) -> bool:
 
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
-    """The client reads its configuration from the environment: show it the captured one."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("OPENLINEAGE")}
+    """The client reads its configuration from the environment: show it the captured one.
+
+    The client also writes to the environment (``OPENLINEAGE_URL`` becomes a
+    ``default_http`` transport's variables): every ``OPENLINEAGE*`` variable is put
+    back exactly as it was, or a backend configured once would stay configured for
+    the rest of the process.
+    """
     with _lock:
+        saved = {k: v for k, v in os.environ.items() if k.startswith("OPENLINEAGE")}
         for k in saved:
             os.environ.pop(k, None)
         os.environ.update(values)
         try:
             yield
         finally:
-            for k in values:
+            for k in [k for k in os.environ if k.startswith("OPENLINEAGE")]:
                 os.environ.pop(k, None)
             os.environ.update(saved)
 
 
 def _config_key() -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("OPENLINEAGE")))
+    with _lock:  # never the environment a client is being built in
+        return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("OPENLINEAGE")))
 
 
 def _namespace() -> str:
@@ -163,12 +204,11 @@ def _namespace() -> str:
 
 
 def _location(project: Configured, name: str) -> str:
-    from dmv.registry.engine import redact_url
 
     loc = str(project.config.location(name))
     if "://" not in loc:
         return f"file://{Path(loc).resolve()}" if loc else "file"
-    return redact_url(loc)
+    return database_url(loc)
 
 
 class Tracker:
@@ -193,7 +233,7 @@ class Tracker:
         )
 
         def build() -> Any:
-            from dmv.integrations._lineage_events import run_event
+            from dmv.integrations._lineage_events import run_event  # lazy: openlineage
 
             return run_event(
                 state,
@@ -214,14 +254,15 @@ class Tracker:
 
     def sources(self, query: Any) -> None:
         """The datasets a retrieval reads (its SQL's tables, or its files)."""
-        from dmv.integrations._about import redacted_definition
 
         definition = redacted_definition(query.definition)
         self.sql = definition.get("sql")
-        namespace = str(definition.get("source") or _location(self.project, "warehouse"))
+        namespace = source_url(
+            str(definition.get("source") or _location(self.project, "warehouse"))
+        )
 
         def build() -> list[Any]:
-            from dmv.integrations._lineage_events import source_datasets
+            from dmv.integrations._lineage_events import source_datasets  # lazy: openlineage
 
             return source_datasets(namespace, definition)
 
@@ -233,7 +274,7 @@ class Tracker:
         chosen = [p for p in info.parts if only is None or p.get("name") in only]
 
         def build() -> list[Any]:
-            from dmv.integrations._lineage_events import part_dataset
+            from dmv.integrations._lineage_events import part_dataset  # lazy: openlineage
 
             return [part_dataset(namespace, info, p, output) for p in chosen]
 
@@ -243,7 +284,7 @@ class Tracker:
         namespace = _location(self.project, "registry")
 
         def build() -> list[Any]:
-            from dmv.integrations._lineage_events import version_dataset
+            from dmv.integrations._lineage_events import version_dataset  # lazy: openlineage
 
             return [version_dataset(namespace, info, run_id, output)]
 
@@ -277,7 +318,6 @@ def track(project: Configured, operation: str, model: str, job: str) -> Iterator
 
 
 def _safe(fn: Callable[..., Any], *args: Any) -> None:
-    from dmv.errors import DmvError
 
     try:
         fn(*args)

@@ -28,11 +28,17 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmv.errors import InvalidInput
+from dmv._meta import __file__ as dmv_init
+from dmv.artifacts import Blob
+from dmv.errors import InvalidInput, NotFound, UntrustedModel
+from dmv.flavors import TRUST_HINT, is_unsafe, skops_types
+from dmv.flavors.check import write_code
+from dmv.flavors.stored import stored_code
+from dmv.interface import Interface
 
 if TYPE_CHECKING:
     from dmv.artifacts import ArtifactStore
-    from dmv.integrations._about import About
+    from dmv.integrations.about import About
     from dmv.interface import Field, Interface
 
 __all__ = ["export_mlflow", "mlflow_flavor", "mlflow_signature"]
@@ -43,6 +49,7 @@ _VENDORED = (
     "_meta.py",
     "errors.py",
     "version.py",
+    "reprs.py",
     "interface/__init__.py",
     "interface/fields.py",
     "interface/model.py",
@@ -51,10 +58,10 @@ _VENDORED = (
     "interface/openapi.py",
     "interface/proto.py",
     "interface/inference.py",
+    "interface/annotations.py",
     "interface/validate.py",
-    "_interface_export.py",
-    "_interface_validate.py",
     "flavors/__init__.py",
+    "flavors/_flavor.py",
     "flavors/_frame.py",
     "flavors/_trees.py",
     "flavors/_sklearn.py",
@@ -69,7 +76,7 @@ _VENDORED = (
 _FLAVOR_LIBS = {
     "sklearn": ("scikit-learn", "skops", "scipy"),
     "lightgbm": ("lightgbm",),
-    "xgboost": ("xgboost",),
+    "xgboost": ("xgboost", "xgboost-cpu"),
     "torch": ("torch",),
     "onnx": ("onnxruntime",),
     "python": ("cloudpickle",),
@@ -165,19 +172,26 @@ def _dump_yaml(data: Any, path: Path) -> None:
 
 
 def export_mlflow(
-    ab: About, store: ArtifactStore, out: str | os.PathLike[str], *, trust_pickle: bool
+    ab: About,
+    store: ArtifactStore,
+    out: str | os.PathLike[str],
+    *,
+    trust_pickle: bool,
+    signature: bytes = b"",
 ) -> dict[str, Any]:
-    """Write the MLflow model directory ``out`` (new or empty) for the version in ``ab``."""
-    from dmv._meta import __file__ as dmv_init
-    from dmv.artifacts import Blob
-    from dmv.errors import NotFound
-    from dmv.flavors import TRUST_HINT, UntrustedModel, is_unsafe
-    from dmv.flavors._store import stored_code
-    from dmv.interface import Interface
+    """Write the MLflow model directory ``out`` (new or empty) for the version in ``ab``.
+
+    ``signature``: the release's OpenSSF Model Signing bundle, written as ``model.sig``
+    (``model_signing verify key … --ignore-paths DIR/model.sig DIR`` checks the folder).
+    """
 
     info, art, run = ab.info, ab.model_artifact, ab.run
     if run is None or art is None:
-        raise NotFound(f"{info.version} has no training run with a model to export")
+        raise NotFound(
+            f"{info.version} has no training run with a model to export",
+            hint=f"list its runs with 'dmv runs {info.version}'; a version exports the model its "
+            "serving run logged",
+        )
     meta = dict(art.meta or {})
     if is_unsafe(meta) and not trust_pickle:
         raise UntrustedModel(
@@ -196,6 +210,8 @@ def export_mlflow(
     tmp.mkdir(parents=True)
     try:
         files = _write(tmp, ab, data, meta, code, Path(dmv_init).parent, trust_pickle)
+        if signature:
+            (tmp / "model.sig").write_bytes(signature)
         if target.exists():
             target.rmdir()
         tmp.rename(target)
@@ -211,6 +227,7 @@ def export_mlflow(
         "signature": iface is not None,
         "input_example": files["example"],
         "requirements": files["requirements"],
+        "model_signature": str(target.resolve() / "model.sig") if signature else None,
     }
 
 
@@ -224,8 +241,6 @@ def _write(
     trusted: bool,
 ) -> dict[str, Any]:
     import platform
-
-    from dmv.flavors._check import write_code
 
     info, run = ab.info, ab.run
     assert run is not None
@@ -289,13 +304,11 @@ def _write(
         (root / file).write_bytes(data)
         dists = env.get("distributions") or {}
         if name == "sklearn":
-            from dmv.flavors._sklearn import _skops
-
             conf = {
                 "pickled_model": file,
                 "sklearn_version": dists.get("scikit-learn"),
                 **conf,
-                "skops_trusted_types": list(_skops().get_untrusted_types(data=data)),
+                "skops_trusted_types": skops_types(data),
                 "code": None,
             }
         elif name == "pytorch":
@@ -320,8 +333,6 @@ def _write(
             "pandas_orient": "split",
         }
     if info.interface:
-        from dmv.interface import Interface
-
         mlmodel["signature"] = mlflow_signature(Interface.from_dict(info.interface))
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     mlmodel["model_size_bytes"] = size

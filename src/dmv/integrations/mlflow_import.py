@@ -33,12 +33,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmv.errors import IntegrityError, InvalidInput
-from dmv.version import Reference
+from dmv._urls import database_url as redact_url
+from dmv._urls import redact, redact_text
+from dmv.artifacts import hash_bytes
+from dmv.errors import IntegrityError, InvalidInput, MlflowUnavailable
+from dmv.integrations._mlflow_env import find_mlflow_python
+from dmv.interface import Interface
+from dmv.logic.fingerprint import hyperparameters_fingerprint
+from dmv.registry import NewArtifact, NewRun
+from dmv.training.run import DEFAULT_SPLIT_KEY
+from dmv.version import Reference, Version
 
 if TYPE_CHECKING:
-    from dmv.context import Stores
     from dmv.progress import Progress
+    from dmv.stores import Stores
 
 __all__ = ["dmv_name", "import_registry", "interface_from_signature"]
 
@@ -94,13 +102,16 @@ def _field(spec: dict[str, Any], i: int, side: str) -> dict[str, Any]:
             "required": bool(spec.get("required", True)),
         }
     if kind not in _TYPES:
-        raise InvalidInput(f"MLflow column type {kind!r} has no dmv type")
+        raise InvalidInput(
+            f"MLflow column type {kind!r} has no dmv type",
+            hint=f"give the column one of MLflow's types dmv reads ({', '.join(_TYPES)}) "
+            "in the model's signature",
+        )
     return {"name": name, "type": _TYPES[kind], "required": bool(spec.get("required", True))}
 
 
 def interface_from_signature(signature: dict[str, Any] | None) -> dict[str, Any] | None:
     """MLflow's signature block as a dmv interface (None: no signature, or one dmv cannot type)."""
-    from dmv.interface import Interface
 
     if not signature or not signature.get("inputs"):
         return None
@@ -116,7 +127,6 @@ def interface_from_signature(signature: dict[str, Any] | None) -> dict[str, Any]
 
 
 def _metrics(flat: dict[str, float]) -> dict[str, dict[str, float]]:
-    from dmv.runs import DEFAULT_SPLIT_KEY
 
     out: dict[str, dict[str, float]] = {}
     for key, value in flat.items():
@@ -164,8 +174,6 @@ def _model_file(
 
 
 def _dump(python: Path, uri: str, model: str | None, folder: Path) -> dict[str, Any]:
-    from dmv.integrations._mlflow_env import MlflowUnavailable
-
     script = Path(__file__).with_name("_mlflow_dump.py")
     plan = json.dumps({"tracking_uri": uri, "model": model, "folder": str(folder)})
     import os
@@ -175,7 +183,8 @@ def _dump(python: Path, uri: str, model: str | None, folder: Path) -> dict[str, 
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     try:
         proc = subprocess.run(
-            [str(python), str(script), plan],
+            [str(python), str(script)],
+            input=plan,
             capture_output=True,
             text=True,
             env=env,
@@ -183,16 +192,26 @@ def _dump(python: Path, uri: str, model: str | None, folder: Path) -> dict[str, 
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise MlflowUnavailable("reading the MLflow registry took longer than 15 minutes") from None
+        raise MlflowUnavailable(
+            "reading the MLflow registry took longer than 15 minutes",
+            hint="import one model at a time with --model, or check that the tracking server "
+            "answers",
+        ) from None
     lines = proc.stdout.strip().splitlines()
     try:
         result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
     except ValueError:
         result = {}
     if not result:
-        raise MlflowUnavailable(f"MLflow's worker failed: {proc.stderr.strip()[-500:]}")
+        why = redact_text(proc.stderr.strip()[-500:])
+        raise MlflowUnavailable(
+            f"MLflow's worker failed: {why}",
+            hint="point DMV_MLFLOW_PYTHON at a Python where mlflow is installed, "
+            "or pass --mlflow-python",
+        )
     if "error" in result:
-        raise InvalidInput(f"MLflow: {result['error']}", hint="check --tracking-uri and --model")
+        why = redact_text(str(result["error"]))
+        raise InvalidInput(f"MLflow: {why}", hint="check --tracking-uri and --model")
     return result
 
 
@@ -205,8 +224,6 @@ def import_registry(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Copy the registry at ``tracking_uri`` (or one model of it) into the project's stores."""
-    from dmv._urls import database_url as redact_url
-    from dmv.integrations._mlflow_env import find_mlflow_python
 
     interpreter = find_mlflow_python(python)
     report: dict[str, Any] = {
@@ -243,7 +260,11 @@ def _check_paths(m: dict[str, Any], folder: Path) -> None:
     for mv in m.get("versions") or []:
         for rel, f in (mv.get("files") or {}).items():
             if not Path(f["path"]).resolve().is_relative_to(root):
-                raise IntegrityError(f"MLflow's worker named a file outside its folder: {rel!r}")
+                raise IntegrityError(
+                    f"MLflow's worker named a file outside its folder: {rel!r}",
+                    hint="the MLflow environment is not the one dmv expects: reinstall it and "
+                    "run the import again",
+                )
 
 
 def _import_model(
@@ -311,11 +332,6 @@ def _import_version(
     ys: dict[str | None, int],
     zs: dict[tuple[int, str | None], int],
 ) -> Any:
-    from dmv.artifacts import hash_bytes
-    from dmv.interface import Interface
-    from dmv.logic import hyperparameters_fingerprint
-    from dmv.registry import NewArtifact, NewRun
-    from dmv.version import Version
 
     number = int(mv["version"])
     run = mv.get("run") or {}
@@ -349,7 +365,10 @@ def _import_version(
     for rel, f in (mv.get("files") or {}).items():
         content = Path(f["path"]).read_bytes()
         if hashlib.sha256(content).hexdigest() != f["sha256"] or len(content) != f["size"]:
-            raise IntegrityError(f"{mlflow_name} v{number}: {rel} changed while it was imported")
+            raise IntegrityError(
+                f"{mlflow_name} v{number}: {rel} changed while it was imported",
+                hint="run the import again once nothing writes to the MLflow artifacts",
+            )
         blob = store.put_bytes(content)
         if picked is not None and rel == picked[0]:
             meta = {**picked[1], "sha256": f["sha256"], "mlflow_path": rel}
@@ -363,7 +382,7 @@ def _import_version(
         "name": mlflow_name,
         "version": number,
         "run_id": mv.get("run_id"),
-        "source": mv.get("source"),
+        "source": redact(str(mv["source"])) if mv.get("source") else None,
         "mlflow_tags": mv.get("tags") or {},
         "aliases": mv.get("aliases") or [],
     }

@@ -53,9 +53,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dmv.errors import InvalidInput
-from dmv.interface.diff import ChangeKind, Compat, FieldChange, InterfaceDiff, diff_interfaces
+from dmv.interface.diff import (
+    ChangeKind,
+    Compat,
+    FieldChange,
+    InterfaceDiff,
+    diff_domains,
+    diff_interfaces,
+)
 from dmv.interface.fields import ARRAY_ITEM_TYPES, MAP_ITEM_TYPES, Field, FieldType, Side
-from dmv.interface.inference import infer_interface
+from dmv.interface.inference import infer_domain, infer_interface
 from dmv.interface.jsonschema import to_json_schema
 from dmv.interface.model import PROBLEM_KINDS, Interface, validate_rows
 from dmv.interface.openapi import to_openapi
@@ -76,8 +83,10 @@ __all__ = [
     "Interface",
     "InterfaceDiff",
     "Side",
+    "diff_domains",
     "diff_interfaces",
     "export_document",
+    "infer_domain",
     "infer_interface",
     "to_json_schema",
     "to_openapi",

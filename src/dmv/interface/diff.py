@@ -8,8 +8,16 @@ from typing import Any
 
 from dmv.interface.fields import _NUMERIC, Field, FieldType, Side
 from dmv.interface.model import Interface
+from dmv.reprs import interface_diff_html
 
-__all__ = ["ChangeKind", "Compat", "FieldChange", "InterfaceDiff", "diff_interfaces"]
+__all__ = [
+    "ChangeKind",
+    "Compat",
+    "FieldChange",
+    "InterfaceDiff",
+    "diff_domains",
+    "diff_interfaces",
+]
 
 # ---------------------------------------------------------------------------- diff
 
@@ -104,7 +112,6 @@ class InterfaceDiff:
         return max((c.compat for c in self.changes), default=Compat.NONE)
 
     def _repr_html_(self) -> str:
-        from dmv.reprs import interface_diff_html
 
         return interface_diff_html(self)
 
@@ -127,6 +134,38 @@ def diff_interfaces(old: Interface, new: Interface) -> InterfaceDiff:
             for kind, detail, effect in _field_changes(before.get(name), after.get(name)):
                 changes.append(FieldChange(side, name, kind, detail, _classify(side, effect)))
     return InterfaceDiff(tuple(changes))
+
+
+def diff_domains(old: Interface, new: Interface) -> list[dict[str, str]]:
+    """What changed in the learned value domains (never the contract, never Y).
+
+    One ``{"side", "field", "kind", "detail", "compat": "domain"}`` per change:
+    ``values_added``/``values_removed`` (a category set), ``range`` (min/max),
+    ``nulls`` (whether the rows held nulls).
+    """
+    out: list[dict[str, str]] = []
+    for name in sorted(old.domain.keys() & new.domain.keys()):
+        a, b = old.domain[name], new.domain[name]
+
+        def add(kind: str, detail: str, name: str = name) -> None:
+            out.append(
+                {"side": "input", "field": name, "kind": kind, "detail": detail, "compat": "domain"}
+            )
+
+        va, vb = a.get("values"), b.get("values")
+        if isinstance(va, list) and isinstance(vb, list):
+            added = sorted(set(vb) - set(va), key=str)
+            removed = sorted(set(va) - set(vb), key=str)
+            if added:
+                add("values_added", f"values seen added: {added}")
+            if removed:
+                add("values_removed", f"values seen removed: {removed}")
+        ra, rb = (a.get("min"), a.get("max")), (b.get("min"), b.get("max"))
+        if ra != rb and None not in ra + rb:
+            add("range", f"range {ra[0]}..{ra[1]} -> {rb[0]}..{rb[1]}")
+        if "nulls" in a and "nulls" in b and a["nulls"] != b["nulls"]:
+            add("nulls", "rows held nulls" if b["nulls"] else "rows held no nulls")
+    return out
 
 
 def _classify(side: Side, effect: _Effect) -> Compat:

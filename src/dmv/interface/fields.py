@@ -90,15 +90,22 @@ class Field:
                 hint="use the column or key name clients send, e.g. 'age'",
             )
         if len(name) > MAX_NAME_LENGTH:
-            raise InvalidInput(f"field {name[:20]!r}… is {len(name)} characters; at most 128")
+            raise InvalidInput(
+                f"field {name[:20]!r}… is {len(name)} characters; at most 128",
+                hint="use a field name of at most 128 characters",
+            )
         where = f"field {name!r}"
         set_ = object.__setattr__
         set_(self, "type", _parse_type(self.type, where))
         for flag in ("required", "nullable"):
             if not isinstance(getattr(self, flag), bool):
-                raise InvalidInput(f"{where}: {flag} must be true or false")
+                raise InvalidInput(
+                    f"{where}: {flag} must be true or false", hint="write true or false"
+                )
         if not isinstance(self.description, str):
-            raise InvalidInput(f"{where}: description must be text")
+            raise InvalidInput(
+                f"{where}: description must be text", hint="write the description as text"
+            )
         set_(self, "values", _check_values(self.type, self.values, where))
         if self.type is FieldType.MAP:
             value_type, keys = _check_map(self.items, self.keys, self.shape, where)
@@ -106,7 +113,10 @@ class Field:
             set_(self, "keys", keys)
             return
         if self.keys:
-            raise InvalidInput(f"{where}: only a map has keys, this is {self.type.value}")
+            raise InvalidInput(
+                f"{where}: only a map has keys, this is {self.type.value}",
+                hint="drop 'keys', or make the field's type map",
+            )
         items, shape = _check_array(self.type, self.items, self.shape, where)
         set_(self, "items", items)
         set_(self, "shape", shape)
@@ -115,7 +125,10 @@ class Field:
     def from_dict(cls, data: Mapping[str, Any]) -> Field:
         """A field from its stored form (or a compact spec) that carries ``name``."""
         if not isinstance(data, Mapping) or "name" not in data:
-            raise InvalidInput(f"a field must be an object with a 'name', got {data!r:.60}")
+            raise InvalidInput(
+                f"a field must be an object with a 'name', got {data!r:.60}",
+                hint="e.g. {'name': 'age', 'type': 'int64'}",
+            )
         return _parse_field(data["name"], data, "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,7 +175,10 @@ class Field:
 def _check_values(ftype: FieldType, values: object, where: str) -> tuple[str | int, ...]:
     if ftype is not FieldType.ENUM:
         if values:
-            raise InvalidInput(f"{where}: only an enum has values, this is {ftype.value}")
+            raise InvalidInput(
+                f"{where}: only an enum has values, this is {ftype.value}",
+                hint="drop 'values', or make the field's type enum",
+            )
         return ()
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise InvalidInput(
@@ -171,7 +187,10 @@ def _check_values(ftype: FieldType, values: object, where: str) -> tuple[str | i
         )
     vals = list(values)
     if not vals:
-        raise InvalidInput(f"{where}: an enum needs at least one value")
+        raise InvalidInput(
+            f"{where}: an enum needs at least one value",
+            hint="list the allowed values, e.g. {'type': 'enum', 'values': ['a', 'b']}",
+        )
     kinds = {str if isinstance(v, str) else int for v in vals if isinstance(v, str | int)}
     if any(isinstance(v, bool) or not isinstance(v, str | int) for v in vals) or len(kinds) > 1:
         raise InvalidInput(
@@ -180,7 +199,9 @@ def _check_values(ftype: FieldType, values: object, where: str) -> tuple[str | i
         )
     if len(set(vals)) != len(vals):
         dupes = sorted({v for v in vals if vals.count(v) > 1}, key=str)
-        raise InvalidInput(f"{where}: enum values repeat: {dupes!r}")
+        raise InvalidInput(
+            f"{where}: enum values repeat: {dupes!r}", hint="list each enum value once"
+        )
     return tuple(sorted(vals))  # one kind, checked above
 
 
@@ -199,15 +220,21 @@ def _check_map(
             hint="use int32, int64, float32 or float64",
         )
     if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
-        raise InvalidInput(f"{where}: map keys must be a list of names, got {keys!r:.60}")
+        raise InvalidInput(
+            f"{where}: map keys must be a list of names, got {keys!r:.60}",
+            hint="e.g. {'type': 'map', 'keys': ['a', 'b']}",
+        )
     names = tuple(keys)
     if not names:
         raise InvalidInput(f"{where}: a map needs at least one key", hint=f"e.g. {example}")
     if not all(isinstance(k, str) and k and k.isprintable() for k in names):
-        raise InvalidInput(f"{where}: map keys must be non-empty printable text, got {names!r:.80}")
+        raise InvalidInput(
+            f"{where}: map keys must be non-empty printable text, got {names!r:.80}",
+            hint="use printable, non-empty names as map keys",
+        )
     if len(set(names)) != len(names):
         dupes = sorted({k for k in names if names.count(k) > 1})
-        raise InvalidInput(f"{where}: map keys repeat: {dupes!r}")
+        raise InvalidInput(f"{where}: map keys repeat: {dupes!r}", hint="list each map key once")
     return item_type, names
 
 
@@ -216,7 +243,10 @@ def _check_array(
 ) -> tuple[FieldType | None, tuple[int, ...]]:
     if ftype is not FieldType.ARRAY:
         if items is not None or shape:
-            raise InvalidInput(f"{where}: only an array has items and shape, this is {ftype}")
+            raise InvalidInput(
+                f"{where}: only an array has items and shape, this is {ftype}",
+                hint="drop 'items'/'shape', or make the field's type array",
+            )
         return None, ()
     if items is None:
         raise InvalidInput(
@@ -231,10 +261,16 @@ def _check_array(
         )
     dims = (-1,) if shape is None or shape == () else shape
     if isinstance(dims, str | bytes) or not isinstance(dims, Iterable):
-        raise InvalidInput(f"{where}: shape must be a list of dimensions, got {shape!r:.60}")
+        raise InvalidInput(
+            f"{where}: shape must be a list of dimensions, got {shape!r:.60}",
+            hint="e.g. 'shape': [3] or [-1] for any length",
+        )
     dims = tuple(dims)
     if not dims or len(dims) > MAX_RANK:
-        raise InvalidInput(f"{where}: shape needs 1 to {MAX_RANK} dimensions, got {len(dims)}")
+        raise InvalidInput(
+            f"{where}: shape needs 1 to {MAX_RANK} dimensions, got {len(dims)}",
+            hint=f"use between 1 and {MAX_RANK} dimensions",
+        )
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, int) or (d < 1 and d != -1):
             raise InvalidInput(
@@ -266,7 +302,10 @@ def _parse_field(name: object, spec: object, side: str) -> Field:
             hint=f"a field may have {', '.join(sorted(_SPEC_KEYS))}",
         )
     if "name" in spec and spec["name"] != name:
-        raise InvalidInput(f"{where}: its 'name' says {spec['name']!r}")
+        raise InvalidInput(
+            f"{where}: its 'name' says {spec['name']!r}",
+            hint="leave 'name' out or make it the field's key",
+        )
     if "type" not in spec:
         raise InvalidInput(f"{where}: no 'type'", hint=f"use one of {_TYPE_NAMES}")
     items = spec.get("items")

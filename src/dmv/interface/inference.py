@@ -2,112 +2,15 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from enum import Enum
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 from dmv.errors import InvalidInput
-from dmv.interface.fields import ARRAY_ITEM_TYPES, Field, FieldType, Side, _parse_field
+from dmv.interface.fields import Field, FieldType, Side, _parse_field
 from dmv.interface.model import Interface
 
-__all__ = ["from_pydantic", "infer_interface"]
-
-# ---------------------------------------------------------------------- pydantic
-
-_PY_TYPES: dict[Any, FieldType] = {
-    bool: FieldType.BOOL,
-    int: FieldType.INT64,
-    float: FieldType.FLOAT64,
-    str: FieldType.STRING,
-    bytes: FieldType.BINARY,
-    datetime: FieldType.DATETIME,
-}
-
-
-def from_pydantic(input_model: type[Any], output_model: type[Any]) -> Interface:
-    return Interface(_model_fields(input_model, "input"), _model_fields(output_model, "output"))
-
-
-def _model_fields(model: type[Any], side: Side) -> tuple[Field, ...]:
-    from pydantic import BaseModel
-
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise InvalidInput(
-            f"the {side} model must be a pydantic BaseModel class, got {model!r:.60}",
-            hint="pass the class itself, e.g. Interface.from_pydantic(Request, Response)",
-        )
-    fields = []
-    for attr, info in model.model_fields.items():
-        name = info.alias or attr
-        where = f"{side} field {name!r}"
-        ftype, nullable, values, items, shape = _annotation(info.annotation, where)
-        spec: dict[str, Any] = {
-            "type": ftype.value,
-            "required": info.is_required(),
-            "nullable": nullable,
-            "description": info.description or "",
-        }
-        if values:
-            spec["values"] = values
-        if items is not None:
-            spec["items"], spec["shape"] = items.value, shape
-        extra = info.json_schema_extra
-        override = extra.get("dmv") if isinstance(extra, Mapping) else None
-        if override is not None:
-            # The annotation can't say float32 or int32; the override can.
-            for key in ("values", "items", "shape"):
-                spec.pop(key, None)
-            if not isinstance(override, str | Mapping):
-                raise InvalidInput(f"{where}: json_schema_extra 'dmv' must be a type or an object")
-            spec.update({"type": override} if isinstance(override, str) else override)
-        fields.append(_parse_field(name, spec, side))
-    return tuple(fields)
-
-
-_Mapped = tuple[FieldType, bool, list[Any], FieldType | None, list[int]]
-
-
-def _annotation(ann: Any, where: str) -> _Mapped:
-    """(type, nullable, enum values, array items, array shape) of a type annotation."""
-    origin, args = get_origin(ann), get_args(ann)
-    if origin is Annotated:
-        return _annotation(args[0], where)
-    if origin in (Union, types.UnionType):
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) != 1:
-            raise InvalidInput(
-                f"{where}: the union {ann} has more than one non-None type",
-                hint="a field has one type; only 'X | None' is understood",
-            )
-        ftype, _, values, items, shape = _annotation(rest[0], where)
-        return ftype, len(rest) < len(args), values, items, shape
-    if origin is Literal:
-        values = [a for a in args if a is not None]
-        return FieldType.ENUM, len(values) < len(args), values, None, []
-    if isinstance(ann, type) and issubclass(ann, Enum):
-        return FieldType.ENUM, False, [m.value for m in ann], None, []
-    if origin in (list, tuple, Sequence):
-        fixed = origin is tuple and Ellipsis not in args
-        if not args or (fixed and len(set(args)) != 1):
-            raise InvalidInput(f"{where}: {ann} needs one element type, e.g. list[float]")
-        inner, nullable, _, items, shape = _annotation(args[0], where)
-        if nullable:
-            raise InvalidInput(f"{where}: array elements cannot be None")
-        dim = len(args) if fixed else -1
-        if inner is FieldType.ARRAY:
-            return FieldType.ARRAY, False, [], items, [dim, *shape]
-        if inner not in ARRAY_ITEM_TYPES:
-            raise InvalidInput(f"{where}: array elements must be scalars, not {inner.value}")
-        return FieldType.ARRAY, False, [], inner, [dim]
-    if ann in _PY_TYPES:
-        return _PY_TYPES[ann], False, [], None, []
-    raise InvalidInput(
-        f"{where}: the type {ann!r} has no dmv field type",
-        hint="use bool, int, float, str, bytes, datetime, Literal, Enum, list[...] or X | None",
-    )
-
+__all__ = ["infer_domain", "infer_interface", "infer_series", "learned_domain", "numpy_type"]
 
 # --------------------------------------------------------------------- inference
 
@@ -125,15 +28,21 @@ def infer_interface(
     ``sample_output``: a numpy array (1-D: one field ``output_name``; 2-D: an
     array field of fixed width, or one field per name in ``output_columns``), a
     Series (its name) or a DataFrame (its columns). A column with nulls is
-    nullable; every inferred field is required. Arrays inside cells get variable
-    dimensions: a sample cannot prove a length is fixed.
+    nullable (the servability check then asks the model itself, see
+    :meth:`Interface.with_nullable`); every inferred field is required. Arrays
+    inside cells get variable dimensions: a sample cannot prove a length is fixed.
+
+    What the rows only happen to hold is recorded as the interface's
+    :attr:`~Interface.domain`, not as contract: a pandas ``category`` column is a
+    string (or integer) field whose categories are its domain's ``values``; numbers
+    get ``min``/``max``; every input notes whether it held ``nulls``.
     """
     import numpy as np
     import pandas as pd
 
     frame = _as_frame(sample_input, "sample_input")
     inputs = tuple(
-        _infer_series(str(name), frame.iloc[:, i], "input") for i, name in enumerate(frame.columns)
+        infer_series(str(name), frame.iloc[:, i], "input") for i, name in enumerate(frame.columns)
     )
     out = sample_output
     if isinstance(out, Mapping) or (isinstance(out, list) and out and isinstance(out[0], Mapping)):
@@ -143,23 +52,28 @@ def infer_interface(
     else:
         out = np.asarray(out)
         if out.ndim == 0:
-            raise InvalidInput("sample_output is a single value; expected one per input row")
+            raise InvalidInput(
+                "sample_output is a single value; expected one per input row",
+                hint="pass sample_output as one value per row of sample_input (a list, Series or "
+                "array)",
+            )
         rows = out.shape[0]
     if rows != len(frame):
         raise InvalidInput(
             f"sample_output has {rows} rows but sample_input has {len(frame)}",
             hint="pass the model's output on exactly these input rows",
         )
+    domain = infer_domain(frame)
     outputs: tuple[Field, ...]
     if isinstance(out, pd.DataFrame):
         outputs = tuple(
-            _infer_series(str(n), out.iloc[:, i], "output") for i, n in enumerate(out.columns)
+            infer_series(str(n), out.iloc[:, i], "output") for i, n in enumerate(out.columns)
         )
     elif isinstance(out, pd.Series):
         name = output_name if out.name is None else str(out.name)
-        outputs = (_infer_series(name, out, "output"),)
+        outputs = (infer_series(name, out, "output"),)
     elif out.ndim == 1:
-        outputs = (_infer_series(output_name, pd.Series(out), "output"),)
+        outputs = (infer_series(output_name, pd.Series(out), "output"),)
     elif output_columns is not None:
         if out.ndim != 2 or out.shape[1] != len(output_columns):
             raise InvalidInput(
@@ -168,16 +82,45 @@ def infer_interface(
                 hint="give one name per column of a 2-D output",
             )
         outputs = tuple(
-            _infer_series(str(n), pd.Series(out[:, i]), "output")
+            infer_series(str(n), pd.Series(out[:, i]), "output")
             for i, n in enumerate(output_columns)
         )
     else:
         # The trailing dimensions of an ndarray are the same for every row by construction.
-        items = _numpy_type(out.dtype)
+        items = numpy_type(out.dtype)
         if items is None:
-            raise InvalidInput(f"the output's dtype {out.dtype} has no dmv element type")
+            raise InvalidInput(
+                f"the output's dtype {out.dtype} has no dmv element type",
+                hint="return numbers, booleans or text from the model, or declare the output "
+                "with interface=",
+            )
         outputs = (Field(output_name, FieldType.ARRAY, items=items, shape=out.shape[1:]),)
-    return Interface(inputs, outputs)
+    return Interface(inputs, outputs, domain)
+
+
+def infer_domain(sample_input: Any) -> dict[str, dict[str, Any]]:
+    """The learned domain of every column of a sample frame (see :func:`learned_domain`)."""
+    frame = _as_frame(sample_input, "sample_input")
+    return {str(name): learned_domain(frame.iloc[:, i]) for i, name in enumerate(frame.columns)}
+
+
+def learned_domain(series: Any) -> dict[str, Any]:
+    """What one column's rows hold: categories, numeric range, whether any is null."""
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types as pdt
+
+    out: dict[str, Any] = {"nulls": bool(series.isna().any())}
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        out["values"] = sorted(
+            (v.item() if isinstance(v, np.generic) else v for v in dtype.categories), key=str
+        )
+    elif (pdt.is_integer_dtype(dtype) or pdt.is_float_dtype(dtype)) and series.notna().any():
+        low, high = series.min(), series.max()
+        out["min"] = low.item() if isinstance(low, np.generic) else low
+        out["max"] = high.item() if isinstance(high, np.generic) else high
+    return out
 
 
 def _as_frame(sample: Any, what: str) -> Any:
@@ -191,7 +134,10 @@ def _as_frame(sample: Any, what: str) -> Any:
         try:
             return pd.DataFrame(sample)
         except ValueError as exc:
-            raise InvalidInput(f"{what} does not form a table: {exc}") from None
+            raise InvalidInput(
+                f"{what} does not form a table: {exc}",
+                hint="pass a pandas DataFrame, a dict of columns or a 2-D array",
+            ) from None
     raise InvalidInput(
         f"{what} must be a pandas DataFrame, a dict of lists or a list of dicts, "
         f"got {type(sample).__name__}",
@@ -199,7 +145,7 @@ def _as_frame(sample: Any, what: str) -> Any:
     )
 
 
-def _numpy_type(dtype: Any) -> FieldType | None:
+def numpy_type(dtype: Any) -> FieldType | None:
     kind, size = dtype.kind, dtype.itemsize
     if kind == "b":
         return FieldType.BOOL
@@ -211,7 +157,7 @@ def _numpy_type(dtype: Any) -> FieldType | None:
     return {"U": FieldType.STRING, "S": FieldType.BINARY, "M": FieldType.DATETIME}.get(kind)
 
 
-def _infer_series(name: str, series: Any, side: Side) -> Field:
+def infer_series(name: str, series: Any, side: Side) -> Field:
     import numpy as np
     import pandas as pd
     from pandas.api import types as pdt
@@ -219,11 +165,23 @@ def _infer_series(name: str, series: Any, side: Side) -> Field:
     dtype = series.dtype
     nullable = bool(series.isna().any())
     where = f"{side} column {name!r}"
-    if isinstance(dtype, pd.CategoricalDtype):
+    if isinstance(dtype, pd.CategoricalDtype) and side == "output":
+        # An output's categories are its class labels: contract.
         values = [v.item() if isinstance(v, np.generic) else v for v in dtype.categories]
         return _parse_field(name, {"type": "enum", "values": values, "nullable": nullable}, side)
+    if isinstance(dtype, pd.CategoricalDtype):
+        # An input's categories are what the training rows held, a domain, not a contract:
+        # the field is typed by what the categories are (declare an enum to fix them).
+        cats = dtype.categories
+        if not len(cats):
+            return Field(name, FieldType.STRING, nullable=nullable)
+        if pdt.is_integer_dtype(cats.dtype):
+            return Field(name, FieldType.INT64, nullable=nullable)
+        if pdt.is_float_dtype(cats.dtype):
+            return Field(name, FieldType.FLOAT64, nullable=nullable)
+        return _infer_objects(name, [*cats.tolist()], nullable, side)
     if pdt.is_bool_dtype(dtype) or pdt.is_integer_dtype(dtype) or pdt.is_float_dtype(dtype):
-        ftype = _numpy_type(np.dtype(getattr(dtype, "numpy_dtype", dtype)))
+        ftype = numpy_type(np.dtype(getattr(dtype, "numpy_dtype", dtype)))
     elif pdt.is_datetime64_any_dtype(dtype):
         ftype = FieldType.DATETIME
     elif isinstance(dtype, pd.StringDtype):
@@ -265,7 +223,7 @@ def _infer_objects(name: str, values: list[Any], nullable: bool, side: Side) -> 
     elif all(isinstance(v, list | tuple | np.ndarray) for v in values):
         arrays = [np.asarray(v) for v in values]
         ranks = {a.ndim for a in arrays}
-        items = _numpy_type(np.result_type(*arrays)) if len(ranks) == 1 else None
+        items = numpy_type(np.result_type(*arrays)) if len(ranks) == 1 else None
         if items is None:
             raise InvalidInput(
                 f"{where} holds lists of differing depth or element type",

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmv.errors import InvalidInput
 from dmv.interface.fields import ARRAY_ITEM_TYPES, MAP_ITEM_TYPES, Field, FieldType, Side
-from dmv.interface.model import Interface
+
+if TYPE_CHECKING:
+    from dmv.interface.model import Interface
 
 __all__ = [
     "JSON_SCHEMA_DIALECT",
     "field_schema",
-    "from_json_schema",
+    "json_schema_fields",
     "row_schema",
     "to_json_schema",
 ]
@@ -86,9 +88,10 @@ def to_json_schema(iface: Interface) -> dict[str, Any]:
     }
 
 
-def from_json_schema(
+def json_schema_fields(
     input_schema: Mapping[str, Any], output_schema: Mapping[str, Any] | None
-) -> Interface:
+) -> tuple[tuple[Field, ...], tuple[Field, ...]]:
+    """The input and output fields of two row schemas (or of one ``{input, output}`` pair)."""
     if output_schema is None:
         if not (isinstance(input_schema, Mapping) and {"input", "output"} <= input_schema.keys()):
             raise InvalidInput(
@@ -96,12 +99,15 @@ def from_json_schema(
                 hint="pass both, or the {'input': ..., 'output': ...} pair to_json_schema returns",
             )
         input_schema, output_schema = input_schema["input"], input_schema["output"]
-    return Interface(_schema_fields(input_schema, "input"), _schema_fields(output_schema, "output"))
+    return _schema_fields(input_schema, "input"), _schema_fields(output_schema, "output")
 
 
 def _schema_fields(root: Mapping[str, Any], side: Side) -> tuple[Field, ...]:
     if not isinstance(root, Mapping):
-        raise InvalidInput(f"the {side} schema must be an object, got {type(root).__name__}")
+        raise InvalidInput(
+            f"the {side} schema must be an object, got {type(root).__name__}",
+            hint="pass a JSON Schema object with type 'object' and properties",
+        )
     schema = _deref(root, root, f"the {side} schema")
     if schema.get("type", "object") != "object":
         raise InvalidInput(
@@ -111,10 +117,16 @@ def _schema_fields(root: Mapping[str, Any], side: Side) -> tuple[Field, ...]:
     props = schema.get("properties", {})
     required = schema.get("required", [])
     if not isinstance(props, Mapping) or not isinstance(required, list):
-        raise InvalidInput(f"the {side} schema's properties must be an object, required a list")
+        raise InvalidInput(
+            f"the {side} schema's properties must be an object, required a list",
+            hint="write 'properties' as an object and 'required' as a list of names",
+        )
     stray = [name for name in required if name not in props]
     if stray:
-        raise InvalidInput(f"the {side} schema requires {stray} but has no such properties")
+        raise InvalidInput(
+            f"the {side} schema requires {stray} but has no such properties",
+            hint="add the property, or remove its name from 'required'",
+        )
     return tuple(
         _schema_field(str(name), prop, name in required, root, side) for name, prop in props.items()
     )
@@ -124,7 +136,10 @@ def _deref(schema: Any, root: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Follow local ``$ref``s and one-element ``allOf``s; sibling keywords win."""
     for _ in range(32):
         if not isinstance(schema, Mapping):
-            raise InvalidInput(f"{where}: a schema must be an object, got {schema!r:.60}")
+            raise InvalidInput(
+                f"{where}: a schema must be an object, got {schema!r:.60}",
+                hint="write each schema as a JSON object, e.g. {'type': 'number'}",
+            )
         if "$ref" in schema:
             ref = schema["$ref"]
             if not isinstance(ref, str) or not ref.startswith("#/"):
@@ -136,7 +151,10 @@ def _deref(schema: Any, root: Mapping[str, Any], where: str) -> dict[str, Any]:
             for part in ref[2:].split("/"):
                 part = part.replace("~1", "/").replace("~0", "~")
                 if not isinstance(target, Mapping) or part not in target:
-                    raise InvalidInput(f"{where}: reference {ref!r} points nowhere")
+                    raise InvalidInput(
+                        f"{where}: reference {ref!r} points nowhere",
+                        hint="point $ref at a definition in the schema's $defs",
+                    )
                 target = target[part]
             siblings = {k: v for k, v in schema.items() if k != "$ref"}
             schema = {**_deref(target, root, where), **siblings}
@@ -145,7 +163,10 @@ def _deref(schema: Any, root: Mapping[str, Any], where: str) -> dict[str, Any]:
             schema = {**_deref(schema["allOf"][0], root, where), **siblings}
         else:
             return dict(schema)
-    raise InvalidInput(f"{where}: references nest too deep (a cycle?)")
+    raise InvalidInput(
+        f"{where}: references nest too deep (a cycle?)",
+        hint="resolve the $ref chain, or inline the referenced schema",
+    )
 
 
 def _unwrap_null(schema: Any, root: Mapping[str, Any], where: str) -> tuple[dict[str, Any], bool]:
@@ -167,7 +188,10 @@ def _unwrap_null(schema: Any, root: Mapping[str, Any], where: str) -> tuple[dict
     if isinstance(kind, list):
         kinds = [k for k in kind if k != "null"]
         if len(kinds) != 1:
-            raise InvalidInput(f"{where}: type {kind} must be one type, optionally with null")
+            raise InvalidInput(
+                f"{where}: type {kind} must be one type, optionally with null",
+                hint="e.g. {'type': ['number', 'null']}",
+            )
         nullable = nullable or len(kinds) < len(kind)
         schema["type"] = kinds[0]
     for key in ("enum", "const"):
@@ -216,9 +240,15 @@ def _schema_field(
         if not isinstance(items, Mapping) and isinstance(prefix, list) and prefix:
             items = prefix[0]  # pydantic writes tuple[float, float] this way
             if any(p != items for p in prefix):
-                raise InvalidInput(f"{where}: array elements must all have one type")
+                raise InvalidInput(
+                    f"{where}: array elements must all have one type",
+                    hint="give the array's items one type",
+                )
         if not isinstance(items, Mapping):
-            raise InvalidInput(f"{where}: an array schema needs 'items'")
+            raise InvalidInput(
+                f"{where}: an array schema needs 'items'",
+                hint="e.g. {'type': 'array', 'items': {'type': 'number'}}",
+            )
         schema, element_nullable = _unwrap_null(items, root, where)
         if element_nullable:
             raise InvalidInput(
@@ -230,7 +260,10 @@ def _schema_field(
     ftype, values = _scalar_type(schema, where)
     if shape:
         if ftype not in ARRAY_ITEM_TYPES:
-            raise InvalidInput(f"{where}: array elements must be scalars, not {ftype.value}")
+            raise InvalidInput(
+                f"{where}: array elements must be scalars, not {ftype.value}",
+                hint="use numbers, booleans or text as array elements",
+            )
         return Field(
             name, FieldType.ARRAY, required, nullable, description, items=ftype, shape=tuple(shape)
         )
@@ -254,15 +287,24 @@ def _map_field(
             hint="dmv reads objects as maps with fixed keys and number values",
         )
     if set(schema.get("required") or ()) != set(props):
-        raise InvalidInput(f"{where}: every key of an object field must be required")
+        raise InvalidInput(
+            f"{where}: every key of an object field must be required",
+            hint="list every key of the object in 'required'",
+        )
     kinds = set()
     for key, prop in props.items():
         inner, inner_nullable = _unwrap_null(prop, root, f"{where} key {key!r}")
         if inner_nullable:
-            raise InvalidInput(f"{where}: map values cannot be null in a dmv interface")
+            raise InvalidInput(
+                f"{where}: map values cannot be null in a dmv interface",
+                hint="drop 'null' from the map's value type",
+            )
         kinds.add(_scalar_type(inner, f"{where} key {key!r}")[0])
     if len(kinds) != 1:
-        raise InvalidInput(f"{where}: every key of an object field must have one type")
+        raise InvalidInput(
+            f"{where}: every key of an object field must have one type",
+            hint="give the object's values one type (additionalProperties)",
+        )
     if not kinds <= MAP_ITEM_TYPES:
         raise InvalidInput(
             f"{where}: map values must be numbers, not {kinds.pop().value}",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dmv.errors import InvalidInput
+from dmv.interface.annotations import pydantic_fields
 from dmv.interface.fields import Field, Side, _parse_side
-
-if TYPE_CHECKING:
-    from dmv.interface.validate import RowValidator
+from dmv.interface.jsonschema import json_schema_fields
+from dmv.interface.validate import RowValidator
 
 __all__ = ["PROBLEM_KINDS", "Interface", "validate_rows"]
 
@@ -28,14 +28,30 @@ class Interface:
 
     inputs: tuple[Field, ...]
     outputs: tuple[Field, ...]
+    #: Value domains learned from the training rows, per input field: ``values`` (the
+    #: category set), ``min``/``max``, ``nulls`` (whether the rows held any). Recorded
+    #: with the version and shown by ``dmv show``/``dmv diff``, but not part of the
+    #: contract: it is left out of the fingerprint and of ``==``, so it never moves Y.
+    domain: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.domain, Mapping) or not all(
+            isinstance(v, Mapping) for v in self.domain.values()
+        ):
+            raise InvalidInput(
+                "an interface's domain maps input names to objects",
+                hint='e.g. {"dest": {"values": ["JFK", "LGA"]}}',
+            )
+        object.__setattr__(self, "domain", {str(k): dict(v) for k, v in self.domain.items()})
         for side in ("inputs", "outputs"):
             fields = getattr(self, side)
             if not isinstance(fields, list | tuple) or not all(
                 isinstance(f, Field) for f in fields
             ):
-                raise InvalidInput(f"{side} must be a sequence of Field objects")
+                raise InvalidInput(
+                    f"{side} must be a sequence of Field objects",
+                    hint="build each with dmv.interface.Field, or pass a dict spec",
+                )
             object.__setattr__(self, side, tuple(fields))
             names = [f.name for f in fields]
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -56,8 +72,11 @@ class Interface:
         and binary.
         """
         if not isinstance(data, Mapping):
-            raise InvalidInput(f"an interface must be an object, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"inputs", "outputs"}, key=str)
+            raise InvalidInput(
+                f"an interface must be an object, got {type(data).__name__}",
+                hint="pass {'inputs': {...}, 'outputs': {...}}",
+            )
+        unknown = sorted(set(data) - {"inputs", "outputs", "domain"}, key=str)
         missing = [k for k in ("inputs", "outputs") if k not in data]
         if unknown or missing:
             raise InvalidInput(
@@ -66,14 +85,35 @@ class Interface:
                 f"{'; missing ' + str(missing) if missing else ''}",
                 hint='e.g. {"inputs": {"age": "int64"}, "outputs": {"price": "float64"}}',
             )
-        return cls(_parse_side(data["inputs"], "input"), _parse_side(data["outputs"], "output"))
+        return cls(
+            _parse_side(data["inputs"], "input"),
+            _parse_side(data["outputs"], "output"),
+            data.get("domain") or {},
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """The canonical stored form, plain JSON; :meth:`from_dict` reads it back."""
-        return {
+        """The canonical stored form, plain JSON; :meth:`from_dict` reads it back.
+
+        ``domain`` is there only when rows were seen, so an interface without one
+        stores exactly what it did before domains were recorded.
+        """
+        out: dict[str, Any] = {
             "inputs": [f.to_dict() for f in self.inputs],
             "outputs": [f.to_dict() for f in self.outputs],
         }
+        if self.domain:
+            out["domain"] = {k: dict(v) for k, v in self.domain.items()}
+        return out
+
+    def with_domain(self, domain: Mapping[str, Mapping[str, Any]]) -> Interface:
+        """The same contract with ``domain`` recorded (for the inputs it names)."""
+        names = {f.name for f in self.inputs}
+        return replace(self, domain={k: v for k, v in domain.items() if k in names})
+
+    def with_nullable(self, nullable: set[str] | frozenset[str]) -> Interface:
+        """The same interface with exactly the inputs in ``nullable`` accepting null."""
+        inputs = tuple(replace(f, nullable=f.name in nullable) for f in self.inputs)
+        return replace(self, inputs=inputs)
 
     @classmethod
     def from_pydantic(cls, input_model: type[Any], output_model: type[Any]) -> Interface:
@@ -85,9 +125,7 @@ class Interface:
         ``X | None`` to nullable; a default to not required. Pick another type
         with ``Field(json_schema_extra={"dmv": "float32"})``.
         """
-        from dmv.interface.inference import from_pydantic
-
-        return from_pydantic(input_model, output_model)
+        return cls(pydantic_fields(input_model, "input"), pydantic_fields(output_model, "output"))
 
     @classmethod
     def from_json_schema(
@@ -99,17 +137,16 @@ class Interface:
         ``anyOf`` pydantic writes; with one argument, reads the
         ``{"input": …, "output": …}`` pair :func:`to_json_schema` returns.
         """
-        from dmv.interface.jsonschema import from_json_schema
-
-        return from_json_schema(input_schema, output_schema)
+        return cls(*json_schema_fields(input_schema, output_schema))
 
     @cached_property
     def fingerprint(self) -> str:
         """``blake3:<hex>`` of the structure: sorted keys, fields sorted by name.
 
-        Descriptions are left out on purpose: they document a field without
-        changing what a client may send or receive, so rewording one must not
-        move Y.
+        The learned :attr:`domain` is left out: a re-split that moves a rare
+        category between parts must not move Y. Descriptions are left out on
+        purpose: they document a field without changing what a client may send
+        or receive, so rewording one must not move Y.
         """
         import blake3
 
@@ -123,14 +160,15 @@ class Interface:
     def fields(self, side: Side) -> tuple[Field, ...]:
         """The fields of one side, ``"input"`` or ``"output"``."""
         if side not in ("input", "output"):
-            raise InvalidInput(f"side must be 'input' or 'output', got {side!r}")
+            raise InvalidInput(
+                f"side must be 'input' or 'output', got {side!r}",
+                hint="pass side='input' or side='output'",
+            )
         return self.inputs if side == "input" else self.outputs
 
     @cached_property
     def _validators(self) -> dict[str, RowValidator]:
         # Built once per interface: validate_rows runs on every predict request.
-        from dmv.interface.validate import RowValidator
-
         return {side: RowValidator(self.fields(side)) for side in ("input", "output")}
 
     def __getstate__(self) -> dict[str, Any]:

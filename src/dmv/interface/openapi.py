@@ -7,6 +7,7 @@ from typing import Any
 from dmv.errors import InvalidInput
 from dmv.interface.jsonschema import _SIDES, JSON_SCHEMA_DIALECT, PREDICT_PATH, row_schema
 from dmv.interface.model import PROBLEM_KINDS, Interface
+from dmv.version import check_name
 
 __all__ = ["PREDICT_PATH", "to_openapi"]
 
@@ -14,11 +15,13 @@ __all__ = ["PREDICT_PATH", "to_openapi"]
 
 
 def to_openapi(iface: Interface, model_name: str, version_text: str) -> dict[str, Any]:
-    from dmv.version import check_name
 
     check_name(model_name)
     if not isinstance(version_text, str) or not version_text.strip():
-        raise InvalidInput("version_text must be non-empty text, e.g. '1.1.0-0123.efgh'")
+        raise InvalidInput(
+            "version_text must be non-empty text, e.g. '1.1.0-0123.efgh'",
+            hint="pass the version's number, e.g. '1.1.0-0123.efgh'",
+        )
     schemas = {side.title(): row_schema(iface.fields(side), side.title()) for side in _SIDES}
 
     def ref(name: str) -> dict[str, str]:

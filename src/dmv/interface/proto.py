@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from dmv.interface.fields import Field, FieldType
 from dmv.interface.model import Interface
+from dmv.version import check_name
 
 __all__ = ["to_proto"]
 
@@ -120,7 +121,6 @@ def _message(title: str, fields: Sequence[Field]) -> list[str]:
 
 
 def to_proto(iface: Interface, model_name: str) -> str:
-    from dmv.version import check_name
 
     package = "dmv.models." + check_name(model_name).replace("-", "_")
     fields = iface.inputs + iface.outputs

@@ -40,7 +40,11 @@ class AliasesMixin(RegistryCore):
                 row["model_name"], row["x"], row["y"], row["z"], row["data"], row["split"]
             )
             if row["state"] == "deprecated":
-                raise ConflictError(f"{target} is deprecated: an alias cannot point at it")
+                raise ConflictError(
+                    f"{target} is deprecated: an alias cannot point at it",
+                    hint="point the alias at a version that is not deprecated, or remove it with "
+                    "'dmv alias rm'",
+                )
             key = {"model_id": model_id, "alias": alias}
             old = tx.first(s.alias_target(), key)
             if old is None:
@@ -68,7 +72,10 @@ class AliasesMixin(RegistryCore):
                 sa.delete(t.aliases).where(t.aliases.c.model_id == m.id, t.aliases.c.alias == alias)
             ).rowcount
             if not deleted:
-                raise NotFound(f"{model} has no alias {alias!r}")
+                raise NotFound(
+                    f"{model} has no alias {alias!r}",
+                    hint="list the aliases with 'dmv alias list MODEL'",
+                )
             self._audit(conn, "alias.remove", model, alias)
 
         self._write(write)

@@ -17,19 +17,26 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from dmv._urls import database_url, registry_url
 from dmv.errors import ConflictError, InvalidInput, NotFound, StorageError
 from dmv.integrity import RECOVERY
 from dmv.limits import check_table_prefix
 from dmv.registry import schema as t
 from dmv.registry import statements as s
 from dmv.registry.compiled import Row, SaTx, SqliteTx, Tx
-from dmv.registry.engine import create_engine, is_sqlite, pid_actor, redact_url, transaction
+from dmv.registry.engine import (
+    create_engine,
+    is_sqlite,
+    pid_actor,
+    transaction,
+)
 from dmv.registry.fast import SqliteFast
 from dmv.registry.migrations import ensure_schema
-from dmv.registry.records import VersionInfo
+from dmv.registry.records import EVENT_OF_ACTION, VersionInfo, iso
 from dmv.registry.rows import version_info
 from dmv.version import Reference, RefKind, Version, check_name
 
@@ -120,7 +127,10 @@ def new_version_values(
     """The row of a new version: its components over dmv's defaults."""
     allowed = set(VERSION_COLUMNS) - {"model_id", "x", "y", "z"}
     if bad := set(components) - allowed:
-        raise InvalidInput(f"unknown version component(s): {', '.join(sorted(bad))}")
+        raise InvalidInput(
+            f"unknown version component(s): {', '.join(sorted(bad))}",
+            hint=f"the components are {', '.join(sorted(allowed))}",
+        )
     values: dict[str, Any] = dict.fromkeys(allowed)
     values.update(
         model_id=model_id,
@@ -158,11 +168,12 @@ class RegistryCore:
             self._fast = SqliteFast(database, self.url)
         # list_versions results by (model, state): (model token, versions). A hit
         # is served only after one query shows the model's token unchanged.
+        self._webhooks: dict[str, frozenset[str]] = {}
         self._list_cache: dict[tuple[str, str | None], tuple[Any, tuple[VersionInfo, ...]]] = {}
 
     @property
     def url(self) -> str:
-        return redact_url(str(self._engine.url))
+        return database_url(str(self._engine.url))
 
     @property
     def engine(self) -> sa.Engine:
@@ -226,10 +237,50 @@ class RegistryCore:
             "details": details,
         }
         tx.run(s.insert_audit(), entry)
+        event = EVENT_OF_ACTION.get(action)
+        hooks = [h for h, wanted in self._webhooks.items() if event in wanted or "*" in wanted]
+        if event is not None and hooks:
+            # The outbox row is written with the change: committed together or not at all.
+            self._outbox(tx, event, entry, hooks)
         if model is not None:
             # Every write is audited, so this is the one place that marks the
             # model changed, in the same transaction as the change itself.
             tx.run(s.bump_model_seq(), {"model_name": model})
+
+    def subscribe_webhooks(self, hooks: dict[str, frozenset[str]]) -> None:
+        """Write an outbox row for each of ``hooks`` (name → events) with every audited
+        write that is one of its events, in the write's own transaction."""
+        self._webhooks = dict(hooks)
+
+    def _outbox(self, tx: Tx, event: str, entry: dict[str, Any], hooks: list[str]) -> None:
+        event_id = str(uuid.uuid4())
+        payload = {
+            "id": event_id,
+            "event": event,
+            "action": entry["action"],
+            "created_at": iso(entry["at"]),
+            "actor": entry["actor"],
+            "model": entry["model"],
+            "target": entry["target"],
+            "details": entry["details"] or {},
+        }
+        if event != "alias":  # every other event's target is a version number
+            payload["version"] = f"{entry['model']} {entry['target']}"
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        for hook in hooks:
+            row = {
+                "delivery": str(uuid.uuid4()),
+                "event_id": event_id,
+                "event": event,
+                "hook": hook,
+                "model": entry["model"],
+                "body": body,
+                "status": "pending",
+                "attempts": 0,
+                "next_at": entry["at"],
+                "created_at": entry["at"],
+            }
+            tx.run(s.insert_outbox(), row)
 
     # -- model rows --------------------------------------------------------
 
@@ -352,7 +403,10 @@ class RegistryCore:
         model = self._model_row(conn, version.name, lock=lock)
         row = self._version_row(conn, model.id, version)
         if row is None:
-            raise NotFound(f"version {version} does not exist")
+            raise NotFound(
+                f"version {version} does not exist",
+                hint="list the versions with 'dmv versions MODEL'",
+            )
         return model, row
 
 
@@ -368,9 +422,7 @@ def refuse_empty_file(location: str, *, settle: float = 3.0) -> None:
     """
     import os
 
-    from dmv.registry.engine import normalise_url
-
-    url = normalise_url(location)
+    url = registry_url(location)
     if not url.startswith("sqlite"):
         return
     path = url.split("///", 1)[1] if "///" in url else ""

@@ -190,7 +190,10 @@ class DataMixin(RegistryCore):
             m = self._model_row(conn, model, lock=True)
             qrow = _query_row(conn, m.id, data)
             if qrow is None:
-                raise NotFound(f"{model} has no data retrieval {data!r}")
+                raise NotFound(
+                    f"{model} has no data retrieval {data!r}",
+                    hint="list the retrievals with 'dmv data list MODEL'",
+                )
             now = time.time()
             conn.execute(
                 sa.insert(t.splits).values(

@@ -14,35 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from dmv._urls import database_url, registry_url
 from dmv.errors import StorageError
+from dmv.integrity import corrupt_registry, is_sqlite_corruption
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["create_engine", "is_sqlite", "normalise_url", "redact_url", "transaction"]
+__all__ = ["create_engine", "is_sqlite", "transaction"]
 
 T = TypeVar("T")
 
 _SQLITE_BUSY_MS = 60_000
-
-
-def normalise_url(location: str) -> str:
-    """A registry location (path or URL) as a SQLAlchemy URL."""
-    if "://" not in location:
-        return "sqlite:///" + str(Path(location).resolve())
-    if location.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + location.split("://", 1)[1]
-    return location
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, fit for messages and stored metadata."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True).replace(":***@", "@")
-    except Exception:
-        return url.split("@")[-1] if "@" in url else url
 
 
 def is_sqlite(engine: sa.Engine) -> bool:
@@ -53,7 +36,7 @@ def create_engine(location: str) -> sa.Engine:
     """An engine for ``location``; the SQLite file's folder is created on demand."""
     import sqlalchemy as sa
 
-    url = normalise_url(location)
+    url = registry_url(location)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -71,11 +54,14 @@ def create_engine(location: str) -> sa.Engine:
         return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
     except ModuleNotFoundError as exc:
         raise StorageError(
-            f"the driver for {redact_url(url)} is not installed ({exc.name})",
+            f"the driver for {database_url(url)} is not installed ({exc.name})",
             hint="pip install 'dmv[postgres]'",
         ) from None
     except sa.exc.ArgumentError as exc:
-        raise StorageError(f"registry URL {redact_url(url)!r} is not valid: {exc}") from None
+        raise StorageError(
+            f"registry URL {database_url(url)!r} is not valid: {exc}",
+            hint="a registry is a path or a URL such as sqlite:///path/registry.db or postgresql://user@host/db",
+        ) from None
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:
@@ -101,8 +87,6 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 def _report_corruption(engine: sa.Engine, path: str) -> None:
     """A damaged file is a storage error naming it, wherever SQLAlchemy meets it."""
     from sqlalchemy import event
-
-    from dmv.integrity import corrupt_registry, is_sqlite_corruption
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: Any) -> None:
@@ -156,7 +140,7 @@ def transaction(engine: sa.Engine, fn: Callable[[sa.Connection], T], *, write: b
                 time.sleep(random.uniform(0.01, 0.05) * attempt)
                 continue
             raise StorageError(
-                f"the registry at {redact_url(str(engine.url))} failed: {exc.orig}",
+                f"the registry at {database_url(str(engine.url))} failed: {exc.orig}",
                 hint="check that the database is reachable and not corrupted (dmv fsck)",
             ) from None
         except sa.exc.DBAPIError as exc:

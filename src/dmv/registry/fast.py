@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from dmv.errors import StorageError
+from dmv.integrity import corrupt_registry, is_sqlite_corruption
 from dmv.registry.engine import _SQLITE_BUSY_MS, _retryable
 
 __all__ = ["SqliteFast"]
@@ -66,7 +67,11 @@ class SqliteFast:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":  # the engine switched the file to WAL before we got here
             conn.close()
-            raise StorageError(f"the registry at {self.where} is not in WAL mode ({mode})")
+            raise StorageError(
+                f"the registry at {self.where} is not in WAL mode ({mode})",
+                hint="another program holds the file in another journal mode: close it and run "
+                "the command again",
+            )
         with self._lock:
             self._open.append((os.getpid(), conn))
         local.conn, local.pid, local.generation = conn, os.getpid(), self._generation
@@ -102,7 +107,6 @@ class SqliteFast:
 
     @contextlib.contextmanager
     def _damage_reported(self) -> Any:
-        from dmv.integrity import corrupt_registry, is_sqlite_corruption
 
         try:
             yield

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dmv._urls import database_url
 from dmv.errors import StorageError
 from dmv.registry import schema
-from dmv.registry.engine import redact_url, transaction
+from dmv.registry.engine import create_engine, transaction
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -32,9 +33,31 @@ def _add_model_seq(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE models ADD COLUMN seq BIGINT NOT NULL DEFAULT 0"))
 
 
+def _create_table(table: sa.Table) -> Callable[[sa.Connection], None]:
+    """A step that adds a new table and its indexes."""
+
+    def step(conn: sa.Connection) -> None:
+        # checkfirst: idempotent, like every step (a half-stamped store may have it already)
+        table.create(conn, checkfirst=True)
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
+    return step
+
+
 #: (version it produces, description, step). Each step upgrades from version - 1.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (2, "models.seq: a per-model change counter for validated read caches", _add_model_seq),
+    (
+        3,
+        "webhook_outbox: webhook deliveries written with the change",
+        _create_table(schema.webhook_outbox),
+    ),
+    (
+        4,
+        "signatures: release signatures and provenance envelopes",
+        _create_table(schema.signatures),
+    ),
 ]
 
 
@@ -88,7 +111,7 @@ def ensure_schema(engine: sa.Engine) -> None:
 
         transaction(engine, create, write=True)
         return
-    where = redact_url(str(engine.url))
+    where = database_url(str(engine.url))
     if found < schema.SCHEMA_VERSION:
         raise StorageError(
             f"the registry at {where} has schema version {found}; "
@@ -122,7 +145,6 @@ def migrate(engine: sa.Engine) -> tuple[int | None, int]:
 
 def upgrade_schema(location: str) -> tuple[int | None, int]:
     """Upgrade the registry at ``location`` in place; returns (version before, version after)."""
-    from dmv.registry.engine import create_engine
 
     engine = create_engine(location)
     try:

@@ -40,7 +40,10 @@ class ModelsMixin(RegistryCore):
         """Create a model; an existing one is a conflict unless ``exist_ok``."""
         check_name(name)
         if metric_goal not in ("max", "min"):
-            raise InvalidInput(f"metric goal {metric_goal!r} must be 'max' or 'min'")
+            raise InvalidInput(
+                f"metric goal {metric_goal!r} must be 'max' or 'min'",
+                hint="pass metric_goal='max' (higher is better) or 'min' (lower is better)",
+            )
         values = {
             "name": name,
             "purpose": purpose,
@@ -72,9 +75,15 @@ class ModelsMixin(RegistryCore):
         allowed = {"purpose", "function", "description", "primary_metric", "metric_goal"}
         changes = {k: v for k, v in fields.items() if v is not None}
         if bad := set(changes) - allowed:
-            raise InvalidInput(f"cannot update {', '.join(sorted(bad))} of a model")
+            raise InvalidInput(
+                f"cannot update {', '.join(sorted(bad))} of a model",
+                hint=f"a model's updatable fields are {', '.join(sorted(allowed))}",
+            )
         if changes.get("metric_goal", "max") not in ("max", "min"):
-            raise InvalidInput("metric goal must be 'max' or 'min'")
+            raise InvalidInput(
+                "metric goal must be 'max' or 'min'",
+                hint="pass 'max' (higher is better) or 'min' (lower is better)",
+            )
 
         def write(conn: sa.Connection) -> None:
             row = self._model_row(conn, name, lock=True)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from dmv.errors import InvalidInput
+from dmv.reprs import run_html, version_html
 from dmv.version import ExperimentLabel, Version
 
 __all__ = [
+    "EVENT_OF_ACTION",
     "AliasInfo",
     "ArtifactInfo",
     "AuditEntry",
+    "DeliveryRecord",
     "ModelInfo",
+    "NewArtifact",
+    "NewRun",
     "RunInfo",
     "StoredArtifact",
     "VersionInfo",
+    "parse_run_id",
 ]
 
 
@@ -48,6 +56,17 @@ class ModelInfo:
         return d
 
 
+#: Where a release keeps, in its ``meta``, the ``[release]`` policy keys that let it through.
+OVERRIDES_KEY = "release_overrides"
+
+#: What a version let through by the project's ``[release]`` policy is flagged with.
+PROVENANCE_FLAGS = {
+    "allow_dirty": "dirty",
+    "allow_unverified_data": "unverified data",
+    "allow_failed_behaviour": "failed behaviour",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class VersionInfo:
     version: Version
@@ -69,8 +88,20 @@ class VersionInfo:
     def name(self) -> str:
         return self.version.name
 
+    @property
+    def flags(self) -> list[str]:
+        """Where its provenance falls short: ``dirty`` (trained from uncommitted code) and,
+        for a release, what the project's ``[release]`` policy let through (``unverified
+        data``, ``failed behaviour``). Empty for a clean version; a listing, which reads
+        no ``meta``, knows only ``dirty``."""
+        flags = ["dirty"] if self.dirty else []
+        for key in (self.meta or {}).get(OVERRIDES_KEY) or ():
+            label = PROVENANCE_FLAGS.get(key)
+            if label and label not in flags:
+                flags.append(label)
+        return flags
+
     def _repr_html_(self) -> str:
-        from dmv.reprs import version_html
 
         return version_html(self)
 
@@ -92,6 +123,7 @@ class VersionInfo:
             "interface_compat": self.interface_compat,
             "logic": self.logic,
             "dirty": self.dirty,
+            "flags": self.flags,
             "released_from": self.released_from,
             "serving_run": self.serving_run,
             "aliases": list(self.aliases),
@@ -160,7 +192,6 @@ class RunInfo:
         return f"{self.model} {ExperimentLabel(self.data, self.split)}"
 
     def _repr_html_(self) -> str:
-        from dmv.reprs import run_html
 
         return run_html(self)
 
@@ -219,4 +250,101 @@ class AuditEntry:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["at"] = iso(self.at)
+        return d
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    name: str
+    kind: str
+    digest: str
+    size: int
+    meta: dict[str, Any] | None = None
+
+
+@dataclass
+class NewRun:
+    """Everything a finished run registers, in one transaction."""
+
+    model: str
+    kind: str  # training | experiment
+    params: dict[str, Any]
+    metrics: dict[str, dict[str, float]]
+    started_at: float
+    ended_at: float
+    version: Version | None = None
+    data: str | None = None
+    split: str | None = None
+    status: str = "finished"
+    error: str | None = None
+    intended: str | None = None
+    environment: dict[str, Any] | None = None
+    code: dict[str, Any] | None = None
+    entry_point: str | None = None
+    artifacts: list[NewArtifact] = field(default_factory=list)
+    meta: dict[str, Any] | None = None
+    # Filled from the versioning step; stored on the version when it is created.
+    interface_fp: str | None = None
+    logic_fp: str | None = None
+    interface: dict[str, Any] | None = None
+    interface_compat: str | None = None
+    logic: dict[str, Any] | None = None
+    dirty: bool = False
+    # Called inside the registry transaction, under the model's lock, with every
+    # known version row (x, y, z, data, split, interface_fp, logic_fp, interface);
+    # returns the version and extra version components. Must be pure: it may run twice.
+    derive: Callable[[list[Any]], tuple[Version, dict[str, Any]]] | None = None
+
+
+def parse_run_id(text: str) -> tuple[str, int]:
+    """``tr3`` → ("training", 3); ``ex2`` → ("experiment", 2)."""
+    prefix, digits = text[:2], text[2:]
+    if prefix not in ("tr", "ex") or not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
+        raise InvalidInput(
+            f"run id {text!r} is not valid", hint="training runs are tr0, tr1, …; experiments ex1…"
+        )
+    return ("training" if prefix == "tr" else "experiment"), int(digits)
+
+
+#: Which audited actions are webhook events (``[[webhooks]] events``), and as what.
+EVENT_OF_ACTION: dict[str, str] = {
+    "version.create": "version",
+    "version.release": "release",
+    "alias.set": "alias",
+    "alias.remove": "alias",
+    "version.deprecate": "deprecate",
+    "version.delete": "delete",
+    "version.verify_failed": "verify_failed",
+    "version.check": "check",
+    "version.approve": "approve",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One webhook delivery in the registry's outbox (the body is the exact bytes sent)."""
+
+    id: int
+    delivery: str
+    event_id: str
+    event: str
+    hook: str
+    model: str | None
+    body: str
+    status: str  # pending | delivered | failed
+    attempts: int
+    next_at: float
+    lease_owner: str | None
+    lease_until: float | None
+    attempted_at: float | None
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["body"], d["lease_owner"], d["lease_until"]
+        for key in ("next_at", "attempted_at", "created_at", "delivered_at"):
+            d[key] = iso(d[key])
         return d

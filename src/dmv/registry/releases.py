@@ -1,7 +1,7 @@
 """The registry's release writes: release, run selection, deprecation and deletion.
 
 The rules (what may be released, which run a release serves, what can no longer
-change) are :mod:`dmv.release`'s to explain; the statements are here, each
+change) are :mod:`dmv.release.releases`'s to explain; the statements are here, each
 write one audited transaction under the model's lock.
 """
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmv.errors import ConflictError, ImmutableError, NotFound
 from dmv.registry import schema as t
-from dmv.registry.records import VersionInfo
+from dmv.registry.records import OVERRIDES_KEY, VersionInfo, parse_run_id
 from dmv.registry.versions import VersionsMixin
 from dmv.version import Version
 
@@ -52,6 +52,16 @@ def _immutable(version: Version, state: str, what: str) -> ImmutableError:
     )
 
 
+def _released_already(version: Version, released: Version) -> ConflictError:
+    # A prerelease is released once: a second release, in any generation, would serve
+    # the same training again under another number.
+    return ConflictError(
+        f"{version} is released already as {released}",
+        hint=f"a prerelease is released once; use {released.ref}, or train a new "
+        "prerelease to release (dmv release --major starts a new generation for it)",
+    )
+
+
 def _finished_runs(conn: sa.Connection, version_id: int) -> list[tuple[int, Any]]:
     import sqlalchemy as sa
 
@@ -70,7 +80,11 @@ class ReleasesMixin(VersionsMixin):
     def _serving(self, conn: sa.Connection, version: Version) -> tuple[Any, Any, int]:
         model, row = self._require_version(conn, version, lock=True)
         if row.state == "deprecated":
-            raise ConflictError(f"{version} is deprecated and cannot be released")
+            raise ConflictError(
+                f"{version} is deprecated and cannot be released",
+                hint="release another prerelease of this model; a deprecated version stays as it "
+                "is",
+            )
         runs = _finished_runs(conn, row.id)
         if not runs:
             raise ConflictError(
@@ -82,14 +96,48 @@ class ReleasesMixin(VersionsMixin):
             serving = best_run(runs, model.primary_metric, model.metric_goal)
         return model, row, int(serving)
 
+    def _released_as(
+        self, conn: sa.Connection, model_id: int, row: Any, version: Version
+    ) -> Version | None:
+        """The release made from the prerelease ``row`` (None: not released)."""
+        import sqlalchemy as sa
+
+        v = t.versions.c
+        done = conn.execute(
+            sa.select(v.x, v.y, v.z, v.data, v.split)
+            .where(v.model_id == model_id, v.released_from == row.id)
+            .order_by(v.x)
+        ).first()
+        if done is None:
+            return None
+        return Version._trusted(version.name, done.x, done.y, done.z, done.data, done.split)
+
+    def require_unreleased(self, version: Version) -> None:
+        """Refuse (ConflictError) when the prerelease ``version`` has a release already."""
+
+        def check(conn: sa.Connection) -> None:
+            model, row = self._require_version(conn, version, lock=False)
+            released = self._released_as(conn, model.id, row, version)
+            if released is not None:
+                raise _released_already(version, released)
+
+        self._read(check)
+
     def serving_run(self, version: Version) -> int:
         """The run number releasing the prerelease ``version`` now would serve."""
         return self._read(lambda conn: self._serving(conn, version)[2])
 
     def release_version(
-        self, version: Version, *, serving: int, major: bool, verified: list[str]
+        self,
+        version: Version,
+        *,
+        serving: int,
+        major: bool,
+        verified: list[str],
+        overrides: list[str] | None = None,
     ) -> VersionInfo:
-        """Create the release of ``version`` serving run ``serving``; audited with ``verified``."""
+        """Create the release of ``version`` serving run ``serving``; audited with ``verified``
+        and the ``[release]`` policy ``overrides`` that let it through (kept in its meta)."""
         import sqlalchemy as sa
 
         def write(conn: sa.Connection) -> Version:
@@ -103,21 +151,13 @@ class ReleasesMixin(VersionsMixin):
                     f"while tr{serving} was verified",
                     hint="another process selected a run meanwhile; release again",
                 )
+            done = self._released_as(conn, model.id, row, version)
+            if done is not None:
+                raise _released_already(version, done)
             generation = max(model.generation, 1) + (1 if major and model.generation else 0)
             released = version.with_release(generation)
-            v = t.versions.c
-            existing = conn.execute(
-                sa.select(v.id).where(
-                    v.model_id == model.id,
-                    v.released_from == row.id,
-                    v.x == generation,
-                )
-            ).first()
-            if existing is not None or self._version_row(conn, model.id, released) is not None:
-                raise ConflictError(
-                    f"{version} is released already as {released}",
-                    hint="use --major to start a new release generation",
-                )
+            if self._version_row(conn, model.id, released) is not None:
+                raise _released_already(version, released)
             now = time.time()
             conn.execute(
                 sa.insert(t.versions).values(
@@ -136,7 +176,7 @@ class ReleasesMixin(VersionsMixin):
                     dirty=row.dirty,
                     released_from=row.id,
                     serving_run=serving,
-                    meta=row.meta,
+                    meta={**(row.meta or {}), OVERRIDES_KEY: overrides} if overrides else row.meta,
                     created_at=now,
                 )
             )
@@ -156,6 +196,7 @@ class ReleasesMixin(VersionsMixin):
                     "serving_run": f"tr{serving}",
                     "generation": generation,
                     "verified": verified,
+                    **({"overrides": overrides} if overrides else {}),
                 },
             )
             return released
@@ -167,18 +208,23 @@ class ReleasesMixin(VersionsMixin):
         """Choose the training run (``trN``) a prerelease will serve once released; audited."""
         import sqlalchemy as sa
 
-        from dmv.registry.runs import parse_run_id
-
         kind, number = parse_run_id(run_id)
         if kind != "training":
-            raise ConflictError(f"{run_id} is an experiment; a version serves a training run (trN)")
+            raise ConflictError(
+                f"{run_id} is an experiment; a version serves a training run (trN)",
+                hint="promote the experiment first ('dmv promote MODEL exN'), then select its "
+                "training run",
+            )
 
         def write(conn: sa.Connection) -> None:
             _, row = self._require_version(conn, version, lock=True)
             if row.state != "prerelease":
                 raise _immutable(version, row.state, "the run it serves cannot change")
             if number not in {n for n, _ in _finished_runs(conn, row.id)}:
-                raise NotFound(f"{version} has no finished run {run_id}")
+                raise NotFound(
+                    f"{version} has no finished run {run_id}",
+                    hint=f"list its runs with 'dmv runs {version}'",
+                )
             conn.execute(
                 sa.update(t.versions).where(t.versions.c.id == row.id).values(serving_run=number)
             )
@@ -213,25 +259,35 @@ class ReleasesMixin(VersionsMixin):
         self._write(write)
         return self.get_version(version)
 
+    def _deletable(self, conn: sa.Connection, version: Version, *, lock: bool) -> Any:
+        """The row of the prerelease ``version`` if it may be deleted; else the refusal."""
+        import sqlalchemy as sa
+
+        model, row = self._require_version(conn, version, lock=lock)
+        if row.state != "prerelease":
+            raise _immutable(version, row.state, "it cannot be deleted")
+        released = self._released_as(conn, model.id, row, version)
+        if released is not None:
+            raise _immutable(version, f"released as {released.number}", "it cannot be deleted")
+        if conn.execute(
+            sa.select(t.aliases.c.alias).where(t.aliases.c.version_id == row.id)
+        ).first():
+            raise ConflictError(
+                f"{version} has an alias; remove it first",
+                hint="dmv alias list shows it; dmv alias rm MODEL ALIAS removes it",
+            )
+        return row
+
+    def check_deletable(self, version: Version) -> None:
+        """Refuse now, as :meth:`delete_version` would, without deleting anything."""
+        self._read(lambda conn: self._deletable(conn, version, lock=False))
+
     def delete_version(self, version: Version) -> None:
         """Delete a prerelease and its runs (its blobs stay for fsck to collect); audited."""
         import sqlalchemy as sa
 
         def write(conn: sa.Connection) -> None:
-            _, row = self._require_version(conn, version, lock=True)
-            if row.state != "prerelease":
-                raise _immutable(version, row.state, "it cannot be deleted")
-            v = t.versions.c
-            release_of = conn.execute(
-                sa.select(v.x, v.y, v.z, v.data, v.split).where(v.released_from == row.id)
-            ).first()
-            if release_of is not None:
-                released = f"{release_of.x}.{release_of.y}.{release_of.z}"
-                raise _immutable(version, f"released as {released}", "it cannot be deleted")
-            if conn.execute(
-                sa.select(t.aliases.c.alias).where(t.aliases.c.version_id == row.id)
-            ).first():
-                raise ConflictError(f"{version} has an alias; remove it first")
+            row = self._deletable(conn, version, lock=True)
             run_ids = sa.select(t.runs.c.id).where(t.runs.c.version_id == row.id)
             conn.execute(sa.delete(t.artifacts).where(t.artifacts.c.run_id.in_(run_ids)))
             conn.execute(sa.delete(t.runs).where(t.runs.c.version_id == row.id))

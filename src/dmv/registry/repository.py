@@ -11,7 +11,9 @@ transactions, the audit write and the shared row lookups):
 * :mod:`dmv.registry.releases`: release, select a run, deprecate, delete;
 * :mod:`dmv.registry.data`: retrievals and stored splits;
 * :mod:`dmv.registry.tokens`: API tokens;
-* :mod:`dmv.registry.audit`: read the audit log.
+* :mod:`dmv.registry.signatures`: release signatures (append-only);
+* :mod:`dmv.registry.audit`: read the audit log;
+* :mod:`dmv.registry.webhooks`: the webhook outbox (claim, finish, list, redeliver).
 
 Every statement on the registry's tables is in these modules. The hot ones
 (:mod:`dmv.registry.statements`) run through SQLAlchemy, or on a SQLite file
@@ -25,11 +27,13 @@ from dmv.registry.audit import AuditMixin
 from dmv.registry.data import DataMixin
 from dmv.registry.models import ModelsMixin
 from dmv.registry.releases import ReleasesMixin
-from dmv.registry.runs import NewArtifact, NewRun, RunsMixin, parse_run_id
+from dmv.registry.runs import RunsMixin
+from dmv.registry.signatures import SignaturesMixin
 from dmv.registry.tokens import TokensMixin
 from dmv.registry.versions import VersionsMixin
+from dmv.registry.webhooks import WebhooksMixin
 
-__all__ = ["NewArtifact", "NewRun", "Registry", "parse_run_id"]
+__all__ = ["Registry"]
 
 
 class Registry(
@@ -40,6 +44,8 @@ class Registry(
     AliasesMixin,
     DataMixin,
     TokensMixin,
+    SignaturesMixin,
     AuditMixin,
+    WebhooksMixin,
 ):
     """The model repository behind one project (SQLite file or PostgreSQL)."""

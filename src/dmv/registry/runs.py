@@ -3,79 +3,31 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dmv.errors import InvalidInput, NotFound
 from dmv.registry import schema as t
 from dmv.registry.core import RegistryCore
-from dmv.registry.records import ArtifactInfo, RunInfo, StoredArtifact
+from dmv.registry.records import (
+    ArtifactInfo,
+    NewRun,
+    RunInfo,
+    StoredArtifact,
+    parse_run_id,
+)
 from dmv.version import Version
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["NewArtifact", "NewRun", "RunsMixin", "parse_run_id"]
-
-
-@dataclass(frozen=True)
-class NewArtifact:
-    name: str
-    kind: str
-    digest: str
-    size: int
-    meta: dict[str, Any] | None = None
-
-
-@dataclass
-class NewRun:
-    """Everything a finished run registers, in one transaction."""
-
-    model: str
-    kind: str  # training | experiment
-    params: dict[str, Any]
-    metrics: dict[str, dict[str, float]]
-    started_at: float
-    ended_at: float
-    version: Version | None = None
-    data: str | None = None
-    split: str | None = None
-    status: str = "finished"
-    error: str | None = None
-    intended: str | None = None
-    environment: dict[str, Any] | None = None
-    code: dict[str, Any] | None = None
-    entry_point: str | None = None
-    artifacts: list[NewArtifact] = field(default_factory=list)
-    meta: dict[str, Any] | None = None
-    # Filled from the versioning step; stored on the version when it is created.
-    interface_fp: str | None = None
-    logic_fp: str | None = None
-    interface: dict[str, Any] | None = None
-    interface_compat: str | None = None
-    logic: dict[str, Any] | None = None
-    dirty: bool = False
-    # Called inside the registry transaction, under the model's lock, with every
-    # known version row (x, y, z, data, split, interface_fp, logic_fp, interface);
-    # returns the version and extra version components. Must be pure: it may run twice.
-    derive: Callable[[list[Any]], tuple[Version, dict[str, Any]]] | None = None
+__all__ = ["RunsMixin"]
 
 
 def _run_id(kind: str, number: int | None, pk: int = 0) -> str:
     if number is None:
         return f"failed-{pk}"
     return f"{'tr' if kind == 'training' else 'ex'}{number}"
-
-
-def parse_run_id(text: str) -> tuple[str, int]:
-    """``tr3`` → ("training", 3); ``ex2`` → ("experiment", 2)."""
-    prefix, digits = text[:2], text[2:]
-    if prefix not in ("tr", "ex") or not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
-        raise InvalidInput(
-            f"run id {text!r} is not valid", hint="training runs are tr0, tr1, …; experiments ex1…"
-        )
-    return ("training" if prefix == "tr" else "experiment"), int(digits)
 
 
 class RunsMixin(RegistryCore):
@@ -104,7 +56,10 @@ class RunsMixin(RegistryCore):
                     version, extra = run.derive(self._known_rows(conn, model.id))
                     components.update(extra)
                 if version is None:
-                    raise InvalidInput("a training run needs a version")
+                    raise InvalidInput(
+                        "a training run needs a version",
+                        hint="pass version= to project.run for a training run",
+                    )
                 version_id = self._insert_version(conn, model, version, components)
             number = None
             if run.status == "finished":
@@ -307,7 +262,10 @@ class RunsMixin(RegistryCore):
             trained = version
             if kind == "training":
                 if version is None:
-                    raise InvalidInput(f"{run_id} is a training run: name its version too")
+                    raise InvalidInput(
+                        f"{run_id} is a training run: name its version too",
+                        hint=f"write it as MODEL@X.Y.Z-DATA.SPLIT/{run_id}",
+                    )
                 _, vrow = self._require_version(conn, version, lock=False)
                 owner, trained = self._run_owner(conn, version, vrow)
                 where: Sequence[Any] = (c.version_id == owner, c.number == number)
@@ -316,7 +274,9 @@ class RunsMixin(RegistryCore):
             row = conn.execute(sa.select(t.runs).where(*where)).first()
             if row is None:
                 whose = str(version) if kind == "training" else model
-                raise NotFound(f"{whose} has no run {run_id}")
+                raise NotFound(
+                    f"{whose} has no run {run_id}", hint=f"list its runs with 'dmv runs {whose}'"
+                )
             return self._run_info(conn, row, model, trained if kind == "training" else None)
 
         result: RunInfo = self._read(read)

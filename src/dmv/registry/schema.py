@@ -18,13 +18,15 @@ __all__ = [
     "models",
     "runs",
     "schema_info",
+    "signatures",
     "splits",
     "tokens",
     "versions",
+    "webhook_outbox",
 ]
 
 #: Bumped with every migration in :mod:`dmv.registry.migrations`.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -184,3 +186,49 @@ tokens = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("revoked_at", sa.Double),
 )
+
+#: Webhook deliveries waiting to go out, written in the same transaction as the change
+#: they announce (one row per event and subscribed webhook), so a crash loses none.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("delivery", sa.String(36), nullable=False, unique=True),  # X-Dmv-Delivery
+    sa.Column("event_id", sa.String(36), nullable=False),  # the idempotency key
+    sa.Column("event", sa.String(32), nullable=False),  # X-Dmv-Event: release, alias, …
+    sa.Column("hook", sa.String(64), nullable=False),  # the [[webhooks]] entry's name
+    sa.Column("model", sa.String(64)),
+    sa.Column("body", sa.Text, nullable=False),  # the exact bytes signed and sent, as UTF-8
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_at", sa.Double, nullable=False),
+    # Who is delivering it now, and until when: another deliverer leaves it alone
+    # until the lease ends (a deliverer killed mid-delivery frees it that way).
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.Double),
+    sa.Column("attempted_at", sa.Double),  # when the last attempt ended
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("delivered_at", sa.Double),
+)
+sa.Index("ix_webhook_outbox_due", webhook_outbox.c.status, webhook_outbox.c.next_at)
+signatures = sa.Table(
+    "signatures",
+    metadata,
+    # Append-only: signing a release adds a row, re-signing adds another; none is
+    # ever changed. The bundle and the envelope are blobs in the artifact store.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version_id", sa.ForeignKey("versions.id"), nullable=False),
+    # SHA-256 of the public key's PEM (SubjectPublicKeyInfo), as OpenSSF Model Signing
+    # records it; which key that is, and whether it is trusted, is the project's config.
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("signer", sa.String(200), nullable=False),
+    sa.Column("signed_at", sa.Double, nullable=False),
+    sa.Column("bundle_digest", sa.String(80), nullable=False),
+    sa.Column("bundle_size", sa.BigInteger, nullable=False),
+    sa.Column("envelope_digest", sa.String(80), nullable=False),
+    sa.Column("envelope_size", sa.BigInteger, nullable=False),
+)
+sa.Index("ix_signatures_version", signatures.c.version_id)

@@ -24,6 +24,7 @@ __all__ = [
     "insert_alias",
     "insert_audit",
     "insert_model",
+    "insert_outbox",
     "insert_version",
     "model_by_name",
     "model_names",
@@ -95,6 +96,13 @@ def insert_audit() -> sa.Insert:
     import sqlalchemy as sa
 
     return sa.insert(t.audit)
+
+
+@cache
+def insert_outbox() -> sa.Insert:
+    import sqlalchemy as sa
+
+    return sa.insert(t.webhook_outbox)
 
 
 @cache

@@ -78,7 +78,10 @@ class TokensMixin(RegistryCore):
             if row is None:
                 raise NotFound(f"no token named {name!r}", hint="list them with 'dmv token list'")
             if row.revoked_at is not None:
-                raise ConflictError(f"token {name!r} was revoked already")
+                raise ConflictError(
+                    f"token {name!r} was revoked already",
+                    hint="nothing to do; 'dmv token list' shows the live ones",
+                )
             conn.execute(sa.update(t.tokens).where(t.tokens.c.id == row.id).values(revoked_at=now))
             self._audit(conn, "token.revoke", row.model, name, {"scope": row.scope})
             return TokenRecord(row.name, row.hash, row.scope, row.model, row.created_at, now)

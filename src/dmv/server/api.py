@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dmv import tokens
 from dmv.limits import MAX_DESCRIPTION, MAX_LABEL, MAX_REASON
-from dmv.server.auth import gate
+from dmv.server.auth import gate, model_readable
 
 __all__ = ["PREFIX", "create_router"]
 
@@ -161,7 +161,7 @@ def _ref(name: str, ref: str) -> str:
 
 
 def create_router() -> APIRouter:
-    router = APIRouter(prefix=PREFIX, responses=ERRORS)
+    router = APIRouter(dependencies=[Depends(model_readable)], prefix=PREFIX, responses=ERRORS)
 
     # -- models -------------------------------------------------------------------
 
@@ -264,9 +264,29 @@ def create_router() -> APIRouter:
         return project.interface(_ref(name, ref)).to_dict()
 
     @router.get(
+        "/models/{name}/versions/{ref}/provenance",
+        tags=["versions"],
+        summary="The release's signed provenance: a DSSE envelope (in-toto, SLSA v1)",
+    )
+    def get_provenance(name: Name, ref: Ref, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.provenance(_ref(name, ref))
+
+    @router.get(
+        "/models/{name}/versions/{ref}/signature",
+        tags=["versions"],
+        summary="Who signed the release, when, with which key, and whether it verifies",
+    )
+    def get_signature(name: Name, ref: Ref, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.signature(_ref(name, ref)).to_dict()
+
+    # A POST though it changes nothing: the full verify loads the model in a fresh
+    # process, so it takes the request shape a foreign page cannot send (Origin check).
+    @router.post(
         "/models/{name}/versions/{ref}/verify",
         tags=["versions"],
-        summary="Re-check every hash and fingerprint the version stands on",
+        summary="Re-check every hash and fingerprint the version stands on (changes nothing)",
     )
     def verify(name: Name, ref: Ref, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "read", name)
@@ -404,19 +424,19 @@ def create_router() -> APIRouter:
     @router.get("/tokens", tags=["tokens"], summary="List tokens (admin)")
     def list_tokens(request: Request, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
         project = gate(request).allow(request, "admin")
-        return page(tokens.list_tokens(project), limit, offset)
+        return page(tokens.list_tokens(project.registry), limit, offset)
 
     @router.post(
         "/tokens", tags=["tokens"], summary="Create a token (admin); shown once", status_code=201
     )
     def create_token(body: TokenCreate, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "admin")
-        plaintext, info = tokens.create_token(project, body.name, body.scope, body.model)
+        plaintext, info = tokens.create_token(project.registry, body.name, body.scope, body.model)
         return {**info.to_dict(), "token": plaintext}
 
     @router.delete("/tokens/{name}", tags=["tokens"], summary="Revoke a token (admin)")
     def revoke_token(name: TokenName, request: Request) -> dict[str, Any]:
         project = gate(request).allow(request, "admin")
-        return tokens.revoke_token(project, name).to_dict()
+        return tokens.revoke_token(project.registry, name).to_dict()
 
     return router

@@ -1,10 +1,10 @@
 """Who is asking: tokens on every request, and the project their writes are audited as.
 
 A request carries its token as ``Authorization: Bearer dmv_…`` or in the
-``dmv_token`` cookie (which the web UI's login page sets). While the registry
-has no token at all the server is open (local, single-user mode; the CLI
-refuses to bind such a server to anything but loopback); the first token
-created locks it.
+``dmv_token`` cookie (which the web UI's login page sets). Until the first
+token is created the server is open (local, single-user mode; the CLI refuses
+to bind such a server to anything but loopback); the first token locks it for
+good: revoking every token does not open it again.
 
 Writes are audited with the token's name as the actor (``token:ci-bot``). Each
 actor gets its own :class:`~dmv.project.Project` over the same stores, so the
@@ -16,16 +16,18 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
+
+from dmv.project import Project
 from dmv.tokens import TokenInfo, authenticate, has_tokens, require
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
-    from dmv.project import Project
-
-__all__ = ["COOKIE", "Gate", "gate", "token_of"]
+__all__ = ["COOKIE", "Gate", "gate", "model_readable", "token_of"]
 
 COOKIE = "dmv_token"
+_SCOPE_KEY = "dmv.token"  # the request's authenticated token, once looked up
 
 
 def token_of(request: HTTPConnection) -> str | None:
@@ -51,14 +53,19 @@ class Gate:
     def locked(self) -> bool:
         """Whether a token is needed; once true it stays true (tokens are never deleted)."""
         if not self._locked:
-            self._locked = has_tokens(self.project)
+            self._locked = has_tokens(self.project.registry)
         return self._locked
 
     def identify(self, request: HTTPConnection) -> TokenInfo | None:
         """The request's token (None in open mode); :class:`Unauthorized` without a good one."""
         if not self.locked():
             return None
-        return authenticate(self.project, token_of(request))
+        # One registry lookup per request, however many checks the request passes.
+        cached: TokenInfo | None = request.scope.get(_SCOPE_KEY)
+        if cached is None:
+            cached = authenticate(self.project.registry, token_of(request))
+            request.scope[_SCOPE_KEY] = cached
+        return cached
 
     def allow(self, request: HTTPConnection, scope: str, model: str | None = None) -> Project:
         """The project to act on for this request, after checking ``scope`` on ``model``.
@@ -87,8 +94,6 @@ class Gate:
         with self._lock:
             project = self._projects.get(actor)
             if project is None:
-                from dmv.project import Project
-
                 settings = {**self.project.config.as_dict(), "actor": actor}
                 project = Project(self.project.root, **settings)
                 self._projects[actor] = project
@@ -105,3 +110,14 @@ def gate(request: HTTPConnection) -> Gate:
     """The app's :class:`Gate` (for routes in other modules, e.g. the web UI)."""
     g: Gate = request.app.state.gate
     return g
+
+
+def model_readable(request: Request) -> None:
+    """A route dependency: the model the path names must be readable by the token.
+
+    It runs before the body is validated, so every route that names a model the
+    token may not read answers the same 403, whatever the body holds.
+    """
+    name = request.path_params.get("name")
+    if isinstance(name, str):
+        gate(request).allow(request, "read", name)

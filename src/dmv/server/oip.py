@@ -310,7 +310,11 @@ def rows_from_tensors(
         c for c in (_columns(t, problems, reader, binary_fields) for t in inputs) if c is not None
     ]
     if problems:
-        raise InvalidInput(_summary(problems), problems=problems)
+        raise InvalidInput(
+            _summary(problems),
+            problems=problems,
+            hint="send the fields the interface names: GET the model's metadata lists them",
+        )
     if reader.data is not None and reader.at != len(reader.data):
         extra = len(reader.data) - reader.at
         raise InvalidInput(
@@ -333,6 +337,7 @@ def rows_from_tensors(
                 f"tensor {name!r} is not an input field; as one tensor for all inputs its "
                 f"shape must be [N, {width}]",
                 problems=[_problem(name, "bad_shape", f"expected shape [N, {width}]")],
+                hint="send one tensor per input field, or one [N, width] tensor in field order",
             )
         return [dict(zip((f.name for f in iface.inputs), row, strict=True)) for row in values]
     counts = {n for _, _, n, _ in columns}
@@ -341,7 +346,11 @@ def rows_from_tensors(
             _problem(name, "bad_shape", f"tensor {name!r} has {n} rows; all need the same")
             for name, _, n, _ in columns
         ]
-        raise InvalidInput("the input tensors disagree on the number of rows", problems=problems)
+        raise InvalidInput(
+            "the input tensors disagree on the number of rows",
+            problems=problems,
+            hint="give every input tensor the same number of rows",
+        )
     n = counts.pop()
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, values, _, shape in columns:

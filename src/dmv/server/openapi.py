@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from dmv.errors import DmvError
+from dmv.interface import to_openapi
 from dmv.version import split_reference
 
 if TYPE_CHECKING:
     from dmv.project import Project
-    from dmv.server.serving import ModelServer
+    from dmv.server.predictors import ModelServer
 
 __all__ = [
     "NAME_PATTERN",
@@ -154,10 +155,6 @@ def model_documents(
     """``base`` with each served reference's predict operation and schemas merged in."""
     if not refs:
         return base
-    try:
-        from dmv.interface import to_openapi
-    except ImportError:
-        return base
     doc = copy.deepcopy(base)
     paths = doc.setdefault("paths", {})
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -189,7 +186,6 @@ def model_documents(
         kept = {k: v for k, v in part_schemas.items() if k not in ("Error", "Problem")}
         renamed = {prefix + k: _rename_refs(schema, prefix) for k, schema in kept.items()}
         _rename_titles(renamed)
-        _nullable_numbers(renamed.get(prefix + "Output", {}))
         request = renamed.get(prefix + "PredictRequest", {}).get("properties", {}).get("inputs")
         if isinstance(request, dict):
             request["minItems"] = 1
@@ -210,16 +206,6 @@ def model_documents(
                 op["responses"] = responses
                 paths.setdefault(f"/models/{name}/versions/{ref}/predict", {})[method] = op
     return doc
-
-
-def _nullable_numbers(schema: Any) -> None:
-    """A model's float output is null where it returned NaN (JSON has no NaN): say so."""
-    if not isinstance(schema, dict):
-        return
-    if schema.get("type") == "number":
-        schema["type"] = ["number", "null"]
-    for sub in (*schema.get("properties", {}).values(), schema.get("items")):
-        _nullable_numbers(sub)
 
 
 def _error_components() -> dict[str, Any]:

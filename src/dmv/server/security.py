@@ -3,10 +3,13 @@
 One ASGI middleware, wrapped around both apps (``dmv server`` and ``dmv serve``),
 in this order:
 
-1. **Host allow-list.** ``Host`` must name loopback (``localhost``, ``127.0.0.1``,
-   ``::1``) or a name the operator allowed (``--allow-host``). A page on
-   ``evil.example`` whose DNS is rebound to 127.0.0.1 still sends
-   ``Host: evil.example``, and is refused before any route runs (400).
+1. **Host allow-list.** ``Host`` must be exactly ``name[:port]`` (see
+   :func:`parse_host`) and name loopback (``localhost``, ``127.0.0.1``, ``::1``)
+   or a name the operator allowed (``--allow-host``). A page on ``evil.example``
+   whose DNS is rebound to 127.0.0.1 still sends ``Host: evil.example``, and is
+   refused before any route runs (400).
+1b. **No other site's page, reads included** (``Sec-Fetch-Site: cross-site`` or
+   ``same-site``), but a top-level link to follow: 403.
 2. **Origin on every state-changing request** (anything but GET/HEAD/OPTIONS):
    a browser names the page that sent it in ``Origin`` (or ``Sec-Fetch-Site``); it
    must be this server's own origin. Clients that are not browsers send neither
@@ -40,7 +43,8 @@ from itertools import accumulate
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from dmv.errors import DmvError, Forbidden, InvalidInput
+from dmv.errors import BadRequest, DmvError, Forbidden, TooLarge, UnsupportedMediaType
+from dmv.server.errors import error_response
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,14 +55,12 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "MAX_JSON_DEPTH",
     "SECURITY_HEADERS",
-    "BadRequest",
     "Policy",
     "SecurityMiddleware",
-    "TooLarge",
-    "UnsupportedMediaType",
     "csrf_token",
     "default_hosts",
     "host_name",
+    "parse_host",
 ]
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -86,27 +88,6 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 
-class BadRequest(InvalidInput):
-    """A request no dmv route can take: a foreign Host, JSON nested too deep."""
-
-    http_status = 400
-    code = "bad_request"
-
-
-class TooLarge(InvalidInput):
-    """A request body over the server's size limit."""
-
-    http_status = 413
-    code = "too_large"
-
-
-class UnsupportedMediaType(InvalidInput):
-    """A write whose body is not JSON."""
-
-    http_status = 415
-    code = "unsupported_media_type"
-
-
 def _authority(value: str) -> tuple[str, int | None]:
     """``Host`` split into its name and port (None when it names none)."""
     name = host_name(value)
@@ -116,6 +97,34 @@ def _authority(value: str) -> tuple[str, int | None]:
         return name, None
     port = rest.rpartition(":")[2]
     return name, int(port) if port.isdigit() else None
+
+
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_HEADER = re.compile(
+    rf"(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>{_LABEL}(?:\.{_LABEL})*))(?::(?P<port>[0-9]{{1,5}}))?"
+)
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """A ``Host`` header as ``(name, port)``, or None unless it is exactly ``host[:port]``.
+
+    The name is a DNS name (any case, no trailing dot), an IPv4 address or a
+    bracketed IPv6 address; the port is 1-65535. Anything else — userinfo
+    (``localhost:80@evil.example``), a path, a second port, an empty value — is
+    not a name this server can be asked for under.
+    """
+    m = _HOST_HEADER.fullmatch(value.lower())
+    if m is None:
+        return None
+    port = int(m["port"]) if m["port"] is not None else None
+    if port is not None and not 1 <= port <= 65535:
+        return None
+    if m["v6"] is not None:
+        try:
+            return str(ipaddress.IPv6Address(m["v6"])), port
+        except ValueError:
+            return None
+    return m["name"], port
 
 
 def host_name(value: str) -> str:
@@ -267,8 +276,6 @@ class SecurityMiddleware:
     async def _refuse(self, scope: Scope, exc: DmvError, send: Send) -> None:
         from starlette.requests import Request
 
-        from dmv.server.app import error_response
-
         # A Request only for its path: /v2 answers in the protocol's own error shape.
         response = error_response(exc, Request(scope))
         await response(scope, _no_body, send)
@@ -278,11 +285,18 @@ class SecurityMiddleware:
         path: str = scope.get("path", "")
         method: str = scope.get("method", "GET").upper()
         host = headers.get("host") or ""
-        if not _host_allowed(host_name(host), self.policy.allowed_hosts):
+        parsed = parse_host(host)
+        if parsed is None:
             raise BadRequest(
-                f"this server does not answer for host {host_name(host)!r}",
+                f"the Host header {host[:100]!r} is not a host name with an optional port",
+                hint="send Host: NAME or NAME:PORT, as HTTP clients do by themselves",
+            )
+        if not _host_allowed(parsed[0], self.policy.allowed_hosts):
+            raise BadRequest(
+                f"this server does not answer for host {parsed[0]!r}",
                 hint="start it with --allow-host NAME to serve under that name",
             )
+        self._check_fetch_site(headers, method)
         if path.startswith("/api/"):
             _check_query(scope.get("query_string", b""))
         unsafe = method not in SAFE_METHODS
@@ -304,6 +318,33 @@ class SecurityMiddleware:
             await self._check_reader(scope)
         return await self._checked_body(scope, receive, headers, method, path, unsafe)
 
+    def _check_fetch_site(self, headers: _Headers, method: str) -> None:
+        """Nothing for pages of other sites, reads included, but a link to follow.
+
+        A browser names where a request comes from in ``Sec-Fetch-Site``. An
+        ``<img src>``, ``<script src>`` or no-cors ``fetch`` from another site would
+        otherwise make this server do the work of a read (list the registry, load
+        a model) for a page that cannot even read the answer. A top-level
+        navigation (a link someone clicks) is let through on reads, so links into
+        the web UI keep working; nothing a GET does changes state. dmv grants no
+        CORS, so no route is meant for another origin's scripts. Clients that are
+        not browsers send no ``Sec-Fetch-Site`` and are unaffected.
+        """
+        site = headers.get("sec-fetch-site")
+        if site not in ("cross-site", "same-site"):
+            return
+        navigation = (
+            headers.get("sec-fetch-mode") == "navigate"
+            and headers.get("sec-fetch-dest") == "document"
+        )
+        if method in SAFE_METHODS and navigation:
+            return
+        raise Forbidden(
+            f"a {site} page may not use this server (Sec-Fetch-Site: {site})",
+            hint="open the page from this server itself; scripts and CLIs send no "
+            "Sec-Fetch-Site and are unaffected",
+        )
+
     def _check_origin(self, headers: _Headers, host: str) -> None:
         origin = headers.get("origin")
         if origin is not None:
@@ -323,7 +364,10 @@ class SecurityMiddleware:
             )
         site = headers.get("sec-fetch-site")
         if site is not None and site not in ("same-origin", "none"):
-            raise Forbidden(f"a {site} page may not change anything on this server")
+            raise Forbidden(
+                f"a {site} page may not change anything on this server",
+                hint="make the change from the dmv UI itself, or use the API with a token",
+            )
 
     async def _check_reader(self, scope: Scope) -> None:
         from starlette.concurrency import run_in_threadpool
@@ -351,9 +395,17 @@ class SecurityMiddleware:
             try:
                 declared = int(length)
             except ValueError:
-                raise BadRequest(f"Content-Length {length!r} is not a number") from None
+                raise BadRequest(
+                    f"Content-Length {length!r} is not a number",
+                    hint="send Content-Length as the body's size in bytes",
+                ) from None
             if declared > limit:
-                raise TooLarge(_too_large(limit), limit=limit)
+                raise TooLarge(
+                    _too_large(limit),
+                    limit=limit,
+                    hint="send a smaller body, split the rows over several requests, or raise "
+                    "the server's limit",
+                )
         content_type = headers.get("content-type")
         form_route = path in FORM_ROUTES
         binary = _is_binary_inference(path, content_type, headers)
@@ -388,7 +440,12 @@ class SecurityMiddleware:
                 return _replay(b"", receive)
             body.extend(message.get("body", b""))
             if len(body) > limit:
-                raise TooLarge(_too_large(limit), limit=limit)
+                raise TooLarge(
+                    _too_large(limit),
+                    limit=limit,
+                    hint="send a smaller body, split the rows over several requests, or raise "
+                    "the server's limit",
+                )
             more = message.get("more_body", False)
         if body and unsafe and content_type is None and not form_route:
             raise UnsupportedMediaType(
@@ -401,7 +458,8 @@ class SecurityMiddleware:
             if depth > self.policy.max_json_depth:
                 raise BadRequest(
                     f"the JSON body nests {depth} levels deep; at most "
-                    f"{self.policy.max_json_depth} are accepted"
+                    f"{self.policy.max_json_depth} are accepted",
+                    hint="flatten the JSON body",
                 )
         return _replay(bytes(body), receive)
 
@@ -415,7 +473,10 @@ def _check_query(raw: bytes) -> None:
         if not key:
             raise BadRequest("a query parameter has no name", hint="send ?name=value pairs")
         if key in seen:
-            raise BadRequest(f"query parameter {key!r} is given more than once")
+            raise BadRequest(
+                f"query parameter {key!r} is given more than once",
+                hint="give each query parameter once",
+            )
         seen.add(key)
 
 

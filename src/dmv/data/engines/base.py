@@ -1,8 +1,8 @@
-"""What every warehouse engine shares: the portable SQL dialect and common operations.
+"""What every warehouse engine shares: the operations common to all connections.
 
-An engine adapter subclasses :class:`SqlDialect` for the SQL fragments whose spelling
-differs between engines (text casts, the md5-v1 hash, a value's canonical text) and
-:class:`BaseWarehouse` for the connection. The defaults are standard SQL as
+An engine adapter subclasses :class:`~dmv.data._sql.SqlDialect` for the SQL fragments
+whose spelling differs between engines (text casts, the md5-v1 hash, a value's
+canonical text) and :class:`BaseWarehouse` for the connection. The defaults are standard SQL as
 PostgreSQL speaks it; an adapter overrides only what its engine spells otherwise.
 """
 
@@ -13,92 +13,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmv.data._sql import check_identifier, quote_ident
-from dmv.data.warehouse import BATCH_ROWS, Column, Params, Progress, Warehouse
+from dmv.data._sql import SqlDialect, check_identifier, check_select, quote_ident
+from dmv.data.credentials import strip_credentials
+from dmv.data.warehouse import CHECK_COLUMN, Column, Params, Progress, Warehouse
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["BATCH_ROWS", "BaseWarehouse", "SqlDialect"]
-
-
-class SqlDialect:
-    """SQL fragments as an engine spells them (the defaults: standard SQL, PostgreSQL)."""
-
-    name = "sql"
-    text_type = "TEXT"
-
-    def cast_text(self, expr: str) -> str:
-        return f"CAST({expr} AS {self.text_type})"
-
-    def float_mid(self, x: str) -> str:
-        """``<integer part>+<eighths>/8`` for numbers in [1e15, 1e16)."""
-        return (
-            f"{self.cast_text(f'CAST(trunc({x}) AS BIGINT)')} || '+' || "
-            f"{self.cast_text(f'CAST(({x} - trunc({x})) * 8 AS BIGINT)')} || '/8'"
-        )
-
-    def as_double(self, c: str) -> str:
-        return f"CAST({c} AS DOUBLE PRECISION)"
-
-    def float_text(self, x: str) -> str:
-        return (
-            f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 'NaN'::float8 THEN 'nan' "
-            f"WHEN {x} = 'Infinity'::float8 THEN 'inf' WHEN {x} = '-Infinity'::float8 THEN '-inf' "
-            f"WHEN {x} = 0 THEN '0' WHEN abs({x}) >= 1e15 AND abs({x}) < 1e16 "
-            f"THEN {self.float_mid(x)} ELSE {self.cast_text(x)} END"
-        )
-
-    def text_value(self, c: str) -> str:
-        return self.cast_text(c)
-
-    def date_days(self, c: str) -> str:
-        return self.cast_text(f"({c} - DATE '1970-01-01')")
-
-    def epoch_us(self, c: str) -> str:
-        return self.cast_text(f"CAST(extract(epoch FROM {c}) * 1000000 AS BIGINT)")
-
-    def hex_bytes(self, c: str) -> str:
-        return f"encode({c}, 'hex')"
-
-    def refuse_family(self, family: str) -> str | None:
-        """Why this engine cannot give ``family`` the canonical text (None: it can)."""
-        return None
-
-    def value_text(self, c: str, family: str) -> str:
-        """SQL for the canonical text of one value (NULL stays NULL)."""
-        if family == "text":
-            return self.text_value(c)
-        if family == "float":
-            return self.float_text(self.as_double(c))
-        if family == "bool":
-            return f"CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END"
-        if family == "date":
-            return self.date_days(c)
-        if family in {"timestamp", "timestamptz"}:
-            return self.epoch_us(c)
-        if family == "bytes":
-            return self.hex_bytes(c)
-        return self.cast_text(c)
-
-    def hash_raw(self, text_sql: str) -> str:
-        """The md5 digest in the form :meth:`hash_from_raw` reads (compute it once per row)."""
-        return f"md5({text_sql})"
-
-    def hash_from_raw(self, raw_sql: str) -> str:
-        """md5-v1 from :meth:`hash_raw`: the digest's first 15 hex digits, as a BIGINT."""
-        return f"CAST(CAST('x' || substr({raw_sql}, 1, 15) AS bit(60)) AS BIGINT)"
-
-    def approx_distinct(self, q: str) -> str:
-        """An estimate of a column's distinct values, or NULL where it is not cheap."""
-        return "NULL"
-
-    def big_sum(self, expr: str) -> str:
-        """A sum of 60-bit hashes that never overflows (the engine's wide integer)."""
-        return f"sum({expr})"
-
-    def string_agg(self, expr: str) -> str:
-        return f"string_agg({self.cast_text(expr)}, ',')"
+__all__ = ["BaseWarehouse", "params_dict", "retrieval_text"]
 
 
 class BaseWarehouse(Warehouse):
@@ -115,8 +37,6 @@ class BaseWarehouse(Warehouse):
     aligns_rows = False
 
     def identity(self) -> str:
-        from dmv.data.sources import strip_credentials
-
         return strip_credentials(self.url)
 
     def table_exists(self, table: str) -> bool:
@@ -186,6 +106,16 @@ class BaseWarehouse(Warehouse):
     def check_retrieval(self, query: str) -> None:
         """Engine-level refusal of a statement that writes (after :func:`check_select`)."""
 
+    def retrieval_text(self, sql: str) -> str:
+        """Refuse anything but one read-only query; return the text to run and to hash.
+
+        The default is the portable scan, then :meth:`check_retrieval`; an engine with
+        a parser of its own (DuckDB, PostgreSQL) decides with that parser alone.
+        """
+        query = check_select(sql)
+        self.check_retrieval(query)
+        return query
+
     def export_parquet(self, name: str, path: Path, progress: Progress | None) -> int:
         """Write table ``name`` (quoted) to a Parquet file at ``path``; return its rows."""
         import pyarrow.parquet as pq
@@ -220,8 +150,6 @@ class BaseWarehouse(Warehouse):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from dmv.data.verified import CHECK_COLUMN
-
         cols = ", ".join(f"dmv_t.{quote_ident(c.name)}" for c in columns)
         engine = self.engine_row_hash(columns, "dmv_t")
         table = self.reader(f"SELECT {cols}, {engine} AS {CHECK_COLUMN} FROM {source}").read_all()
@@ -230,6 +158,13 @@ class BaseWarehouse(Warehouse):
             hashes = pc.cast(hashes, pa.uint64(), safe=False)
         total = pc.sum(hashes).as_py() or 0
         return table.drop_columns([CHECK_COLUMN]), table.num_rows, int(total)
+
+    def interrupt(self) -> None:
+        """Cancel the statement running on this connection, from any thread (a signal's).
+
+        Engines register their connection with :func:`dmv.interrupts.register` when it
+        opens; the statement then fails and the caller's transaction rolls back.
+        """
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -245,3 +180,17 @@ class BaseWarehouse(Warehouse):
 
 def params_dict(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dict(params) if params else None
+
+
+def retrieval_text(warehouse: Warehouse, sql: str) -> str:
+    """The checked text of retrieval SQL run over ``warehouse`` itself.
+
+    A plug-in warehouse that is not a :class:`BaseWarehouse` gets the portable scan and
+    its own ``check_retrieval``.
+    """
+    decide = getattr(warehouse, "retrieval_text", None)
+    if callable(decide):
+        return str(decide(sql))
+    query = check_select(sql)
+    warehouse.check_retrieval(query)
+    return query

@@ -7,15 +7,23 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmv.data._sql import check_identifier, quote_ident, quote_literal
-from dmv.data.engines.base import BaseWarehouse, SqlDialect, params_dict
-from dmv.data.warehouse import BATCH_ROWS, Column, Params, Progress, _sql_error
-from dmv.errors import StorageError
+from dmv.data._sql import SqlDialect, check_identifier, quote_ident, quote_literal
+from dmv.data.engines.base import BaseWarehouse, params_dict
+from dmv.data.warehouse import BATCH_ROWS, Column, Params, Progress, sql_error
+from dmv.errors import DataError, InvalidInput, StorageError
+from dmv.integrity import check_duckdb_file, corrupt_warehouse, is_duckdb_corruption
+from dmv.interrupts import register, unregister
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["DuckDBDialect", "DuckDBWarehouse", "open_duckdb"]
+__all__ = [
+    "DuckDBDialect",
+    "DuckDBWarehouse",
+    "check_duckdb_select",
+    "check_duckdb_statement",
+    "open_duckdb",
+]
 
 
 class DuckDBDialect(SqlDialect):
@@ -83,8 +91,6 @@ class DuckDBWarehouse(BaseWarehouse):
         try:
             self.con = duckdb.connect(path, read_only=read_only, config=config)
         except duckdb.Error as exc:
-            from dmv.integrity import corrupt_warehouse, is_duckdb_corruption
-
             if is_duckdb_corruption(exc):
                 raise corrupt_warehouse(path, exc) from None
             raise StorageError(
@@ -92,13 +98,15 @@ class DuckDBWarehouse(BaseWarehouse):
                 hint="another process may hold it open for writing",
             ) from exc
         self._in_tx = False
-        from dmv.integrity import check_duckdb_file
-
         try:
             check_duckdb_file(self.con, path)
         except StorageError:
             self.con.close()
             raise
+        register(self)
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
 
     def execute(self, sql: str, params: Params = None) -> None:
         import duckdb
@@ -106,7 +114,7 @@ class DuckDBWarehouse(BaseWarehouse):
         try:
             self.con.execute(sql, params_dict(params))
         except duckdb.Error as exc:
-            raise _sql_error(exc, where=self.url) from exc
+            raise sql_error(exc, where=self.url) from exc
 
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         import duckdb
@@ -114,7 +122,7 @@ class DuckDBWarehouse(BaseWarehouse):
         try:
             return self.con.execute(sql, params_dict(params)).fetchall()
         except duckdb.Error as exc:
-            raise _sql_error(exc, where=self.url) from exc
+            raise sql_error(exc, where=self.url) from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -149,7 +157,7 @@ class DuckDBWarehouse(BaseWarehouse):
             rel = self.con.sql(sql, params=params_dict(params))
             return tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.types, strict=True))
         except duckdb.Error as exc:
-            raise _sql_error(exc, where=self.url) from exc
+            raise sql_error(exc, where=self.url) from exc
 
     def reader(self, sql: str, params: Params = None) -> pa.RecordBatchReader:
         import duckdb
@@ -158,7 +166,7 @@ class DuckDBWarehouse(BaseWarehouse):
             rel = self.con.sql(sql, params=params_dict(params))
             return rel.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
-            raise _sql_error(exc, where=self.url) from exc
+            raise sql_error(exc, where=self.url) from exc
 
     def create_from_arrow(
         self, table: str, reader: pa.RecordBatchReader, *, temp: bool = False
@@ -172,7 +180,7 @@ class DuckDBWarehouse(BaseWarehouse):
             kind = "TEMP TABLE" if temp else "TABLE"
             self.con.execute(f"CREATE {kind} {name} AS SELECT * FROM {view}")
         except duckdb.Error as exc:
-            raise _sql_error(exc, "loading rows into the warehouse", where=self.url) from exc
+            raise sql_error(exc, "loading rows into the warehouse", where=self.url) from exc
         finally:
             self.con.unregister(view)
 
@@ -222,9 +230,10 @@ class DuckDBWarehouse(BaseWarehouse):
         self.sandbox()
 
     def check_retrieval(self, query: str) -> None:
-        from dmv.data.sources import _check_duckdb_statement
+        check_duckdb_statement(query)
 
-        _check_duckdb_statement(query)
+    def retrieval_text(self, sql: str) -> str:
+        return check_duckdb_select(sql)
 
     def export_parquet(self, name: str, path: Path, progress: Progress | None) -> int:
         self.execute(f"COPY (SELECT * FROM {name}) TO {quote_literal(str(path))} (FORMAT parquet)")
@@ -252,6 +261,7 @@ class DuckDBWarehouse(BaseWarehouse):
         return table, int(rows), int(total or 0)
 
     def close(self) -> None:
+        unregister(self)
         self.con.close()
 
 
@@ -261,3 +271,85 @@ def open_duckdb(
     """``duckdb:///path``, ``duckdb://path`` or a bare file path (``:memory:`` when empty)."""
     path = url.removeprefix("duckdb:///").removeprefix("duckdb://").removeprefix("duckdb:")
     return DuckDBWarehouse(path or ":memory:", read_only=read_only, memory_limit=memory_limit)
+
+
+def check_duckdb_select(sql: str) -> str:
+    """Refuse anything but one SELECT that writes nothing, as DuckDB's parser reads it.
+
+    Both the text as written and the text that is sent (comments and trailing ``;``
+    removed with DuckDB's own tokenizer) must pass :func:`check_duckdb_statement`.
+    """
+    import duckdb
+
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidInput("the query is empty", hint="give a SELECT statement")
+    check_duckdb_statement(sql)
+    tokens = duckdb.tokenize(sql)
+    pieces, end = [], 0
+    for i, (start, kind) in enumerate(tokens):
+        if kind == duckdb.token_type.comment:
+            pieces.append(sql[end:start] + " ")
+            end = tokens[i + 1][0] if i + 1 < len(tokens) else len(sql)
+    pieces.append(sql[end:])
+    text = "".join(pieces).strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    check_duckdb_statement(text)
+    return text
+
+
+def check_duckdb_statement(query: str) -> None:
+    """Refuse anything but one SELECT that writes nothing (DuckDB's own parse of it)."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise DataError(
+            f"the SQL does not parse: {str(exc).splitlines()[0]}",
+            hint="run the SQL in DuckDB to find the error; a retrieval is one SELECT",
+        ) from exc
+    if len(statements) != 1:
+        kinds = ", ".join(s.type.name for s in statements)
+        raise DataError(
+            f"the query holds {len(statements)} statements ({kinds}); a retrieval is exactly one",
+            hint="dmv never writes to a source: give one SELECT (or WITH … SELECT) statement",
+        )
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise DataError(
+            f"only SELECT queries may retrieve data; this one is {statements[0].type.name}",
+            hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
+        )
+    writes = _duckdb_writes(query)
+    if writes:
+        raise DataError(
+            f"the query modifies data ({', '.join(writes)} inside WITH)",
+            hint="dmv never writes to a source: give a SELECT (or WITH … SELECT) statement",
+        )
+
+
+def _duckdb_writes(query: str) -> list[str]:
+    """The data-modifying parts (``WITH d AS (DELETE … RETURNING *) SELECT …``) of a SELECT.
+
+    DuckDB types such a statement SELECT and runs its DELETE as soon as it is
+    described, so the parse tree is searched for INSERT/UPDATE/DELETE nodes.
+    """
+    import json
+
+    import duckdb
+
+    with duckdb.connect() as con:
+        row = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()
+    tree = json.loads(row[0]) if row else {}
+    found: list[str] = []
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if isinstance(kind, str) and kind.endswith("_QUERY_NODE"):
+                found.append(kind.removesuffix("_QUERY_NODE").replace("_", " "))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return sorted(set(found))

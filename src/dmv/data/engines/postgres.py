@@ -5,18 +5,206 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dmv.data._sql import check_identifier, quote_ident, quote_literal
-from dmv.data.engines.base import BaseWarehouse, SqlDialect
-from dmv.data.warehouse import Column, Params, _sql_error
-from dmv.errors import StorageError
+from dmv.data._arrow import cursor_reader
+from dmv.data._sql import SqlDialect, check_identifier, quote_ident, quote_literal
+from dmv.data.engines.base import BaseWarehouse
+from dmv.data.warehouse import Column, Params, sql_error
+from dmv.errors import DataError, InvalidInput, StorageError
+from dmv.interrupts import register, unregister
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["PostgresDialect", "PostgresWarehouse", "open_postgres", "pg_arrow_type"]
+__all__ = [
+    "PostgresDialect",
+    "PostgresWarehouse",
+    "check_postgres_select",
+    "open_postgres",
+    "pg_arrow_type",
+]
+
+_READ_ONLY_HINT = "dmv never writes to a source: give one SELECT (or WITH … SELECT) statement"
+
+#: Functions a retrieval may not call, by name in any schema: they change settings,
+#: write outside the transaction (large objects, sequences, other connections), reach
+#: the server's files and processes, or run SQL given as text. A READ ONLY transaction
+#: stops most of them on a source; on the warehouse the split's transaction writes, so
+#: this list is what stops them there.
+_REFUSED_FUNCTIONS = frozenset(
+    {
+        "set_config",
+        "nextval",
+        "setval",
+        "pg_notify",
+        "query_to_xml",
+        "query_to_xmlschema",
+        "query_to_xml_and_xmlschema",
+        "cursor_to_xml",
+        "cursor_to_xmlschema",
+        "pg_read_file",
+        "pg_read_binary_file",
+        "pg_stat_file",
+        "pg_file_write",
+        "pg_file_rename",
+        "pg_file_unlink",
+        "pg_terminate_backend",
+        "pg_cancel_backend",
+        "pg_reload_conf",
+        "pg_rotate_logfile",
+        "pg_logical_emit_message",
+        "pg_switch_wal",
+        "pg_promote",
+        "pg_import_system_collations",
+        "loread",
+        "lowrite",
+    }
+)
+_REFUSED_PREFIXES = (
+    "lo_",
+    "dblink",
+    "pg_ls_",
+    "pg_advisory",
+    "pg_try_advisory",
+    "pg_create_",
+    "pg_drop_",
+    "pg_replication_",
+    "pg_stat_reset",
+    "pg_log_",
+    "pg_backup_",
+)
+_WRITES = {
+    "InsertStmt": "INSERT",
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "MergeStmt": "MERGE",
+}
+
+
+def check_postgres_select(sql: str) -> str:
+    """Refuse anything but one plain SELECT, as PostgreSQL's own grammar reads it.
+
+    The SQL is parsed by libpg_query (``pglast``, the server's parser as a library):
+    exactly one statement, a SELECT (or WITH … SELECT, VALUES, TABLE) without
+    ``INTO``, locking clause, data-modifying WITH or a call of a function in
+    :data:`_REFUSED_FUNCTIONS`. Returns the statement with comments and trailing ``;``
+    removed (the text the DATA id is derived from and the text that is sent).
+    """
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidInput("the query is empty", hint="give a SELECT statement")
+    text = _without_comments(sql)
+    for query in (sql, text):  # the text as written, and the text that is sent
+        _check_tree(_placeholders_as_params(query))
+    return text
+
+
+# dmv's PostgreSQL parameters: psycopg's named placeholders
+_PLACEHOLDER_RE = re.compile(r"%\(\w+\)[sbt]")
+
+
+def _placeholders_as_params(sql: str) -> str:
+    """``sql`` with ``%(name)s`` placeholders as ``$1`` parameters, for the parser.
+
+    psycopg substitutes placeholders in the text wherever they stand; one inside a
+    string or a comment would put a value's quotes into the statement's structure,
+    so every placeholder must be a parameter where the parser reads it. With
+    placeholders, psycopg also reads ``%%`` as ``%``.
+    """
+    from pglast import parser  # lazy: pglast (libpg_query)
+
+    text, count = _PLACEHOLDER_RE.subn("$1", sql)
+    if not count:
+        return sql
+    text = text.replace("%%", "%")
+    if sum(1 for tok in parser.scan(text) if tok.name == "PARAM") != count:
+        raise DataError(
+            "a query parameter stands inside a string, a quoted name or a comment",
+            hint="write %(name)s where a value goes, outside quotes: it is bound as a literal",
+        )
+    return text
+
+
+def _parse(sql: str) -> dict[str, Any]:
+    from pglast import parser  # lazy: pglast (libpg_query)
+
+    try:
+        tree: dict[str, Any] = json.loads(parser.parse_sql_json(sql))
+    except parser.ParseError as exc:
+        raise DataError(
+            f"the query does not parse as PostgreSQL: {exc}",
+            hint="a retrieval on PostgreSQL is one SELECT statement in PostgreSQL's SQL",
+        ) from exc
+    return tree
+
+
+def _without_comments(sql: str) -> str:
+    from pglast import parser  # lazy: pglast (libpg_query)
+
+    _parse(_placeholders_as_params(sql))  # a clear error for SQL that does not parse
+    out, end = [], 0
+    tokens = parser.scan(sql)
+    for tok in tokens:  # token ends are inclusive
+        if tok.name in {"SQL_COMMENT", "C_COMMENT"}:
+            out.append(sql[end : tok.start] + " ")
+            end = tok.end + 1
+    out.append(sql[end:])
+    text = "".join(out).strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+def _check_tree(sql: str) -> None:
+    statements = _parse(sql).get("stmts", [])
+    if len(statements) != 1:
+        raise DataError(
+            f"the query holds {len(statements)} statements; a retrieval is exactly one",
+            hint=_READ_ONLY_HINT,
+        )
+    stmt = statements[0].get("stmt", {})
+    kind = next(iter(stmt), "")
+    if kind != "SelectStmt":
+        word = kind.removesuffix("Stmt").upper() or "nothing"
+        raise DataError(
+            f"only SELECT queries may retrieve data; this one is {word}", hint=_READ_ONLY_HINT
+        )
+    stack: list[Any] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            if key in _WRITES:
+                raise DataError(
+                    f"the query modifies data ({_WRITES[key]} inside WITH)", hint=_READ_ONLY_HINT
+                )
+            if key == "intoClause":
+                raise DataError("SELECT … INTO creates a table", hint=_READ_ONLY_HINT)
+            if key == "lockingClause":
+                raise DataError(
+                    "the query locks rows (FOR UPDATE / FOR SHARE)",
+                    hint="drop the locking clause: a retrieval only reads",
+                )
+            if key == "FuncCall":
+                _check_function(value)
+            stack.append(value)
+
+
+def _check_function(call: dict[str, Any]) -> None:
+    names = [n.get("String", {}).get("sval", "") for n in call.get("funcname", [])]
+    name = str(names[-1]).lower() if names else ""
+    if name in _REFUSED_FUNCTIONS or name.startswith(_REFUSED_PREFIXES):
+        raise DataError(
+            f"the query calls {name}(), which changes the server or reads outside the "
+            "query: a retrieval is read-only",
+            hint="remove the call; compute the value in a SELECT over tables",
+        )
 
 
 class PostgresDialect(SqlDialect):
@@ -110,30 +298,44 @@ class PostgresWarehouse(BaseWarehouse):
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
             self.execute(f"SET search_path TO {quote_ident(schema)}")
         self.schema = schema
+        register(self)
 
-    def _cursor(self, params: Params) -> Any:
+    def interrupt(self) -> None:
+        # a cancel request on its own connection; the server stops the statement
+        self.con.cancel_safe(timeout=5.0)
+
+    def _send(self, cur: Any, sql: str, params: Params = None) -> None:
+        """Run ONE statement: the server itself refuses a second one.
+
+        Parameters are bound here, as literals (PostgreSQL takes no parameters in
+        ``CREATE TABLE … AS`` or ``EXPLAIN``), then the text goes over the extended
+        query protocol (psycopg's pipeline mode always uses it), whose Parse message
+        holds one command; the simple protocol would run ``a; b; c`` one by one.
+        """
         import psycopg
 
-        return psycopg.ClientCursor(self.con) if params else self.con.cursor()
+        text = psycopg.ClientCursor(self.con).mogrify(sql, dict(params)) if params else sql
+        with self.con.pipeline():
+            cur.execute(text)
 
     def execute(self, sql: str, params: Params = None) -> None:
         import psycopg
 
         try:
-            with self._cursor(params) as cur:
-                cur.execute(sql, dict(params) if params else None)
+            with self.con.cursor() as cur:
+                self._send(cur, sql, params)
         except psycopg.Error as exc:
-            raise _sql_error(exc) from exc
+            raise sql_error(exc) from exc
 
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         import psycopg
 
         try:
-            with self._cursor(params) as cur:
-                cur.execute(sql, dict(params) if params else None)
+            with self.con.cursor() as cur:
+                self._send(cur, sql, params)
                 return list(cur.fetchall())
         except psycopg.Error as exc:
-            raise _sql_error(exc) from exc
+            raise sql_error(exc) from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -165,10 +367,10 @@ class PostgresWarehouse(BaseWarehouse):
 
         outer = self.con.info.transaction_status != TransactionStatus.IDLE
         try:
-            with self.con.transaction(), self._cursor(params) as cur:
+            with self.con.transaction(), self.con.cursor() as cur:
                 if not outer:  # inside a split's transaction it must stay writable
                     cur.execute("SET TRANSACTION READ ONLY")
-                cur.execute(f"SELECT * FROM (\n{sql}\n) AS dmv_q LIMIT 0", params)
+                self._send(cur, f"SELECT * FROM (\n{sql}\n) AS dmv_q LIMIT 0", params)
                 desc = cur.description or []
                 oids = [(d.name, d.type_code, d.internal_size, d) for d in desc]
                 types = []
@@ -178,13 +380,12 @@ class PostgresWarehouse(BaseWarehouse):
                     types.append(str(row[0]) if row else "unknown")
                 return tuple(Column(o[0], t) for o, t in zip(oids, types, strict=True))
         except psycopg.Error as exc:
-            raise _sql_error(exc) from exc
+            raise sql_error(exc) from exc
 
     def reader(self, sql: str, params: Params = None) -> pa.RecordBatchReader:
-        from dmv.data._arrow import cursor_reader
-
         columns = self.query_columns(sql, params)
         hints = [pg_arrow_type(c.type) for c in columns]
+        # a server-side cursor is DECLAREd over the extended protocol: one statement
         cur = self.con.cursor(name="dmv_reader")
         self.con.autocommit = False
         try:
@@ -192,7 +393,7 @@ class PostgresWarehouse(BaseWarehouse):
         except Exception as exc:
             self.con.rollback()
             self.con.autocommit = True
-            raise _sql_error(exc) from exc
+            raise sql_error(exc) from exc
 
         def finish() -> None:
             cur.close()
@@ -220,7 +421,7 @@ class PostgresWarehouse(BaseWarehouse):
                         pacsv.write_csv(batch, buf, options)
                         copy.write(buf.getvalue())
         except psycopg.Error as exc:
-            raise _sql_error(exc, "loading rows into the warehouse") from exc
+            raise sql_error(exc, "loading rows into the warehouse") from exc
 
     def analyze(self, name: str) -> None:
         self.execute(f"ANALYZE {name}")  # temporary tables get no statistics unless asked
@@ -235,6 +436,12 @@ class PostgresWarehouse(BaseWarehouse):
         if isinstance(plan, str):
             plan = json.loads(plan)
         return int(plan[0]["Plan"]["Plan Rows"])
+
+    def check_retrieval(self, query: str) -> None:
+        check_postgres_select(query)
+
+    def retrieval_text(self, sql: str) -> str:
+        return check_postgres_select(sql)
 
     def check_key(self) -> str:
         version = int(self.rows("SHOW server_version_num")[0][0])
@@ -261,6 +468,7 @@ class PostgresWarehouse(BaseWarehouse):
             self.execute(f"SET statement_timeout = {int(timeout * 1000)}")
 
     def close(self) -> None:
+        unregister(self)
         self.con.close()
 
 

@@ -26,10 +26,13 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dmv.data._sql import check_identifier, quote_ident
-from dmv.data.engines.base import BaseWarehouse, SqlDialect, params_dict
+from dmv._urls import source_url
+from dmv.data._sql import SqlDialect, check_identifier, quote_ident
+from dmv.data.credentials import connect_url
+from dmv.data.engines.base import BaseWarehouse, params_dict
 from dmv.data.warehouse import Column, Params
 from dmv.errors import DataError, InvalidInput, StorageError
+from dmv.interrupts import register, unregister
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -121,7 +124,10 @@ class SparkDialect(SqlDialect):
 def split_url(url: str) -> tuple[str, dict[str, str]]:
     """``(Spark Connect URL, dmv's own parameters)`` of an ``sc://`` warehouse URL."""
     if not url.startswith("sc://"):
-        raise InvalidInput(f"a Spark Connect URL starts with sc://, not {url[:12]!r}")
+        raise InvalidInput(
+            f"a Spark Connect URL starts with sc://, not {url[:12]!r}",
+            hint="write the Spark Connect URL as sc://HOST:PORT",
+        )
     head, _, tail = url.partition("/;")
     head = head.rstrip("/")
     own: dict[str, str] = {}
@@ -129,7 +135,10 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
     for item in filter(None, tail.split(";")):
         name, eq, value = item.partition("=")
         if not eq:
-            raise InvalidInput(f"Spark Connect URL parameter {item!r} must be name=value")
+            raise InvalidInput(
+                f"Spark Connect URL parameter {item!r} must be name=value",
+                hint="write parameters as sc://HOST:PORT/;name=value;name=value",
+            )
         if name in _OWN_PARAMS:
             own[name] = check_identifier(value, name)
         else:
@@ -139,8 +148,6 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
 
 def strip_token(url: str) -> str:
     """The URL without parameters that look like credentials (:func:`dmv._urls.source_url`)."""
-    from dmv._urls import source_url
-
     return source_url(url)
 
 
@@ -181,8 +188,6 @@ class SparkWarehouse(BaseWarehouse):
                 "a Spark warehouse needs the Spark Connect client",
                 hint="pip install 'dmv[spark]'  (pyspark[connect])",
             ) from exc
-        from dmv._credentials import connect_url
-
         # errors reach the user as DmvErrors; the client would also print each as JSON
         logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
         self.url = strip_token(url)
@@ -218,6 +223,10 @@ class SparkWarehouse(BaseWarehouse):
                 f"cannot use the Spark warehouse {self.identity()}: {exc.message}",
                 hint="check the catalog and database parameters and the user's privileges",
             ) from exc
+        register(self)
+
+    def interrupt(self) -> None:
+        self.spark.interruptAll()
 
     def identity(self) -> str:
         return self.url
@@ -419,6 +428,7 @@ class SparkWarehouse(BaseWarehouse):
         return f"sum(CAST({expr} AS DECIMAL(38,0)))"
 
     def close(self) -> None:
+        unregister(self)
         with contextlib.suppress(Exception):
             self.spark.stop()
 

@@ -30,10 +30,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dmv import tree_layout as _tree
 from dmv.errors import DmvError, Forbidden, NotFound
-from dmv.server.security import CSRF_FIELD, csrf_token
+from dmv.flavors import is_unsafe
+from dmv.integrations.card import style_hash
+from dmv.reports import tree_layout as _tree
+from dmv.server.security import CSRF_FIELD, SECURITY_HEADERS, csrf_token
 from dmv.server.ui import _chart, _views
+from dmv.tokens import authenticate, has_tokens
 
 if TYPE_CHECKING:
     from dmv.project import Project
@@ -62,6 +65,7 @@ def _env() -> jinja2.Environment:
         change_help=_tree.CHANGE_HELP,
         fmt=_chart.fmt,
         quote=quote,
+        is_unsafe=is_unsafe,
     )
     env.filters["when"] = _when
     return env
@@ -191,12 +195,8 @@ def _read_allowed(request: Request, model: str | None = None) -> str | None:
 
 def _check_token(project: Project, token: str) -> None:
     """Refuse a token the registry does not know (when this dmv has tokens at all)."""
-    try:
-        from dmv.tokens import authenticate, has_tokens
-    except ImportError:  # pragma: no cover - tokens ship with the server
-        return
-    if has_tokens(project):
-        authenticate(project, token)
+    if has_tokens(project.registry):
+        authenticate(project.registry, token)
 
 
 def _safe_next(target: str | None) -> str:
@@ -217,9 +217,7 @@ def create_router(project: Project) -> APIRouter:
         def render() -> Response:
             only = _read_allowed(request)
             number = _views.page_number(page)
-            rows, metrics = _views.model_rows(project, q, state, metric.strip())
-            if only is not None:
-                rows = [r for r in rows if r.info.name == only]
+            rows, metrics = _views.model_rows(project, q, state, metric.strip(), only)
             pages = _views.Pages.of(len(rows), number, {"q": q, "state": state, "metric": metric})
             matched = len(rows)
             rows = rows[pages.start : pages.stop]
@@ -234,7 +232,7 @@ def create_router(project: Project) -> APIRouter:
                 state=state,
                 metric=metric.strip(),
                 states=_views.STATES,
-                total=len(project.models()),
+                total=len(project.models()) if only is None else 1,
                 matched=matched,
                 pages=pages,
             )
@@ -249,6 +247,10 @@ def create_router(project: Project) -> APIRouter:
             versions = project.versions(name)
             experiments = project.experiments(name)
             released_from = {v.version.number: v.released_from for v in versions if v.released_from}
+            # A listing knows only 'dirty'; a release's policy overrides are in its record.
+            flags = {
+                v.version.number: project.show(v.version).flags for v in versions if v.released_from
+            }
             href = {v.version.number: _views.version_url(v.version) for v in versions}
             opened = {k for k in expand.split(",") if k.strip()}
             tree = _tree.layout(project.tree(name), href, expand=opened)
@@ -281,6 +283,7 @@ def create_router(project: Project) -> APIRouter:
                 experiments=experiments,
                 tree=tree,
                 released_from=released_from,
+                flags=flags,
                 previous=previous,
                 metrics=metrics,
                 trend=trend,
@@ -324,6 +327,10 @@ def create_router(project: Project) -> APIRouter:
                 splits=splits,
                 panels=panels,
                 releases=releases,
+                branch=project.version_branch(info.version),
+                signature=None
+                if info.version.x == 0
+                else project.signature(info.version, full=False),
             )
 
         return _guarded(request, page)
@@ -340,8 +347,6 @@ def create_router(project: Project) -> APIRouter:
                 return Response(
                     text, media_type="text/markdown; charset=utf-8", headers=disposition
                 )
-            from dmv.integrations.card import style_hash
-            from dmv.server.security import SECURITY_HEADERS
 
             # The server's policy, with the card's one inline style allowed by its hash.
             policy = dict(SECURITY_HEADERS)["content-security-policy"].replace(
@@ -435,7 +440,11 @@ def create_router(project: Project) -> APIRouter:
         expected = _csrf(request)
         if expected and not hmac.compare_digest(sent, expected):
             return _error_page(
-                request, Forbidden("this log-out form is not from this session; use the button")
+                request,
+                Forbidden(
+                    "this log-out form is not from this session; use the button",
+                    hint="use the log-out button on a page of this server",
+                ),
             )
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(COOKIE, path="/")
@@ -444,7 +453,13 @@ def create_router(project: Project) -> APIRouter:
     @router.get("/ui/static/{filename}")
     def static(request: Request, filename: str) -> Response:
         if filename not in STATIC_FILES:
-            return _error_page(request, NotFound(f"no static file {filename!r}"))
+            return _error_page(
+                request,
+                NotFound(
+                    f"no static file {filename!r}",
+                    hint="the UI's static files are listed on docs/ui.md",
+                ),
+            )
         return FileResponse(
             HERE / "static" / filename,
             media_type=STATIC_FILES[filename],

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dmv.explain import fmt
 from dmv.registry.records import RunInfo
+from dmv.reports.explain import PREFERRED_SPLITS, fmt
 
 __all__ = [
     "Bar",
@@ -128,8 +128,25 @@ def metric_panels(runs: Sequence[RunInfo]) -> tuple[list[str], list[Panel]]:
 TREND_H = 190
 TREND_PAD_L = 56
 TREND_PAD_T = 20
-TREND_PAD_B = 78  # the rotated version labels
+TREND_PAD_B = 78  # the least room below the plot, for the rotated version labels
 TREND_MAX_W = 1180
+# The version labels: monospace at 10 px (app.css ``.vlabel``), turned 55° clockwise and
+# anchored 3 px right of their version and 4 px below the plot. A monospace glyph is at
+# most 0.62 em wide (DejaVu Sans Mono, Menlo, Consolas: 0.60), reaches 0.8 em above its
+# baseline and 0.25 em below it.
+LABEL_FONT = 10.0
+LABEL_CHAR_W = 0.62 * LABEL_FONT
+LABEL_ASCENT = 0.8 * LABEL_FONT
+LABEL_DESCENT = 0.25 * LABEL_FONT
+LABEL_ANGLE = math.radians(55)
+LABEL_DX, LABEL_DY = 3.0, 4.0
+
+
+def label_room(label: str) -> tuple[float, float]:
+    """How far a rotated version label reaches right of and below its anchor (px)."""
+    run = len(label) * LABEL_CHAR_W
+    cos, sin = math.cos(LABEL_ANGLE), math.sin(LABEL_ANGLE)
+    return run * cos + LABEL_ASCENT * sin, run * sin + LABEL_DESCENT * cos
 
 
 @dataclass(frozen=True)
@@ -163,6 +180,7 @@ class Trend:
     missing: list[str] = field(default_factory=list)  # versions without this metric
     step: float = 0.0
     goal: str = "max"
+    axis_y: float = TREND_PAD_T + TREND_H  # the plot's bottom edge; the labels hang below it
 
     @property
     def best(self) -> Spread | None:
@@ -174,7 +192,6 @@ class Trend:
 
 def pick_split(summaries: Sequence[dict[str, dict[str, Any]]], metric: str) -> str | None:
     """The split ``metric`` is best compared on: test, then valid…, among those recorded."""
-    from dmv.explain import PREFERRED_SPLITS
 
     seen = {s for summary in summaries for s, ms in summary.items() if metric in ms}
     for split in (*PREFERRED_SPLITS, *sorted(seen)):
@@ -210,7 +227,12 @@ def trend(
     lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
     step = max(12.0, min(56.0, (max_width - TREND_PAD_L - 70) / max(len(have), 1)))
     out.step = step
-    out.width = TREND_PAD_L + step * len(have) + 70  # room for the last rotated label
+    # Room for every label whole: below the plot for the longest, right of the last
+    # version for the last one (each label leans right, over the versions after it).
+    below = max(label_room(r[0])[1] for r in have)
+    right = label_room(have[-1][0])[0]
+    out.height = out.axis_y + max(TREND_PAD_B, math.ceil(LABEL_DY + below + 6))
+    out.width = TREND_PAD_L + step * len(have) + max(70, math.ceil(LABEL_DX + right + 6 - step / 2))
 
     def y_of(v: float) -> float:
         return TREND_PAD_T + TREND_H * (hi - v) / (hi - lo)

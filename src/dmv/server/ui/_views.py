@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from dmv._urls import database_url as redact_url
 from dmv.errors import DmvError, InvalidInput, NotFound
+from dmv.interface import Interface, diff_interfaces
 from dmv.registry.records import ModelInfo, RunInfo, VersionInfo
-from dmv.server.ui._chart import fmt, split_order
+from dmv.reports.explain import metric_summary, split_rule
+from dmv.server.ui._chart import fmt, metric_names, pick_split, split_order, trend
 from dmv.version import Reference, Version, check_name
 
 if TYPE_CHECKING:
@@ -155,13 +158,15 @@ class ModelRow:
 
 
 def model_rows(
-    project: Project, q: str, state: str, metric: str
+    project: Project, q: str, state: str, metric: str, only: str | None = None
 ) -> tuple[list[ModelRow], list[str]]:
     """Models matching the filters, and every metric name seen (for the metric picker).
 
     ``q`` matches a name or an alias (substring, any case); ``state`` keeps models
     with at least one version in that state; ``metric`` keeps models whose current
     version (newest release, else newest prerelease) recorded it, and shows it.
+    ``only`` (a token limited to one model) leaves every other model out, its
+    metric names included.
     """
     if state and state not in STATES:
         raise InvalidInput(
@@ -171,6 +176,8 @@ def model_rows(
     rows: list[ModelRow] = []
     seen_metrics: set[str] = set()
     for info in project.models():
+        if only is not None and info.name != only:
+            continue
         current = info.latest_release or info.latest_prerelease
         run = None
         if current is not None:
@@ -223,8 +230,6 @@ def metric_view(
 ) -> MetricView:
     """Each version's runs summarised, and the metric to show (``chosen``, else the
     model's primary metric, else the first one recorded) on its most telling split."""
-    from dmv.explain import metric_summary
-    from dmv.server.ui._chart import metric_names, pick_split
 
     summaries = {v.version.number: metric_summary(project.runs(v.version)) for v in versions}
     names = metric_names(list(summaries.values()))
@@ -323,15 +328,12 @@ def lineage(project: Project, version: Version) -> dict[str, Any]:
         }
     spec = record.get("spec")
     if isinstance(spec, Mapping):
-        from dmv.explain import split_rule
-
         out["rule"] = split_rule(spec)
     return out
 
 
 def retrieval(project: Project, version: Version) -> dict[str, Any] | None:
     """How DATA retrieves its rows: the SQL (or files) and the source, without credentials."""
-    from dmv._urls import database_url as redact_url
 
     try:
         query = project.data_show(version.name, version.data)
@@ -467,8 +469,6 @@ def diff_rows(a: Side, b: Side) -> list[DiffRow]:
 
 def run_overlays(a: Side, b: Side) -> list[Any]:
     """For each metric both versions recorded: their runs side by side, A then B."""
-    from dmv.explain import metric_summary
-    from dmv.server.ui._chart import metric_names, pick_split, trend
 
     ma, mb = metric_summary(a.runs), metric_summary(b.runs)
     out = []
@@ -487,10 +487,6 @@ def run_overlays(a: Side, b: Side) -> list[Any]:
 def interface_changes(a: VersionInfo, b: VersionInfo) -> dict[str, Any] | None:
     """dmv's own interface diff with compatibility classes, when both interfaces are known."""
     if not a.interface or not b.interface:
-        return None
-    try:
-        from dmv.interface import Interface, diff_interfaces
-    except ImportError:  # pragma: no cover - the interface module ships with dmv
         return None
     try:
         result = diff_interfaces(Interface.from_dict(a.interface), Interface.from_dict(b.interface))

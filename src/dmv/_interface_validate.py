@@ -1,5 +1,0 @@
-"""Row validation against an interface: see :mod:`dmv.interface.validate`."""
-
-from dmv.interface.validate import RowValidator
-
-__all__ = ["RowValidator"]

@@ -1,0 +1,1 @@
+"""Upkeep of a project's stores: ``backup`` (and restore) and ``fsck``."""
