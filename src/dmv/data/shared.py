@@ -289,9 +289,7 @@ def looks_stored(
     """
     alias = from_sql if from_sql.endswith("AS dmv_q") else f"{from_sql} AS dmv_q"
     engine = wh.engine_row_hash(columns, "dmv_q")
-    ((n, total),) = wh.rows(
-        f"SELECT count(*), {wh.engine_hash_sum(engine)} FROM {alias}", params
-    )
+    ((n, total),) = wh.rows(f"SELECT count(*), {wh.engine_hash_sum(engine)} FROM {alias}", params)
     return f"{int(n)}:{int(total or 0) % (1 << 64):016x}" == base.engine
 
 

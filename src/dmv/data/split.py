@@ -293,9 +293,7 @@ def store_split(
         probed: dict[int, tuple[int, int]] | None = None
         if earlier is not None and looks_stored(warehouse, earlier, base, base_params, columns):
             # the same rows, most likely: measure them without writing anything
-            measured, probed = _build.probe(
-                warehouse, base, base_params, columns, part_sql, pk_raw
-            )
+            measured, probed = _build.probe(warehouse, base, base_params, columns, part_sql, pk_raw)
         else:
             measured = build()
         if not sum(m[0] for m in measured.values()):
