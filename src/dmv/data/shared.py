@@ -278,21 +278,6 @@ def base_for(wh: Warehouse, origin: str, columns: Sequence[Column]) -> Layout | 
     )
 
 
-def looks_stored(
-    wh: Warehouse, base: Layout, from_sql: str, params: Mapping[str, Any], columns: Sequence[Column]
-) -> bool:
-    """Whether the rows of ``from_sql`` are likely ``base``'s: their count and engine sum.
-
-    One cheap scan (the engine's own row hash, nothing written). A yes is only a
-    hint: the split then measures the rows (md5 of every row) and compares its
-    content fingerprint too before it stores nothing but memberships.
-    """
-    alias = from_sql if from_sql.endswith("AS dmv_q") else f"{from_sql} AS dmv_q"
-    engine = wh.engine_row_hash(columns, "dmv_q")
-    ((n, total),) = wh.rows(f"SELECT count(*), {wh.engine_hash_sum(engine)} FROM {alias}", params)
-    return f"{int(n)}:{int(total or 0) % (1 << 64):016x}" == base.engine
-
-
 def reuse(
     wh: Warehouse,
     base: Layout,
@@ -321,6 +306,36 @@ def reuse(
         return None
     rows = sum(n for n, _ in expected.values())
     return Planned(segments, memberships, rows, 0)
+
+
+def against(
+    wh: Warehouse,
+    base: Layout,
+    from_sql: str,
+    params: Mapping[str, Any],
+    columns: Sequence[Column],
+    part_of: str,
+    pk_raw: str | None,
+    expected: Mapping[int, tuple[int, int]],
+) -> Planned | None:
+    """Store a split of a grown or changed source against ``base``, from the source itself.
+
+    The rows ``base`` holds are shared; only the others are written, as one new
+    segment; no part is built first. None, with nothing left behind, when most
+    rows changed or the parts do not come out as ``expected`` (measured on the
+    retrieved rows): the split is then stored the ordinary way.
+    """
+    alias = from_sql if from_sql.endswith("AS dmv_q") else f"{from_sql} AS dmv_q"
+    new_rows = f"SELECT {columns_sql(columns)} FROM {alias}"
+    rows = sum(n for n, _ in expected.values())
+    planned = _difference(wh, base, new_rows, columns, part_of, pk_raw, rows, params)
+    if planned is None:
+        return None
+    if part_checks(wh, planned.segments, columns) != dict(expected):
+        for table in planned.written:  # cannot happen unless the engine misaligns rows
+            wh.execute(f"DROP TABLE {quote_ident(table)}")
+        return None
+    return planned
 
 
 def _persist(wh: Warehouse, fresh: Sequence[Segment]) -> list[Segment]:
@@ -383,7 +398,11 @@ def plan(
         ]
         planned = Planned(segments, memberships, rows, 0)
     else:
-        found = _difference(wh, base, fresh, columns, part_of, pk_raw, rows)
+        cols = columns_sql(columns)
+        new_rows = " UNION ALL ".join(
+            f"SELECT {cols} FROM {quote_ident(seg.table)}" for seg in fresh
+        )
+        found = _difference(wh, base, new_rows, columns, part_of, pk_raw, rows)
         if found is None:
             return own(), expected
         planned = found
@@ -400,11 +419,12 @@ def plan(
 def _difference(
     wh: Warehouse,
     base: Layout,
-    fresh: Sequence[Segment],
+    new_rows: str,
     columns: Sequence[Column],
     part_of: str,
     pk_raw: str | None,
     rows: int,
+    params: Mapping[str, Any] | None = None,
 ) -> Planned | None:
     """Share ``base``'s rows that the new rows hold too; write only the others.
 
@@ -412,23 +432,23 @@ def _difference(
     differ, by value (``EXCEPT ALL``, every column, duplicates counted). None when
     more than half the rows changed.
     """
-    cols = columns_sql(columns)
-    new_rows = " UNION ALL ".join(f"SELECT {cols} FROM {quote_ident(seg.table)}" for seg in fresh)
     live = _live_rows(base, columns)
+    bound = dict(params or {})
     engine = wh.engine_row_hash(columns, "dmv_r")
     differ = quote_ident(_name("differ"))
     wh.execute(
         f"CREATE TEMP TABLE {differ} AS SELECT h FROM (SELECT {engine} AS h, 1 AS n FROM "
         f"({new_rows}) AS dmv_r UNION ALL SELECT {engine} AS h, -1 AS n FROM ({live}) AS dmv_r) "
-        "AS d GROUP BY h HAVING sum(n) <> 0"
+        "AS d GROUP BY h HAVING sum(n) <> 0",
+        bound,
     )
     added = quote_ident(_name("added"))
     gone = quote_ident(_name("gone"))
     pick = f"WHERE {engine} IN (SELECT h FROM {differ})"
     ours = f"SELECT * FROM ({new_rows}) AS dmv_r {pick}"
     theirs = f"SELECT * FROM ({live}) AS dmv_r {pick}"
-    wh.execute(f"CREATE TEMP TABLE {added} AS {ours} EXCEPT ALL {theirs}")
-    wh.execute(f"CREATE TEMP TABLE {gone} AS {theirs} EXCEPT ALL {ours}")
+    wh.execute(f"CREATE TEMP TABLE {added} AS {ours} EXCEPT ALL {theirs}", bound)
+    wh.execute(f"CREATE TEMP TABLE {gone} AS {theirs} EXCEPT ALL {ours}", bound)
     n_added = int(wh.rows(f"SELECT count(*) FROM {added}")[0][0])
     n_gone = int(wh.rows(f"SELECT count(*) FROM {gone}")[0][0])
     try:

@@ -58,9 +58,9 @@ from dmv.data.records import (
     SplitSpec,
 )
 from dmv.data.shared import (
+    against,
     base_for,
     create_views,
-    looks_stored,
     origin_of,
     plan,
     reuse,
@@ -291,8 +291,9 @@ def store_split(
             )  # fmt: skip
 
         probed: dict[int, tuple[int, int]] | None = None
-        if earlier is not None and looks_stored(warehouse, earlier, base, base_params, columns):
-            # the same rows, most likely: measure them without writing anything
+        if earlier is not None:
+            # measured without writing anything: what the earlier split holds is not
+            # written again, and an identical split writes nothing at all
             measured, probed = _build.probe(warehouse, base, base_params, columns, part_sql, pk_raw)
         else:
             measured = build()
@@ -327,11 +328,14 @@ def store_split(
         expected: dict[int, tuple[int, int]] = {}
         planned = None
         if probed is not None and earlier is not None:
-            planned = reuse(warehouse, earlier, content, columns, part_sql, pk_raw, probed)
             expected = probed
-            if planned is None:  # not the same rows after all: store them the usual way
+            planned = reuse(warehouse, earlier, content, columns, part_sql, pk_raw, probed)
+            if planned is None:  # a grown or changed source: write only what is new
+                planned = against(
+                    warehouse, earlier, base, base_params, columns, part_sql, pk_raw, probed
+                )
+            if planned is None:  # most rows changed: store them anew
                 measured = build()
-                probed = None
         if shared and planned is None:
             planned, expected = plan(
                 warehouse, building, content, columns, origin, part_sql, pk_raw,
