@@ -7,9 +7,12 @@ a temporary folder, then measures side by side in one process:
   (b) ``store_split --by key:user_id``: the rows stored once, the parts as views,
       full fingerprints and profiles                        target: within 2.5x of (a)
       (and as a table per part); verify_parts and the leakage check    target: 1x (a)
-  (s) warehouse bytes of later splits of the same retrieval, against the full copy a
-      table per part costs: another salt <= 5%, a source grown by 1% <= 10%, 1% of rows
-      changed <= 15%; reading a part from shared storage <= 1.2x a table
+  (s) bytes on disk of later splits of the same retrieval, against the full copy a
+      table per part costs, as DuckDB's used blocks, the warehouse file's size and every
+      byte in its folder side by side: the identical split 0, another salt <= 5%, a
+      chain of 5 re-splits <= 25%, a source grown by 1% <= 10%, 1% of rows changed
+      <= 15%; reading a part from shared storage <= 1.2x a table
+      (--only-storage: COPY, the first split and (s) alone)
   (c) retrieving the same rows from a SQLite file into the warehouse
                                  target: < 10.7 s for 10M rows (15x dvc import-db's 161 s)
   (d) peak memory of this process (ru_maxrss)                       target: < 1.5 GB
