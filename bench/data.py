@@ -7,9 +7,12 @@ a temporary folder, then measures side by side in one process:
   (b) ``store_split --by key:user_id``: the rows stored once, the parts as views,
       full fingerprints and profiles                        target: within 2.5x of (a)
       (and as a table per part); verify_parts and the leakage check    target: 1x (a)
-  (s) warehouse bytes of later splits of the same retrieval, against the full copy a
-      table per part costs: another salt <= 5%, a source grown by 1% <= 10%, 1% of rows
-      changed <= 15%; reading a part from shared storage <= 1.2x a table
+  (s) bytes on disk of later splits of the same retrieval, against the full copy a
+      table per part costs, as DuckDB's used blocks, the warehouse file's size and every
+      byte in its folder side by side: the identical split 0, another salt <= 5%, a
+      chain of 5 re-splits <= 25%, a source grown by 1% <= 10%, 1% of rows changed
+      <= 15%; reading a part from shared storage <= 1.2x a table
+      (--only-storage: COPY, the first split and (s) alone)
   (c) retrieving the same rows from a SQLite file into the warehouse
                                  target: < 10.7 s for 10M rows (15x dvc import-db's 161 s)
   (d) peak memory of this process (ru_maxrss)                       target: < 1.5 GB
@@ -21,13 +24,14 @@ a temporary folder, then measures side by side in one process:
       trainer's read of a part over Connect: rows/s and this process's peak memory
       (measured first, before DuckDB's figures raise the process's peak)
 
-Usage: python bench/data.py [--rows N] [--postgres] [--pg-url URL] [--only-read]
+Usage: python bench/data.py [--rows N] [--postgres] [--pg-url URL] [--only-read] [--only-storage]
                             [--spark] [--spark-url sc://host:port]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import secrets
 import sys
@@ -43,7 +47,7 @@ from dmv.data.fingerprint import measure_table, verify_parts
 from dmv.data.leakage import check_leakage
 from dmv.data.records import SplitSpec
 from dmv.data.sources import Retrieval, Source, retrieve
-from dmv.data.split import store_split
+from dmv.data.split import AlreadyStored, store_split
 from dmv.data.verified import read_verified, to_format
 
 DVC_IMPORT_DB_10M = 161.0  # seconds, measured for `dvc import-db` of 10M rows to CSV
@@ -127,6 +131,11 @@ def main() -> int:
     parser.add_argument("--only-read", action="store_true", help="only (e), the read overhead")
     parser.add_argument("--spark", action="store_true", help="also split in Spark (Connect)")
     parser.add_argument("--spark-url", default="", help="a running Spark Connect server")
+    parser.add_argument(
+        "--only-storage",
+        action="store_true",
+        help="only (s): the bytes on disk of later splits (first split and COPY included)",
+    )
     args = parser.parse_args()
     rows = args.rows
     print(f"dmv data benchmark: {rows:,} rows")
@@ -166,7 +175,7 @@ def main() -> int:
 
         print("(b) dmv split --by key:user_id (rows stored once, fingerprints, profiles)")
         steps: list[str] = []
-        before = used_bytes(wh)
+        before = disk(wh)
         split_s, result = timed(
             "store_split (shared storage, the default)",
             lambda: store_split(
@@ -177,15 +186,23 @@ def main() -> int:
                 progress=lambda s, d, t: steps.append(s),
             ),
         )
-        shared_bytes = used_bytes(wh) - before
+        shared_bytes = grew(before, disk(wh))
         print("      parts: " + ", ".join(f"{p.name}={p.rows:,}" for p in result.parts))
-        before = used_bytes(wh)
+        before = disk(wh)
         tables_s, copied = timed(
             "store_split --storage tables (a full copy per part)",
             lambda: store_split(wh, "SELECT * FROM src", spec, "bench__d__t", storage="tables"),
         )
-        copy_bytes = used_bytes(wh) - before
+        copy_bytes = grew(before, disk(wh))
         assert [p.fingerprint for p in copied.parts] == [p.fingerprint for p in result.parts]
+        if args.only_storage:
+            print("(s) storage of later splits of the same retrieval")
+            storage = bench_storage(wh, spec, rows)
+            wh.close()
+            print()
+            print(f"results (split {split_s:.2f} s, COPY {copy:.2f} s = {split_s / copy:.2f}x)")
+            print_storage(shared_bytes, copy_bytes, storage)
+            return 0
         verify_s, report = timed(
             "verify_parts (engine checks recorded with the split)", lambda: verify_parts(wh, result)
         )
@@ -246,21 +263,7 @@ def main() -> int:
         f"      leakage check                      {leak_s:8.2f} s   = {leak_s / copy:5.2f}x (a) "
         "target 1x"
     )
-    print(
-        f"  (s) first split, shared storage        {shared_bytes / 1e6:8.1f} MB  "
-        f"(a table per part: {copy_bytes / 1e6:.1f} MB = the full copy)"
-    )
-    targets = {"resplit": 5, "grown": 10, "changed": 15}
-    labels = {
-        "resplit": "same rows, another salt",
-        "grown": "source grew by 1% (appended)",
-        "changed": "1% of rows changed in place",
-    }
-    for key, added in storage.items():
-        print(
-            f"      {labels[key]:<32} {added / 1e6:8.1f} MB  = {added / copy_bytes * 100:5.1f}% "
-            f"of a full copy   target <= {targets[key]}%"
-        )
+    print_storage(shared_bytes, copy_bytes, storage)
     for name, (plain, shared) in reads.items():
         print(
             f"      read {name} part as arrow: table {plain:5.2f} s, shared {shared:5.2f} s "
@@ -300,6 +303,51 @@ def used_bytes(wh: Any) -> int:
     return int(used) * int(size)
 
 
+def disk(wh: Any) -> tuple[int, int, int]:
+    """``(used-block bytes, warehouse file bytes, every byte under its folder)``.
+
+    The folder stands for ``.dmv/``: the file, its WAL and DuckDB's spill directory.
+    """
+    used = used_bytes(wh)
+    path = Path(wh.url)
+    folder = sum(p.stat().st_size for p in path.parent.rglob("*") if p.is_file())
+    return used, path.stat().st_size, folder
+
+
+def grew(before: tuple[int, int, int], after: tuple[int, int, int]) -> tuple[int, int, int]:
+    return after[0] - before[0], after[1] - before[1], after[2] - before[2]
+
+
+def print_storage(
+    first: tuple[int, int, int], copy: tuple[int, int, int], storage: dict[str, Any]
+) -> None:
+    """Each later split's added bytes as a share of a full copy: used blocks, file, folder."""
+    print(
+        f"  (s) bytes added, as % of a full copy   {'used blocks':>22} {'file':>22} "
+        f"{'folder (.dmv)':>22}"
+    )
+
+    def row(label: str, added: tuple[int, int, int], target: str) -> None:
+        cells = " ".join(
+            f"{b / 1e6:9.1f} MB = {b / max(c, 1) * 100:5.1f}%"
+            for b, c in zip(added, copy, strict=True)
+        )
+        print(f"      {label:<32} {cells}   {target}")
+
+    row("a table per part (the full copy)", copy, "")
+    row("first split, shared storage", first, "")
+    targets = {"identical": 0, "resplit": 5, "chain": 25, "grown": 10, "changed": 15}
+    labels = {
+        "identical": "the identical split again",
+        "resplit": "same rows, another salt",
+        "chain": "5 re-splits, in total",
+        "grown": "source grew by 1% (appended)",
+        "changed": "1% of rows changed in place",
+    }
+    for key, added in storage.items():
+        row(labels[key], added, f"target <= {targets[key]}%")
+
+
 def bench_part_reads(wh: Any, shared: Any, tables: Any, runs: int = 3) -> dict[str, Any]:
     """Best of ``runs`` reads of each part as Arrow: a shared view against its table copy."""
     best: dict[str, Any] = {}
@@ -316,35 +364,62 @@ def bench_part_reads(wh: Any, shared: Any, tables: Any, runs: int = 3) -> dict[s
     return best
 
 
-def bench_storage(wh: Any, spec: SplitSpec, rows: int) -> dict[str, int]:
-    """Warehouse bytes each later split adds: re-split, grown source, changed rows."""
-    out: dict[str, int] = {}
-    before = used_bytes(wh)
+def bench_storage(wh: Any, spec: SplitSpec, rows: int) -> dict[str, tuple[int, int, int]]:
+    """Bytes each later split adds (used blocks, file, folder): re-splits, grown, changed.
+
+    The folder holds only the warehouse (as ``.dmv/`` does with the registry beside
+    it); source edits are made, and checkpointed, before each ``before``.
+    """
+    out: dict[str, tuple[int, int, int]] = {}
+    before = disk(wh)
+    timed(
+        "the identical split again (returns the same split)",
+        lambda: _identical(wh, spec),
+    )
+    out["identical"] = grew(before, disk(wh))
+    before = disk(wh)
     other = SplitSpec(spec.by, spec.column, salt="another")
     timed(
         "split again with another salt",
         lambda: store_split(wh, "SELECT * FROM src", other, "bench__d__r"),
     )
-    out["resplit"] = used_bytes(wh) - before
+    out["resplit"] = grew(before, disk(wh))
+    chain = disk(wh)
+    for i in range(4):  # with the one above: a chain of 5 re-splits
+        salt = SplitSpec(spec.by, spec.column, salt=f"chain{i}")
+        timed(
+            f"split again with salt chain{i}",
+            lambda salt=salt, i=i: store_split(wh, "SELECT * FROM src", salt, f"bench__c{i}__r"),
+        )
+    after = disk(wh)
+    out["chain"] = tuple(a + b for a, b in zip(grew(chain, after), out["resplit"], strict=True))  # type: ignore[assignment]
     grow = rows // 100
     wh.execute(
         GENERATE.format(rows=rows + grow).replace("CREATE TABLE src AS", "INSERT INTO src")
         + f" WHERE i >= {rows}"
     )
-    before = used_bytes(wh)
+    before = disk(wh)
     timed(
         "split after the source grew by 1%",
         lambda: store_split(wh, "SELECT * FROM src", spec, "bench__e__s"),
     )
-    out["grown"] = used_bytes(wh) - before
+    out["grown"] = grew(before, disk(wh))
     wh.execute("UPDATE src SET price = price + 1 WHERE id % 100 = 7")
-    before = used_bytes(wh)
+    before = disk(wh)
     timed(
         "split after 1% of rows changed",
         lambda: store_split(wh, "SELECT * FROM src", spec, "bench__f__s"),
     )
-    out["changed"] = used_bytes(wh) - before
+    out["changed"] = grew(before, disk(wh))
     return out
+
+
+def _identical(wh: Any, spec: SplitSpec) -> None:
+    def stored(content: str) -> str:
+        raise AlreadyStored("s")  # what dmv data split does when the content is stored
+
+    with contextlib.suppress(AlreadyStored):
+        store_split(wh, "SELECT * FROM src", spec, stored)
 
 
 def bench_read(wh: Any, runs: int = 5) -> dict[str, float]:

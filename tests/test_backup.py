@@ -149,14 +149,122 @@ def test_a_postgresql_registry_is_backed_up_with_pg_dump(
     p.close()
 
 
-def test_a_spark_warehouse_is_refused_with_the_reason(
+def test_a_spark_warehouse_is_recorded_as_external_with_the_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # No server is contacted: the refusal comes from the URL, before anything is copied.
+    # No server is contacted: an external warehouse is named, not read.
     p = dmv.init(tmp_path / "proj", warehouse="sc://spark.example:15002/;token=s3cret")
-    code = main(["-C", str(p.root), "backup", str(tmp_path / "b")])
-    err = capsys.readouterr().err
-    assert code == 2 and "not a DuckDB file" in err and "sc://spark.example:15002" in err
-    assert "s3cret" not in err
-    assert not (tmp_path / "b").exists()
+    code = main(["-C", str(p.root), "backup", str(tmp_path / "b"), "--warehouse-external"])
+    out = capsys.readouterr().out
+    assert code == 0 and "not the sc warehouse" in out and "snapshots" in out
+    manifest = (tmp_path / "b" / "dmv-backup.json").read_text()
+    assert json.loads(manifest)["warehouse"]["kind"] == "external" and "s3cret" not in manifest
+    p.close()
+
+
+def _second_database() -> str:
+    import uuid
+
+    import psycopg
+
+    from conftest import PG_ADMIN_URL
+
+    name = f"dmv_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+def _drop_database(url: str) -> None:
+    import psycopg
+
+    from conftest import PG_ADMIN_URL
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_a_postgresql_warehouse_is_backed_up_and_restored_into_a_fresh_project(
+    tmp_path: Path, pg_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from data_conftest import load, sample_table
+    from dmv.data.engines import open_warehouse
+
+    p = dmv.init(tmp_path / "proj", warehouse=pg_database)
+    with open_warehouse(pg_database) as wh:
+        load(wh, "src", sample_table(3000))
+    p.data_query("m", sql="SELECT * FROM src", id="0123")
+    split = p.data_split("m", "0123", by="key:user_id")
+    with p.run("m", data=f"0123.{split.split}") as run:
+        rows = run.dataset("train")
+        x = rows[["user_id"]]
+        run.log_model(LogisticRegression().fit(x, rows["label"]), sample_input=x.head(3))
+    versions = [v.version for v in p.versions("m")]
+    dest = tmp_path / "b"
+    assert main(["-C", str(p.root), "backup", str(dest), "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["warehouse"] == "parquet" and made["warehouse_tables"] == 3
+    assert "as Parquet, fingerprint-checked" in made["contains"][1]
+    assert made["artifacts"] == 1 and made["artifacts_copied"] is True
+    files = sorted(f.name for f in (dest / "warehouse").iterdir())
+    assert files == sorted(f"{part['table']}.parquet" for part in split.parts)  # not src
+
+    # a damaged Parquet file is refused before the fresh project is touched
+    other = _second_database()
+    try:
+        fresh = dmv.init(tmp_path / "fresh", warehouse=other)
+        bad = tmp_path / "bad"
+        shutil.copytree(dest, bad)
+        victim = next((bad / "warehouse").iterdir())
+        victim.write_bytes(victim.read_bytes()[:-9] + b"\0" * 9)
+        assert main(["-C", str(fresh.root), "restore", str(bad)]) == 6
+        assert "damaged" in capsys.readouterr().err
+        with open_warehouse(other) as wh:
+            assert wh.list_tables() == []
+        assert fresh.models() == []
+
+        assert main(["-C", str(fresh.root), "restore", str(dest), "--json"]) == 0
+        done = json.loads(capsys.readouterr().out)
+        assert sorted(done["restored_tables"]) == sorted(p["table"] for p in split.parts)
+        fresh.close()
+        fresh = dmv.open(tmp_path / "fresh")
+        assert [v.version for v in fresh.versions("m")] == versions
+        assert fresh.data_verify("m", f"0123.{split.split}", full=True)["ok"]
+        assert fresh.fsck(deep=True).ok
+        with open_warehouse(other) as wh:
+            assert not wh.table_exists("src")  # the source is the user's, not dmv's
+        fresh.close()
+    finally:
+        _drop_database(other)
+    p.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_warehouse_can_be_left_to_pg_dump(
+    tmp_path: Path, pg_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from data_conftest import load, sample_table
+    from dmv.data.engines import open_warehouse
+
+    p = dmv.init(tmp_path / "proj", warehouse=pg_database)
+    with open_warehouse(pg_database) as wh:
+        load(wh, "src", sample_table(500))
+    p.data_query("m", sql="SELECT * FROM src", id="0123")
+    split = p.data_split("m", "0123", by="key:user_id")
+    dest = tmp_path / "b"
+    assert main(["-C", str(p.root), "backup", str(dest), "--warehouse-external", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    command = made["warehouse_command"]
+    assert made["warehouse"] == "external" and command.startswith("pg_dump --format=custom")
+    for part in split.parts:
+        assert f"--table=public.{part['table']}" in command or part["table"] in command
+    assert not (dest / "warehouse").exists()
+    fresh = dmv.init(tmp_path / "fresh")  # a DuckDB warehouse: the tables are not there
+    assert main(["-C", str(fresh.root), "restore", str(dest), "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert sorted(done["missing_tables"]) == sorted(p["table"] for p in split.parts)
+    fresh.close()
     p.close()

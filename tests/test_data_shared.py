@@ -279,3 +279,46 @@ def test_the_command_says_an_identical_split_wrote_nothing(
     assert main([*args, "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert (body["split"], body["already_stored"], body["rebuilt"]) == (split, True, False)
+
+
+def _file_bytes(wh: Warehouse) -> int:
+    from pathlib import Path
+
+    wh.execute("CHECKPOINT")
+    return Path(wh.url).stat().st_size
+
+
+def test_a_resplit_grows_the_file_by_its_memberships_only(duck: Warehouse) -> None:
+    load(duck, "src", sample_table(200_000))
+    start = _file_bytes(duck)
+    store_split(duck, SQL, SPEC, "m__d__a")
+    first = _file_bytes(duck) - start
+    tables = set(duck.list_tables())
+    before = _file_bytes(duck)
+    again = store_split(duck, SQL, SplitSpec("key", "user_id", salt="other"), "m__d__b")
+    # no part table built and dropped: only three memberships are new, and the file
+    # grows by them alone: a block each (DuckDB's unit) and one for the layout's rows
+    views = set(duck.list_views())
+    assert set(duck.list_tables()) - tables - views == {
+        s.membership
+        for s in shared.layout_of(duck, "m__d__b").segments  # type: ignore[union-attr]
+    }
+    ((block,),) = duck.rows("SELECT block_size FROM pragma_database_size()")
+    assert _file_bytes(duck) - before <= min(5 * int(block), first // 2)
+    assert again.storage["new_rows"] == 0 and verify_parts(duck, again, full=True).ok
+
+
+def test_a_split_found_stored_while_measuring_writes_nothing(duck: Warehouse) -> None:
+    from dmv.data.split import AlreadyStored
+
+    load(duck, "src", sample_table(50_000))
+    store_split(duck, SQL, SPEC, "m__d__a")
+    tables, size = set(duck.list_tables()), _file_bytes(duck)
+
+    def stored(content: str) -> str:
+        raise AlreadyStored("a")
+
+    with pytest.raises(AlreadyStored):
+        store_split(duck, SQL, SplitSpec("key", "user_id", salt="x"), stored)
+    assert set(duck.list_tables()) == tables and _file_bytes(duck) == size
+    assert leftovers(duck) == []

@@ -187,3 +187,36 @@ def test_space_a_killed_split_left_is_reported_then_reclaimed(
     assert space["bytes"] == reclaimed
     assert trained.fsck(deep=True).ok  # every split still matches its fingerprint
     assert trained.fsck().space["reclaimable_bytes"] == 0
+
+
+def test_repair_gives_back_free_blocks_inside_the_warehouse(
+    trained: dmv.Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import duckdb
+
+    warehouse = trained.config.location("warehouse")
+    with duckdb.connect(warehouse) as con:  # a big table freed below a later one
+        con.execute(
+            "CREATE TABLE scratch AS SELECT range AS k, range::VARCHAR AS v FROM range(2000000)"
+        )
+        con.execute("CHECKPOINT")
+        con.execute("CREATE TABLE kept AS SELECT range AS k FROM range(1000)")
+        con.execute("CHECKPOINT")
+        con.execute("DROP TABLE scratch")
+        con.execute("CHECKPOINT")
+    grown = os.path.getsize(warehouse)
+    report = trained.fsck()
+    assert report.ok and report.space["reusable_bytes"] > 5_000_000
+    assert "given back by --repair" in report.store("warehouse").summary
+    assert main(["-C", str(trained.root), "fsck", "--repair", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    reclaimed = body["space"]["reclaimed_bytes"]
+    assert reclaimed == grown - os.path.getsize(warehouse) and reclaimed > 5_000_000
+    assert body["space"]["compacted"] is True and body["ok"] is True
+    assert not [p for p in Path(warehouse).parent.iterdir() if ".compact-" in p.name]
+    # every split, shared segments and memberships included, still reads as recorded
+    assert trained.fsck(deep=True).ok
+    with duckdb.connect(warehouse) as con:
+        assert con.execute("SELECT count(*), sum(k) FROM kept").fetchone() == (1000, 499500)
+    again = trained.data_split("price-model", "0123", by="key:patient_id", salt="3")
+    assert trained.data_verify("price-model", f"0123.{again.split}", full=True)["ok"]

@@ -78,22 +78,32 @@ def fsck(ctx: Context, repair: bool, deep: bool, quick: bool, grace: float, as_j
 
 @click.command("backup")
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False))
+@click.option(
+    "--warehouse-external",
+    is_flag=True,
+    help="A PostgreSQL or Spark warehouse: do not copy its dmv-owned tables as Parquet; "
+    "record them and the exact pg_dump command that backs them up.",
+)
 @pass_ctx
 @json_option
-def backup_cmd(ctx: Context, dest: str, as_json: bool) -> None:
+def backup_cmd(ctx: Context, dest: str, warehouse_external: bool, as_json: bool) -> None:
     """Copy registry, warehouse and artifacts consistently into the new folder DIR.
 
-    Safe while dmv is in use. A PostgreSQL registry or warehouse is backed up
-    with pg_dump instead (dmv says so).
+    Safe while dmv is in use. A PostgreSQL or Spark warehouse's dmv-owned tables
+    are written as Parquet, checked against their fingerprints (or, with
+    --warehouse-external, named with the command to back them up). A PostgreSQL
+    registry is backed up with pg_dump instead (dmv says so).
     """
     with Bars(not as_json) as bars:
-        data = ctx.project.backup(dest, progress=bars)
+        data = ctx.project.backup(dest, warehouse_external=warehouse_external, progress=bars)
     emit(
         as_json,
         data,
         f"backed up to {data['path']}: registry {data['registry_bytes']:,} bytes, "
         f"{data['warehouse_tables']} warehouse table(s), {data['artifacts']} artifact(s)"
-        + ("" if data["artifacts_copied"] else " (manifest only: they stay in the object store)"),
+        + ("" if data["artifacts_copied"] else " (manifest only: they stay in the object store)")
+        + "\ncontains: "
+        + "; ".join(data["contains"]),
     )
 
 
@@ -116,5 +126,11 @@ def restore_cmd(ctx: Context, src: str, force: bool, as_json: bool) -> None:
         f"restored {data['path']}: {data['warehouse_tables']} warehouse table(s), "
         f"{data['artifacts']} artifact(s)"
         + (f"; {len(missing)} artifact(s) missing from the store" if missing else "")
+        + (
+            f"; the warehouse lacks {len(data['missing_tables'])} table(s): back them up "
+            f"and restore them with: {data['warehouse_command']}"
+            if data["missing_tables"]
+            else ""
+        )
         + "\nrun 'dmv fsck --deep' to prove it",
     )

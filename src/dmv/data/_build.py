@@ -20,12 +20,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dmv.data._sql import hash_from_raw, hash_raw, key_text, quote_ident
-from dmv.data.fingerprint import aggregate_sql, measure_table, read_aggregate, row_hash_raw
+from dmv.data.fingerprint import aggregate_sql, hashed, read_aggregate, row_hash_raw
 from dmv.data.records import ColumnProfile
 from dmv.data.warehouse import Column, Progress, Warehouse, columns_sql
 from dmv.errors import DataError
 
-__all__ = ["Measured", "keyed", "prefer_keyed", "staged"]
+__all__ = ["Measured", "keyed", "prefer_keyed", "probe", "staged"]
 
 Measured = dict[int, tuple[int, str, dict[str, ColumnProfile]]]
 _REPEAT = 4  # keyed when there are at least this many rows per distinct key
@@ -42,6 +42,38 @@ def prefer_keyed(wh: Warehouse, base: str, params: Mapping[str, Any], column: Co
     return distinct * _REPEAT <= rows
 
 
+def probe(
+    wh: Warehouse,
+    base: str,
+    params: Mapping[str, Any],
+    columns: Sequence[Column],
+    part_sql: str,
+    pk_raw: str | None,
+) -> tuple[Measured, dict[int, tuple[int, int]]]:
+    """Measure the parts of a split without writing anything: one scan of ``base``.
+
+    Returns what :func:`staged` would measure, and the engine check of every part
+    (``{part: (rows, engine hash sum)}``), so that a split whose rows are stored
+    already can be stored as memberships alone (see :mod:`dmv.data.shared`).
+    """
+    d = wh.sql
+    pk = f", {pk_raw} AS __dmv_pk" if pk_raw else ""
+    alias = base if base.endswith("AS dmv_q") else f"{base} AS dmv_q"
+    exprs = ", ".join(aggregate_sql(columns, "__dmv_h", d))
+    engine = wh.engine_row_hash(columns, "dmv_q")
+    found = wh.rows(
+        f"SELECT __dmv_part, {wh.engine_hash_sum('__dmv_e')}, {exprs} FROM ("
+        f"SELECT {columns_sql(columns)}, {part_sql} AS __dmv_part, "
+        f"{hash_from_raw(d, '__dmv_r')} AS __dmv_h, __dmv_e FROM (SELECT dmv_q.*, "
+        f"{row_hash_raw(d, columns)} AS __dmv_r, {engine} AS __dmv_e{pk} FROM {alias}) AS dmv_s"
+        ") AS dmv_p GROUP BY __dmv_part",
+        params,
+    )
+    measured = {int(r[0]): read_aggregate(r[2:], columns) for r in found}
+    checks = {int(r[0]): (int(r[2]), int(r[1] or 0) % (1 << 64)) for r in found}
+    return measured, checks
+
+
 def staged(
     wh: Warehouse,
     base: str,
@@ -51,8 +83,14 @@ def staged(
     pk_raw: str | None,
     tables: Sequence[str],
     progress: Progress | None,
+    *,
+    temp: bool = False,
 ) -> Measured:
-    """Build ``tables[i]`` (part i) through one staging pass; measure from the stage."""
+    """Build ``tables[i]`` (part i) through one staging pass; measure from the stage.
+
+    ``temp`` builds them as temporary tables: they never reach the warehouse file
+    (for a split that will most likely keep only what earlier splits lack).
+    """
     d = wh.sql
     stage = quote_ident(f"{tables[0]}_stage")
     pk = f", {pk_raw} AS __dmv_pk" if pk_raw else ""
@@ -72,7 +110,9 @@ def staged(
         if progress:
             progress("store", i, len(tables))
         wh.create_table_as(
-            quote_ident(table), f"SELECT {columns_sql(columns)} FROM {stage} WHERE __dmv_part = {i}"
+            quote_ident(table),
+            f"SELECT {columns_sql(columns)} FROM {stage} WHERE __dmv_part = {i}",
+            temp=temp,
         )
     wh.drop_table(stage, temp=True)
     return measured
@@ -87,6 +127,8 @@ def keyed(
     salt_sql: str,
     tables: Sequence[str],
     progress: Progress | None,
+    *,
+    temp: bool = False,
 ) -> Measured:
     """Build ``tables[i]`` by joining on a distinct-key → part table; measure each part."""
     d = wh.sql
@@ -118,8 +160,11 @@ def keyed(
             f"SELECT dmv_q.* FROM {alias} "
             f"JOIN {keys} AS dmv_k ON dmv_q.{q} = dmv_k.k WHERE dmv_k.__dmv_part = {i}",
             params,
+            temp=temp,
         )
-        info = measure_table(wh, table)
-        measured[i] = (info.rows, info.fingerprint, dict(info.profile))
+        cols = wh.query_columns(f"SELECT * FROM {quote_ident(table)}")  # temp tables too
+        source, h = hashed(d, cols, quote_ident(table))
+        values = wh.rows(f"SELECT {', '.join(aggregate_sql(cols, h, d))} FROM {source}")[0]
+        measured[i] = read_aggregate(values, cols)
     wh.drop_table(keys, temp=True)
     return measured

@@ -258,14 +258,96 @@ def _mark_gone(
     wh.execute(f"DROP TABLE {marked}")
 
 
-def constant_membership(wh: Warehouse, table: str, part: int) -> str:
+def constant_membership(wh: Warehouse, table: str, part: int, *, temp: bool = False) -> str:
     """A membership saying every row of ``table`` is in ``part`` (a split's own parts)."""
     name = _name("mem")
+    kind = "TEMP TABLE" if temp else "TABLE"
     wh.execute(
-        f"CREATE TABLE {quote_ident(name)} AS SELECT CAST({part} AS UTINYINT) AS __dmv_part "
+        f"CREATE {kind} {quote_ident(name)} AS SELECT CAST({part} AS UTINYINT) AS __dmv_part "
         f"FROM {quote_ident(table)}"
     )
     return name
+
+
+def base_for(wh: Warehouse, origin: str, columns: Sequence[Column]) -> Layout | None:
+    """The latest stored split of the same retrieval and columns, if any."""
+    key = columns_key(columns)
+    return next(
+        (lay for lay in reversed(layouts(wh)) if lay.origin == origin and lay.columns == key),
+        None,
+    )
+
+
+def reuse(
+    wh: Warehouse,
+    base: Layout,
+    content: str,
+    columns: Sequence[Column],
+    part_of: str,
+    pk_raw: str | None,
+    expected: Mapping[int, tuple[int, int]],
+) -> Planned | None:
+    """Store a split of ``base``'s very rows as memberships of its segments alone.
+
+    ``content`` and ``expected`` are the new split's content fingerprint and engine
+    checks, measured on the retrieved rows (nothing written). None, with nothing
+    left behind, unless both match ``base`` and the memberships give exactly the
+    expected parts: the split is then stored the ordinary way.
+    """
+    if (base.content, base.engine) != (content, _totals(expected)):
+        return None
+    memberships = [
+        membership(wh, seg.table, part_of, seg.membership, pk_raw) for seg in base.segments
+    ]
+    segments = [Segment(seg.table, m) for seg, m in zip(base.segments, memberships, strict=True)]
+    if part_checks(wh, segments, columns) != dict(expected):
+        for table in memberships:  # cannot happen unless the engine misaligns rows
+            wh.execute(f"DROP TABLE {quote_ident(table)}")
+        return None
+    rows = sum(n for n, _ in expected.values())
+    return Planned(segments, memberships, rows, 0)
+
+
+def against(
+    wh: Warehouse,
+    base: Layout,
+    from_sql: str,
+    params: Mapping[str, Any],
+    columns: Sequence[Column],
+    part_of: str,
+    pk_raw: str | None,
+    expected: Mapping[int, tuple[int, int]],
+) -> Planned | None:
+    """Store a split of a grown or changed source against ``base``, from the source itself.
+
+    The rows ``base`` holds are shared; only the others are written, as one new
+    segment; no part is built first. None, with nothing left behind, when most
+    rows changed or the parts do not come out as ``expected`` (measured on the
+    retrieved rows): the split is then stored the ordinary way.
+    """
+    alias = from_sql if from_sql.endswith("AS dmv_q") else f"{from_sql} AS dmv_q"
+    new_rows = f"SELECT {columns_sql(columns)} FROM {alias}"
+    rows = sum(n for n, _ in expected.values())
+    planned = _difference(wh, base, new_rows, columns, part_of, pk_raw, rows, params)
+    if planned is None:
+        return None
+    if part_checks(wh, planned.segments, columns) != dict(expected):
+        for table in planned.written:  # cannot happen unless the engine misaligns rows
+            wh.execute(f"DROP TABLE {quote_ident(table)}")
+        return None
+    return planned
+
+
+def _persist(wh: Warehouse, fresh: Sequence[Segment]) -> list[Segment]:
+    """Write temporary segments into the warehouse file (a split stored anew)."""
+    kept = []
+    for i, seg in enumerate(fresh):
+        table = _name("seg")
+        wh.execute(f"CREATE TABLE {quote_ident(table)} AS SELECT * FROM {quote_ident(seg.table)}")
+        kept.append(Segment(table, constant_membership(wh, table, i)))
+        wh.execute(f"DROP TABLE {quote_ident(seg.membership)}")
+        wh.execute(f"DROP TABLE {quote_ident(seg.table)}")
+    return kept
 
 
 def _totals(checks: Mapping[int, tuple[int, int]]) -> str:
@@ -282,6 +364,8 @@ def plan(
     origin: str,
     part_of: str,
     pk_raw: str | None,
+    *,
+    temp: bool = False,
 ) -> tuple[Planned, dict[int, tuple[int, int]]]:
     """The segments of a new split whose part ``i`` was built as table ``built[i]``.
 
@@ -289,18 +373,21 @@ def plan(
     the same origin and columns: the rows both hold are read from its segments and
     only the rest is written; otherwise (or when most rows changed) the built tables
     are the segments. The built tables are dropped when they are not used.
+
+    ``temp``: the tables were built as temporary tables, so that what is not kept
+    never reaches the warehouse file; they are written into it only when the split
+    is stored anew.
     """
-    fresh = [Segment(t, constant_membership(wh, t, i)) for i, t in enumerate(built)]
+    fresh = [Segment(t, constant_membership(wh, t, i, temp=temp)) for i, t in enumerate(built)]
     expected = part_checks(wh, fresh, columns)
     rows = sum(n for n, _ in expected.values())
-    key = columns_key(columns)
-    base = next(
-        (lay for lay in reversed(layouts(wh)) if lay.origin == origin and lay.columns == key),
-        None,
-    )
-    own = Planned(fresh, [], 0, rows)
+    base = base_for(wh, origin, columns)
+
+    def own() -> Planned:
+        return Planned(_persist(wh, fresh) if temp else fresh, [], 0, rows)
+
     if base is None:
-        return own, expected
+        return own(), expected
     if (base.content, base.engine) == (content, _totals(expected)):
         # the same rows (the md5 sum and the engine's own hash sum agree): share them all
         memberships = [
@@ -311,14 +398,18 @@ def plan(
         ]
         planned = Planned(segments, memberships, rows, 0)
     else:
-        found = _difference(wh, base, fresh, columns, part_of, pk_raw, rows)
+        cols = columns_sql(columns)
+        new_rows = " UNION ALL ".join(
+            f"SELECT {cols} FROM {quote_ident(seg.table)}" for seg in fresh
+        )
+        found = _difference(wh, base, new_rows, columns, part_of, pk_raw, rows)
         if found is None:
-            return own, expected
+            return own(), expected
         planned = found
     if part_checks(wh, planned.segments, columns) != expected:
         for table in planned.written:  # cannot happen unless the engine misaligns rows
             wh.execute(f"DROP TABLE {quote_ident(table)}")
-        return own, expected
+        return own(), expected
     for seg in fresh:
         wh.execute(f"DROP TABLE {quote_ident(seg.membership)}")
         wh.execute(f"DROP TABLE {quote_ident(seg.table)}")
@@ -328,11 +419,12 @@ def plan(
 def _difference(
     wh: Warehouse,
     base: Layout,
-    fresh: Sequence[Segment],
+    new_rows: str,
     columns: Sequence[Column],
     part_of: str,
     pk_raw: str | None,
     rows: int,
+    params: Mapping[str, Any] | None = None,
 ) -> Planned | None:
     """Share ``base``'s rows that the new rows hold too; write only the others.
 
@@ -340,23 +432,23 @@ def _difference(
     differ, by value (``EXCEPT ALL``, every column, duplicates counted). None when
     more than half the rows changed.
     """
-    cols = columns_sql(columns)
-    new_rows = " UNION ALL ".join(f"SELECT {cols} FROM {quote_ident(seg.table)}" for seg in fresh)
     live = _live_rows(base, columns)
+    bound = dict(params or {})
     engine = wh.engine_row_hash(columns, "dmv_r")
     differ = quote_ident(_name("differ"))
     wh.execute(
         f"CREATE TEMP TABLE {differ} AS SELECT h FROM (SELECT {engine} AS h, 1 AS n FROM "
         f"({new_rows}) AS dmv_r UNION ALL SELECT {engine} AS h, -1 AS n FROM ({live}) AS dmv_r) "
-        "AS d GROUP BY h HAVING sum(n) <> 0"
+        "AS d GROUP BY h HAVING sum(n) <> 0",
+        bound,
     )
     added = quote_ident(_name("added"))
     gone = quote_ident(_name("gone"))
     pick = f"WHERE {engine} IN (SELECT h FROM {differ})"
     ours = f"SELECT * FROM ({new_rows}) AS dmv_r {pick}"
     theirs = f"SELECT * FROM ({live}) AS dmv_r {pick}"
-    wh.execute(f"CREATE TEMP TABLE {added} AS {ours} EXCEPT ALL {theirs}")
-    wh.execute(f"CREATE TEMP TABLE {gone} AS {theirs} EXCEPT ALL {ours}")
+    wh.execute(f"CREATE TEMP TABLE {added} AS {ours} EXCEPT ALL {theirs}", bound)
+    wh.execute(f"CREATE TEMP TABLE {gone} AS {theirs} EXCEPT ALL {ours}", bound)
     n_added = int(wh.rows(f"SELECT count(*) FROM {added}")[0][0])
     n_gone = int(wh.rows(f"SELECT count(*) FROM {gone}")[0][0])
     try:

@@ -57,7 +57,15 @@ from dmv.data.records import (
     SplitResult,
     SplitSpec,
 )
-from dmv.data.shared import create_views, origin_of, plan, shares_storage
+from dmv.data.shared import (
+    against,
+    base_for,
+    create_views,
+    origin_of,
+    plan,
+    reuse,
+    shares_storage,
+)
 from dmv.data.sources import Retrieval, Source, retrieve
 from dmv.data.warehouse import Column, Progress, Warehouse
 from dmv.errors import DataError, ImmutableError, InvalidInput
@@ -265,15 +273,30 @@ def store_split(
         kind = "seg" if shared else "new"
         building = [f"__dmv_{kind}_{token}_{i}" for i in range(len(spec.parts))]
         key = _find(columns, spec.column) if spec.by in ("key", "group") and spec.column else None
-        if key is not None and _build.prefer_keyed(warehouse, base, base_params, key):
-            salt = quote_literal(spec.salt + ":")
-            measured = _build.keyed(
-                warehouse, base, base_params, key, part_sql, salt, building, progress
-            )
+        origin = origin_of(retrieval)
+        # the latest split of the same retrieval: rows it holds are not written again
+        earlier = base_for(warehouse, origin, columns) if shared else None
+
+        def build() -> _build.Measured:
+            temp = earlier is not None  # what is not kept never reaches the file
+            if key is not None and _build.prefer_keyed(warehouse, base, base_params, key):
+                salt = quote_literal(spec.salt + ":")
+                return _build.keyed(
+                    warehouse, base, base_params, key, part_sql, salt, building, progress,
+                    temp=temp,
+                )  # fmt: skip
+            return _build.staged(
+                warehouse, base, base_params, columns, part_sql, pk_raw, building, progress,
+                temp=temp,
+            )  # fmt: skip
+
+        probed: dict[int, tuple[int, int]] | None = None
+        if earlier is not None:
+            # measured without writing anything: what the earlier split holds is not
+            # written again, and an identical split writes nothing at all
+            measured, probed = _build.probe(warehouse, base, base_params, columns, part_sql, pk_raw)
         else:
-            measured = _build.staged(
-                warehouse, base, base_params, columns, part_sql, pk_raw, building, progress
-            )
+            measured = build()
         if not sum(m[0] for m in measured.values()):
             raise DataError(
                 "the retrieval returned no rows; there is nothing to split",
@@ -304,11 +327,20 @@ def store_split(
             _check_targets(warehouse, prefix, spec)
         expected: dict[int, tuple[int, int]] = {}
         planned = None
-        if shared:  # the rows an earlier split of the retrieval holds are not stored again
-            origin = origin_of(retrieval)
+        if probed is not None and earlier is not None:
+            expected = probed
+            planned = reuse(warehouse, earlier, content, columns, part_sql, pk_raw, probed)
+            if planned is None:  # a grown or changed source: write only what is new
+                planned = against(
+                    warehouse, earlier, base, base_params, columns, part_sql, pk_raw, probed
+                )
+            if planned is None:  # most rows changed: store them anew
+                measured = build()
+        if shared and planned is None:
             planned, expected = plan(
-                warehouse, building, content, columns, origin, part_sql, pk_raw
-            )
+                warehouse, building, content, columns, origin, part_sql, pk_raw,
+                temp=earlier is not None,
+            )  # fmt: skip
         parts: list[PartInfo] = []
         engine_key = warehouse.check_key()
         for i, name in enumerate(spec.parts):

@@ -27,10 +27,16 @@ class UpkeepMixin(FacadeBase):
         return fsck(self.stores, self.data_access, repair=repair, deep=deep, grace_seconds=grace)
 
     def backup(
-        self, dest: str | os.PathLike[str], *, progress: Progress | None = None
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        warehouse_external: bool = False,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """A consistent copy of registry, warehouse and artifacts in the new folder ``dest``."""
-        return backup(self.stores, dest, progress=progress)
+        """A consistent copy of registry, warehouse and artifacts in the new folder ``dest``
+        (``warehouse_external``: a server warehouse's tables named, with the command that
+        backs them up, instead of copied as Parquet)."""
+        return backup(self.stores, dest, warehouse_external=warehouse_external, progress=progress)
 
     def restore(
         self,

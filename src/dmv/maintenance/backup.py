@@ -45,6 +45,7 @@ from dmv.integrity import (
     is_duckdb_corruption,
 )
 from dmv.interrupts import register, unregister
+from dmv.maintenance import tables as tables_backup
 from dmv.plugins import scheme_of
 
 if TYPE_CHECKING:
@@ -77,14 +78,16 @@ def _sqlite_path(stores: Stores) -> str:
     return url.split("///", 1)[1]
 
 
-def _duckdb_path(stores: Stores) -> str:
-
+def _duckdb_path(stores: Stores) -> str | None:
+    """The DuckDB warehouse file; None for a PostgreSQL or Spark warehouse (see
+    :mod:`dmv.maintenance.tables`)."""
     location = str(stores.config.location("warehouse"))
     path = embedded_file(location)
     if path is not None:
         return path
-    if scheme_of(location).startswith("postgres"):
-        raise _pg_refusal("warehouse", strip_credentials(location))
+    scheme = scheme_of(location)
+    if scheme.startswith("postgres") or scheme == "sc":
+        return None
     raise InvalidInput(
         f"the warehouse is not a DuckDB file ({strip_credentials(location)}): "
         "dmv backs up only its embedded files",
@@ -100,9 +103,18 @@ def _hash(path: Path) -> str:
 
 
 def backup(
-    stores: Stores, dest: str | os.PathLike[str], *, progress: Progress | None = None
+    stores: Stores,
+    dest: str | os.PathLike[str],
+    *,
+    warehouse_external: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Write a consistent backup of the project into the new or empty folder ``dest``."""
+    """Write a consistent backup of the project into the new or empty folder ``dest``.
+
+    A PostgreSQL or Spark warehouse's dmv-owned tables are written as Parquet,
+    fingerprint-checked; ``warehouse_external`` records them, and the command that
+    backs them up with the engine's own tool, instead.
+    """
     registry_path = _sqlite_path(stores)
     warehouse_path = _duckdb_path(stores)
     target = Path(dest).resolve()
@@ -111,7 +123,9 @@ def backup(
     work = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     work.mkdir(parents=True)
     try:
-        manifest = _write_backup(stores, registry_path, warehouse_path, work, progress)
+        manifest = _write_backup(
+            stores, registry_path, warehouse_path, work, progress, external=warehouse_external
+        )
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if target.exists():
             target.rmdir()
@@ -125,9 +139,11 @@ def backup(
 def _write_backup(
     stores: Stores,
     registry_path: str,
-    warehouse_path: str,
+    warehouse_path: str | None,
     work: Path,
     progress: Progress | None = None,
+    *,
+    external: bool = False,
 ) -> dict[str, Any]:
 
     reg_copy = work / _REGISTRY_FILE
@@ -154,8 +170,22 @@ def _write_backup(
     except sqlite3.DatabaseError as exc:
         raise corrupt_registry(registry_path, exc) from None
 
-    warehouse: dict[str, Any] = {"file": None, "tables": []}
-    if os.path.exists(warehouse_path):
+    warehouse: dict[str, Any] = {"kind": "duckdb-file", "file": None, "tables": []}
+    location = str(stores.config.location("warehouse"))
+    if warehouse_path is None and external:
+        warehouse = tables_backup.external(location, sorted(tables))
+    elif warehouse_path is None:
+        entries = tables_backup.export_tables(
+            location, tables, work / tables_backup.FOLDER, progress
+        )
+        warehouse = {
+            "kind": "parquet",
+            "engine": scheme_of(location),
+            "location": strip_credentials(location),
+            "file": None,
+            "tables": entries,
+        }
+    elif os.path.exists(warehouse_path):
         copied = _copy_duckdb(warehouse_path, work / _WAREHOUSE_FILE)
         missing = sorted(set(tables) - set(copied))
         if missing:
@@ -165,6 +195,7 @@ def _write_backup(
                 hint="run 'dmv fsck' to see what is damaged",
             )
         warehouse = {
+            "kind": "duckdb-file",
             "file": _WAREHOUSE_FILE,
             "bytes": (work / _WAREHOUSE_FILE).stat().st_size,
             "digest": _hash(work / _WAREHOUSE_FILE),
@@ -209,8 +240,9 @@ def _write_backup(
     }
 
 
-def _referenced(conn: sqlite3.Connection) -> tuple[dict[str, int | None], list[str]]:
-    """The blobs (digest → size when recorded) and split tables a registry snapshot names."""
+def _referenced(conn: sqlite3.Connection) -> tuple[dict[str, int | None], dict[str, str]]:
+    """The blobs (digest → size when recorded) and split tables (→ their fingerprint) a
+    registry snapshot names."""
     blobs: dict[str, int | None] = {
         str(d): int(s) for d, s in conn.execute("SELECT digest, size FROM artifacts")
     }
@@ -218,16 +250,16 @@ def _referenced(conn: sqlite3.Connection) -> tuple[dict[str, int | None], list[s
         "SELECT bundle_digest, bundle_size, envelope_digest, envelope_size FROM signatures"
     ):
         blobs[str(row[0])], blobs[str(row[2])] = int(row[1]), int(row[3])
-    tables: set[str] = set()
+    tables: dict[str, str] = {}
     for (parts,) in conn.execute("SELECT parts FROM splits"):
         for part in (json.loads(parts) or {}).get("parts", []) if parts else []:
             if part.get("table"):
-                tables.add(str(part["table"]))
+                tables[str(part["table"])] = str(part.get("fingerprint") or "")
             for item in [part, *(part.get("files") or [])]:
                 if isinstance(item, dict) and item.get("digest"):
                     size = item.get("size")
                     blobs.setdefault(str(item["digest"]), None if size is None else int(size))
-    return blobs, sorted(tables)
+    return blobs, dict(sorted(tables.items()))
 
 
 def _stored_size(store: ArtifactStore, digest: str) -> int:
@@ -283,10 +315,38 @@ def _copy_duckdb(source: str, copy: Path) -> list[str]:
     return tables
 
 
+def _contains(manifest: dict[str, Any]) -> list[str]:
+    """What a backup holds, said in words (the command's output and its JSON)."""
+    wh, arts = manifest["warehouse"], manifest["artifacts"]
+    kind = wh.get("kind", "duckdb-file")
+    n = len(wh["tables"])
+    said = ["the registry (SQLite)"]
+    if kind == "parquet":
+        said.append(
+            f"{n} dmv-owned warehouse table(s) of the {wh.get('engine')} warehouse as Parquet, "
+            "fingerprint-checked (the retrievals' source tables are not included)"
+        )
+    elif kind == "external":
+        said.append(
+            f"not the {wh.get('engine')} warehouse: its {n} dmv-owned table(s) are named, "
+            + (f"back them up with: {wh['command']}" if wh.get("command") else wh.get("note", ""))
+        )
+    elif wh.get("file"):
+        said.append(f"the DuckDB warehouse file ({n} table(s) and view(s))")
+    said.append(
+        f"{len(arts['blobs'])} artifact(s)"
+        + ("" if arts["copied"] else " as a manifest (the blobs stay in the object store)")
+    )
+    return said
+
+
 def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
     arts = manifest["artifacts"]
     return {
         "created_at": manifest["created_at"],
+        "warehouse": manifest["warehouse"].get("kind", "duckdb-file"),
+        "warehouse_command": manifest["warehouse"].get("command"),
+        "contains": _contains(manifest),
         "registry_bytes": manifest["registry"]["bytes"],
         "warehouse_bytes": manifest["warehouse"].get("bytes", 0),
         "warehouse_tables": len(manifest["warehouse"]["tables"]),
@@ -336,7 +396,7 @@ def _check_file(src: Path, entry: dict[str, Any]) -> Path:
     return path
 
 
-def _occupied(stores: Stores, registry_path: str, warehouse_path: str) -> list[str]:
+def _occupied(stores: Stores, registry_path: str, warehouse_path: str | None) -> list[str]:
     """What the project holds now (restore refuses to replace it unless forced)."""
     found = []
     if os.path.exists(registry_path) and os.path.getsize(registry_path) > 0:
@@ -350,7 +410,7 @@ def _occupied(stores: Stores, registry_path: str, warehouse_path: str) -> list[s
                 found.append(f"a registry with {n} model(s)")
         except sqlite3.Error:
             found.append("a registry file dmv cannot read")
-    if os.path.exists(warehouse_path) and os.path.getsize(warehouse_path) > 0:
+    if warehouse_path and os.path.exists(warehouse_path) and os.path.getsize(warehouse_path) > 0:
         found.append("a warehouse file")
     if stores.artifacts.is_local and next(iter(stores.artifacts.iter_blobs()), None):
         found.append("artifacts")
@@ -381,12 +441,27 @@ def restore(
     """
     registry_path = _sqlite_path(stores)
     warehouse_path = _duckdb_path(stores)
+    location = str(stores.config.location("warehouse"))
     source = Path(src).resolve()
     manifest = _read_manifest(source)
     registry_copy = _check_file(source, manifest["registry"])
-    warehouse_copy = (
-        _check_file(source, manifest["warehouse"]) if manifest["warehouse"].get("file") else None
-    )
+    kind = manifest["warehouse"].get("kind", "duckdb-file")
+    if kind not in ("duckdb-file", "parquet", "external"):
+        raise InvalidInput(
+            f"the backup's warehouse is of an unknown kind {kind!r}",
+            hint="restore it with the dmv version that wrote it",
+        )
+    warehouse_copy = None
+    if kind == "duckdb-file" and manifest["warehouse"].get("file"):
+        if warehouse_path is None:
+            raise InvalidInput(
+                "the backup holds a DuckDB warehouse file; this project's warehouse is "
+                f"{strip_credentials(location)}",
+                hint="restore it into a project whose warehouse is a DuckDB file",
+            )
+        warehouse_copy = _check_file(source, manifest["warehouse"])
+    if kind == "parquet":  # every file proven before anything is replaced
+        tables_backup.check_files(source, manifest["warehouse"]["tables"])
     arts = manifest["artifacts"]
     blobs = [(str(b["digest"]), int(b["size"])) for b in arts["blobs"]]
     store = stores.artifacts
@@ -404,6 +479,11 @@ def restore(
         raise ConflictError(
             f"the project at {stores.root} is not empty: it holds {', '.join(occupied)}",
             hint="'dmv restore DIR --force' replaces them (back them up first if they matter)",
+        )
+    restored_tables: list[str] = []
+    if kind == "parquet":  # first: a table that fails to load leaves the registry as it was
+        restored_tables = tables_backup.load_tables(
+            location, source, manifest["warehouse"]["tables"], force=force, progress=progress
         )
     stores.reopen()  # the registry opens again on the restored file
     restoring = blobs if arts["copied"] else []
@@ -423,16 +503,21 @@ def restore(
     ignore = stores.root / ".dmv" / ".gitignore"
     if ignore.parent.is_dir() and not ignore.exists():  # as 'dmv init' leaves it
         ignore.write_text("*\n", encoding="utf-8")
-    if warehouse_copy is not None:
+    if warehouse_copy is not None and warehouse_path is not None:
         _replace(warehouse_copy, warehouse_path, (".wal",))
-    else:
+    elif kind == "duckdb-file" and warehouse_path is not None:
         for suffix in ("", ".wal"):
             Path(warehouse_path + suffix).unlink(missing_ok=True)
     missing = [] if arts["copied"] else _missing_blobs(store, blobs)
+    lacking = []
+    if kind == "external":
+        lacking = tables_backup.missing_tables(location, list(manifest["warehouse"]["tables"]))
     return {
         "path": str(source),
         "replaced": occupied,
         "missing_artifacts": missing,
+        "restored_tables": restored_tables,
+        "missing_tables": lacking,
         **_summary(manifest),
     }
 
