@@ -174,9 +174,8 @@ class _Opened:
 
 
 def _split_key(spec: Mapping[str, Any]) -> tuple[str, ...]:
-    by = str(spec.get("by") or "")
-    kind, _, column = by.partition(":")
-    return (column,) if kind in ("key", "group") and column else ()
+    by, column = str(spec.get("by") or ""), str(spec.get("column") or "")
+    return (column,) if by in ("key", "group") and column else ()
 
 
 class _Hashing:
