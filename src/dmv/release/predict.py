@@ -429,7 +429,7 @@ def _score(
                             )
                         arrays.append(_arrow(arr))
                         names.append(name)
-                    arrays.append(pa.array([version] * batch.num_rows, pa.string()))
+                    arrays.append(pa.repeat(pa.scalar(version, pa.string()), batch.num_rows))
                     names.append(VERSION_COLUMN)
                     out = pa.RecordBatch.from_arrays(arrays, names=names)
                     if writer is None:
