@@ -80,7 +80,8 @@ def predict(
             output=output,
             on_bad_rows=on_bad_rows,
             keys=keys,
-            trust_pickle=trust_pickle,
+            # without the flag, the project's own trust setting decides
+            trust_pickle=True if trust_pickle else None,
             progress=bars,
         )
 
