@@ -83,6 +83,16 @@ def test_a_part_scored_into_a_table_named_after_the_version(
     assert [r.id for r in project.predictions(ref)] == [record.id]
     assert project.prediction(record.id).output_fingerprint == record.output_fingerprint
     assert project.verify_prediction(record.id).ok
+    # fsck knows it: an output named after its version is no orphan split table
+    fsck = project.fsck(repair=True, grace_seconds=0)
+    assert record.output not in {o.get("table") for o in fsck.orphans}
+    assert record.output in _tables(project)
+    # what a killed predict can leave under its temporary name is collected
+    with open_warehouse(project.config.location("warehouse")) as wh:
+        wh.execute('CREATE TABLE "dmv_tmp_pred_0badcafe" AS SELECT 1 AS x')
+    fsck = project.fsck(repair=True, grace_seconds=0)
+    assert "dmv_tmp_pred_0badcafe" in {o.get("table") for o in fsck.orphans}
+    assert "dmv_tmp_pred_0badcafe" not in _tables(project)
     # the output changed behind dmv's back: verify says so
     with open_warehouse(project.config.location("warehouse")) as wh:
         wh.execute(

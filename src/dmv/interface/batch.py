@@ -113,7 +113,7 @@ class BatchValidator:
 
         def flag(mask: Any, f: Field, kind: str, why: str) -> None:
             arr = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-            for i in np.flatnonzero(arr & ~bad)[:1000]:
+            for i in np.flatnonzero(arr & ~bad):
                 first.setdefault(int(i), _problem(offset + int(i), f, kind, why))
             bad[arr] = True
 

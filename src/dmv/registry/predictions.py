@@ -152,10 +152,13 @@ class PredictionsMixin(RegistryCore):
         )
 
     def list_predictions(
-        self, model: str, version: Version | None = None
+        self, model: str | None, version: Version | None = None
     ) -> list[PredictionRecord]:
-        """The model's prediction runs (of one version, given ``version``), oldest first."""
-        query = self._prediction_query().where(t.models.c.name == model)
+        """The model's prediction runs (of one version, given ``version``; of every model,
+        given None), oldest first."""
+        query = self._prediction_query()
+        if model is not None:
+            query = query.where(t.models.c.name == model)
         if version is not None:
             v = t.versions.c
             query = query.where(
@@ -168,7 +171,8 @@ class PredictionsMixin(RegistryCore):
         query = query.order_by(t.prediction_runs.c.id)
 
         def read(conn: sa.Connection) -> list[PredictionRecord]:
-            self._model_row(conn, model)  # NotFound for an unknown model
+            if model is not None:
+                self._model_row(conn, model)  # NotFound for an unknown model
             return [_record(_version_of(r), r) for r in conn.execute(query)]
 
         result: list[PredictionRecord] = self._read(read)

@@ -395,8 +395,8 @@ def _score(
                 if problems:
                     if on_bad_rows == "refuse":
                         raise BadRows(
-                            f"{int(bad.sum()) if len(problems) < 1000 else 'many'} row(s) in the "
-                            f"input break the interface: {problems[0]['message']}",
+                            f"{int(bad.sum())} row(s) of the input break the interface, first "
+                            f"{problems[0]['message']}",
                             hint="fix those rows, or pass --on-bad-rows reject to write them to "
                             "a rejects table (with each row's problem) and score the others",
                             problems=problems[:20],
