@@ -62,10 +62,16 @@ _MLFLOW_SAVE = textwrap.dedent(
 
 
 NO_TORCH_LABEL = "dmv, no PyTorch: CSV file → Parquet file"
-_NO_TORCH = (
-    "import sys; sys.modules['torch'] = None; from dmv.cli import main; "
-    "sys.exit(main(sys.argv[1:]))"
-)
+_NO_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoTorch())
+from dmv.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def log(message: str) -> None:
