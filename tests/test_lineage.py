@@ -208,6 +208,28 @@ def test_split_training_and_release_events(project: dmv.Project, file_transport:
     assert rel["outputs"][0]["facets"]["dmv_version"]["version"] == "price-model 1.0.1-0123.abcd"
 
 
+def test_a_batch_prediction_is_an_event_from_its_input_to_its_output(
+    project: dmv.Project, file_transport: Path
+) -> None:
+    seed_warehouse(project)
+    _train(project)
+    record = project.predict("price-model@0.0.1-0123.abcd", input="0123.abcd:test")
+    events = [e for e in _events(file_transport) if e["job"]["name"] == "price-model.predict"]
+    for e in events:
+        check_event(e)
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    done = events[1]
+    ins = {i["name"]: i for i in done["inputs"]}
+    assert set(ins) == {"price_model__0123__abcd__test", "price-model@0.0.1-0123.abcd"}
+    assert ins["price-model@0.0.1-0123.abcd"]["facets"]["dmv_version"]["run"] == "tr0"
+    [out] = done["outputs"]
+    assert (
+        out["name"] == record.output
+        and out["namespace"] == ins["price_model__0123__abcd__test"]["namespace"]
+    )
+    assert out["outputFacets"]["outputStatistics"]["rowCount"] == record.rows_out
+
+
 class _Receiver(BaseHTTPRequestHandler):
     got: ClassVar[list[dict[str, Any]]] = []
 

@@ -19,6 +19,7 @@ __all__ = [
     "OTHER_EXIT_CODES",
     "ArtifactError",
     "BadRequest",
+    "BadRows",
     "ConfigError",
     "ConflictError",
     "DataError",
@@ -103,6 +104,15 @@ class NotServable(InvalidInput):
     """A logged model fails the servability check: it would not load or answer as logged."""
 
     code = "not_servable"
+
+
+class BadRows(InvalidInput):
+    """A batch prediction met rows its version's interface refuses (``--on-bad-rows refuse``).
+
+    ``details.problems`` lists the first bad rows; nothing was written or registered.
+    """
+
+    code = "bad_rows"
 
 
 class BadRequest(InvalidInput):

@@ -15,6 +15,7 @@ from dmv.facade.code import CodeMixin
 from dmv.facade.data import DataMixin
 from dmv.facade.files import FilesMixin
 from dmv.facade.models import ModelsMixin
+from dmv.facade.predictions import PredictionsMixin
 from dmv.facade.releases import ReleasesMixin
 from dmv.facade.signing import SigningMixin
 from dmv.facade.training import TrainingMixin
@@ -64,6 +65,7 @@ class Project(
     SigningMixin,
     CodeMixin,
     FilesMixin,
+    PredictionsMixin,
     UpkeepMixin,
     WebhooksMixin,
 ):

@@ -48,6 +48,7 @@ from dmv.cli import aliases, compare, git, models, project, release, runs, store
 from dmv.cli.data import data  # noqa: E402
 from dmv.cli.integrations import card, export, import_group  # noqa: E402
 from dmv.cli.interface import interface  # noqa: E402
+from dmv.cli.predict import predict, predictions  # noqa: E402
 from dmv.cli.release import release_cmd  # noqa: E402
 from dmv.cli.server import serve, server, token  # noqa: E402
 from dmv.cli.signing import keys, provenance, sign  # noqa: E402
@@ -71,6 +72,8 @@ for command in (
     release.delete,
     release.promote,
     release.verify,
+    predict,
+    predictions,
     sign,
     provenance,
     keys,

@@ -110,20 +110,37 @@ def _report(as_json: bool, report: Report) -> None:
 
 
 @click.command()
-@click.argument("ref")
+@click.argument("ref", required=False)
 @click.option(
     "--trust-pickle",
     is_flag=True,
     help="Load a model stored as pickle (unsafe-format) for the behavioural check.",
 )
+@click.option(
+    "--prediction",
+    metavar="ID",
+    help="Re-check a prediction run's output instead (see 'dmv predictions').",
+)
 @pass_ctx
 @json_option
-def verify(ctx: Context, ref: str, trust_pickle: bool, as_json: bool) -> None:
+def verify(
+    ctx: Context, ref: str | None, trust_pickle: bool, prediction: str | None, as_json: bool
+) -> None:
     """Re-check REF: artifact hashes, split fingerprints, interface, code at its commit, env,
     and the model's behaviour (loaded in a fresh process, its recorded sample predicted).
 
+    With --prediction ID, re-check that prediction run's output table (or file) and its
+    rejects: still there, with the fingerprint recorded when it was written.
+
     Exits non-zero when any check fails; differences in the environment are warnings.
     """
+    if prediction is not None:
+        if ref is not None:
+            raise click.UsageError("give REF or --prediction ID, not both")
+        _report(as_json, ctx.project.verify_prediction(prediction))
+        return
+    if ref is None:
+        raise click.UsageError("give the version to verify (REF) or --prediction ID")
     with Bars(not as_json) as bars:
         report = ctx.project.verify(ref, trust_pickle=trust_pickle, progress=bars)
     _report(as_json, report)

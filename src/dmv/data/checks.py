@@ -33,6 +33,8 @@ __all__ = [
 #: ``<model>__<DATA>__<SPLIT>__<part>``: the tables dmv owns in a warehouse, and the
 #: ``__dmv_…`` tables a split builds before it renames them into place.
 _TABLE_RE = re.compile(r"[a-z][a-z0-9_]*?__[0-9a-z]+__[0-9a-z]+__[a-z][a-z0-9_]*|__dmv_\w+")
+#: what a killed ``dmv predict`` can leave: its output loaded under the temporary name
+_PREDICT_TMP_RE = re.compile(r"dmv_tmp_pred_[0-9a-f]{8}(?:_rejects)?")
 
 
 @dataclass
@@ -134,7 +136,22 @@ def fsck_tables(stores: ProjectStores, *, repair: bool, grace_seconds: float) ->
                     {"kind": "split table", "what": table, "error": "registered but missing"}
                 )
             _fsck_shared(wh, registered, present, report, repair and grace_seconds <= 0)
-            for table in sorted(t_ for t_ in present - registered if _TABLE_RE.fullmatch(t_)):
+            # prediction outputs are named after their version, like split tables: not orphans
+            outputs = {
+                name
+                for r in stores.registry.list_predictions(None)
+                if r.output_kind == "table"
+                for name in (r.output, r.rejects)
+                if name
+            }
+            for table in sorted(t_ for t_ in present if _PREDICT_TMP_RE.fullmatch(t_)):
+                entry = {"kind": "prediction table", "table": table, "path": table}
+                report.orphans.append(entry)
+                if repair and grace_seconds <= 0:
+                    wh.drop_table(table)
+                    report.repaired.append(entry)
+            unknown = present - registered - outputs
+            for table in sorted(t_ for t_ in unknown if _TABLE_RE.fullmatch(t_)):
                 entry = {"kind": "split table", "table": table, "path": table}
                 report.orphans.append(entry)
                 if repair and grace_seconds <= 0:

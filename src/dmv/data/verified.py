@@ -34,7 +34,15 @@ from dmv.errors import DataError, IntegrityError, InvalidInput
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["VerifiedRead", "check_key", "prove", "read_verified"]
+__all__ = [
+    "VerifiedRead",
+    "check_key",
+    "check_value",
+    "expected_check",
+    "prove",
+    "read_verified",
+    "stream_mismatch",
+]
 
 _MOD = 1 << 64
 
@@ -152,6 +160,42 @@ def read_verified(
     if got != check:
         raise _fail(part, f"engine check {got}", "its rows changed while it was read")
     return VerifiedRead(table, (key, check))
+
+
+def check_value(rows: int, total: int) -> str:
+    """The engine check of ``rows`` rows whose engine hashes sum to ``total``."""
+    return _check_value(rows, total)
+
+
+def expected_check(
+    warehouse: Warehouse, part: PartInfo, checks: Mapping[str, str] | None = None
+) -> tuple[str, tuple[str, str] | None]:
+    """The engine check a streamed read of ``part`` must add up to, and one to record.
+
+    A recorded check for this engine is trusted as :func:`read_verified` trusts it;
+    otherwise the part is proven by its md5 fingerprint first (one aggregate in the
+    engine) and the check measured with it is returned, to record on the split.
+    """
+    _same_columns(warehouse, part)
+    if CHECK_COLUMN in {c.name for c in part.columns}:
+        raise DataError(
+            f"column {CHECK_COLUMN} is reserved by dmv",
+            hint=f"rename the column in the retrieval, e.g. SELECT {CHECK_COLUMN} AS "
+            f"{CHECK_COLUMN}_1",
+        )
+    key = check_key(warehouse)
+    known = (checks or {}).get(key)
+    if known is not None:
+        return known, None
+    fingerprint, check = _measure(warehouse, part)
+    if fingerprint != part.fingerprint:
+        raise _fail(part, fingerprint, "its rows changed")
+    return check, (key, check)
+
+
+def stream_mismatch(part: PartInfo, got: str) -> IntegrityError:
+    """The error for a streamed read whose engine check differs from the expected one."""
+    return _fail(part, f"engine check {got}", "its rows changed")
 
 
 def to_format(table: pa.Table, format: Literal["pandas", "arrow"] | str) -> Any:

@@ -111,6 +111,14 @@ def part_dataset(namespace: str, info: Any, part: dict[str, Any], output: bool) 
     )
 
 
+def named_dataset(namespace: str, name: str, rows: int | None, *, output: bool) -> Any:
+    """A dataset a batch prediction read or wrote (its fingerprint is in the registry)."""
+    if not output:
+        return InputDataset(namespace=namespace, name=name)
+    stats = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)
+    return OutputDataset(namespace=namespace, name=name, outputFacets={"outputStatistics": stats})
+
+
 def version_dataset(namespace: str, info: Any, run_id: str | None, output: bool) -> Any:
     v = info.version
     facet = DmvVersionDatasetFacet(

@@ -290,6 +290,32 @@ class Tracker:
 
         (self.outputs if output else self.inputs).append(build)
 
+    def prediction(self, record: Any) -> None:
+        """A batch prediction's input (part, query or file) and its output (table or file)."""
+        warehouse = _location(self.project, "warehouse")
+        if record.input_kind == "part":
+            inputs = [(warehouse, str(record.details.get("table") or record.input))]
+        elif record.input_kind == "sql":
+            where, _, self.sql = record.input.partition(": ")
+            ns = warehouse if where == "warehouse" else source_url(where)
+            inputs = [(ns, "query")]
+        else:
+            inputs = [("file", record.input)]
+        out_ns = warehouse if record.output_kind == "table" else "file"
+
+        def build_in() -> list[Any]:
+            from dmv.integrations._lineage_events import named_dataset  # lazy: openlineage
+
+            return [named_dataset(ns, name, None, output=False) for ns, name in inputs]
+
+        def build_out() -> list[Any]:
+            from dmv.integrations._lineage_events import named_dataset  # lazy: openlineage
+
+            return [named_dataset(out_ns, record.output, record.rows_out, output=True)]
+
+        self.inputs.append(build_in)
+        self.outputs.append(build_out)
+
 
 class _Off:
     """The tracker when lineage is off: false, and every hook does nothing."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from dmv.registry.data import QueryRecord, SplitRecord
+    from dmv.registry.predictions import PredictionRecord
     from dmv.registry.records import (
         AliasInfo,
         AuditEntry,
@@ -57,6 +58,7 @@ class RegistryStore(Protocol):
     * tokens: ``add_token``, ``token_by_hash``, ``list_tokens``, ``revoke_token``,
       ``has_tokens``;
     * signatures: ``add_signature``, ``list_signatures``, ``signature_blobs``;
+    * predictions: ``add_prediction``, ``list_predictions``, ``get_prediction``;
     * audit: ``audit_log``;
     * webhooks: ``subscribe_webhooks``, ``record_event``, ``claim_deliveries``,
       ``finish_delivery``, ``list_deliveries``, ``redeliver``.
@@ -224,6 +226,16 @@ class RegistryStore(Protocol):
     def list_signatures(self, version: Version) -> list[SignatureRecord]: ...
 
     def signature_blobs(self) -> list[StoredArtifact]: ...
+
+    # -- predictions ----------------------------------------------------------
+
+    def add_prediction(self, record: PredictionRecord) -> PredictionRecord: ...
+
+    def list_predictions(
+        self, model: str | None, version: Version | None = None
+    ) -> list[PredictionRecord]: ...
+
+    def get_prediction(self, prediction_id: str) -> PredictionRecord: ...
 
     # -- audit --------------------------------------------------------------
 

@@ -58,6 +58,11 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
         "signatures: release signatures and provenance envelopes",
         _create_table(schema.signatures),
     ),
+    (
+        7,
+        "prediction_runs: batch predictions by version (dmv predict)",
+        _create_table(schema.prediction_runs),
+    ),
 ]
 
 

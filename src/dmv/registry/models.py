@@ -178,6 +178,10 @@ class ModelsMixin(RegistryCore):
             conn.execute(sa.delete(t.aliases).where(t.aliases.c.model_id == row.id))
             conn.execute(sa.delete(t.artifacts).where(t.artifacts.c.run_id.in_(run_ids)))
             conn.execute(sa.delete(t.runs).where(t.runs.c.model_id == row.id))
+            version_ids = sa.select(v.id).where(v.model_id == row.id)
+            conn.execute(
+                sa.delete(t.prediction_runs).where(t.prediction_runs.c.version_id.in_(version_ids))
+            )
             conn.execute(sa.delete(t.versions).where(v.model_id == row.id))
             conn.execute(sa.delete(t.splits).where(t.splits.c.query_id.in_(query_ids)))
             conn.execute(sa.delete(t.data_queries).where(t.data_queries.c.model_id == row.id))

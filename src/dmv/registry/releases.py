@@ -291,6 +291,9 @@ class ReleasesMixin(VersionsMixin):
             run_ids = sa.select(t.runs.c.id).where(t.runs.c.version_id == row.id)
             conn.execute(sa.delete(t.artifacts).where(t.artifacts.c.run_id.in_(run_ids)))
             conn.execute(sa.delete(t.runs).where(t.runs.c.version_id == row.id))
+            # its prediction runs go with it (their output tables stay in the warehouse)
+            pred = t.prediction_runs.c
+            conn.execute(sa.delete(t.prediction_runs).where(pred.version_id == row.id))
             conn.execute(sa.delete(t.versions).where(t.versions.c.id == row.id))
             self._audit(conn, "version.delete", version.name, version.number)
 

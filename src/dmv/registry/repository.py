@@ -12,6 +12,7 @@ transactions, the audit write and the shared row lookups):
 * :mod:`dmv.registry.data`: retrievals and stored splits;
 * :mod:`dmv.registry.tokens`: API tokens;
 * :mod:`dmv.registry.signatures`: release signatures (append-only);
+* :mod:`dmv.registry.predictions`: batch prediction runs (append-only);
 * :mod:`dmv.registry.audit`: read the audit log;
 * :mod:`dmv.registry.webhooks`: the webhook outbox (claim, finish, list, redeliver).
 
@@ -26,6 +27,7 @@ from dmv.registry.aliases import AliasesMixin
 from dmv.registry.audit import AuditMixin
 from dmv.registry.data import DataMixin
 from dmv.registry.models import ModelsMixin
+from dmv.registry.predictions import PredictionsMixin
 from dmv.registry.releases import ReleasesMixin
 from dmv.registry.runs import RunsMixin
 from dmv.registry.signatures import SignaturesMixin
@@ -45,6 +47,7 @@ class Registry(
     DataMixin,
     TokensMixin,
     SignaturesMixin,
+    PredictionsMixin,
     AuditMixin,
     WebhooksMixin,
 ):

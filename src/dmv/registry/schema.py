@@ -16,6 +16,7 @@ __all__ = [
     "data_queries",
     "metadata",
     "models",
+    "prediction_runs",
     "runs",
     "schema_info",
     "signatures",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 #: Bumped with every migration in :mod:`dmv.registry.migrations`.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 
@@ -232,3 +233,30 @@ signatures = sa.Table(
     sa.Column("envelope_size", sa.BigInteger, nullable=False),
 )
 sa.Index("ix_signatures_version", signatures.c.version_id)
+
+#: Batch predictions (``dmv predict``): which version and run scored which rows into
+#: which output, with both fingerprints. Append-only: written once, when the output
+#: is complete under its final name; a killed prediction writes no row.
+prediction_runs = sa.Table(
+    "prediction_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("pred_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("version_id", sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("run_id", sa.String(16), nullable=False),  # the serving run that scored
+    sa.Column("input_kind", sa.String(16), nullable=False),  # part | sql | file
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("input_fingerprint", sa.String(128), nullable=False),
+    sa.Column("output_kind", sa.String(16), nullable=False),  # table | parquet
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Column("output_fingerprint", sa.String(128), nullable=False),
+    sa.Column("rejects", sa.Text),  # the rejects table or file, when rows were rejected
+    sa.Column("rows_in", sa.BigInteger, nullable=False),
+    sa.Column("rows_out", sa.BigInteger, nullable=False),
+    sa.Column("rows_rejected", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("finished_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("details", sa.JSON),  # timings, columns, keys, engine, rejects fingerprint
+)
+sa.Index("ix_prediction_runs_version", prediction_runs.c.version_id)
