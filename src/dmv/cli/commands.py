@@ -65,6 +65,7 @@ for command in (
     versions.show,
     versions.resolve,
     runs.runs,
+    runs.train,
     release_cmd,
     release.select_cmd,
     release.deprecate,
