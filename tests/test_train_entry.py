@@ -135,7 +135,7 @@ def test_params_and_placeholders_are_parsed_strictly() -> None:
         with pytest.raises(InvalidInput):
             parse_params(bad)
     assert command_line("run {{x}} {data}", "d.s", {}) == "run {x} d.s"
-    with pytest.raises(InvalidInput, match="data.__class__"):
+    with pytest.raises(InvalidInput, match=r"data\.__class__"):
         command_line("run {data.__class__}", "d.s", {})
 
 
