@@ -131,17 +131,19 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=65_536)
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--skip-duckdb", action="store_true", help="only PostgreSQL")
     args = parser.parse_args()
     total = int(args.rows / 0.8) + 1  # train is 80% of the split
     ratios = {"train": 0.8, "valid": 0.1, "test": 0.1}
     spec = SplitSpec("key", "id", ratios)
     ok = True
-    with tempfile.TemporaryDirectory(prefix="dmv-bench-stream-") as tmp:
-        url = str(Path(tmp) / "warehouse.duckdb")
-        with open_warehouse(url) as wh:
-            wh.execute(GENERATE.format(rows=total))
-            part = store_split(wh, "SELECT * FROM src", spec, "bench__d__s").part("train")
-        ok &= report("DuckDB (in-process engine)", url, part, args.batch_size)
+    if not args.skip_duckdb:
+        with tempfile.TemporaryDirectory(prefix="dmv-bench-stream-") as tmp:
+            url = str(Path(tmp) / "warehouse.duckdb")
+            with open_warehouse(url) as wh:
+                wh.execute(GENERATE.format(rows=total))
+                part = store_split(wh, "SELECT * FROM src", spec, "bench__d__s").part("train")
+            ok &= report("DuckDB (in-process engine)", url, part, args.batch_size)
     if args.postgres:
         prefix = f"bench_{secrets.token_hex(4)}"
         with open_warehouse(args.pg_url) as pg, tempfile.TemporaryDirectory() as tmp:
