@@ -10,6 +10,7 @@ import pytest
 
 import data_conftest
 import dmv
+import spark_conftest
 from conftest import part_storage, seed_warehouse
 from data_conftest import load, sample_table
 from dmv.data.records import SplitSpec
@@ -20,6 +21,8 @@ from dmv.errors import IntegrityError, InvalidInput
 
 pg = data_conftest.pg
 pg_url = data_conftest.pg_url
+spark_url = spark_conftest.spark_url
+spark = spark_conftest.spark
 
 TRAIN = "price_model__0123__abcd__train"
 
@@ -148,3 +151,19 @@ def test_postgres_part_streams_through_a_cursor_and_a_tampered_one_fails(pg: War
     fresh = StreamedPart(lambda: contextlib.nullcontext(pg), part)
     with pytest.raises(IntegrityError):
         fresh.prove()
+
+
+@pytest.mark.slow
+def test_spark_part_streams_over_connect_and_a_tampered_one_fails(spark: Warehouse) -> None:
+    load(spark, "events", sample_table(3000))
+    result = store_split(spark, "SELECT * FROM events", SplitSpec("key", "user_id"), "m__ds__ss")
+    part = result.part("train")
+    stream = StreamedPart(lambda: contextlib.nullcontext(spark), part, batch_size=500)
+    batches = list(stream)
+    assert stream.verified and sum(b.num_rows for b in batches) == part.rows
+    assert [b.num_rows for b in batches[:-1]] == [500] * (len(batches) - 1)
+    spark.execute(f'INSERT INTO "{part.table}" SELECT * FROM events LIMIT 1')
+    stream = StreamedPart(lambda: contextlib.nullcontext(spark), part, batch_size=500)
+    with pytest.raises(IntegrityError, match=part.table):
+        for _ in stream:
+            pass
