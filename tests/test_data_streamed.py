@@ -167,3 +167,22 @@ def test_spark_part_streams_over_connect_and_a_tampered_one_fails(spark: Warehou
     with pytest.raises(IntegrityError, match=part.table):
         for _ in stream:
             pass
+
+
+@pytest.mark.slow
+def test_spark_retrieval_statements_honour_source_timeout(spark_url: str) -> None:
+    import time
+
+    from dmv.data.engines import open_warehouse
+    from dmv.errors import DataError
+
+    wh = open_warehouse(spark_url)
+    try:
+        wh.retrieval_sandbox(timeout=2)
+        started = time.monotonic()
+        with pytest.raises(DataError, match="statement timeout after 2 s") as err:
+            wh.rows("SELECT sum(id % 7) FROM range(0, 200000000000)")
+        assert time.monotonic() - started < 60
+        assert err.value.hint is not None and "source_timeout" in err.value.hint
+    finally:
+        wh.close()

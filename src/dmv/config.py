@@ -137,7 +137,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "source_timeout",
         3600.0,
-        "Seconds one retrieval statement may run on a PostgreSQL source (0: no limit).",
+        "Seconds one retrieval statement may run on a PostgreSQL source or Spark (0: no limit).",
         float,
     ),
     Setting(

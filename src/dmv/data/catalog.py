@@ -101,7 +101,7 @@ def warehouse(
     wh = open_warehouse(stores.config.location("warehouse"), read_only=read_only)
     try:
         if sandbox:
-            wh.retrieval_sandbox()
+            wh.retrieval_sandbox(timeout=stores.config["source_timeout"] or None)
         yield wh
     finally:
         wh.close()
