@@ -58,7 +58,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_PARAMS = 100
 MAX_VALUE = 4096
 #: Seconds a stopped entry gets to unwind (record its failed run) before it is killed.
-STOP_GRACE = 10.0
+STOP_GRACE = 30.0
 
 
 @dataclass(frozen=True)
