@@ -34,6 +34,8 @@ def _log(project: dmv.Project, name: str, model: Any, x: pd.DataFrame, **kw: Any
     with project.run(name, version=V, params={"kind": type(model).__name__}) as run:
         run.log_model(model, sample_input=x.head(5), **kw)
         run.log_metrics({"accuracy": 0.9}, split="test")
+        for step in range(3):
+            run.log_metric("loss", 1.0 / (step + 1), step=step, split="train")
     return f"{name}@{V}"
 
 
@@ -80,6 +82,7 @@ def test_mlmodel_has_flavors_signature_example_requirements(
     meta = mlmodel["metadata"]["dmv"]
     assert meta["full_version"] == f"iris {V}" and meta["interface_fp"].startswith("blake3:")
     assert meta["lineage"]["data"] == "0123" and meta["lineage"]["run"] == "tr0"
+    assert meta["metric_history"] == {"train": {"loss": [[0, 1.0], [1, 0.5], [2, 1 / 3]]}}
     reqs = (out / "requirements.txt").read_text().split()
     import sklearn
 
@@ -121,6 +124,8 @@ for path in sys.argv[2:]:
     rows = json.loads(sys.argv[1])
     answer = mlflow.pyfunc.load_model(path).predict(pd.DataFrame.from_records(rows))
     out[path] = json.loads(answer.to_json(orient="records"))
+    metadata = mlflow.models.Model.load(path).metadata["dmv"]
+    out[path + "#history"] = metadata["metric_history"]
 print(json.dumps(out))
 """
 
@@ -145,6 +150,8 @@ def test_mlflow_pyfunc_answers_as_dmv_for_each_flavor(project: dmv.Project, tmp_
         project.export_model(ref, paths[ref])
     got = json.loads(run_in_mlflow(_PYFUNC, json.dumps(rows), *paths.values()))
     for ref, path in paths.items():
+        # MLflow reads the learning curve the run logged from the model's metadata
+        assert got[path + "#history"] == {"train": {"loss": [[0, 1.0], [1, 0.5], [2, 1 / 3]]}}
         expected = _dmv_answers(project, ref, rows)
         assert len(got[path]) == len(expected) == len(rows)
         for a, b in zip(got[path], expected, strict=True):

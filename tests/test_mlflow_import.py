@@ -28,6 +28,8 @@ x.columns = ["sl", "sw", "pl", "pw"]
 def log(name, model, params, metrics, signature=True, **kw):
     with mlflow.start_run():
         mlflow.log_params(params); mlflow.log_metrics(metrics)
+        for step in range(3):  # a learning curve
+            mlflow.log_metric("train_loss", 1.0 / (step + 1), step=step)
         sig = infer_signature(x, model.predict(x)) if signature else None
         mod = mlflow.lightgbm if "lightgbm" in type(model).__module__ else mlflow.sklearn
         mod.log_model(model, name="model", signature=sig, registered_model_name=name, **kw)
@@ -111,6 +113,10 @@ def test_import_a_real_registry_twice(project: dmv.Project, store: str) -> None:
     run = project.runs(info.version)[0]
     assert run.params == {"C": "0.5"}
     assert run.metrics["test"]["accuracy"] == pytest.approx(0.905)
+    # MLflow's metric history comes in as dmv's, step by step
+    assert run.history["train"]["loss"] == [[0, 1.0], [1, 0.5], [2, pytest.approx(1 / 3)]]
+    assert run.history["test"]["accuracy"] == [[0, pytest.approx(0.905)]]
+    assert run.metrics["train"]["loss"] == pytest.approx(1 / 3)
     assert project.show("nosig@0.0.0-mlflow.v1").interface is None
 
     # The skops file MLflow wrote is served by dmv; the cloudpickle one needs trust.

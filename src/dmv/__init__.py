@@ -32,6 +32,7 @@ from dmv.version import Reference, RefKind, Version
 if TYPE_CHECKING:
     from dmv.project import Project, init
     from dmv.project import open_project as open
+    from dmv.training import params
     from dmv.training.run import Run
 
 from dmv._meta import __version__
@@ -55,6 +56,7 @@ __all__ = [
     "__version__",
     "init",
     "open",
+    "params",
 ]
 
 
@@ -73,4 +75,8 @@ def __getattr__(name: str) -> Any:
         from dmv.training.run import Run  # lazy: the facade
 
         return Run
+    if name == "params":
+        from dmv.training import params  # lazy: reads DMV_PARAMS
+
+        return params
     raise AttributeError(f"module 'dmv' has no attribute {name!r}")

@@ -137,7 +137,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "source_timeout",
         3600.0,
-        "Seconds one retrieval statement may run on a PostgreSQL source (0: no limit).",
+        "Seconds one retrieval statement may run on a PostgreSQL source or Spark (0: no limit).",
         float,
     ),
     Setting(
@@ -453,6 +453,34 @@ def find_root(start: str | os.PathLike[str] = ".") -> Path | None:
     return None
 
 
+_MODEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")
+_MODEL_KEYS = ("train",)
+
+
+def _model_entries(table: Any, path: Path) -> dict[str, dict[str, str]]:
+    """``[models.NAME]`` tables: each model's declared pipeline entries (``train``)."""
+    example = '[models.price-model]\ntrain = "python train.py {data}"'
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [models] must hold one table per model", hint=example)
+    out: dict[str, dict[str, str]] = {}
+    for name, entry in table.items():
+        where = f"{path}: [models.{name}]"
+        if not _MODEL_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: {name!r} is not a model name", hint=example)
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table", hint=example)
+        if unknown := set(entry) - set(_MODEL_KEYS):
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+                hint="the keys are " + ", ".join(_MODEL_KEYS),
+            )
+        train = entry.get("train")
+        if train is not None and (not isinstance(train, str) or not train.strip()):
+            raise ConfigError(f"{where}: train must be a command line", hint=example)
+        out[name] = {k: v for k, v in entry.items() if isinstance(v, str)}
+    return out
+
+
 class _Tables(NamedTuple):
     """What ``dmv.toml`` holds besides the settings: each table, parsed and checked."""
 
@@ -461,6 +489,7 @@ class _Tables(NamedTuple):
     webhooks: tuple[Webhook, ...]
     branch_pattern: str
     signing: SigningConfig
+    models: dict[str, dict[str, str]]
 
 
 class Config:
@@ -479,6 +508,8 @@ class Config:
         self.webhooks = tables.webhooks
         self.branch_pattern = tables.branch_pattern
         self.signing = tables.signing
+        #: ``[models.NAME]``: each model's declared entries, e.g. ``{"train": "python …"}``.
+        self.models = tables.models
         self._values: dict[str, Any] = {}
         env = os.environ if environ is None else environ
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -508,7 +539,7 @@ class Config:
     @staticmethod
     def _read_file(path: Path) -> _Tables:
         if not path.is_file():
-            return _Tables({}, ReleasePolicy(), (), BRANCH_PATTERN, SigningConfig())
+            return _Tables({}, ReleasePolicy(), (), BRANCH_PATTERN, SigningConfig(), {})
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -520,6 +551,7 @@ class Config:
         hooks = _webhooks(data.pop("webhooks", []), path)
         pattern = _branch_pattern(data.pop("git", {}), path)
         signing = SigningConfig.from_table(data.pop("signing", {}), path)
+        models = _model_entries(data.pop("models", {}), path)
         section = data.get("dmv", data)
         if not isinstance(section, dict):
             raise ConfigError(
@@ -532,9 +564,9 @@ class Config:
                 f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
                 hint="known settings: "
                 + ", ".join(_BY_NAME)
-                + ", the [release], [git] and [signing] tables and [[webhooks]]",
+                + ", the [release], [git], [signing] and [models.NAME] tables and [[webhooks]]",
             )
-        return _Tables(section, policy, hooks, pattern, signing)
+        return _Tables(section, policy, hooks, pattern, signing, models)
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]

@@ -43,6 +43,7 @@ __all__ = [
     "SignatureError",
     "StorageError",
     "TooLarge",
+    "TrainingFailed",
     "Unauthorized",
     "UnsupportedMediaType",
     "UntrustedModel",
@@ -313,6 +314,19 @@ class MlflowUnavailable(DmvError):
     exit_meaning = "MLflow is not installed where dmv looks, or failed"
     http_status = 503
     code = "mlflow_unavailable"
+
+
+# -- 16: training entries --------------------------------------------------------
+
+
+class TrainingFailed(DmvError):
+    """``dmv train``: the model's declared training entry exited with an error, or
+    exited without logging a run; its exit code is in the details."""
+
+    exit_code = 16
+    exit_meaning = "the declared training entry (dmv train) failed or logged no run"
+    http_status = 500
+    code = "training_failed"
 
 
 # -- 130: interrupted -----------------------------------------------------------

@@ -66,6 +66,7 @@ for command in (
     versions.show,
     versions.resolve,
     runs.runs,
+    runs.train,
     release_cmd,
     release.select_cmd,
     release.deprecate,

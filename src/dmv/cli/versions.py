@@ -120,6 +120,19 @@ def _version_text(d: dict[str, Any]) -> str:
                 spread = f"{_num(m['min'])} … {_num(m['max'])}" if m["n"] > 1 else ""
                 rows.append((f"{name}{mark}", split, _num(m["median"]), spread, m["n"]))
         lines.append(table(rows, ["metric", "split", "median", "spread", "n"]))
+    if d.get("history"):
+        lines += ["", f"metric history ({d['serving_run']}: last and best by step)"]
+        rows = [
+            (
+                h["name"],
+                h["split"],
+                h["steps"],
+                f"{_num(h['last'])} @{h['last_step']}",
+                f"{_num(h['best'])} @{h['best_step']}",
+            )
+            for h in d["history"]
+        ]
+        lines.append(table(rows, ["metric", "split", "steps", "last", "best"]))
     if d["params"]:
         lines += ["", f"params ({d['serving_run']})"]
         for k, v in sorted(d["params"].items()):

@@ -35,6 +35,7 @@ from dmv.data.records import DEFAULT_RATIOS, PartInfo, QueryInfo, SplitInfo, Spl
 from dmv.data.shared import drop_split_tables
 from dmv.data.sources import Retrieval, Source
 from dmv.data.split import AlreadyStored, parse_by, shortfalls, store_split
+from dmv.data.streamed import StreamedPart
 from dmv.data.verified import prove, read_verified, to_format
 from dmv.errors import (
     ConflictError,
@@ -100,7 +101,7 @@ def warehouse(
     wh = open_warehouse(stores.config.location("warehouse"), read_only=read_only)
     try:
         if sandbox:
-            wh.retrieval_sandbox()
+            wh.retrieval_sandbox(timeout=stores.config["source_timeout"] or None)
         yield wh
     finally:
         wh.close()
@@ -464,6 +465,23 @@ def _record_check(stores: ProjectStores, info: SplitInfo, part: str, key: str, v
     # a read-only registry: the part stays proven, by its md5, on every read
     with contextlib.suppress(StorageError):
         stores.registry.add_part_check(info.model, info.data, info.split, part, key, value)
+
+
+def stream_part(
+    stores: ProjectStores, info: SplitInfo, part: str, batch_size: int | None = None
+) -> StreamedPart:
+    """A part of a stored table split as a stream of Arrow record batches, proven as it
+    streams (see :mod:`dmv.data.streamed`)."""
+    if info.result.get("kind") == "files":
+        raise InvalidInput(
+            f"{info.ref} is a split of files: it has no rows to stream",
+            hint="read it with run.dataset(part), which lists the files",
+        )
+    entry = next((p for p in info.result.get("parts", []) if p["name"] == part), None)
+    if entry is None:
+        info.table(part)  # raises NotFound naming the parts
+    assert entry is not None
+    return StreamedPart(lambda: warehouse(stores), PartInfo.from_dict(entry), batch_size)
 
 
 def read_dataset(stores: ProjectStores, info: SplitInfo, part: str, format: str = "pandas") -> Any:

@@ -65,7 +65,17 @@ class ProjectData:
         """What changed in the data between two versions."""
         return checks.data_diff(self.stores, a, b)
 
-    def read_part(self, model: str, ref: str, part: str, format: str = "pandas") -> Any:
-        """One part of the stored split ``ref`` (``DATA.SPLIT``), proven intact first."""
+    def read_part(
+        self,
+        model: str,
+        ref: str,
+        part: str,
+        format: str = "pandas",
+        batch_size: int | None = None,
+    ) -> Any:
+        """One part of the stored split ``ref`` (``DATA.SPLIT``), proven intact first
+        (``format="batches"``: streamed, proven as it streams)."""
         info = catalog.find_split(self.stores, model, ref)
+        if format == "batches":
+            return catalog.stream_part(self.stores, info, part, batch_size)
         return catalog.read_dataset(self.stores, info, part, format)

@@ -181,8 +181,9 @@ class Warehouse(Protocol):
         """
         ...
 
-    def retrieval_sandbox(self) -> None:
-        """Limit the connection before retrieval SQL runs over the warehouse itself."""
+    def retrieval_sandbox(self, timeout: float | None = None) -> None:
+        """Limit the connection before retrieval SQL runs over the warehouse itself
+        (``timeout``: seconds one statement may run, where the engine can bound it)."""
         ...
 
     def check_retrieval(self, query: str) -> None:

@@ -12,7 +12,10 @@ from dmv.integrations import lineage
 from dmv.version import Version, check_name
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dmv.registry import RunInfo
+    from dmv.training.entry import TrainResult
     from dmv.training.run import Run
 
 __all__ = ["TrainingMixin"]
@@ -93,6 +96,21 @@ class TrainingMixin(FacadeBase):
             read_part=self.data_access.read_part,
         )
         yield from lifecycle.finish(self.stores, run, entry_point, code, interface, True)
+
+    def train(
+        self,
+        model: str,
+        data: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        on_output: Callable[[str], None] | None = None,
+    ) -> TrainResult:
+        """Run ``model``'s declared training entry (``[models.NAME] train`` in dmv.toml)
+        on the stored split ``data`` (``DATA.SPLIT``); ``on_output`` gets its output
+        line by line. Returns the command, and the run and version it registered."""
+        from dmv.training.entry import train  # lazy: sqlalchemy
+
+        return train(self.stores, model, data, dict(params or {}), on_output=on_output)
 
     def experiments(self, model: str) -> list[RunInfo]:
         """A model's unnumbered experiment runs (``x.x.x-DATA.SPLIT``)."""

@@ -2,7 +2,7 @@
 
 ``python _mlflow_dump.py PLAN_JSON``: the plan names the tracking URI, an optional
 model and a folder. Every registered model, its live versions (with their runs'
-params, metrics and tags, the MLmodel file and the downloaded model files with
+params, metrics (with their history) and tags, the MLmodel file and the downloaded model files with
 their SHA-256) and its aliases are written to stdout as one JSON object; the
 files go under ``<folder>/<model index>/<version>/``. MLflow's own output goes
 to stderr.
@@ -48,6 +48,14 @@ def _version(client: Any, mv: Any, dest: Path) -> dict[str, Any]:
             out["run"] = {
                 "params": dict(run.data.params),
                 "metrics": dict(run.data.metrics),
+                # every value of each metric, with its step: the learning curves
+                "history": {
+                    key: [
+                        [int(m.step), m.value, m.timestamp]
+                        for m in client.get_metric_history(mv.run_id, key)
+                    ]
+                    for key in run.data.metrics
+                },
                 "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.log")},
                 "start_ms": run.info.start_time,
                 "end_ms": run.info.end_time,

@@ -10,7 +10,8 @@ SageMaker, Databricks) takes it:
 - the signature, from the version's interface; an input example, from the sample
   the servability check recorded; pinned requirements, from the environment the
   run recorded;
-- ``metadata.dmv``: the full version, its fingerprints and its lineage.
+- ``metadata.dmv``: the full version, its fingerprints, its lineage, and the
+  serving run's metrics with their history (``metric_history``: every step).
 
 The ``python_function`` flavor loads through a copy of dmv's own model code
 (``code/dmv``, standard library only, plus ``code/dmv_pyfunc.py``), so MLflow
@@ -373,6 +374,8 @@ def _metadata(ab: About) -> dict[str, Any]:
         "purpose": ab.model.purpose,
         "function": ab.model.function,
         "metrics": ab.run.metrics if ab.run else {},
+        # {split: {metric: [[step, value], …]}}: the run's learning curves
+        "metric_history": ab.run.history if ab.run else {},
         "params": ab.run.params if ab.run else {},
         "lineage": ab.lineage(),
     }

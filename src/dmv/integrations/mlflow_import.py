@@ -138,6 +138,27 @@ def _metrics(flat: dict[str, float]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _history(flat: dict[str, Any], imported: float) -> list[tuple[str, str, int, float, float]]:
+    """MLflow's metric history (``{key: [[step, value, ms], …]}``) as dmv's, keyed as
+    :func:`_metrics` keys the last values."""
+    out: list[tuple[str, str, int, float, float]] = []
+    for key, points in (flat or {}).items():
+        keyed = _metrics({key: 0.0})
+        if not keyed or not isinstance(points, list):
+            continue
+        split, names = next(iter(keyed.items()))
+        name = next(iter(names))
+        for point in points:
+            try:
+                step, value, ms = int(point[0]), float(point[1]), point[2]
+            except (TypeError, ValueError, IndexError):
+                continue
+            if value == value and abs(value) != float("inf") and 0 <= step < 1 << 62:
+                at = float(ms) / 1000 if isinstance(ms, int | float) else imported
+                out.append((split, name, step, value, at))
+    return out
+
+
 def _model_file(
     mlmodel: dict[str, Any] | None, files: dict[str, Any]
 ) -> tuple[str, dict[str, Any]] | None:
@@ -398,6 +419,7 @@ def _import_version(
             kind="training",
             params=params,
             metrics=_metrics(run.get("metrics") or {}),
+            history=_history(run.get("history") or {}, time.time()),
             started_at=float(started),
             ended_at=float(ended),
             version=version,

@@ -58,6 +58,13 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
         "signatures: release signatures and provenance envelopes",
         _create_table(schema.signatures),
     ),
+    # 5 belongs to a change merged separately (steps are numbered as they merge).
+    (5, "(reserved)", lambda conn: None),
+    (
+        6,
+        "metric_history: every value of a metric logged with a step (learning curves)",
+        _create_table(schema.metric_history),
+    ),
     (
         7,
         "prediction_runs: batch predictions by version (dmv predict)",

@@ -177,6 +177,7 @@ class ModelsMixin(RegistryCore):
             ).scalar_one()
             conn.execute(sa.delete(t.aliases).where(t.aliases.c.model_id == row.id))
             conn.execute(sa.delete(t.artifacts).where(t.artifacts.c.run_id.in_(run_ids)))
+            conn.execute(sa.delete(t.metric_history).where(t.metric_history.c.run_id.in_(run_ids)))
             conn.execute(sa.delete(t.runs).where(t.runs.c.model_id == row.id))
             version_ids = sa.select(v.id).where(v.model_id == row.id)
             conn.execute(

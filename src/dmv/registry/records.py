@@ -27,6 +27,15 @@ __all__ = [
 ]
 
 
+_LOWER_IS_BETTER = ("loss", "error", "err", "rmse", "mse", "mae", "mape", "perplexity", "wer")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Is a lower value of ``metric`` better? (a loss or an error, by its name)."""
+    words = metric.lower().replace("-", "_").replace(".", "_").split("_")
+    return any(w in _LOWER_IS_BETTER or w.endswith("loss") for w in words)
+
+
 def iso(ts: float | None) -> str | None:
     """An epoch timestamp as ISO 8601 UTC text (None stays None)."""
     if ts is None:
@@ -183,6 +192,34 @@ class RunInfo:
     intended: str | None = None
     artifacts: tuple[ArtifactInfo, ...] = ()
     meta: dict[str, Any] | None = None
+    #: ``{split: {metric: [[step, value], …]}}``: the values logged with a step, in order.
+    history: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+
+    def metric_summary(self) -> list[dict[str, Any]]:
+        """Per metric with a history: its last and best values (and their steps).
+
+        Best is the lowest value for a metric named as a loss or an error (``loss``,
+        ``rmse``, ``mae``, ``error``…), the highest for any other.
+        """
+        out = []
+        for split, metrics in sorted(self.history.items()):
+            for name, points in sorted(metrics.items()):
+                if not points:
+                    continue
+                pick = min if lower_is_better(name) else max
+                best = pick(points, key=lambda p: p[1])
+                out.append(
+                    {
+                        "split": split,
+                        "name": name,
+                        "steps": len(points),
+                        "last": points[-1][1],
+                        "last_step": int(points[-1][0]),
+                        "best": best[1],
+                        "best_step": int(best[0]),
+                    }
+                )
+        return out
 
     @property
     def label(self) -> str:
@@ -215,6 +252,7 @@ class RunInfo:
             "intended": self.intended,
             "artifacts": [a.to_dict() for a in self.artifacts],
             "meta": self.meta or {},
+            "history": self.history,
         }
         if environment:
             d["environment"] = self.environment
@@ -283,6 +321,8 @@ class NewRun:
     entry_point: str | None = None
     artifacts: list[NewArtifact] = field(default_factory=list)
     meta: dict[str, Any] | None = None
+    #: ``(split, name, step, value, logged_at)`` of each metric value logged with a step.
+    history: list[tuple[str, str, int, float, float]] = field(default_factory=list)
     # Filled from the versioning step; stored on the version when it is created.
     interface_fp: str | None = None
     logic_fp: str | None = None

@@ -290,6 +290,7 @@ class ReleasesMixin(VersionsMixin):
             row = self._deletable(conn, version, lock=True)
             run_ids = sa.select(t.runs.c.id).where(t.runs.c.version_id == row.id)
             conn.execute(sa.delete(t.artifacts).where(t.artifacts.c.run_id.in_(run_ids)))
+            conn.execute(sa.delete(t.metric_history).where(t.metric_history.c.run_id.in_(run_ids)))
             conn.execute(sa.delete(t.runs).where(t.runs.c.version_id == row.id))
             # its prediction runs go with it (their output tables stay in the warehouse)
             pred = t.prediction_runs.c

@@ -111,6 +111,21 @@ class RunsMixin(RegistryCore):
                         for a in run.artifacts
                     ],
                 )
+            if run.history:
+                conn.execute(
+                    sa.insert(t.metric_history),
+                    [
+                        {
+                            "run_id": run_pk,
+                            "split": split,
+                            "name": name,
+                            "step": step,
+                            "value": value,
+                            "logged_at": at,
+                        }
+                        for split, name, step, value, at in run.history
+                    ],
+                )
             run_id = _run_id(run.kind, number)
             target = version.number if version else run.intended
             self._audit(
@@ -154,12 +169,32 @@ class RunsMixin(RegistryCore):
                 out[a.run_id].append(ArtifactInfo(a.name, a.kind, a.digest, int(a.size), a.meta))
         return out
 
+    def _history_of(
+        self, conn: sa.Connection, run_ids: list[int]
+    ) -> dict[int, dict[str, dict[str, list[list[float]]]]]:
+        """The metric history of many runs in one query: ``{run: {split: {name: points}}}``."""
+        import sqlalchemy as sa
+
+        out: dict[int, dict[str, dict[str, list[list[float]]]]] = {rid: {} for rid in run_ids}
+        if run_ids:
+            h = t.metric_history.c
+            query = sa.select(h.run_id, h.split, h.name, h.step, h.value).where(
+                h.run_id.in_(run_ids)
+            )
+            for r in conn.execute(query.order_by(h.id)):
+                points = out[r.run_id].setdefault(r.split, {}).setdefault(r.name, [])
+                points.append([int(r.step), float(r.value)])
+        return out
+
     def _run_infos(
         self, conn: sa.Connection, rows: Sequence[Any], model: str, versions: Any
     ) -> list[RunInfo]:
         """RunInfos for ``rows``; ``versions`` gives each row's version (a callable)."""
-        arts = self._artifacts_of(conn, [r.id for r in rows])
-        return [self._run_info(conn, r, model, versions(r), arts[r.id]) for r in rows]
+        ids = [r.id for r in rows]
+        arts, history = self._artifacts_of(conn, ids), self._history_of(conn, ids)
+        return [
+            self._run_info(conn, r, model, versions(r), arts[r.id], history[r.id]) for r in rows
+        ]
 
     def _run_info(
         self,
@@ -168,9 +203,12 @@ class RunsMixin(RegistryCore):
         model: str,
         version: Version | None,
         artifacts: list[Any] | None = None,
+        history: dict[str, dict[str, list[list[float]]]] | None = None,
     ) -> RunInfo:
         if artifacts is None:
             artifacts = self._artifacts_of(conn, [row.id])[row.id]
+        if history is None:
+            history = self._history_of(conn, [row.id])[row.id]
         arts = tuple(artifacts)
         return RunInfo(
             id=_run_id(row.kind, row.number, row.id),
@@ -191,6 +229,7 @@ class RunsMixin(RegistryCore):
             intended=row.intended,
             artifacts=arts,
             meta=row.meta,
+            history=history,
         )
 
     def _run_by_pk(self, pk: int) -> RunInfo:

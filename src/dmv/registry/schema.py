@@ -15,6 +15,7 @@ __all__ = [
     "audit",
     "data_queries",
     "metadata",
+    "metric_history",
     "models",
     "prediction_runs",
     "runs",
@@ -111,6 +112,21 @@ runs = sa.Table(
     sa.UniqueConstraint("version_id", "number", name="uq_run_number"),
 )
 sa.Index("ix_runs_model", runs.c.model_id, runs.c.kind, runs.c.number)
+
+metric_history = sa.Table(
+    "metric_history",
+    metadata,
+    # Every value ``run.log_metric(name, value, step=…)`` logged, in order: a learning
+    # curve. The run's ``metrics`` keep the last value of each; this keeps them all.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("split", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("logged_at", sa.Double, nullable=False),
+    sa.Index("ix_metric_history_run", "run_id"),
+)
 
 artifacts = sa.Table(
     "artifacts",

@@ -34,6 +34,7 @@ from dmv.logic.fingerprint import LogicInfo, capture_environment
 from dmv.logic.git import add_worktree, apply_patch, remove_worktree, repo_top, show_file
 from dmv.release.serving_run import selected_run
 from dmv.training import RUN_META_ENV
+from dmv.training.entry import entry_environment
 from dmv.version import Reference, Version
 
 if TYPE_CHECKING:
@@ -318,6 +319,12 @@ def reproduce(
     code = run.code or {}
     report = Report(version.ref, extra={"original_run": run.id})
     commit, entry = code.get("commit"), run.entry_point
+    # trained through 'dmv train': the same declared entry, with the same data and params
+    trained_by = (run.meta or {}).get("trained_by")
+    if isinstance(trained_by, dict) and isinstance(trained_by.get("command"), str):
+        entry = trained_by["command"]
+        code = {**code, "cwd": "."}
+        report.extra["trained_by"] = trained_by["entry"]
     if not commit:
         raise InvalidInput(
             f"{version} {run.id} recorded no git commit: it cannot be reproduced",
@@ -355,7 +362,7 @@ def reproduce(
             started = time.time()
             tag = f"{(run.version or version).number}/{run.id}"
             step(1)
-            done = _run_entry(stores, root / code.get("cwd", "."), entry, tag, timeout)
+            done = _run_entry(stores, root / code.get("cwd", "."), entry, tag, timeout, trained_by)
             report.extra["exit_code"] = done.returncode
             if done.returncode != 0:
                 tail = (done.stderr or done.stdout or "").strip().splitlines()[-5:]
@@ -407,19 +414,30 @@ def _compare_source(data: ProjectData, version: Version, report: Report) -> None
 
 
 def _run_entry(
-    stores: Stores, cwd: Path, entry: str, tag: str, timeout: float | None
+    stores: Stores,
+    cwd: Path,
+    entry: str,
+    tag: str,
+    timeout: float | None,
+    trained_by: Any = None,
 ) -> subprocess.CompletedProcess[str]:
     argv = shlex.split(entry)
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable
     # The worktree is another folder: point it at this project's stores.
-    env = {
-        **os.environ,
-        "DMV_REGISTRY": stores.config.location("registry"),
-        "DMV_ARTIFACTS": stores.config.location("artifacts"),
-        "DMV_WAREHOUSE": stores.config.location("warehouse"),
-        RUN_META_ENV: json.dumps({"reproduction_of": tag}),
-    }
+    if isinstance(trained_by, dict):
+        meta = {"reproduction_of": tag, "trained_by": {**trained_by, "token": None}}
+        env = entry_environment(
+            stores, str(trained_by.get("data")), dict(trained_by.get("params") or {}), meta
+        )
+    else:
+        env = {
+            **os.environ,
+            "DMV_REGISTRY": stores.config.location("registry"),
+            "DMV_ARTIFACTS": stores.config.location("artifacts"),
+            "DMV_WAREHOUSE": stores.config.location("warehouse"),
+            RUN_META_ENV: json.dumps({"reproduction_of": tag}),
+        }
     return subprocess.run(
         argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

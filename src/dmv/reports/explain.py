@@ -226,6 +226,8 @@ def explain(registry: RegistryStore, data: ProjectData, info: VersionInfo) -> di
         "serving_run_selected": bool(info.serving_run),
         "runs": [r.id for r in runs],
         "metrics": metric_summary(runs),
+        # the learning curves of the serving run: each metric's last and best value
+        "history": serving.metric_summary() if serving else [],
         "primary_metric": model.primary_metric,
         "params": dict(serving.params) if serving else {},
         "params_vary": sorted(

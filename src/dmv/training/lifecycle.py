@@ -63,7 +63,7 @@ def start(
     version: str | Version | None = None,
     data: str | None = None,
     params: Mapping[str, Any] | None = None,
-    read_part: Callable[[str, str, str, str], Any] | None = None,
+    read_part: Callable[[str, str, str, str, int | None], Any] | None = None,
 ) -> Run:
     """A new run of ``model``: checked, not yet registered.
 
@@ -89,12 +89,12 @@ def start(
         d, s = parse_data_split(data)
         if kind == "training":
             require_stored(stores, model, d, s)
-    reader: Callable[[str, str], Any] | None = None
+    reader: Callable[[str, str, int | None], Any] | None = None
     if read_part is not None and d is not None and s is not None:
         ref, read = f"{d}.{s}", read_part
 
-        def reader(part: str, format: str) -> Any:
-            return read(model, ref, part, format)
+        def reader(part: str, format: str, batch_size: int | None) -> Any:
+            return read(model, ref, part, format, batch_size)
 
     return Run(
         model=model,
@@ -161,6 +161,7 @@ def finish(
         kind=run.kind,
         params=run.params,
         metrics=run.metrics,
+        history=run.history,
         started_at=run.started_at,
         ended_at=run.started_at,
         version=run.version,
@@ -211,7 +212,10 @@ def _warn_on_another_versions_branch(stores: Stores, branch: str | None, v: Vers
 
 def _complete(stores: Stores, new: NewRun, run: Run, logic: LogicInfo, declared: Any) -> None:
     """Fill in what only the end of the block knows: params, interface, logic, version."""
+    for stream in run.streams:  # a streamed part not read to its end is proven now
+        stream.prove()
     new.params, new.metrics, new.ended_at = run.params, run.metrics, time.time()
+    new.history = run.history
     paths = list((new.code or {}).get("paths") or [])
     extra = [p for p in run.model_code if p not in paths]
     if extra:  # code stored with a model is logic too: it moves Z

@@ -36,6 +36,9 @@ __all__ = ["DEFAULT_SPLIT_KEY", "Run", "deriver", "interface_of", "known_version
 #: The metrics key for values logged without a split.
 DEFAULT_SPLIT_KEY = "all"
 
+#: The most metric values with a step one run keeps (a bound on what a run registers).
+MAX_HISTORY = 1_000_000
+
 
 def to_jsonable(value: Any, where: str = "value") -> Any:
     """``value`` as plain JSON data (numpy scalars and arrays, tuples, paths allowed)."""
@@ -124,7 +127,7 @@ class Run:
         store: ArtifactStore,
         root: Path | None = None,
         trust_pickle: bool = False,
-        read_part: Callable[[str, str], Any] | None = None,
+        read_part: Callable[[str, str, int | None], Any] | None = None,
         version: Version | None = None,
         data: str | None = None,
         split: str | None = None,
@@ -137,6 +140,10 @@ class Run:
         self.split = split
         self.params: dict[str, Any] = {}
         self.metrics: dict[str, dict[str, float]] = {}
+        #: ``(split, name, step, value, logged_at)`` of each value logged with a step.
+        self.history: list[tuple[str, str, int, float, float]] = []
+        #: Streamed reads (``format="batches"``): each proven before the run registers.
+        self.streams: list[Any] = []
         self.artifacts: list[NewArtifact] = []
         self.id: str | None = None
         self.status = "running"
@@ -154,7 +161,7 @@ class Run:
         self._store = store
         self._root = root
         self._trust_pickle = trust_pickle
-        #: ``(part, format)``: a part of the split this run trains on.
+        #: ``(part, format, batch_size)``: a part of the split this run trains on.
         self._read_part = read_part
         if params:
             self.log_params(params)
@@ -180,8 +187,29 @@ class Run:
         for name, value in metrics.items():
             bucket[str(name)] = _metric(str(name), value)
 
-    def log_metric(self, name: str, value: Any, split: str | None = None) -> None:
-        self.log_metrics({name: value}, split)
+    def log_metric(
+        self, name: str, value: Any, split: str | None = None, *, step: int | None = None
+    ) -> None:
+        """Record one metric; with ``step`` (an epoch, an iteration) every value is kept.
+
+        The run's metrics hold the last value; the values logged with a step are its
+        history (a learning curve: ``dmv runs REF --json``, the web UI, MLflow export).
+        """
+        number = _metric(str(name), value)
+        key = split or DEFAULT_SPLIT_KEY
+        if step is not None:
+            if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 1 << 62:
+                raise InvalidInput(
+                    f"step of metric {name!r} must be a whole number ≥ 0, got {step!r}",
+                    hint="pass the epoch or iteration, e.g. run.log_metric('loss', l, step=3)",
+                )
+            if len(self.history) >= MAX_HISTORY:
+                raise InvalidInput(
+                    f"a run keeps at most {MAX_HISTORY} metric values with a step",
+                    hint="log every k-th step, or fewer metrics per step",
+                )
+            self.history.append((key, str(name), int(step), number, time.time()))
+        self.metrics.setdefault(key, {})[str(name)] = number
 
     def log_model(
         self,
@@ -326,16 +354,35 @@ class Run:
             added.append(artifact)
         return added
 
-    def dataset(self, part: str = "train", *, format: str = "pandas") -> Any:
-        """A part (``train``, ``valid``, ``test``…) of the stored split this run trains on."""
+    def dataset(
+        self, part: str = "train", *, format: str = "pandas", batch_size: int | None = None
+    ) -> Any:
+        """A part (``train``, ``valid``, ``test``…) of the stored split this run trains on.
+
+        ``format="pandas"`` (default) or ``"arrow"`` reads the whole part, proven intact
+        first. ``format="batches"`` streams it: an iterable of Arrow record batches of
+        ``batch_size`` rows, the part's fingerprint accumulated as the rows arrive; the
+        last batch is handed over only once the whole part matched, and a part not read
+        to the end is proven in the engine before the run registers. ``.torch()`` on it
+        gives a PyTorch ``IterableDataset``.
+        """
         if self._read_part is None or self.data is None or self.split is None:
             raise InvalidInput(
                 "this run names no stored split",
                 hint="pass data='DATA.SPLIT' to project.run or project.experiment",
             )
+        if format != "batches" and batch_size is not None:
+            raise InvalidInput(
+                "batch_size= goes with format='batches'",
+                hint="run.dataset(part, format='batches', batch_size=10_000)",
+            )
         if part not in self.parts_read:
             self.parts_read.append(part)
-        return self._read_part(part, format)
+        if format == "batches":
+            stream = self._read_part(part, format, batch_size)
+            self.streams.append(stream)
+            return stream
+        return self._read_part(part, format, None)
 
     def add_artifact(self, artifact: NewArtifact) -> None:
         """Attach a blob already in the store (used by dmv itself, e.g. for code patches)."""

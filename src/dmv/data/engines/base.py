@@ -100,8 +100,9 @@ class BaseWarehouse(Warehouse):
         """Limit the connection to reading (engines that cannot: nothing to do)."""
         return None
 
-    def retrieval_sandbox(self) -> None:
-        """Limit this connection before it runs retrieval SQL over the warehouse itself."""
+    def retrieval_sandbox(self, timeout: float | None = None) -> None:
+        """Limit this connection before it runs retrieval SQL over the warehouse itself
+        (``timeout``: seconds a statement may run, where the engine can bound it)."""
 
     def check_retrieval(self, query: str) -> None:
         """Engine-level refusal of a statement that writes (after :func:`check_select`)."""

@@ -225,7 +225,7 @@ class DuckDBWarehouse(BaseWarehouse):
         for setting in settings:
             self.execute(f"SET {setting}")
 
-    def retrieval_sandbox(self) -> None:
+    def retrieval_sandbox(self, timeout: float | None = None) -> None:
         # the warehouse's own tables and nothing else: no files, URLs or extensions
         self.sandbox()
 

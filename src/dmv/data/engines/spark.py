@@ -199,6 +199,8 @@ class SparkWarehouse(BaseWarehouse):
         self.catalog = own.get("catalog")
         self.database = own.get("database")
         self._made: list[str] | None = None
+        #: source_timeout while retrieval SQL runs (seconds; None: no limit)
+        self._timeout: float | None = None
         _reachable(remote, self.identity(), timeout)
         try:
             builder = SparkSession.builder.remote(remote)
@@ -252,19 +254,56 @@ class SparkWarehouse(BaseWarehouse):
     def execute(self, sql: str, params: Params = None) -> None:
         from pyspark.errors import PySparkException
 
-        df = self._df(sql, params)  # a command runs when it is sent
-        try:
-            df.collect()
-        except PySparkException as exc:
-            raise self._error(exc) from exc
+        with self._deadline():
+            df = self._df(sql, params)  # a command runs when it is sent
+            try:
+                df.collect()
+            except PySparkException as exc:
+                raise self._error(exc) from exc
 
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         from pyspark.errors import PySparkException
 
+        with self._deadline():
+            try:
+                return [tuple(r) for r in self._df(sql, params).collect()]
+            except PySparkException as exc:
+                raise self._error(exc) from exc
+
+    def retrieval_sandbox(self, timeout: float | None = None) -> None:
+        # Spark has no statement timeout of its own: a timer cancels the session's
+        # running operations (interruptAll) once a statement has run ``timeout`` s.
+        self._timeout = timeout or None
+
+    @contextlib.contextmanager
+    def _deadline(self) -> Iterator[None]:
+        timeout = self._timeout
+        if not timeout:
+            yield
+            return
+        import threading
+
+        fired = threading.Event()
+
+        def stop() -> None:
+            fired.set()
+            with contextlib.suppress(Exception):
+                self.spark.interruptAll()
+
+        timer = threading.Timer(timeout, stop)
+        timer.daemon = True
+        timer.start()
         try:
-            return [tuple(r) for r in self._df(sql, params).collect()]
-        except PySparkException as exc:
-            raise self._error(exc) from exc
+            yield
+        except DataError as exc:
+            if not fired.is_set():
+                raise
+            raise DataError(
+                f"the query was stopped: statement timeout after {timeout:g} s",
+                hint="raise the source_timeout setting (seconds), or make the query cheaper",
+            ) from exc
+        finally:
+            timer.cancel()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -303,6 +303,7 @@ def create_router(project: Project) -> APIRouter:
             run = _views.pick_run(info, runs)
             libraries = (info.logic or {}).get("libraries")
             splits, panels = _chart.metric_panels(runs)
+            curves = _chart.curve_panels(runs)
             releases = []
             if info.version.x == 0:
                 for v in project.versions(name):
@@ -326,6 +327,7 @@ def create_router(project: Project) -> APIRouter:
                 lineage=_views.lineage(project, info.version),
                 splits=splits,
                 panels=panels,
+                curves=curves,
                 releases=releases,
                 branch=project.version_branch(info.version),
                 signature=None

@@ -18,9 +18,12 @@ from dmv.reports.explain import PREFERRED_SPLITS, fmt
 
 __all__ = [
     "Bar",
+    "Curve",
+    "CurvePanel",
     "Panel",
     "Spread",
     "Trend",
+    "curve_panels",
     "fmt",
     "metric_names",
     "metric_panels",
@@ -121,6 +124,86 @@ def metric_panels(runs: Sequence[RunInfo]) -> tuple[list[str], list[Panel]]:
                 panel.bars.append(bar)
         panels.append(panel)
     return splits, panels
+
+
+# -- learning curves: a metric's history per run ------------------------------------
+
+CURVE_W = 360
+CURVE_H = 140
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One run's values of one metric, step by step, as an SVG polyline."""
+
+    run: str
+    series: int  # the run's index: its colour
+    points: tuple[tuple[int, float, float, float], ...]  # (step, value, x, y)
+    last: float
+    best: float
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{x:.1f},{y:.1f}" for _, _, x, y in self.points)
+
+
+@dataclass
+class CurvePanel:
+    metric: str
+    split: str
+    width: float
+    height: float
+    goal: str  # min or max: which value is best
+    curves: list[Curve] = field(default_factory=list)
+    ticks: list[tuple[str, float]] = field(default_factory=list)  # (label, y)
+    steps: list[tuple[str, float]] = field(default_factory=list)  # (label, x)
+
+
+def curve_panels(runs: Sequence[RunInfo]) -> list[CurvePanel]:
+    """One panel per metric and split logged with a step, one curve per run."""
+    from dmv.registry.records import lower_is_better
+
+    keys = sorted({(m, s) for r in runs for s, ms in r.history.items() for m in ms})
+    panels = []
+    for metric, split in keys:
+        series = [(i, r) for i, r in enumerate(runs) if r.history.get(split, {}).get(metric)]
+        pts = [p for _, r in series for p in r.history[split][metric]]
+        values = [float(p[1]) for p in pts]
+        steps = [int(p[0]) for p in pts]
+        lo, hi = min(values), max(values)
+        if hi == lo:
+            lo, hi = lo - (abs(lo) * 0.05 or 0.5), hi + (abs(hi) * 0.05 or 0.5)
+        ticks = _nice_ticks(lo, hi)
+        lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
+        s_lo, s_hi = min(steps), max(steps)
+        span = (s_hi - s_lo) or 1
+        goal = "min" if lower_is_better(metric) else "max"
+        panel = CurvePanel(metric, split, PAD_L + CURVE_W + 16, PAD_T + CURVE_H + PAD_B, goal)
+
+        def x_of(step: int, s_lo: int = s_lo, span: int = span) -> float:
+            return PAD_L + CURVE_W * (step - s_lo) / span
+
+        def y_of(v: float, lo: float = lo, hi: float = hi) -> float:
+            return PAD_T + CURVE_H * (hi - v) / (hi - lo)
+
+        panel.ticks = [(fmt(t), y_of(t)) for t in ticks]
+        panel.steps = [(str(s), x_of(s)) for s in sorted({s_lo, s_hi})]
+        for index, run in series:
+            points = run.history[split][metric]
+            vals = [float(p[1]) for p in points]
+            panel.curves.append(
+                Curve(
+                    run.id,
+                    index,
+                    tuple(
+                        (int(p[0]), float(p[1]), x_of(int(p[0])), y_of(float(p[1]))) for p in points
+                    ),
+                    vals[-1],
+                    min(vals) if goal == "min" else max(vals),
+                )
+            )
+        panels.append(panel)
+    return panels
 
 
 # -- one metric across versions --------------------------------------------------------
