@@ -45,6 +45,16 @@ def _create_table(table: sa.Table) -> Callable[[sa.Connection], None]:
     return step
 
 
+def _steps(*steps: Callable[[sa.Connection], None]) -> Callable[[sa.Connection], None]:
+    """One step made of several, run in order in the same transaction."""
+
+    def step(conn: sa.Connection) -> None:
+        for one in steps:
+            one(conn)
+
+    return step
+
+
 #: (version it produces, description, step). Each step upgrades from version - 1.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (2, "models.seq: a per-model change counter for validated read caches", _add_model_seq),
@@ -57,6 +67,12 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
         4,
         "signatures: release signatures and provenance envelopes",
         _create_table(schema.signatures),
+    ),
+    (
+        5,
+        "evaluations and approvals: versions measured on other stored splits "
+        "(dmv evaluate), and who approved a version for release (dmv approve)",
+        _steps(_create_table(schema.evaluations), _create_table(schema.approvals)),
     ),
 ]
 

@@ -292,6 +292,14 @@ class ReleasesMixin(VersionsMixin):
             conn.execute(sa.delete(t.artifacts).where(t.artifacts.c.run_id.in_(run_ids)))
             conn.execute(sa.delete(t.runs).where(t.runs.c.version_id == row.id))
             conn.execute(sa.delete(t.versions).where(t.versions.c.id == row.id))
+            # Its evaluations and approvals go with it: a later version given the same
+            # number is another model and inherits neither.
+            for table in (t.evaluations, t.approvals):
+                conn.execute(
+                    sa.delete(table).where(
+                        table.c.model == version.name, table.c.version == version.number
+                    )
+                )
             self._audit(conn, "version.delete", version.name, version.number)
 
         self._write(write)
