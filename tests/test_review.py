@@ -283,3 +283,41 @@ def test_the_policy_function_lists_every_failed_gate() -> None:
     # Higher is better for r2: a drop is a regression.
     r2 = MetricComparison("r2", False, "a.b/test", candidate=0.3, baseline=0.9)
     assert _decide(comparison=r2, approvers=["x@y"]) == ["metric"]
+
+
+def test_the_rest_api_approves_as_the_tokens_holder_and_shows_the_gates(repo: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from dmv import tokens
+    from dmv.server import create_app
+
+    ref = train(repo, 0.1, FEATURES)
+    number = ref.partition("@")[2]
+    p = dmv.open(repo)
+    secret = {
+        name: tokens.create_token(p.registry, name, scope)[0]
+        for name, scope in (("erin", "write"), ("trainer", "write"), ("reader", "read"))
+    }
+    client = TestClient(create_app(p))
+    url = f"/api/v1/models/{MODEL}/versions/{number}"
+
+    def auth(name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret[name]}"}
+
+    # The trainer (trainer@example.com) holds the token "trainer": refused.
+    r = client.post(f"{url}/approve", headers=auth("trainer"), json={})
+    assert r.status_code == 403 and "cannot approve" in r.json()["error"]["message"]
+    # A read token cannot approve; no token at all is 401.
+    assert client.post(f"{url}/approve", headers=auth("reader"), json={}).status_code == 403
+    assert client.post(f"{url}/approve", json={}).status_code == 401
+    r = client.post(f"{url}/approve", headers=auth("erin"), json={"comment": "looks good"})
+    assert r.status_code == 201 and r.json()["approver"] == "token:erin"
+    gates = client.get(f"{url}/gates", headers=auth("reader")).json()
+    [approvals] = [g for g in gates["gates"] if g["gate"] == "approvals"]
+    assert approvals["detail"] == "1 of 2 approval(s) (token:erin)" and not approvals["ok"]
+    # The same gates the library's release applies.
+    assert gates["failed"] == p.gates(ref)["failed"] == ["approvals"]
+    [entry] = p.registry.audit_log(model=MODEL, action="version.approve", limit=1)
+    assert entry.actor == "token:erin" and entry.details["via"] == "api"
+    p.close()

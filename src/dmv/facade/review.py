@@ -130,7 +130,10 @@ class ReviewMixin(FacadeBase):
                 if info.released_from
                 else "approve a prerelease (0.Y.Z-DATA.SPLIT)",
             )
-        if who in policy_gates.trainers(self.registry, info):
+        trained_by = policy_gates.trainers(self.registry, info)
+        # A token is named for its holder: token:alice is alice@… who trained it.
+        holders = {f"token:{t.partition('@')[0].lower()}" for t in trained_by}
+        if who in trained_by or who.lower() in holders:
             raise Forbidden(
                 f"{who} trained {info.version} and cannot approve it",
                 hint="another reviewer approves it: dmv approve " + info.version.ref,
