@@ -255,7 +255,8 @@ def create_router() -> APIRouter:
             )
         approver = holder.actor  # token:NAME, the token's holder
         comment = body.comment if body else ""
-        return project.approve(_ref(name, ref), approver=approver, via="api", comment=comment).to_dict()
+        approval = project.approve(_ref(name, ref), approver=approver, via="api", comment=comment)
+        return approval.to_dict()
 
     @router.post(
         "/models/{name}/versions/{ref}/select",
