@@ -234,6 +234,12 @@ def test_evaluate_records_an_evaluation_never_a_run(
     p = dmv.open(repo)
     assert p.show(ref).run_count == 1
     p.close()
+    # dmv show says where each metric was measured, and lists the evaluation apart.
+    assert main(["-C", str(repo), "show", ref]) == 0
+    shown = capsys.readouterr().out
+    assert "metrics on 0123.abcd (median over runs" in shown
+    assert "evaluations on other splits (dmv evaluate; not training runs)" in shown
+    assert "0123.efgh" in shown.split("evaluations on other splits")[1]
     # A bad split or metric is a clear error, not a traceback.
     assert main(["-C", str(repo), "evaluate", ref, "--on", "0123.nope"]) == 3
     assert main(["-C", str(repo), "evaluate", ref, "--on", "0123.efgh", "--metric", "os"]) == 2

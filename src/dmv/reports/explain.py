@@ -226,6 +226,10 @@ def explain(registry: RegistryStore, data: ProjectData, info: VersionInfo) -> di
         "serving_run_selected": bool(info.serving_run),
         "runs": [r.id for r in runs],
         "metrics": metric_summary(runs),
+        # Where those metrics were measured: the version's own stored split. Another
+        # version's metrics compare with them only when measured on the same rows.
+        "metrics_on": f"{v.data}.{v.split}",
+        "evaluations": [e.to_dict() for e in registry.list_evaluations(v)],
         "primary_metric": model.primary_metric,
         "params": dict(serving.params) if serving else {},
         "params_vary": sorted(
