@@ -12,10 +12,11 @@ as Markdown (a pull-request comment or a GitHub step summary) or as JSON.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from dmv.errors import DmvError, NotFound
-from dmv.release.gates import baseline_of, gates, where_measured
+from dmv.release.gates import baseline_of, cross_evaluate, gates, where_measured
 from dmv.release.reproduce import verify
 from dmv.reports.diff import diff_versions, text
 
@@ -91,14 +92,31 @@ def check(
     registry = stores.registry
     if baseline is None:
         baseline = baseline_of(registry, candidate.name)
-    if baseline is not None and baseline.version == candidate.version:
-        baseline = None
-    report = verify(stores, data, candidate.version.ref, trust_pickle=stores.trusts_pickle)
+    if baseline is not None and candidate.version in (
+        baseline.version,
+        *([baseline.version] if baseline.released_from == candidate.version.number else []),
+    ):
+        baseline = None  # the candidate itself, or its own release: nothing to compare
+    # The verify (a fresh process loading the model) runs while this thread evaluates
+    # the baseline on the candidate's rows and reads the diff: most of either is
+    # waiting on a child process or the stores.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dmv-check-verify") as pool:
+        verifying = pool.submit(
+            verify, stores, data, candidate.version.ref, trust_pickle=stores.trusts_pickle
+        )
+        ran = cross_evaluate(stores, data, candidate, baseline, part=part) if baseline else []
+        diff = diff_versions(registry, data, baseline, candidate) if baseline else None
+        report = verifying.result()
     failed = [c.to_dict() for c in report.checks if c.status == "fail"]
-    decision, comparison, ran = gates(
-        stores, data, candidate, baseline=baseline, failed_checks=failed, part=part
+    decision, comparison, _ = gates(
+        stores,
+        data,
+        candidate,
+        baseline=baseline,
+        failed_checks=failed,
+        part=part,
+        run_missing=False,  # run above
     )
-    diff = diff_versions(registry, data, baseline, candidate) if baseline else None
     c = candidate.version
     try:
         split = data.split(c.name, c.data, c.split)
