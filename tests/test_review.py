@@ -8,6 +8,7 @@ real training (a Ridge regression), and the model loaded in fresh processes.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -326,4 +327,23 @@ def test_the_rest_api_approves_as_the_tokens_holder_and_shows_the_gates(repo: Pa
     assert gates["failed"] == p.gates(ref)["failed"] == ["approvals"]
     [entry] = p.registry.audit_log(model=MODEL, action="version.approve", limit=1)
     assert entry.actor == "token:erin" and entry.details["via"] == "api"
+    p.close()
+
+
+def test_the_version_page_shows_the_same_gates(repo: Path) -> None:
+    pytest.importorskip("jinja2")
+    from fastapi.testclient import TestClient
+
+    from dmv.server import create_app
+
+    ref = train(repo, 10.0, FEATURES[:-1])  # drops s5: breaks the baseline's clients
+    p = dmv.open(repo)
+    number = ref.partition("@")[2]
+    html = TestClient(create_app(p)).get(f"/ui/models/{MODEL}/versions/{number}").text
+    rows = {
+        m.group(1): m.group(2) for m in re.finditer(r'<tr data-gate="(\w+)" class="(\w+)">', html)
+    }
+    expected = {g["gate"]: "good" if g["ok"] else "bad" for g in p.gates(ref)["gates"]}
+    assert rows == expected and rows["interface"] == "bad" and rows["approvals"] == "bad"
+    assert "breaks the baseline&#39;s clients" in html or "breaks the baseline's clients" in html
     p.close()

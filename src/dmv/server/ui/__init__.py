@@ -335,6 +335,8 @@ def create_router(project: Project) -> APIRouter:
                 signature=None
                 if info.version.x == 0
                 else project.signature(info.version, full=False),
+                # The release policy's gates, from the one function a release applies.
+                gates=project.gates(info.version) if info.state == "prerelease" else None,
             )
 
         return _guarded(request, page)
