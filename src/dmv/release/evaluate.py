@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dmv.artifacts import Blob
-from dmv.errors import DataError, DmvError, InvalidInput, NotFound, UntrustedModel
+from dmv.errors import DataError, InvalidInput, NotFound, PredictionError, UntrustedModel
 from dmv.flavors import TRUST_HINT, is_unsafe
 from dmv.flavors._frame import json_rows
 from dmv.flavors.check import run_check
@@ -184,7 +184,7 @@ def evaluate(
     rows = json_rows(frame[inputs])
     answer = run_check(blob, meta, code, rows, interface=info.interface, trust_pickle=trust_pickle)
     if not answer.get("ok"):
-        raise DmvError(
+        raise PredictionError(
             f"{info.version} could not answer {on_data}.{on_split}/{part}: {answer.get('error')}",
             hint=answer.get("hint") or f"'dmv verify {info.version.ref}' checks its model",
         )
@@ -192,7 +192,7 @@ def evaluate(
     y_pred = [_prediction(o) for o in outputs]
     y_true = [v for v in frame[column].astype(object).tolist()]
     if len(y_pred) != len(y_true):
-        raise DmvError(
+        raise PredictionError(
             f"{info.version} answered {len(y_pred)} of {len(y_true)} rows",
             hint=f"'dmv verify {info.version.ref}' checks its model",
         )
