@@ -347,3 +347,22 @@ def test_the_version_page_shows_the_same_gates(repo: Path) -> None:
     assert rows == expected and rows["interface"] == "bad" and rows["approvals"] == "bad"
     assert "breaks the baseline&#39;s clients" in html or "breaks the baseline's clients" in html
     p.close()
+
+
+def test_check_and_approve_are_webhook_events_in_the_outbox(repo: Path) -> None:
+    with (repo / "dmv.toml").open("a") as f:
+        f.write(
+            '\n[[webhooks]]\nurl = "http://127.0.0.1:9/"\nevents = ["check", "approve"]\n'
+            'secret_env = "DMV_REVIEW_TEST_SECRET"\n'
+        )
+    ref = train(repo, 0.1, FEATURES)
+    p = dmv.open(repo)
+    result = p.check(MODEL)
+    p.approve(ref, approver="frank@example.com")
+    bodies = [json.loads(d.body) for d in p.registry.list_deliveries(status="pending")]
+    by_event = {b["event"]: b for b in bodies}
+    assert set(by_event) == {"check", "approve"}
+    assert by_event["check"]["target"] == ref.partition("@")[2]
+    assert by_event["check"]["details"]["ok"] is result["ok"] is True
+    assert by_event["approve"]["details"]["approver"] == "frank@example.com"
+    p.close()
