@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from dmv.errors import Forbidden, InvalidInput
+from dmv.errors import ConflictError, Forbidden, InvalidInput
 from dmv.facade._base import FacadeBase
 from dmv.limits import MAX_REASON, check_text
 from dmv.logic.git import git_identity, git_info
@@ -124,7 +124,7 @@ class ReviewMixin(FacadeBase):
         check_text(who, "approver", _APPROVER_MAX)
         info = self.show(ref)
         if info.state != "prerelease":
-            raise InvalidInput(
+            raise ConflictError(
                 f"{info.version} is {info.state}: approvals are for prereleases",
                 hint=f"approve the prerelease it was released from ({info.released_from})"
                 if info.released_from
