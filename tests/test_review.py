@@ -159,10 +159,15 @@ def test_dropping_an_input_field_fails_naming_the_interface(
 def test_a_regression_beyond_the_policy_fails_naming_the_metric(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train(repo, 5000.0, FEATURES)
-    code, out = check(repo, "--format", "json", capsys=capsys)
+    ref = train(repo, 5000.0, FEATURES)
+    # Named explicitly: the same candidate and baseline as found from HEAD and @production.
+    baseline = f"{MODEL}@1.0.1-0123.abcd"
+    code, out = check(
+        repo, "--format", "json", "--candidate", ref, "--against", baseline, capsys=capsys
+    )
     assert code == 1
     result = json.loads(out)
+    assert (result["candidate"], result["baseline"]) == (ref, baseline)
     [metric] = [g for g in result["policy"]["gates"] if g["gate"] == "metric"]
     assert not metric["ok"] and "more than must_not_regress_by = 1" in metric["detail"]
     assert result["policy"]["failed"] == ["metric"] + (
