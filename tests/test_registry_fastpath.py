@@ -338,7 +338,14 @@ def test_a_schema_1_store_is_migrated_in_place(
         stamp = conn.execute(sa.text("SELECT value FROM dmv_schema WHERE key = 'version'"))
         assert stamp.scalar() == str(schema.SCHEMA_VERSION)
         assert conn.execute(sa.text("SELECT seq FROM models")).scalar() == 0
-        for table in ("signatures", "webhook_outbox", "metric_history", "prediction_runs"):
+        for table in (  # every later table was added
+            "signatures",
+            "webhook_outbox",
+            "evaluations",
+            "approvals",
+            "metric_history",
+            "prediction_runs",
+        ):
             assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 0
     assert [i.version.number for i in p.versions("price-model")] == ["0.0.1-a.b"]
     assert p.resolve("price-model@production") == v("0.0.1-a.b")

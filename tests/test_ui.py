@@ -421,8 +421,16 @@ def test_model_page_charts_the_primary_metric_across_versions(
     figure = html.split('<figure class="trend"')[1].split("</figure>")[0]
     assert 'data-metric="accuracy" data-split="test"' in figure
     spreads = [a for a in tags(figure, "g") if "data-spread" in a]
-    numbers = [v.version.number for v in ui_project.versions(MODEL)]
-    assert [a["data-spread"] for a in spreads] == numbers  # precedence order
+    every = [v.version.number for v in ui_project.versions(MODEL)]
+    # Only versions measured on the same rows as the newest (split efgh) are drawn, in
+    # precedence order; the others are listed with the dmv evaluate that would add them.
+    numbers = [n for n in every if n.endswith("efgh")]
+    assert [a["data-spread"] for a in spreads] == numbers == ["0.1.0-0123.efgh", "1.1.0-0123.efgh"]
+    assert "Compared on the same rows: <code>0123.efgh/test</code>" in html
+    others = html.split('<details class="other-rows"')[1].split("</details>")[0]
+    for number in every:
+        if number not in numbers:
+            assert f"dmv evaluate {MODEL}@{number} --on 0123.efgh --part test" in others
     points = {}
     for number in numbers:
         runs = ui_project.runs(f"{MODEL}@{number}")
@@ -454,15 +462,18 @@ def test_model_page_charts_a_chosen_metric_and_refuses_an_unknown_one(client: An
 
 
 def test_diff_page_overlays_the_runs_of_both_versions(client: Any) -> None:
-    html = client.get(f"/ui/diff?a={MODEL}@0.0.1-0123.abcd&b={MODEL}@0.1.0-0123.efgh").text
+    html = client.get(f"/ui/diff?a={MODEL}@0.0.1-0123.abcd&b={MODEL}@1.1.0-0123.efgh").text
+    # Measured on different rows (abcd, efgh): never drawn side by side.
+    assert "Runs side by side" not in html
+    html = client.get(f"/ui/diff?a={MODEL}@0.1.0-0123.efgh&b={MODEL}@1.1.0-0123.efgh").text
     assert "Runs side by side" in html
     overlay = html.split('<div class="overlay">')[1].split("</figure>")[0]
     groups = [a for a in tags(overlay, "g") if "data-spread" in a]
     assert [(g["data-spread"], g["class"].split()[1]) for g in groups] == [
-        ("0.0.1-0123.abcd", "series-0"),
-        ("0.1.0-0123.efgh", "series-1"),
+        ("0.1.0-0123.efgh", "series-0"),
+        ("1.1.0-0123.efgh", "series-1"),
     ]
-    assert [g["data-n"] for g in groups] == ["1", "2"]
+    assert [g["data-n"] for g in groups] == ["2", "2"]
 
 
 def test_version_page_shows_components_interface_lineage_and_runs(
@@ -524,7 +535,9 @@ def test_diff_page_highlights_changed_parts(client: Any) -> None:
     assert rows["logic fingerprint"] == "changed"
     assert rows["C"] == "changed"  # 1.0 → 0.5
     assert rows["input petal width (cm)"] == "changed"  # removed
-    assert {"accuracy (train)", "accuracy (test)"} <= set(rows)
+    # Measured on different splits: the metrics are not put side by side.
+    assert "accuracy (test)" not in rows
+    assert "not compared: measured on other rows" in rows
     assert 'data-change="interface+data"' in r.text
     # the headline names every component that changed, not only the parts of the number
     assert 'data-headline="interface|logic (C)|split"' in r.text

@@ -7,6 +7,7 @@ default. Relative paths in ``dmv.toml`` are relative to the project root.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -168,6 +169,34 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
+_METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+
+
+def _parse_metric_name(value: Any) -> str:
+    text = str(value)
+    if text and not _METRIC_NAME.fullmatch(text):
+        raise ValueError(f"{value!r} is not a metric name (letters, digits, _ . -)")
+    return text
+
+
+def _parse_tolerance(value: Any) -> float | None:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r} is not a finite number >= 0")
+    return number
+
+
+def _parse_approvals(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a whole number")
+    number = int(value)
+    if not 0 <= number <= 100:
+        raise ValueError(f"{value!r} is not between 0 and 100")
+    return number
+
+
 #: The ``[release]`` table of ``dmv.toml``: what ``dmv release`` may let through.
 #: Each key is off by default; a release let through is flagged with the reason
 #: wherever it appears, and the override is recorded in the audit log.
@@ -192,6 +221,34 @@ RELEASE_POLICY: tuple[Setting, ...] = (
         "process or answers its recorded sample differently (flagged 'failed behaviour').",
         _parse_bool,
     ),
+    Setting(
+        "metric",
+        "",
+        "The metric the gate compares, candidate against the current alias on the same rows "
+        "(default: the model's primary metric; no gate when neither is set).",
+        _parse_metric_name,
+    ),
+    Setting(
+        "must_not_regress_by",
+        None,
+        "How much worse than the baseline the candidate's metric may be on the same rows "
+        "(absolute, in the metric's units; 0: no worse at all; unset: no metric gate).",
+        _parse_tolerance,
+    ),
+    Setting(
+        "breaking_interface",
+        "allow",
+        "A candidate whose interface breaks the baseline's clients: 'allow', 'major-only' "
+        "(only as a major release) or 'refuse'.",
+        _parse_choice("allow", "major-only", "refuse"),
+    ),
+    Setting(
+        "approvals",
+        0,
+        "How many distinct people (not the one who trained it) must approve a version "
+        "before it is released ('dmv approve REF').",
+        _parse_approvals,
+    ),
 )
 
 _POLICY_BY_NAME = {s.name: s for s in RELEASE_POLICY}
@@ -204,6 +261,14 @@ class ReleasePolicy:
     allow_dirty: bool = False
     allow_unverified_data: bool = False
     allow_failed_behaviour: bool = False
+    metric: str = ""
+    must_not_regress_by: float | None = None
+    breaking_interface: str = "allow"
+    approvals: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every key, with its value in effect (the defaults included)."""
+        return {s.name: getattr(self, s.name) for s in RELEASE_POLICY}
 
     @classmethod
     def from_table(cls, table: Any, path: Path) -> ReleasePolicy:

@@ -38,6 +38,7 @@ __all__ = [
     "NonFiniteOutput",
     "NotFound",
     "NotServable",
+    "PolicyRefused",
     "PredictionError",
     "PredictionRejected",
     "SignatureError",
@@ -162,6 +163,13 @@ class DirtyTreeError(ConflictError):
     """Uncommitted changes stand in the way of a versioned run or a checkout."""
 
     code = "dirty_tree"
+
+
+class PolicyRefused(ConflictError):
+    """The project's release policy (``[release]`` in ``dmv.toml``) refuses the version:
+    the message lists every gate that failed."""
+
+    code = "policy_refused"
 
 
 class ImmutableError(ConflictError):

@@ -17,6 +17,7 @@ from dmv.facade.files import FilesMixin
 from dmv.facade.models import ModelsMixin
 from dmv.facade.predictions import PredictionsMixin
 from dmv.facade.releases import ReleasesMixin
+from dmv.facade.review import ReviewMixin
 from dmv.facade.signing import SigningMixin
 from dmv.facade.training import TrainingMixin
 from dmv.facade.upkeep import UpkeepMixin
@@ -68,12 +69,13 @@ class Project(
     PredictionsMixin,
     UpkeepMixin,
     WebhooksMixin,
+    ReviewMixin,
 ):
     """A dmv project: its registry, artifact store and warehouse.
 
     The methods are grouped by what they act on, one mixin each in :mod:`dmv.facade`:
     models and aliases, versions, training, data, releases, code, model files, upkeep,
-    webhooks.
+    webhooks, review.
     """
 
     def __init__(self, root: str | os.PathLike[str], **settings: Any) -> None:

@@ -50,6 +50,7 @@ from dmv.cli.integrations import card, export, import_group  # noqa: E402
 from dmv.cli.interface import interface  # noqa: E402
 from dmv.cli.predict import predict, predictions  # noqa: E402
 from dmv.cli.release import release_cmd  # noqa: E402
+from dmv.cli.review import approve, check, evaluate, policy  # noqa: E402
 from dmv.cli.server import serve, server, token  # noqa: E402
 from dmv.cli.signing import keys, provenance, sign  # noqa: E402
 from dmv.cli.webhooks import webhooks  # noqa: E402
@@ -79,6 +80,10 @@ for command in (
     provenance,
     keys,
     release.reproduce,
+    check,
+    evaluate,
+    policy,
+    approve,
     aliases.alias,
     interface,
     compare.diff,

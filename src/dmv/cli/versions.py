@@ -112,7 +112,8 @@ def _version_text(d: dict[str, Any]) -> str:
             if sig["problem"]:
                 lines.append(f"  problem      {sig['problem']}")
     if d["metrics"]:
-        lines += ["", "metrics (median over runs, min … max, n)"]
+        on = d.get("metrics_on")
+        lines += ["", f"metrics on {on} (median over runs, min … max, n)"]
         rows = []
         for split, metrics in d["metrics"].items():
             for name, m in metrics.items():
@@ -120,6 +121,22 @@ def _version_text(d: dict[str, Any]) -> str:
                 spread = f"{_num(m['min'])} … {_num(m['max'])}" if m["n"] > 1 else ""
                 rows.append((f"{name}{mark}", split, _num(m["median"]), spread, m["n"]))
         lines.append(table(rows, ["metric", "split", "median", "spread", "n"]))
+        lines.append(
+            f"  compare with another version only on the same rows: "
+            f"dmv evaluate OTHER --on {on} (or dmv check)"
+        )
+    if d.get("evaluations"):
+        lines += ["", "evaluations on other splits (dmv evaluate; not training runs)"]
+        evaluated = [
+            (
+                e["on"],
+                e["part"],
+                e["rows"],
+                ", ".join(f"{k} {_num(x)}" for k, x in e["metrics"].items()),
+            )
+            for e in d["evaluations"]
+        ]
+        lines.append(table(evaluated, ["on", "part", "rows", "metrics"]))
     if d.get("history"):
         lines += ["", f"metric history ({d['serving_run']}: last and best by step)"]
         rows = [

@@ -30,6 +30,7 @@ __all__ = [
     "checkout",
     "create_branch",
     "create_tag",
+    "git_identity",
     "git_info",
     "git_patch",
     "strip_credentials",
@@ -512,6 +513,20 @@ def _git_failure(args: Sequence[str], done: subprocess.CompletedProcess[bytes]) 
             hint="git config user.name 'Your Name' && git config user.email you@example.com",
         )
     return GitError(f"git {args[0]} failed: {last}", hint=err if err != last else None)
+
+
+def git_identity(root: PathArg) -> str | None:
+    """The repository's ``user.email`` (its own config, else the user's); None when unset
+    or outside a git repository."""
+    base = _existing_dir(root)
+    if _git_executable(required=False) is None:
+        return None
+    top = _toplevel(base)
+    if top is None:
+        return None
+    done = _git(top, "config", "--get", "user.email", check=False)
+    email = done.stdout.decode("utf-8", "replace").strip()
+    return email or None
 
 
 def show_file(root: PathArg, commit: str, path: str) -> bytes | None:

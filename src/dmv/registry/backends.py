@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         StoredArtifact,
         VersionInfo,
     )
+    from dmv.registry.reviews import ApprovalRecord, EvaluationRecord
     from dmv.registry.signatures import SignatureRecord
     from dmv.registry.tokens import TokenRecord
     from dmv.version import Reference, Version
@@ -61,7 +62,9 @@ class RegistryStore(Protocol):
     * predictions: ``add_prediction``, ``list_predictions``, ``get_prediction``;
     * audit: ``audit_log``;
     * webhooks: ``subscribe_webhooks``, ``record_event``, ``claim_deliveries``,
-      ``finish_delivery``, ``list_deliveries``, ``redeliver``.
+      ``finish_delivery``, ``list_deliveries``, ``redeliver``;
+    * reviews: ``add_evaluation``, ``list_evaluations``, ``add_approval``,
+      ``list_approvals``.
 
     A backend that provides these, with these signatures, is a registry: dmv
     calls nothing else on it. :class:`~dmv.registry.repository.Registry` is the
@@ -278,6 +281,18 @@ class RegistryStore(Protocol):
     ) -> list[DeliveryRecord]: ...
 
     def redeliver(self, delivery: str) -> DeliveryRecord: ...
+
+    # -- reviews: evaluations and approvals -----------------------------------
+
+    def add_evaluation(self, evaluation: EvaluationRecord) -> EvaluationRecord: ...
+
+    def list_evaluations(self, version: Version) -> list[EvaluationRecord]: ...
+
+    def add_approval(
+        self, version: Version, approver: str, *, via: str, comment: str, at: float
+    ) -> ApprovalRecord: ...
+
+    def list_approvals(self, version: Version) -> list[ApprovalRecord]: ...
 
 
 #: Registry backends by URL scheme; other packages add theirs in ``dmv.registries``.

@@ -45,6 +45,16 @@ def _create_table(table: sa.Table) -> Callable[[sa.Connection], None]:
     return step
 
 
+def _steps(*steps: Callable[[sa.Connection], None]) -> Callable[[sa.Connection], None]:
+    """One step made of several, run in order in the same transaction."""
+
+    def step(conn: sa.Connection) -> None:
+        for one in steps:
+            one(conn)
+
+    return step
+
+
 #: (version it produces, description, step). Each step upgrades from version - 1.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (2, "models.seq: a per-model change counter for validated read caches", _add_model_seq),
@@ -58,8 +68,12 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
         "signatures: release signatures and provenance envelopes",
         _create_table(schema.signatures),
     ),
-    # 5 belongs to a change merged separately (steps are numbered as they merge).
-    (5, "(reserved)", lambda conn: None),
+    (
+        5,
+        "evaluations and approvals: versions measured on other stored splits "
+        "(dmv evaluate), and who approved a version for release (dmv approve)",
+        _steps(_create_table(schema.evaluations), _create_table(schema.approvals)),
+    ),
     (
         6,
         "metric_history: every value of a metric logged with a step (learning curves)",

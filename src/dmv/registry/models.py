@@ -184,6 +184,8 @@ class ModelsMixin(RegistryCore):
                 sa.delete(t.prediction_runs).where(t.prediction_runs.c.version_id.in_(version_ids))
             )
             conn.execute(sa.delete(t.versions).where(v.model_id == row.id))
+            conn.execute(sa.delete(t.evaluations).where(t.evaluations.c.model == name))
+            conn.execute(sa.delete(t.approvals).where(t.approvals.c.model == name))
             conn.execute(sa.delete(t.splits).where(t.splits.c.query_id.in_(query_ids)))
             conn.execute(sa.delete(t.data_queries).where(t.data_queries.c.model_id == row.id))
             # A token limited to this model must not open a later model of the same name.

@@ -296,6 +296,14 @@ class ReleasesMixin(VersionsMixin):
             pred = t.prediction_runs.c
             conn.execute(sa.delete(t.prediction_runs).where(pred.version_id == row.id))
             conn.execute(sa.delete(t.versions).where(t.versions.c.id == row.id))
+            # Its evaluations and approvals go with it: a later version given the same
+            # number is another model and inherits neither.
+            for table in (t.evaluations, t.approvals):
+                conn.execute(
+                    sa.delete(table).where(
+                        table.c.model == version.name, table.c.version == version.number
+                    )
+                )
             self._audit(conn, "version.delete", version.name, version.number)
 
         self._write(write)

@@ -14,7 +14,8 @@ transactions, the audit write and the shared row lookups):
 * :mod:`dmv.registry.signatures`: release signatures (append-only);
 * :mod:`dmv.registry.predictions`: batch prediction runs (append-only);
 * :mod:`dmv.registry.audit`: read the audit log;
-* :mod:`dmv.registry.webhooks`: the webhook outbox (claim, finish, list, redeliver).
+* :mod:`dmv.registry.webhooks`: the webhook outbox (claim, finish, list, redeliver);
+* :mod:`dmv.registry.reviews`: evaluations on other splits, and approvals.
 
 Every statement on the registry's tables is in these modules. The hot ones
 (:mod:`dmv.registry.statements`) run through SQLAlchemy, or on a SQLite file
@@ -29,6 +30,7 @@ from dmv.registry.data import DataMixin
 from dmv.registry.models import ModelsMixin
 from dmv.registry.predictions import PredictionsMixin
 from dmv.registry.releases import ReleasesMixin
+from dmv.registry.reviews import ReviewsMixin
 from dmv.registry.runs import RunsMixin
 from dmv.registry.signatures import SignaturesMixin
 from dmv.registry.tokens import TokensMixin
@@ -50,5 +52,6 @@ class Registry(
     PredictionsMixin,
     AuditMixin,
     WebhooksMixin,
+    ReviewsMixin,
 ):
     """The model repository behind one project (SQLite file or PostgreSQL)."""

@@ -11,9 +11,11 @@ import sqlalchemy as sa
 __all__ = [
     "SCHEMA_VERSION",
     "aliases",
+    "approvals",
     "artifacts",
     "audit",
     "data_queries",
+    "evaluations",
     "metadata",
     "metric_history",
     "models",
@@ -276,3 +278,38 @@ prediction_runs = sa.Table(
     sa.Column("details", sa.JSON),  # timings, columns, keys, engine, rejects fingerprint
 )
 sa.Index("ix_prediction_runs_version", prediction_runs.c.version_id)
+
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    # A version's model measured on a stored split's part (``dmv evaluate``): never a
+    # training run. Append-only; the newest row for (version, data, split, part) counts.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(160), nullable=False),  # X.Y.Z-DATA.SPLIT
+    sa.Column("run_id", sa.String(32), nullable=False),  # the run whose model was evaluated
+    sa.Column("data", sa.String(32), nullable=False),
+    sa.Column("split", sa.String(32), nullable=False),
+    sa.Column("part", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(255), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("meta", sa.JSON),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+sa.Index("ix_evaluations_version", evaluations.c.model, evaluations.c.version)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    # One row per approver of a version, never changed or removed.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(160), nullable=False),  # X.Y.Z-DATA.SPLIT
+    sa.Column("approver", sa.String(255), nullable=False),
+    sa.Column("via", sa.String(16), nullable=False),  # cli | api
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("model", "version", "approver", name="uq_approvals_approver"),
+)

@@ -34,6 +34,8 @@ from dmv.config import ReleasePolicy
 from dmv.data.catalog import warehouse
 from dmv.data.shared import drop_split_tables
 from dmv.errors import ConflictError, DirtyTreeError, IntegrityError
+from dmv.release.gates import gates
+from dmv.release.policy import require
 from dmv.release.reproduce import Report, verify
 from dmv.version import Version
 
@@ -173,6 +175,19 @@ def verify_and_release(
     stores.registry.require_unreleased(version)
     report = verify(stores, data, version.ref, trust_pickle=stores.trusts_pickle)
     info = stores.registry.get_version(version)
+    policy = stores.config.release_policy
+    decision, _, _ = gates(
+        stores,
+        data,
+        info,
+        failed_checks=[c.to_dict() for c in report.checks if c.status == "fail"],
+        major=major,
+        # The cross-evaluation runs only when the metric is gated: a release with no
+        # metric gate reads what is recorded and costs nothing more.
+        run_missing=policy.must_not_regress_by is not None,
+    )
+    if any(g.name not in ("verify", "dirty") for g in decision.failed):
+        require(decision)  # every failed gate, verify's and dirty's included
     return release(
         stores.registry,
         version,

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dmv.interface import Interface, diff_domains, diff_interfaces
+from dmv.release.gates import where_measured
 from dmv.release.serving_run import selected_run
 
 if TYPE_CHECKING:
@@ -32,10 +33,50 @@ def diff_mappings(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, d
     return out
 
 
-def _flat_metrics(run: RunInfo | None) -> dict[str, float]:
-    if run is None:
-        return {}
-    return {f"{split}.{name}": v for split, m in run.metrics.items() for name, v in m.items()}
+def _same_rows(registry: RegistryStore, a: VersionInfo, b: VersionInfo) -> dict[str, Any]:
+    """The metrics of both measured on the same DATA.SPLIT (``metrics_on``), parts as
+    ``part.metric``; when there is none, why, and the ``dmv evaluate`` that would help.
+
+    Metrics measured on different rows say nothing about each other, so they are never
+    put side by side: b's own split first, then a's, then any split both were
+    evaluated on."""
+    ma, mb = where_measured(registry, a), where_measured(registry, b)
+    va, vb = a.version, b.version
+
+    def split_of(key: str) -> str:
+        return key.partition("/")[0]
+
+    common = {split_of(k) for k in ma if k in mb}
+    order = [f"{vb.data}.{vb.split}", f"{va.data}.{va.split}", *sorted(common)]
+    on = next((o for o in order if o in common), None)
+    if on is None:
+        return {
+            "metrics": {},
+            "metrics_on": None,
+            "metrics_note": (
+                f"not measured on the same rows: {va.ref} on {va.data}.{va.split}, "
+                f"{vb.ref} on {vb.data}.{vb.split}"
+                if ma and mb
+                else ""
+            ),
+            "evaluate": [f"dmv evaluate {va.ref} --on {vb.data}.{vb.split} --part test"]
+            if ma and mb
+            else [],
+        }
+
+    def flat(measured: dict[str, dict[str, float]]) -> dict[str, float]:
+        return {
+            f"{key.partition('/')[2]}.{name}": value
+            for key, values in measured.items()
+            if split_of(key) == on
+            for name, value in values.items()
+        }
+
+    metrics = {
+        key: {**change, "delta": _delta(change)}
+        for key, change in diff_mappings(flat(ma), flat(mb)).items()
+    }
+    return {"metrics": metrics, "metrics_on": on, "metrics_note": "", "evaluate": []}
 
 
 def _packages(run: RunInfo | None) -> dict[str, str]:
@@ -79,10 +120,7 @@ def diff_versions(
     ra, rb = selected_run(registry, a), selected_run(registry, b)
     report["runs"] = {"old": ra.id if ra else None, "new": rb.id if rb else None}
     report["params"] = diff_mappings(ra.params if ra else {}, rb.params if rb else {})
-    report["metrics"] = {
-        key: {**change, "delta": _delta(change)}
-        for key, change in diff_mappings(_flat_metrics(ra), _flat_metrics(rb)).items()
-    }
+    report.update(_same_rows(registry, a, b))
     env_a = (ra.environment or {}) if ra else {}
     env_b = (rb.environment or {}) if rb else {}
     report["environment"] = {
@@ -225,8 +263,11 @@ def render(report: Mapping[str, Any]) -> str:
             for key, ch in report["params"].items()
         ]
         lines += _table(rows, ("name", "old", "new", "delta"))
+    if report.get("metrics_note"):
+        lines += ["", f"metrics   {report['metrics_note']}; to compare them:"]
+        lines += [f"  {cmd}" for cmd in report.get("evaluate") or []]
     if report["metrics"]:
-        lines += ["", f"metrics   {runs}"]
+        lines += ["", f"metrics on the same rows ({report.get('metrics_on')})   {runs}"]
         rows = []
         for key, ch in report["metrics"].items():
             split, _, name = key.partition(".")

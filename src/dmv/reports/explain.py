@@ -228,6 +228,10 @@ def explain(registry: RegistryStore, data: ProjectData, info: VersionInfo) -> di
         "metrics": metric_summary(runs),
         # the learning curves of the serving run: each metric's last and best value
         "history": serving.metric_summary() if serving else [],
+        # Where those metrics were measured: the version's own stored split. Another
+        # version's metrics compare with them only when measured on the same rows.
+        "metrics_on": f"{v.data}.{v.split}",
+        "evaluations": [e.to_dict() for e in registry.list_evaluations(v)],
         "primary_metric": model.primary_metric,
         "params": dict(serving.params) if serving else {},
         "params_vary": sorted(

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dmv import tokens
+from dmv.errors import Forbidden
 from dmv.limits import MAX_DESCRIPTION, MAX_LABEL, MAX_REASON
 from dmv.server.auth import gate, model_readable
 
@@ -130,6 +131,10 @@ class ReleaseBody(_Body):
     major: bool = False
 
 
+class ApproveBody(_Body):
+    comment: Annotated[str, Field(max_length=MAX_REASON, pattern=TEXT_PATTERN)] = ""
+
+
 class SelectBody(_Body):
     run: str = Field(
         pattern=RUN_PATTERN, max_length=11, description="The training run to serve, e.g. tr1"
@@ -222,6 +227,36 @@ def create_router() -> APIRouter:
         project = gate(request).allow(request, "write", name)
         major = body.major if body else False
         return project.release(_ref(name, ref), major=major).to_dict()
+
+    @router.get(
+        "/models/{name}/versions/{ref}/gates",
+        tags=["versions"],
+        summary="The release policy's gates for a prerelease, as recorded now",
+    )
+    def get_gates(name: Name, ref: Ref, request: Request) -> dict[str, Any]:
+        project = gate(request).allow(request, "read", name)
+        return project.gates(_ref(name, ref))
+
+    @router.post(
+        "/models/{name}/versions/{ref}/approve",
+        tags=["versions"],
+        summary="Approve a prerelease for release, as the token's holder",
+        status_code=201,
+    )
+    def approve(
+        name: Name, ref: Ref, request: Request, body: ApproveBody | None = None
+    ) -> dict[str, Any]:
+        project = gate(request).allow(request, "write", name)
+        holder = gate(request).identify(request)
+        if holder is None:
+            raise Forbidden(
+                "an approval over the API needs a token named for its holder",
+                hint="create one per reviewer: dmv token create NAME --scope write",
+            )
+        approver = holder.actor  # token:NAME, the token's holder
+        comment = body.comment if body else ""
+        approval = project.approve(_ref(name, ref), approver=approver, via="api", comment=comment)
+        return approval.to_dict()
 
     @router.post(
         "/models/{name}/versions/{ref}/select",

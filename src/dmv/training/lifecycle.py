@@ -24,7 +24,14 @@ from dmv.errors import ConflictError, InvalidInput
 from dmv.flavors.check import check_logged
 from dmv.interface import Interface
 from dmv.logic.fingerprint import capture_environment, hyperparameters_fingerprint, logic_info
-from dmv.logic.git import BranchWarning, branch_mismatch, check_clean, git_info, git_patch
+from dmv.logic.git import (
+    BranchWarning,
+    branch_mismatch,
+    check_clean,
+    git_identity,
+    git_info,
+    git_patch,
+)
 from dmv.registry import NewArtifact, NewRun
 from dmv.training import RUN_META_ENV
 from dmv.training.registration import deriver, interface_of
@@ -172,6 +179,8 @@ def finish(
         environment=capture_environment().to_dict(),
         code={
             **(git.to_dict() if git else {}),
+            # Who trained it: the one person who may not approve its release.
+            **({"trainer": trainer} if git and (trainer := git_identity(root)) else {}),
             "paths": paths,
             "files": dict(logic.files),
             "cwd": os.path.relpath(os.getcwd(), root),

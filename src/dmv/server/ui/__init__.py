@@ -257,17 +257,20 @@ def create_router(project: Project) -> APIRouter:
             previous = {b.version.number: a.version for a, b in itertools.pairwise(versions)}
             metrics = _views.metric_view(project, model, versions, metric.strip())
             trend = None
+            # Only versions measured on the same rows are put side by side.
+            rows_alike = _views.same_rows(project, versions, metrics)
             if metrics.metric and metrics.split:
                 trend = _chart.trend(
                     [
                         (
                             v.version.number,
                             v.version.x >= 1,
-                            metrics.summaries[v.version.number],
+                            rows_alike.summaries[v.version.number],
                             href[v.version.number],
                             0,
                         )
                         for v in versions
+                        if v.version.number in rows_alike.summaries
                     ],
                     metrics.metric,
                     metrics.split,
@@ -287,6 +290,7 @@ def create_router(project: Project) -> APIRouter:
                 previous=previous,
                 metrics=metrics,
                 trend=trend,
+                same_rows=rows_alike,
                 audit=project.audit(model=name, limit=12),
             )
 
@@ -333,6 +337,8 @@ def create_router(project: Project) -> APIRouter:
                 signature=None
                 if info.version.x == 0
                 else project.signature(info.version, full=False),
+                # The release policy's gates, from the one function a release applies.
+                gates=project.gates(info.version) if info.state == "prerelease" else None,
             )
 
         return _guarded(request, page)

@@ -243,6 +243,51 @@ def metric_view(
     return MetricView(metric, split, names, summaries)
 
 
+@dataclass
+class SameRows:
+    """Which versions the model page's chart compares: only those measured on one
+    ``DATA.SPLIT`` (their own split, or an evaluation on it), and the others, each with
+    the ``dmv evaluate`` that would bring it in."""
+
+    on: str | None
+    summaries: dict[str, dict[str, dict[str, Any]]]  # version number → metric summary
+    others: list[tuple[str, str]] = field(default_factory=list)  # (version, command)
+
+
+def _single(value: float, label: str) -> dict[str, Any]:
+    return {"median": value, "min": value, "max": value, "n": 1, "runs": {label: value}}
+
+
+def same_rows(project: Project, versions: Sequence[VersionInfo], view: MetricView) -> SameRows:
+    """The versions whose ``view.metric`` on ``view.split`` was measured on the same rows
+    as the newest one's: the same DATA.SPLIT, by training or by ``dmv evaluate``."""
+    metric, part = view.metric, view.split
+    if not metric or not part:
+        return SameRows(None, {})
+    recorded = [v for v in versions if view.cell(v.version.number) is not None]
+    if not recorded:
+        return SameRows(None, {})
+    newest = recorded[-1].version
+    on = f"{newest.data}.{newest.split}"
+    summaries: dict[str, dict[str, dict[str, Any]]] = {}
+    others: list[tuple[str, str]] = []
+    for info in versions:
+        v = info.version
+        if f"{v.data}.{v.split}" == on and view.cell(v.number) is not None:
+            summaries[v.number] = view.summaries[v.number]
+            continue
+        evaluated = [
+            e
+            for e in project.evaluations(v)
+            if f"{e.data}.{e.split}" == on and e.part == part and metric in e.metrics
+        ]
+        if evaluated:
+            summaries[v.number] = {part: {metric: _single(evaluated[-1].metrics[metric], "eval")}}
+        elif view.cell(v.number) is not None:
+            others.append((v.number, f"dmv evaluate {v.ref} --on {on} --part {part}"))
+    return SameRows(on, summaries, others)
+
+
 # -- the version page -----------------------------------------------------------
 
 
@@ -453,6 +498,18 @@ def diff_rows(a: Side, b: Side) -> list[DiffRow]:
         rows.append(DiffRow("Parameters", key, _text(pa.get(key)), _text(pb.get(key))))
     ma = a.run.metrics if a.run else {}
     mb = b.run.metrics if b.run else {}
+    va, vb = a.info.version, b.info.version
+    if (va.data, va.split) != (vb.data, vb.split) and (ma or mb):
+        # Measured on different rows: the numbers say nothing about each other.
+        rows.append(
+            DiffRow(
+                "Metrics",
+                "not compared: measured on other rows",
+                f"{va.data}.{va.split}",
+                f"{vb.data}.{vb.split} (dmv evaluate {va.ref} --on {vb.data}.{vb.split})",
+            )
+        )
+        return rows
     for split in split_order(ma.keys() | mb.keys()):
         names = sorted(set(ma.get(split, {})) | set(mb.get(split, {})))
         for name in names:
@@ -470,6 +527,9 @@ def diff_rows(a: Side, b: Side) -> list[DiffRow]:
 def run_overlays(a: Side, b: Side) -> list[Any]:
     """For each metric both versions recorded: their runs side by side, A then B."""
 
+    va, vb = a.info.version, b.info.version
+    if (va.data, va.split) != (vb.data, vb.split):
+        return []  # measured on other rows: never drawn side by side
     ma, mb = metric_summary(a.runs), metric_summary(b.runs)
     out = []
     for metric in metric_names([ma, mb]):
