@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 from dmv._urls import source_url as strip_credentials
 from dmv.artifacts import hash_file
 from dmv.data._sql import check_identifier, quote_ident, quote_literal
-from dmv.data.engines import open_warehouse
+from dmv.data.engines import external_backup_command, open_warehouse
 from dmv.data.fingerprint import fingerprint_query, measure_table
 from dmv.errors import ConflictError, IntegrityError
 from dmv.plugins import scheme_of
@@ -97,13 +96,7 @@ def external(location: str, tables: Sequence[str]) -> dict[str, Any]:
     """What a backup records of a warehouse it leaves to the engine's own tools."""
     url = strip_credentials(location)
     engine = "postgresql" if scheme_of(location).startswith("postgres") else scheme_of(location)
-    command = None
-    if engine == "postgresql":
-        with open_warehouse(location) as wh:
-            ((schema,),) = wh.rows("SELECT current_schema()")
-        args = ["pg_dump", "--format=custom", "--file=warehouse.dump"]
-        args += [f"--table={quote_ident(str(schema))}.{quote_ident(t)}" for t in sorted(tables)]
-        command = shlex.join([*args, url])
+    command = external_backup_command(location, url, list(tables))
     return {
         "kind": "external",
         "engine": engine,

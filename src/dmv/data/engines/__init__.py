@@ -30,13 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from dmv.data.engines.duckdb import open_duckdb
-from dmv.data.engines.postgres import open_postgres
+from dmv.data.engines.postgres import dump_command, open_postgres
 from dmv.data.engines.spark import open_spark
 from dmv.data.warehouse import Warehouse
 from dmv.errors import InvalidInput
 from dmv.plugins import Backends
 
-__all__ = ["BACKENDS", "ENTRY_POINT_GROUP", "embedded_file", "open_engine", "open_warehouse"]
+__all__ = [
+    "BACKENDS",
+    "ENTRY_POINT_GROUP",
+    "embedded_file",
+    "external_backup_command",
+    "open_engine",
+    "open_warehouse",
+]
 
 ENTRY_POINT_GROUP = "dmv.warehouses"
 #: the schemes of an embedded warehouse (a DuckDB file)
@@ -66,6 +73,17 @@ def embedded_file(url: str) -> str | None:
     if BACKENDS.scheme_of(url) not in _EMBEDDED:
         return None
     return url.removeprefix("duckdb:///").removeprefix("duckdb://")
+
+
+def external_backup_command(location: str, shown_url: str, tables: list[str]) -> str | None:
+    """The engine's own command that backs up ``tables`` of the warehouse at ``location``
+    (``shown_url``: the same URL without credentials), or None where the engine has none
+    (Spark: the table format's snapshots)."""
+    if BACKENDS.scheme_of(location) not in ("postgresql", "postgres"):
+        return None
+    with open_warehouse(location) as wh:
+        ((schema,),) = wh.rows("SELECT current_schema()")
+    return dump_command(shown_url, str(schema), tables)
 
 
 def open_engine(url: str, **options: Any) -> Warehouse:

@@ -271,6 +271,15 @@ def _arrow_pg_type(t: pa.DataType) -> str:
     return "text"
 
 
+def dump_command(url: str, schema: str, tables: list[str]) -> str:
+    """The ``pg_dump`` command line that backs up ``tables`` of ``schema`` at ``url``."""
+    import shlex
+
+    args = ["pg_dump", "--format=custom", "--file=warehouse.dump"]
+    args += [f"--table={quote_ident(schema)}.{quote_ident(t)}" for t in sorted(tables)]
+    return shlex.join([*args, url])
+
+
 class PostgresWarehouse(BaseWarehouse):
     """A PostgreSQL warehouse: splits are pushed down and run inside the server."""
 
