@@ -29,6 +29,7 @@ from dmv.data.records import PartInfo
 from dmv.data.verified import (
     _fail,
     _same_columns,
+    check_unreserved,
     check_value,
     expected_check,
     prove,
@@ -104,12 +105,7 @@ class StreamedPart:
         self.rows_read = 0
         self._open = open_warehouse
         self._failure: IntegrityError | None = None
-        if CHECK_COLUMN in {c.name for c in part.columns}:
-            raise DataError(
-                f"column {CHECK_COLUMN} is reserved by dmv",
-                hint=f"rename the column in the retrieval, e.g. SELECT {CHECK_COLUMN} AS "
-                f"{CHECK_COLUMN}_1",
-            )
+        check_unreserved(part)
 
     def __repr__(self) -> str:
         state = "verified" if self.verified else "not yet verified"

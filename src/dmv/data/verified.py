@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "VerifiedRead",
     "check_key",
+    "check_unreserved",
     "check_value",
     "expected_check",
     "prove",
@@ -137,12 +138,7 @@ def read_verified(
     the part is missing, its columns changed or its rows differ.
     """
     _same_columns(warehouse, part)
-    if CHECK_COLUMN in {c.name for c in part.columns}:
-        raise DataError(
-            f"column {CHECK_COLUMN} is reserved by dmv",
-            hint=f"rename the column in the retrieval, e.g. SELECT {CHECK_COLUMN} AS "
-            f"{CHECK_COLUMN}_1",
-        )
+    check_unreserved(part)
     key = check_key(warehouse)
     known = (checks or {}).get(key)
     if known is not None:
@@ -162,6 +158,16 @@ def read_verified(
     return VerifiedRead(table, (key, check))
 
 
+def check_unreserved(part: PartInfo) -> None:
+    """Refuse a part with a column named like the one a checked read adds."""
+    if CHECK_COLUMN in {c.name for c in part.columns}:
+        raise DataError(
+            f"column {CHECK_COLUMN} is reserved by dmv",
+            hint=f"rename the column in the retrieval, e.g. SELECT {CHECK_COLUMN} AS "
+            f"{CHECK_COLUMN}_1",
+        )
+
+
 def check_value(rows: int, total: int) -> str:
     """The engine check of ``rows`` rows whose engine hashes sum to ``total``."""
     return _check_value(rows, total)
@@ -177,12 +183,7 @@ def expected_check(
     engine) and the check measured with it is returned, to record on the split.
     """
     _same_columns(warehouse, part)
-    if CHECK_COLUMN in {c.name for c in part.columns}:
-        raise DataError(
-            f"column {CHECK_COLUMN} is reserved by dmv",
-            hint=f"rename the column in the retrieval, e.g. SELECT {CHECK_COLUMN} AS "
-            f"{CHECK_COLUMN}_1",
-        )
+    check_unreserved(part)
     key = check_key(warehouse)
     known = (checks or {}).get(key)
     if known is not None:
