@@ -9,6 +9,7 @@ plus a second, small model with a deprecated version for the filters.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -738,10 +739,11 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def server_url(ui_project: dmv.Project) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(project: dmv.Project) -> Iterator[str]:
+    """The project's web UI under a real uvicorn on loopback, for the browser; its URL."""
     uvicorn = pytest.importorskip("uvicorn")
-    app = create_app(ui_project) if create_app is not None else make_app(ui_project)
+    app = create_app(project) if create_app is not None else make_app(project)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -751,9 +753,17 @@ def server_url(ui_project: dmv.Project) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the UI server did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_url(ui_project: dmv.Project) -> Iterator[str]:
+    with serving(ui_project) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -937,19 +947,9 @@ def build_history(root: Path) -> dmv.Project:
 
 @pytest.fixture(scope="module")
 def history_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    uvicorn = pytest.importorskip("uvicorn")
     project = build_history(tmp_path_factory.mktemp("history") / "proj")
-    app = create_app(project) if create_app is not None else make_app(project)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the UI server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(project) as url:
+        yield url
     project.close()
 
 
@@ -1041,19 +1041,9 @@ def build_flights(root: Path) -> dmv.Project:
 
 @pytest.fixture(scope="module")
 def flights_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    uvicorn = pytest.importorskip("uvicorn")
     project = build_flights(tmp_path_factory.mktemp("flights") / "proj")
-    app = create_app(project) if create_app is not None else make_app(project)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the UI server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(project) as url:
+        yield url
     project.close()
 
 
