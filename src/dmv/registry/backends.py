@@ -48,7 +48,8 @@ class RegistryStore(Protocol):
     * connection: ``url``, ``close``, ``counts``;
     * models: ``create_model``, ``get_model``, ``list_models``, ``update_model``,
       ``set_archived``, ``is_archived``, ``delete_model``;
-    * versions: ``create_version``, ``get_version``, ``resolve``, ``list_versions``;
+    * versions: ``create_version``, ``get_version``, ``resolve``, ``change_marks``,
+      ``list_versions``;
     * runs: ``commit_run``, ``get_run``, ``list_runs``, ``list_model_runs``,
       ``stored_artifacts``, ``referenced_digests``;
     * aliases: ``set_alias``, ``remove_alias``, ``list_aliases``;
@@ -57,7 +58,7 @@ class RegistryStore(Protocol):
     * data: ``add_query``, ``get_query``, ``list_queries``, ``add_split``,
       ``get_split``, ``list_splits``, ``add_part_check``, ``drop_split``;
     * tokens: ``add_token``, ``token_by_hash``, ``list_tokens``, ``revoke_token``,
-      ``has_tokens``;
+      ``has_tokens``, ``token_mark``;
     * signatures: ``add_signature``, ``list_signatures``, ``signature_blobs``;
     * predictions: ``add_prediction``, ``list_predictions``, ``get_prediction``;
     * audit: ``audit_log``;
@@ -113,6 +114,8 @@ class RegistryStore(Protocol):
     def get_version(self, version: Version) -> VersionInfo: ...
 
     def resolve(self, ref: Reference | str) -> VersionInfo: ...
+
+    def change_marks(self, models: Sequence[str]) -> dict[str, tuple[Any, ...]]: ...
 
     def list_versions(self, model: str, *, state: str | None = None) -> list[VersionInfo]: ...
 
@@ -212,6 +215,8 @@ class RegistryStore(Protocol):
     def revoke_token(self, name: str, now: float) -> TokenRecord: ...
 
     def has_tokens(self) -> bool: ...
+
+    def token_mark(self) -> tuple[int, int]: ...
 
     # -- signatures ---------------------------------------------------------
 

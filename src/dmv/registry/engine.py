@@ -7,6 +7,7 @@ lock), on PostgreSQL the writes that hand out numbers lock their model's row.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
@@ -21,11 +22,30 @@ from dmv.integrity import corrupt_registry, is_sqlite_corruption
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["create_engine", "is_sqlite", "transaction"]
+__all__ = ["create_engine", "is_sqlite", "local_writes", "transaction", "wrote"]
 
 T = TypeVar("T")
 
 _SQLITE_BUSY_MS = 60_000
+
+_writes = itertools.count(1)  # next() is atomic: no lock on the write path
+_last_write = 0
+
+
+def wrote() -> None:
+    """Count one registry write transaction of this process as finished (after its commit)."""
+    global _last_write
+    _last_write = next(_writes)
+
+
+def local_writes() -> int:
+    """A number that changes whenever this process finishes a write to any registry.
+
+    A server compares it with the value it last saw to learn of writes made in its
+    own process (through its API, or a test's in-process CLI) at once, without
+    asking the database; writes by other processes it learns of by asking.
+    """
+    return _last_write
 
 
 def is_sqlite(engine: sa.Engine) -> bool:
@@ -132,8 +152,12 @@ def transaction(engine: sa.Engine, fn: Callable[[sa.Connection], T], *, write: b
             with engine.connect() as conn:
                 if write:
                     conn.execution_options(dmv_write=True)
-                with conn.begin():
-                    return fn(conn)
+                try:
+                    with conn.begin():
+                        return fn(conn)
+                finally:
+                    if write:  # after the commit (or the rollback: counting more is harmless)
+                        wrote()
         except sa.exc.OperationalError as exc:
             attempt += 1
             if attempt < 8 and _retryable(exc):

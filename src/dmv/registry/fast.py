@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from dmv.errors import StorageError
 from dmv.integrity import corrupt_registry, is_sqlite_corruption
-from dmv.registry.engine import _SQLITE_BUSY_MS, _retryable
+from dmv.registry.engine import _SQLITE_BUSY_MS, _retryable, wrote
 
 __all__ = ["SqliteFast"]
 
@@ -93,7 +93,10 @@ class SqliteFast:
 
     def write(self, fn: Callable[[Conn], T]) -> T:
         """Run ``fn`` in one write transaction; writers queue on ``BEGIN IMMEDIATE``."""
-        return self._transaction(fn, "BEGIN IMMEDIATE")
+        try:
+            return self._transaction(fn, "BEGIN IMMEDIATE")
+        finally:
+            wrote()  # after the commit (or the rollback: counting more is harmless)
 
     def once(self, fn: Callable[[Conn], T]) -> T:
         """``fn``'s one statement on its own (SQLite's implicit transaction of its own)."""

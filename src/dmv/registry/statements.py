@@ -33,6 +33,7 @@ __all__ = [
     "run_counts_of_model",
     "token_any",
     "token_by_hash",
+    "token_mark",
     "version_by_alias",
     "version_exact",
     "version_newest",
@@ -295,6 +296,18 @@ def token_any() -> sa.Select[Any]:
     import sqlalchemy as sa
 
     return sa.select(t.tokens.c.id).limit(1)
+
+
+@cache
+def token_mark() -> sa.Select[Any]:
+    import sqlalchemy as sa
+
+    c = t.tokens.c
+    counts: Any = (
+        sa.func.count(c.id).label("created"),
+        sa.func.count(c.revoked_at).label("revoked"),
+    )
+    return sa.select(*counts)
 
 
 @cache

@@ -92,6 +92,17 @@ class TokensMixin(RegistryCore):
         """Whether any token was ever created (revoked ones count). Runs on every request."""
         return self._tfirst(s.token_any(), {}) is not None
 
+    def token_mark(self) -> tuple[int, int]:
+        """(tokens ever created, tokens revoked): it changes with every token write.
+
+        A token is only ever created or revoked (never deleted, never un-revoked),
+        so an unchanged mark proves no token changed: a server keeps the rows it
+        looked up for as long as the mark holds.
+        """
+        row = self._tfirst(s.token_mark(), {})
+        assert row is not None
+        return int(row["created"]), int(row["revoked"])
+
     def token_by_hash(self, digest: str) -> TokenRecord | None:
         """The token whose secret hashes to ``digest``, if any. Runs on every request."""
         row = self._tfirst(s.token_by_hash(), {"hash": digest})

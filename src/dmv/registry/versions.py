@@ -7,7 +7,7 @@ return the same records (one mapper, :mod:`dmv.registry.rows`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -104,6 +104,25 @@ class VersionsMixin(RegistryCore):
         """The version a reference points at, now."""
         r = Reference.parse(ref) if isinstance(ref, str) else ref
         return self._tread(lambda tx: self._info(tx, self._resolve(tx, r)))
+
+    def change_marks(self, models: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """Each existing model's change mark, read in one transaction (absent: no such model).
+
+        A mark is ``(id, created_at, seq)``: every audited write that touches the
+        model (an alias set, moved or removed, a release, a deprecation, a serving
+        run chosen, a run, a deletion) bumps ``seq`` in its own transaction, so an
+        unchanged mark proves that nothing a reference resolves to has changed.
+        """
+
+        def read(tx: Tx) -> dict[str, tuple[Any, ...]]:
+            marks: dict[str, tuple[Any, ...]] = {}
+            for name in models:
+                row = tx.first(s.model_token(), {"name": name})
+                if row is not None:
+                    marks[name] = (row["id"], row["created_at"], row["seq"])
+            return marks
+
+        return self._tread(read)
 
     def ensure_mutable(self, versions: Iterable[VersionInfo]) -> None:
         """Refuse to change anything that belongs to a released version."""
