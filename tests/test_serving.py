@@ -567,8 +567,10 @@ def test_real_dmv_serve_process(served: dmv.Project) -> None:
         assert body["outputs"] == [{"species": 0}, {"species": 2}]
         status, _, body = _http("POST", url, {"inputs": [{"sepal_length": "x"}]})
         assert status == 422 and body["error"]["code"] == "invalid_input"
-        # Another process moves the alias; the running server follows it.
+        # Another process moves the alias; the running server follows it within
+        # serve_refresh seconds of the commit (docs/server.md).
         served.set_alias(f"iris@{V2}", "production")
+        time.sleep(served.config["serve_refresh"])
         status, headers, body = _http("POST", url, {"inputs": [ROW]})
         assert headers["X-Model-Version"] == V2 and body["outputs"] == [{"species": 2}]
         status, _, doc = _http("GET", f"{base}/openapi.json")

@@ -74,6 +74,13 @@ def _parse_count(value: Any) -> int:
     return number
 
 
+def _parse_refresh(value: Any) -> float:
+    seconds = float(str(value).strip())
+    if not 0 <= seconds <= 1:
+        raise ValueError(f"{value!r} is not between 0 and 1 (seconds)")
+    return seconds
+
+
 def _parse_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -152,6 +159,13 @@ SETTINGS: tuple[Setting, ...] = (
         100_000,
         "The most rows one predict request may carry; more is 413.",
         _parse_count,
+    ),
+    Setting(
+        "serve_refresh",
+        0.25,
+        "Seconds a server may answer from memory before re-checking the registry for moved "
+        "aliases, releases and deprecations (at most 1; 0: ask on every request).",
+        _parse_refresh,
     ),
     Setting(
         "allowed_hosts",

@@ -24,6 +24,8 @@ from dmv.registry.records import iso
 from dmv.version import check_name
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dmv.registry import RegistryStore
     from dmv.registry.tokens import TokenRecord
 
@@ -123,7 +125,7 @@ def list_tokens(registry: RegistryStore, *, include_revoked: bool = True) -> lis
 
 
 def revoke_token(registry: RegistryStore, name: str) -> TokenInfo:
-    """Revoke the token ``name``; it stops working at once. Revoking twice is an error."""
+    """Revoke the token ``name`` (servers refuse it within ``serve_refresh``); not twice."""
     return _info(registry.revoke_token(name, time.time()))
 
 
@@ -132,8 +134,16 @@ def has_tokens(registry: RegistryStore) -> bool:
     return registry.has_tokens()
 
 
-def authenticate(registry: RegistryStore, token: str | None) -> TokenInfo:
-    """The active token whose secret is ``token``; :class:`Unauthorized` otherwise."""
+def authenticate(
+    registry: RegistryStore,
+    token: str | None,
+    lookup: Callable[[str], TokenRecord | None] | None = None,
+) -> TokenInfo:
+    """The active token whose secret is ``token``; :class:`Unauthorized` otherwise.
+
+    ``lookup`` (default: the registry's ``token_by_hash``) finds a token's row by
+    the hash of its secret; a server passes one that answers from memory.
+    """
     if not token:
         raise Unauthorized(
             "this server needs a token",
@@ -144,7 +154,7 @@ def authenticate(registry: RegistryStore, token: str | None) -> TokenInfo:
             "the token is not a dmv token", hint="pass a token that 'dmv token create' printed"
         )
     digest = _digest(token)
-    row = registry.token_by_hash(digest)
+    row = (lookup or registry.token_by_hash)(digest)
     # The lookup is by hash; the constant-time comparison guards against a
     # database that matches loosely (collations, trailing blanks).
     if row is None or not hmac.compare_digest(str(row.hash), digest):

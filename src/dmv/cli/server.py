@@ -90,7 +90,7 @@ def token_list(as_json: bool) -> None:
 @click.argument("name")
 @json_option
 def token_revoke(name: str, as_json: bool) -> None:
-    """Revoke token NAME; it stops working at once."""
+    """Revoke token NAME; running servers refuse it within serve_refresh (≤ 1 s)."""
     from dmv.tokens import revoke_token  # lazy: sqlalchemy
 
     info = revoke_token(_ctx().project.registry, name)

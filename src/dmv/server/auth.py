@@ -4,7 +4,11 @@ A request carries its token as ``Authorization: Bearer dmv_…`` or in the
 ``dmv_token`` cookie (which the web UI's login page sets). Until the first
 token is created the server is open (local, single-user mode; the CLI refuses
 to bind such a server to anything but loopback); the first token locks it for
-good: revoking every token does not open it again.
+good: revoking every token does not open it again. Tokens are checked from
+memory re-read at most every ``serve_refresh`` seconds (≤ 1 s,
+:class:`~dmv.server.resolver.Tokens`): the first token locks, and a revoked
+token is refused by, every server on the registry within that bound (at once on
+the server whose API made the change).
 
 Writes are audited with the token's name as the actor (``token:ci-bot``). Each
 actor gets its own :class:`~dmv.project.Project` over the same stores, so the
@@ -19,7 +23,8 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from dmv.project import Project
-from dmv.tokens import TokenInfo, authenticate, has_tokens, require
+from dmv.server.resolver import Tokens
+from dmv.tokens import TokenInfo, authenticate, require
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -47,23 +52,25 @@ class Gate:
     def __init__(self, project: Project) -> None:
         self.project = project
         self._locked = False
+        #: Token rows from memory at most ``serve_refresh`` seconds old.
+        self.tokens = Tokens(lambda: project.registry, project.config["serve_refresh"])
         self._projects: dict[str, Project] = {}
         self._lock = threading.Lock()
 
     def locked(self) -> bool:
         """Whether a token is needed; once true it stays true (tokens are never deleted)."""
         if not self._locked:
-            self._locked = has_tokens(self.project.registry)
+            self._locked = self.tokens.exist()
         return self._locked
 
     def identify(self, request: HTTPConnection) -> TokenInfo | None:
         """The request's token (None in open mode); :class:`Unauthorized` without a good one."""
         if not self.locked():
             return None
-        # One registry lookup per request, however many checks the request passes.
+        # One lookup per request, however many checks the request passes.
         cached: TokenInfo | None = request.scope.get(_SCOPE_KEY)
         if cached is None:
-            cached = authenticate(self.project.registry, token_of(request))
+            cached = authenticate(self.project.registry, token_of(request), self.tokens.by_hash)
             request.scope[_SCOPE_KEY] = cached
         return cached
 

@@ -1,7 +1,9 @@
 """Model serving: predict by version reference, validated against the interface.
 
-A reference is resolved on every request (one indexed registry lookup), so moving
-an alias or releasing a compatible version is served at once, without a restart.
+A reference is resolved on every request, from memory re-checked against the
+registry at most every ``serve_refresh`` seconds (:mod:`dmv.server.resolver`), so
+moving an alias, releasing a compatible version or deprecating one is served
+within that bound, without a restart and without a registry round trip per request.
 Everything expensive is cached by what cannot change: loaded models by exact
 version and artifact digest, row validators by interface fingerprint. A model
 file is read by its flavor (:mod:`dmv.flavors`) only after the artifact store has
@@ -29,6 +31,7 @@ from dmv.errors import (
 )
 from dmv.interface import Interface, validate_rows
 from dmv.release.serving_run import model_artifact
+from dmv.server.resolver import Resolver
 
 if TYPE_CHECKING:
     from dmv.project import Project
@@ -111,6 +114,8 @@ class ModelServer:
         self._files: dict[tuple[str, str | None, int], tuple[str, str, str]] = {}
         self._interfaces: dict[str, Interface | None] = {}
         self._lock = threading.Lock()
+        #: name@ref -> version, from memory at most ``serve_refresh`` seconds old.
+        self.resolver = Resolver(lambda: project.registry, project.config["serve_refresh"])
         #: Whether models stored in a format that can run code (pickle) may be loaded.
         self.trust_pickle = False
 
@@ -139,7 +144,7 @@ class ModelServer:
         self.check_model(name)
         if "@" in ref or " " in ref:
             raise InvalidInput(f"{ref!r} is not a version reference", hint="e.g. 1.1, latest")
-        info = self.project.show(f"{name}@{ref}")
+        info = self.resolver.show(name, ref)
         if self.scope is not None and ref not in self.scope[name]:
             self._check_scope(name, ref, info)
         if info.state == "deprecated":
@@ -161,7 +166,7 @@ class ModelServer:
         now = []
         for served in self.scope[name]:
             try:
-                target = self.project.show(f"{name}@{served}").version
+                target = self.resolver.show(name, served).version
             except NotFound:
                 continue
             if target == info.version:
@@ -367,7 +372,7 @@ class ModelServer:
         numbers: list[str] = []
         for ref in self.scope[name]:
             try:
-                number = self.project.show(f"{name}@{ref}").version.number
+                number = self.resolver.show(name, ref).version.number
             except NotFound:
                 continue
             if number not in numbers:
