@@ -33,6 +33,9 @@ def test_lookup_order(tmp_path: Path) -> None:
         ("[dmv]\nid_style = 'uuid'\n", {}, "'uuid' is not one of hash, timestamp"),
         ("[dmv\n", {}, "not valid TOML"),
         ("", {"DMV_ALLOW_DIRTY": "maybe"}, "environment variable DMV_ALLOW_DIRTY"),
+        # The bound a server states for serving a change is at most one second.
+        ("[dmv]\nserve_refresh = 5\n", {}, "5 is not between 0 and 1"),
+        ("", {"DMV_SERVE_REFRESH": "-0.1"}, "'-0.1' is not between 0 and 1"),
     ],
 )
 def test_bad_settings_are_named(
