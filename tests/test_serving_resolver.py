@@ -216,13 +216,15 @@ def _cli(root: Path, *args: str) -> str:
 
 @pytest.fixture
 def two_servers(iris: dmv.Project, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two ``dmv server`` processes on the project's registry: their base URLs."""
+    """``dmv server`` (API and every model) and ``dmv serve iris@production iris@0``
+    on the project's registry, each its own process: their base URLs."""
     procs, bases = [], []
+    commands = [["server"], ["serve", "iris@production", "iris@0"]]
     try:
-        for i in range(2):
+        for i, command in enumerate(commands):
             port = _free_port()
             log = (tmp_path / f"server{i}.log").open("wb")
-            cmd = [sys.executable, "-m", "dmv", "-C", str(iris.root), "server", "--port"]
+            cmd = [sys.executable, "-m", "dmv", "-C", str(iris.root), *command, "--port"]
             procs.append(subprocess.Popen([*cmd, str(port)], stderr=log))
             bases.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
@@ -260,6 +262,7 @@ def test_two_servers_follow_a_move_a_deprecation_and_a_revocation_within_the_bou
     for base in (a, b):
         assert _served(base, "production") == (200, V1)
         assert _served(base, V1) == (200, V1)
+        assert _served(base, V2) == (200, V2)  # b: iris@0 points at it
 
     # The alias moves through server a's API: a serves the new version at once
     # (its own write), b once the bound has passed since the commit.
@@ -277,7 +280,8 @@ def test_two_servers_follow_a_move_a_deprecation_and_a_revocation_within_the_bou
     for base in (a, b):
         assert _served(base, "production") == (200, V1)
         assert _served(base, "0") == (200, V1)  # @0 no longer reaches the deprecated V2
-        assert _served(base, V2)[0] == 410
+    assert _served(a, V2)[0] == 410  # deprecated
+    assert _served(b, V2)[0] == 404  # none of b's references points at it any more
 
     # The first token locks both servers; revoking it shuts it out of both.
     created = json.loads(_cli(iris.root, "token", "create", "ci", "--scope", "read", "--json"))
