@@ -19,8 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dmv.data._sql import hash_from_raw, hash_raw, key_text, quote_ident
-from dmv.data.fingerprint import aggregate_sql, hashed, read_aggregate, row_hash_raw
+from dmv.data._sql import hash_raw, key_text, quote_ident
+from dmv.data.fingerprint import (
+    FINGERPRINT_ALGO,
+    aggregate_sql,
+    hashed,
+    read_aggregate,
+    row_hash,
+    row_hash_raw,
+)
 from dmv.data.records import ColumnProfile
 from dmv.data.warehouse import Column, Progress, Warehouse, columns_sql
 from dmv.errors import DataError
@@ -49,6 +56,7 @@ def probe(
     columns: Sequence[Column],
     part_sql: str,
     pk_raw: str | None,
+    algo: str = FINGERPRINT_ALGO,
 ) -> tuple[Measured, dict[int, tuple[int, int]]]:
     """Measure the parts of a split without writing anything: one scan of ``base``.
 
@@ -64,12 +72,13 @@ def probe(
     found = wh.rows(
         f"SELECT __dmv_part, {wh.engine_hash_sum('__dmv_e')}, {exprs} FROM ("
         f"SELECT {columns_sql(columns)}, {part_sql} AS __dmv_part, "
-        f"{hash_from_raw(d, '__dmv_r')} AS __dmv_h, __dmv_e FROM (SELECT dmv_q.*, "
-        f"{row_hash_raw(d, columns)} AS __dmv_r, {engine} AS __dmv_e{pk} FROM {alias}) AS dmv_s"
+        f"{row_hash(d, '__dmv_r', algo)} AS __dmv_h, __dmv_e FROM (SELECT dmv_q.*, "
+        f"{row_hash_raw(d, columns, algo)} AS __dmv_r, {engine} AS __dmv_e{pk} FROM {alias}) "
+        "AS dmv_s"
         ") AS dmv_p GROUP BY __dmv_part",
         params,
     )
-    measured = {int(r[0]): read_aggregate(r[2:], columns) for r in found}
+    measured = {int(r[0]): read_aggregate(r[2:], columns, algo) for r in found}
     checks = {int(r[0]): (int(r[2]), int(r[1] or 0) % (1 << 64)) for r in found}
     return measured, checks
 
@@ -85,6 +94,7 @@ def staged(
     progress: Progress | None,
     *,
     temp: bool = False,
+    algo: str = FINGERPRINT_ALGO,
 ) -> Measured:
     """Build ``tables[i]`` (part i) through one staging pass; measure from the stage.
 
@@ -98,14 +108,15 @@ def staged(
     wh.create_table_as(
         stage,
         f"SELECT {columns_sql(columns)}, "
-        f"{part_sql} AS __dmv_part, {hash_from_raw(d, '__dmv_r')} AS __dmv_h "
-        f"FROM (SELECT dmv_q.*, {row_hash_raw(d, columns)} AS __dmv_r{pk} FROM {alias}) AS dmv_s",
+        f"{part_sql} AS __dmv_part, {row_hash(d, '__dmv_r', algo)} AS __dmv_h "
+        f"FROM (SELECT dmv_q.*, {row_hash_raw(d, columns, algo)} AS __dmv_r{pk} FROM {alias}) "
+        "AS dmv_s",
         params,
         temp=True,
     )
     exprs = ", ".join(aggregate_sql(columns, "__dmv_h", d))
     found = wh.rows(f"SELECT __dmv_part, {exprs} FROM {stage} GROUP BY __dmv_part")
-    measured = {int(r[0]): read_aggregate(r[1:], columns) for r in found}
+    measured = {int(r[0]): read_aggregate(r[1:], columns, algo) for r in found}
     for i, table in enumerate(tables):
         if progress:
             progress("store", i, len(tables))
@@ -129,6 +140,7 @@ def keyed(
     progress: Progress | None,
     *,
     temp: bool = False,
+    algo: str = FINGERPRINT_ALGO,
 ) -> Measured:
     """Build ``tables[i]`` by joining on a distinct-key → part table; measure each part."""
     d = wh.sql
@@ -163,8 +175,8 @@ def keyed(
             temp=temp,
         )
         cols = wh.query_columns(f"SELECT * FROM {quote_ident(table)}")  # temp tables too
-        source, h = hashed(d, cols, quote_ident(table))
+        source, h = hashed(d, cols, quote_ident(table), algo)
         values = wh.rows(f"SELECT {', '.join(aggregate_sql(cols, h, d))} FROM {source}")[0]
-        measured[i] = read_aggregate(values, cols)
+        measured[i] = read_aggregate(values, cols, algo)
     wh.drop_table(keys, temp=True)
     return measured

@@ -63,6 +63,23 @@ class DuckDBDialect(SqlDialect):
         swapped = " | ".join(f"((({raw_sql} >> {8 * i}) & 255) << {8 * (7 - i)})" for i in range(8))
         return f"CAST(({swapped}) >> 4 AS BIGINT)"
 
+    def double_bits(self, x: str) -> str:
+        return f"CAST(CAST({x} AS BIT) AS BIGINT)"
+
+    def float_v2(self, x: str) -> str:
+        # NULL falls through to the final CAST, which keeps it NULL
+        return (
+            f"CASE WHEN {x} = 0 THEN '0' WHEN isnan({x}) THEN {self.NAN_BITS} "
+            f"ELSE {self.cast_text(self.double_bits(x))} END"
+        )
+
+    def byte_length(self, c: str) -> str:
+        return f"strlen({c})"
+
+    def hash64_from_raw(self, raw_sql: str) -> str:
+        # hash_raw is already the digest's first 8 bytes read little-endian
+        return raw_sql
+
     def approx_distinct(self, q: str) -> str:
         return f"approx_count_distinct({q})"
 
