@@ -16,7 +16,7 @@ the split's segments, or are dropped when an earlier split already holds the row
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from dmv.data._sql import hash_raw, key_text, quote_ident
@@ -32,9 +32,11 @@ from dmv.data.records import ColumnProfile
 from dmv.data.warehouse import Column, Progress, Warehouse, columns_sql
 from dmv.errors import DataError
 
-__all__ = ["Measured", "keyed", "prefer_keyed", "probe", "staged"]
+__all__ = ["Checks", "Measured", "keyed", "prefer_keyed", "probe", "staged"]
 
 Measured = dict[int, tuple[int, str, dict[str, ColumnProfile]]]
+#: ``{part: (rows, engine hash sum mod 2^64)}``, measured with the fingerprints
+Checks = dict[int, tuple[int, int]]
 _REPEAT = 4  # keyed when there are at least this many rows per distinct key
 
 
@@ -95,11 +97,14 @@ def staged(
     *,
     temp: bool = False,
     algo: str = FINGERPRINT_ALGO,
+    checks: Checks | None = None,
 ) -> Measured:
     """Build ``tables[i]`` (part i) through one staging pass; measure from the stage.
 
     ``temp`` builds them as temporary tables: they never reach the warehouse file
     (for a split that will most likely keep only what earlier splits lack).
+    ``checks``, when given, is filled with each part's engine check, measured in the
+    same aggregate as the fingerprints (no further scan).
     """
     d = wh.sql
     stage = quote_ident(f"{tables[0]}_stage")
@@ -115,8 +120,15 @@ def staged(
         temp=True,
     )
     exprs = ", ".join(aggregate_sql(columns, "__dmv_h", d))
-    found = wh.rows(f"SELECT __dmv_part, {exprs} FROM {stage} GROUP BY __dmv_part")
-    measured = {int(r[0]): read_aggregate(r[1:], columns, algo) for r in found}
+    engine = (
+        wh.engine_hash_sum(wh.engine_row_hash(columns, "dmv_st")) if checks is not None else "0"
+    )
+    found = wh.rows(
+        f"SELECT __dmv_part, {engine}, {exprs} FROM {stage} AS dmv_st GROUP BY __dmv_part"
+    )
+    measured = {int(r[0]): read_aggregate(r[2:], columns, algo) for r in found}
+    if checks is not None:
+        checks.update(_checks((int(r[0]), int(r[2]), r[1]) for r in found))
     for i, table in enumerate(tables):
         if progress:
             progress("store", i, len(tables))
@@ -141,8 +153,10 @@ def keyed(
     *,
     temp: bool = False,
     algo: str = FINGERPRINT_ALGO,
+    checks: Checks | None = None,
 ) -> Measured:
-    """Build ``tables[i]`` by joining on a distinct-key → part table; measure each part."""
+    """Build ``tables[i]`` by joining on a distinct-key → part table; measure each part
+    (and its engine check, in the same aggregate, when ``checks`` is given)."""
     d = wh.sql
     keys = quote_ident(f"{tables[0]}_keys")
     q = quote_ident(column.name)
@@ -176,7 +190,19 @@ def keyed(
         )
         cols = wh.query_columns(f"SELECT * FROM {quote_ident(table)}")  # temp tables too
         source, h = hashed(d, cols, quote_ident(table), algo)
-        values = wh.rows(f"SELECT {', '.join(aggregate_sql(cols, h, d))} FROM {source}")[0]
-        measured[i] = read_aggregate(values, cols, algo)
+        engine = (
+            wh.engine_hash_sum(wh.engine_row_hash(cols, "dmv_hr")) if checks is not None else "0"
+        )
+        values = wh.rows(f"SELECT {engine}, {', '.join(aggregate_sql(cols, h, d))} FROM {source}")[
+            0
+        ]
+        measured[i] = read_aggregate(values[1:], cols, algo)
+        if checks is not None:
+            checks.update(_checks([(i, int(values[1]), values[0])]))
     wh.drop_table(keys, temp=True)
     return measured
+
+
+def _checks(found: Iterable[tuple[int, int, Any]]) -> Checks:
+    """``{part: (rows, sum mod 2^64)}`` of the parts that hold rows (as ``part_checks``)."""
+    return {part: (rows, int(total or 0) % (1 << 64)) for part, rows, total in found if rows}

@@ -281,17 +281,20 @@ def store_split(
         # the latest split of the same retrieval: rows it holds are not written again
         earlier = base_for(warehouse, origin, columns) if shared else None
 
+        # the engine checks of the built parts, measured with their fingerprints
+        built: _build.Checks | None = {} if shared else None
+
         def build() -> _build.Measured:
             temp = earlier is not None  # what is not kept never reaches the file
             if key is not None and _build.prefer_keyed(warehouse, base, base_params, key):
                 salt = quote_literal(spec.salt + ":")
                 return _build.keyed(
                     warehouse, base, base_params, key, part_sql, salt, building, progress,
-                    temp=temp, algo=algo,
+                    temp=temp, algo=algo, checks=built,
                 )  # fmt: skip
             return _build.staged(
                 warehouse, base, base_params, columns, part_sql, pk_raw, building, progress,
-                temp=temp, algo=algo,
+                temp=temp, algo=algo, checks=built,
             )  # fmt: skip
 
         probed: dict[int, tuple[int, int]] | None = None
@@ -345,7 +348,7 @@ def store_split(
         if shared and planned is None:
             planned, expected = plan(
                 warehouse, building, content, columns, origin, part_sql, pk_raw,
-                temp=earlier is not None,
+                temp=earlier is not None, checks=built,
             )  # fmt: skip
         parts: list[PartInfo] = []
         engine_key = warehouse.check_key()
