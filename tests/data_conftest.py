@@ -78,7 +78,7 @@ def fingerprint_v2(table: pa.Table) -> str:
     ]
     for r in range(table.num_rows):
         row = "\x1f".join(_v2_piece(values[r], kind) for values, kind in columns)
-        total += int.from_bytes(hashlib.md5(row.encode()).digest()[:8], "little")
+        total += int(hashlib.md5(row.encode()).hexdigest()[:16], 16)
     return f"md5sum-v2:{table.num_rows}:{total % (1 << 64):016x}"
 
 

@@ -214,7 +214,7 @@ def row_text_v2(dialect: SqlDialect, columns: Sequence[tuple[str, str]]) -> str:
 
 
 def hash64_from_raw(dialect: SqlDialect, raw_sql: str) -> str:
-    """md5-64 from :func:`hash_raw`: the digest's first 8 bytes read little-endian."""
+    """md5-64 from :func:`hash_raw`: the digest's first 16 hex digits, a 64-bit integer."""
     return dialect.hash64_from_raw(raw_sql)
 
 
@@ -378,9 +378,12 @@ class SqlDialect:
         return self.value_text(c, family)
 
     def hash64_from_raw(self, raw_sql: str) -> str:
-        """The digest's first 8 bytes, read little-endian, as a (signed) BIGINT."""
-        swapped = " || ".join(f"substr({raw_sql}, {15 - 2 * i}, 2)" for i in range(8))
-        return f"CAST(CAST('x' || {swapped} AS bit(64)) AS BIGINT)"
+        """The digest's first 16 hex digits as a BIGINT (the same 64 bits, signed).
+
+        ``raw_sql`` is mentioned once: PostgreSQL inlines an inner SELECT's column, so
+        each mention would compute md5 again.
+        """
+        return f"CAST(CAST('x' || substr({raw_sql}, 1, 16) AS bit(64)) AS BIGINT)"
 
     def hash_raw(self, text_sql: str) -> str:
         """The md5 digest in the form :meth:`hash_from_raw` reads (compute it once per row)."""

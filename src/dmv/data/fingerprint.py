@@ -5,8 +5,8 @@ digits>``; the prefix says how each row was hashed (see :mod:`dmv.data._sql`):
 
 * ``md5sum-v2`` (new fingerprints): each row's typed canonical encoding
   (:func:`~dmv.data._sql.row_text_v2`: doubles by their IEEE-754 bits, text
-  length-prefixed) is hashed with md5 and the digest's first 8 bytes are read as a
-  little-endian 64-bit integer;
+  length-prefixed) is hashed with md5 and the digest's first 16 hex digits are read
+  as a 64-bit integer;
 * ``md5sum-v1`` (fingerprints recorded before v2): each row's canonical text
   (doubles as shortest decimal text) hashed with md5-v1, the first 15 hex digits of
   the digest (an integer below 2^60).

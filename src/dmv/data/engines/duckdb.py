@@ -79,8 +79,8 @@ class DuckDBDialect(SqlDialect):
         return f"strlen({c})"
 
     def hash64_from_raw(self, raw_sql: str) -> str:
-        # hash_raw is already the digest's first 8 bytes read little-endian
-        return raw_sql
+        # byte-swap to big-endian: the digest's first 16 hex digits, as a UBIGINT
+        return " | ".join(f"((({raw_sql} >> {8 * i}) & 255) << {8 * (7 - i)})" for i in range(8))
 
     def approx_distinct(self, q: str) -> str:
         return f"approx_count_distinct({q})"

@@ -122,8 +122,7 @@ class SparkDialect(SqlDialect):
         return f"isnan({x})"
 
     def hash64_from_raw(self, raw_sql: str) -> str:
-        swapped = ", ".join(f"substr({raw_sql}, {15 - 2 * i}, 2)" for i in range(8))
-        return f"CAST(conv(concat({swapped}), 16, -10) AS BIGINT)"
+        return f"CAST(conv(substr({raw_sql}, 1, 16), 16, -10) AS BIGINT)"
 
     def approx_distinct(self, q: str) -> str:
         return f"approx_count_distinct({q})"
