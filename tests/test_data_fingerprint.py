@@ -119,3 +119,76 @@ def test_parts_add_up_and_verify_finds_tampering(duck: Warehouse) -> None:
         ("test", "fingerprint"),
         ("valid", "missing"),
     }
+
+
+def test_v2_is_the_documented_encoding_for_every_family(duck: Warehouse) -> None:
+    data = data_conftest.every_family()
+    load(duck, "v", data)
+    assert measure_table(duck, "v").fingerprint == data_conftest.fingerprint_v2(data)
+    assert measure_table(duck, "v", algo="md5sum-v1").fingerprint.startswith("md5sum-v1:")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"x": ["", "a"]}, {"x": [None, "a"]}),  # empty text is not NULL
+        ({"x": ["a\x1f", "b"], "y": ["c", "d"]}, {"x": ["a", "b"], "y": ["\x1fc", "d"]}),
+        ({"x": ["\x1e", "b"]}, {"x": [None, "b"]}),  # NULL's marker as text
+        ({"f": [1.0, 2.0]}, {"f": [1.0000000000000002, 2.0]}),  # one bit of a double
+    ],
+)
+def test_v2_tells_apart_what_v1_text_could_not(
+    duck: Warehouse, a: dict[str, list[object]], b: dict[str, list[object]]
+) -> None:
+    load(duck, "a", pa.table(a))
+    load(duck, "b", pa.table(b))
+    assert measure_table(duck, "a").fingerprint != measure_table(duck, "b").fingerprint
+
+
+def test_v2_equal_values_hash_alike(duck: Warehouse) -> None:
+    # -0.0 = 0.0 and NaN = NaN in SQL: the fingerprint follows equality, not payloads
+    duck.execute("CREATE TABLE a AS SELECT * FROM (VALUES (0.0::DOUBLE), ('nan'::DOUBLE)) t(f)")
+    duck.execute(
+        "CREATE TABLE b AS SELECT * FROM (VALUES (-(0.0::DOUBLE)), (-('nan'::DOUBLE))) t(f)"
+    )
+    assert measure_table(duck, "a").fingerprint == measure_table(duck, "b").fingerprint
+
+
+def test_a_v1_split_keeps_verifying_and_kinds_never_mix(duck: Warehouse) -> None:
+    """A split recorded before v2 is verified, read and streamed with md5sum-v1."""
+    from dataclasses import replace
+
+    from dmv.data.verified import read_verified
+    from dmv.errors import DataError, IntegrityError
+
+    load(duck, "src", sample_table(2000))
+    spec = SplitSpec("key", "user_id")
+    new = store_split(duck, "SELECT * FROM src", spec, "m__v", storage="tables")
+    assert new.content_fingerprint.startswith("md5sum-v2:")
+    assert all(p.fingerprint.startswith("md5sum-v2:") for p in new.parts)
+    # the record a dmv before v2 wrote: md5sum-v1 fingerprints, no engine checks
+    parts = tuple(
+        replace(
+            p, fingerprint=measure_table(duck, p.table, algo="md5sum-v1").fingerprint, checks={}
+        )
+        for p in new.parts
+    )
+    old = replace(new, parts=parts, content_fingerprint=combine([p.fingerprint for p in parts]))
+    assert old.content_fingerprint == fingerprint_query(duck, "SELECT * FROM src", algo="md5sum-v1")
+    assert verify_parts(duck, old, full=True).ok
+    assert read_verified(duck, old.parts[0]).table.num_rows == old.parts[0].rows
+    with pytest.raises(DataError, match="cannot combine fingerprints of different kinds"):
+        combine([old.parts[0].fingerprint, new.parts[1].fingerprint])
+    with pytest.raises(DataError, match="unknown kind"):
+        combine(["md5sum-v9:1:0000000000000000"])
+    # tampering is still found, by the v1 recomputation
+    table = old.parts[0].table
+    duck.execute(
+        f'UPDATE "{table}" SET category = \'x\' WHERE id = (SELECT min(id) FROM "{table}")'
+    )
+    report = verify_parts(duck, old, full=True)
+    assert [(m.what, m.actual.split(":")[0]) for m in report.mismatches] == [
+        ("fingerprint", "md5sum-v1")
+    ]
+    with pytest.raises(IntegrityError):
+        read_verified(duck, old.parts[0])

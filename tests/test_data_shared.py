@@ -322,3 +322,37 @@ def test_a_split_found_stored_while_measuring_writes_nothing(duck: Warehouse) ->
         store_split(duck, SQL, SplitSpec("key", "user_id", salt="x"), stored)
     assert set(duck.list_tables()) == tables and _file_bytes(duck) == size
     assert leftovers(duck) == []
+
+
+def test_a_split_recorded_with_md5sum_v1_is_still_the_identical_split(
+    project: dmv.Project,
+) -> None:
+    """A record an older dmv wrote (md5sum-v1 fingerprints) verifies, is checked against
+    its source and is found again by the identical split, all with v1."""
+    import json
+    import sqlite3
+
+    from dmv.data.fingerprint import combine, measure_table
+
+    with warehouse(project.stores) as wh:
+        load(wh, "src", sample_table(3_000))
+    project.data_query("m", sql=SQL, id="0123")
+    first = project.data_split("m", "0123", by="key:user_id")
+    registry = project.root / ".dmv" / "registry.db"
+    with sqlite3.connect(registry) as con:
+        (body,) = con.execute("SELECT parts FROM splits WHERE split = ?", [first.split]).fetchone()
+        body = json.loads(body)
+        with warehouse(project.stores) as wh:
+            for part in body["parts"]:
+                part["fingerprint"] = measure_table(wh, part["table"], algo="md5sum-v1").fingerprint
+                part["checks"] = {}  # no engine check: verify must recompute md5sum-v1
+        body["content_fingerprint"] = combine([p["fingerprint"] for p in body["parts"]])
+        con.execute("UPDATE splits SET parts = ? WHERE split = ?", [json.dumps(body), first.split])
+    assert project.split_info("m", first.ref).result["content_fingerprint"].startswith("md5sum-v1:")
+    report = project.data_verify("m", first.ref, against_source=True, full=True)
+    assert report["ok"] and report["source"]["same"], report
+    again = project.data_split("m", "0123", by="key:user_id")
+    assert (again.split, again.already_stored) == (first.split, True)
+    other = project.data_split("m", "0123", by="key:user_id", salt="new")
+    assert other.split != first.split
+    assert other.result["content_fingerprint"].startswith("md5sum-v2:")

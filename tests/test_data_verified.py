@@ -50,7 +50,7 @@ def test_one_update_in_the_warehouse_refuses_training(seeded: dmv.Project) -> No
     message = err.value.message
     assert table in message and recorded in message
     actual = err.value.details["actual"]
-    assert actual.startswith("md5sum-v1:") and actual != recorded and actual in message
+    assert actual.startswith("md5sum-v2:") and actual != recorded and actual in message
     assert err.value.exit_code == 6
     # the untouched parts still read
     assert len(seeded.dataset("price-model", "0123.abcd", "test")) > 0

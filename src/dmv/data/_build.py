@@ -16,18 +16,27 @@ the split's segments, or are dropped when an earlier split already holds the row
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from dmv.data._sql import hash_from_raw, hash_raw, key_text, quote_ident
-from dmv.data.fingerprint import aggregate_sql, hashed, read_aggregate, row_hash_raw
+from dmv.data._sql import hash_raw, key_text, quote_ident
+from dmv.data.fingerprint import (
+    FINGERPRINT_ALGO,
+    aggregate_sql,
+    hashed,
+    read_aggregate,
+    row_hash,
+    row_hash_raw,
+)
 from dmv.data.records import ColumnProfile
 from dmv.data.warehouse import Column, Progress, Warehouse, columns_sql
 from dmv.errors import DataError
 
-__all__ = ["Measured", "keyed", "prefer_keyed", "probe", "staged"]
+__all__ = ["Checks", "Measured", "keyed", "prefer_keyed", "probe", "staged"]
 
 Measured = dict[int, tuple[int, str, dict[str, ColumnProfile]]]
+#: ``{part: (rows, engine hash sum mod 2^64)}``, measured with the fingerprints
+Checks = dict[int, tuple[int, int]]
 _REPEAT = 4  # keyed when there are at least this many rows per distinct key
 
 
@@ -49,6 +58,7 @@ def probe(
     columns: Sequence[Column],
     part_sql: str,
     pk_raw: str | None,
+    algo: str = FINGERPRINT_ALGO,
 ) -> tuple[Measured, dict[int, tuple[int, int]]]:
     """Measure the parts of a split without writing anything: one scan of ``base``.
 
@@ -64,12 +74,13 @@ def probe(
     found = wh.rows(
         f"SELECT __dmv_part, {wh.engine_hash_sum('__dmv_e')}, {exprs} FROM ("
         f"SELECT {columns_sql(columns)}, {part_sql} AS __dmv_part, "
-        f"{hash_from_raw(d, '__dmv_r')} AS __dmv_h, __dmv_e FROM (SELECT dmv_q.*, "
-        f"{row_hash_raw(d, columns)} AS __dmv_r, {engine} AS __dmv_e{pk} FROM {alias}) AS dmv_s"
+        f"{row_hash(d, '__dmv_r', algo)} AS __dmv_h, __dmv_e FROM (SELECT dmv_q.*, "
+        f"{row_hash_raw(d, columns, algo)} AS __dmv_r, {engine} AS __dmv_e{pk} FROM {alias}) "
+        "AS dmv_s"
         ") AS dmv_p GROUP BY __dmv_part",
         params,
     )
-    measured = {int(r[0]): read_aggregate(r[2:], columns) for r in found}
+    measured = {int(r[0]): read_aggregate(r[2:], columns, algo) for r in found}
     checks = {int(r[0]): (int(r[2]), int(r[1] or 0) % (1 << 64)) for r in found}
     return measured, checks
 
@@ -85,11 +96,15 @@ def staged(
     progress: Progress | None,
     *,
     temp: bool = False,
+    algo: str = FINGERPRINT_ALGO,
+    checks: Checks | None = None,
 ) -> Measured:
     """Build ``tables[i]`` (part i) through one staging pass; measure from the stage.
 
     ``temp`` builds them as temporary tables: they never reach the warehouse file
     (for a split that will most likely keep only what earlier splits lack).
+    ``checks``, when given, is filled with each part's engine check, measured in the
+    same aggregate as the fingerprints (no further scan).
     """
     d = wh.sql
     stage = quote_ident(f"{tables[0]}_stage")
@@ -98,14 +113,22 @@ def staged(
     wh.create_table_as(
         stage,
         f"SELECT {columns_sql(columns)}, "
-        f"{part_sql} AS __dmv_part, {hash_from_raw(d, '__dmv_r')} AS __dmv_h "
-        f"FROM (SELECT dmv_q.*, {row_hash_raw(d, columns)} AS __dmv_r{pk} FROM {alias}) AS dmv_s",
+        f"{part_sql} AS __dmv_part, {row_hash(d, '__dmv_r', algo)} AS __dmv_h "
+        f"FROM (SELECT dmv_q.*, {row_hash_raw(d, columns, algo)} AS __dmv_r{pk} FROM {alias}) "
+        "AS dmv_s",
         params,
         temp=True,
     )
     exprs = ", ".join(aggregate_sql(columns, "__dmv_h", d))
-    found = wh.rows(f"SELECT __dmv_part, {exprs} FROM {stage} GROUP BY __dmv_part")
-    measured = {int(r[0]): read_aggregate(r[1:], columns) for r in found}
+    engine = (
+        wh.engine_hash_sum(wh.engine_row_hash(columns, "dmv_st")) if checks is not None else "0"
+    )
+    found = wh.rows(
+        f"SELECT __dmv_part, {engine}, {exprs} FROM {stage} AS dmv_st GROUP BY __dmv_part"
+    )
+    measured = {int(r[0]): read_aggregate(r[2:], columns, algo) for r in found}
+    if checks is not None:
+        checks.update(_checks((int(r[0]), int(r[2]), r[1]) for r in found))
     for i, table in enumerate(tables):
         if progress:
             progress("store", i, len(tables))
@@ -129,8 +152,11 @@ def keyed(
     progress: Progress | None,
     *,
     temp: bool = False,
+    algo: str = FINGERPRINT_ALGO,
+    checks: Checks | None = None,
 ) -> Measured:
-    """Build ``tables[i]`` by joining on a distinct-key → part table; measure each part."""
+    """Build ``tables[i]`` by joining on a distinct-key → part table; measure each part
+    (and its engine check, in the same aggregate, when ``checks`` is given)."""
     d = wh.sql
     keys = quote_ident(f"{tables[0]}_keys")
     q = quote_ident(column.name)
@@ -163,8 +189,20 @@ def keyed(
             temp=temp,
         )
         cols = wh.query_columns(f"SELECT * FROM {quote_ident(table)}")  # temp tables too
-        source, h = hashed(d, cols, quote_ident(table))
-        values = wh.rows(f"SELECT {', '.join(aggregate_sql(cols, h, d))} FROM {source}")[0]
-        measured[i] = read_aggregate(values, cols)
+        source, h = hashed(d, cols, quote_ident(table), algo)
+        engine = (
+            wh.engine_hash_sum(wh.engine_row_hash(cols, "dmv_hr")) if checks is not None else "0"
+        )
+        values = wh.rows(f"SELECT {engine}, {', '.join(aggregate_sql(cols, h, d))} FROM {source}")[
+            0
+        ]
+        measured[i] = read_aggregate(values[1:], cols, algo)
+        if checks is not None:
+            checks.update(_checks([(i, int(values[1]), values[0])]))
     wh.drop_table(keys, temp=True)
     return measured
+
+
+def _checks(found: Iterable[tuple[int, int, Any]]) -> Checks:
+    """``{part: (rows, sum mod 2^64)}`` of the parts that hold rows (as ``part_checks``)."""
+    return {part: (rows, int(total or 0) % (1 << 64)) for part, rows, total in found if rows}

@@ -1,4 +1,4 @@
-"""Portable SQL pieces: names, literals, canonical text and the md5-v1 hash.
+"""Portable SQL pieces: names, literals, canonical text and the md5 row hashes.
 
 Everything that must give the SAME answer on DuckDB and on PostgreSQL lives here,
 composed here from each engine's spelling of a few fragments
@@ -27,6 +27,17 @@ other       the engine's own text cast (not guaranteed equal across engines)
 
 A row's canonical text is its values' texts in column order joined by U+001F,
 NULL written as U+001E.
+
+The canonical *encoding* of fingerprint v2 (:func:`row_text_v2`) is the same but
+for two families, and is hashed into 64 bits rather than 60 (:func:`hash64_from_raw`):
+
+==========  =================================================================
+float       the IEEE-754 binary64 bits of the value as a signed 64-bit integer,
+            in decimal digits (REAL widened to DOUBLE first); ``0`` for ±0 and
+            ``9221120237041090560`` (0x7ff8000000000000) for every NaN
+text        ``<length in UTF-8 bytes>:<the text>`` (so no text can pass for
+            another column's boundary or for NULL)
+==========  =================================================================
 """
 
 from __future__ import annotations
@@ -44,12 +55,14 @@ __all__ = [
     "check_identifier",
     "check_select",
     "hash60",
+    "hash64_from_raw",
     "hash_from_raw",
     "hash_raw",
     "key_text",
     "quote_ident",
     "quote_literal",
     "row_text",
+    "row_text_v2",
     "thresholds",
     "type_family",
     "value_text",
@@ -186,6 +199,25 @@ def row_text(dialect: SqlDialect, columns: Sequence[tuple[str, str]]) -> str:
     return f"concat_ws({_SEP}, {', '.join(parts)})"
 
 
+def row_text_v2(dialect: SqlDialect, columns: Sequence[tuple[str, str]]) -> str:
+    """SQL for a row's canonical encoding of fingerprint v2 (see the module's tables)."""
+    parts = []
+    for n, t in columns:
+        family = type_family(t)
+        _refuse(dialect, n, t, family)
+        parts.append(f"coalesce({dialect.value_v2(quote_ident(n), family)}, {_NULL})")
+    if not parts:
+        raise DataError(
+            "the result has no columns", hint="the retrieval must select at least one column"
+        )
+    return f"concat_ws({_SEP}, {', '.join(parts)})"
+
+
+def hash64_from_raw(dialect: SqlDialect, raw_sql: str) -> str:
+    """md5-64 from :func:`hash_raw`: the digest's first 16 hex digits, a 64-bit integer."""
+    return dialect.hash64_from_raw(raw_sql)
+
+
 def hash_raw(dialect: SqlDialect, text_sql: str) -> str:
     """The md5 digest in the form :func:`hash_from_raw` reads (compute it once per row)."""
     return dialect.hash_raw(text_sql)
@@ -315,6 +347,43 @@ class SqlDialect:
         if family == "bytes":
             return self.hex_bytes(c)
         return self.cast_text(c)
+
+    #: the bits of every NaN, as fingerprint v2 writes them (0x7ff8000000000000)
+    NAN_BITS = "'9221120237041090560'"
+
+    def double_bits(self, x: str) -> str:
+        """The IEEE-754 bits of a non-NULL, non-zero, non-NaN DOUBLE as a signed BIGINT."""
+        return f"CAST(CAST('x' || encode(float8send({x}), 'hex') AS bit(64)) AS BIGINT)"
+
+    def float_v2(self, x: str) -> str:
+        return (
+            f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 0 THEN '0' "
+            f"WHEN {self.is_nan(x)} THEN {self.NAN_BITS} "
+            f"ELSE {self.cast_text(self.double_bits(x))} END"
+        )
+
+    def is_nan(self, x: str) -> str:
+        return f"{x} = 'NaN'::float8"
+
+    def byte_length(self, c: str) -> str:
+        return f"octet_length({c})"
+
+    def value_v2(self, c: str, family: str) -> str:
+        """SQL for one value's piece of the fingerprint v2 encoding (NULL stays NULL)."""
+        if family == "float":
+            return self.float_v2(self.as_double(c))
+        if family == "text":
+            t = self.text_value(c)
+            return f"{self.cast_text(self.byte_length(t))} || ':' || {t}"
+        return self.value_text(c, family)
+
+    def hash64_from_raw(self, raw_sql: str) -> str:
+        """The digest's first 16 hex digits as a BIGINT (the same 64 bits, signed).
+
+        ``raw_sql`` is mentioned once: PostgreSQL inlines an inner SELECT's column, so
+        each mention would compute md5 again.
+        """
+        return f"CAST(CAST('x' || substr({raw_sql}, 1, 16) AS bit(64)) AS BIGINT)"
 
     def hash_raw(self, text_sql: str) -> str:
         """The md5 digest in the form :meth:`hash_from_raw` reads (compute it once per row)."""

@@ -23,7 +23,7 @@ from dmv.data.engines import open_warehouse
 from dmv.data.export import ExportResult
 from dmv.data.export import export_part as write_parquet
 from dmv.data.files import read_labels, scan_files, split_files, store_file_parts
-from dmv.data.fingerprint import fingerprint_retrieval, verify_parts
+from dmv.data.fingerprint import algorithm_of, fingerprint_retrieval, verify_parts
 from dmv.data.ids import (
     canonical_json,
     data_id_for,
@@ -327,8 +327,14 @@ def _already_stored(
     """
     if not same_spec:
         return None
-    content = fingerprint_retrieval(wh, retrieval, progress=progress)
-    match = next((s for s in same_spec if s.result.get("content_fingerprint") == content), None)
+    recorded = [str(s.result.get("content_fingerprint", "")) for s in same_spec]
+    match = None
+    # one pass per algorithm the same-spec splits were recorded with (v1 splits stay v1)
+    for algo in sorted({algorithm_of(fp) for fp in recorded if fp}, reverse=True):
+        content = fingerprint_retrieval(wh, retrieval, progress=progress, algo=algo)
+        match = next((s for s, fp in zip(same_spec, recorded, strict=True) if fp == content), None)
+        if match is not None:
+            break
     if match is None:
         return None
     stored = match.split_result()
@@ -338,6 +344,7 @@ def _already_stored(
     rebuilt = store_split(
         wh, retrieval, spec, stored.table_prefix, progress=progress, allow_empty=True,
         storage="shared" if stored.storage.get("kind") == "shared" else "tables",
+        algo=algorithm_of(stored.content_fingerprint),
     )  # fmt: skip
     if [p.fingerprint for p in rebuilt.parts] != [p.fingerprint for p in stored.parts]:
         drop_split_tables(wh, [p.table for p in rebuilt.parts])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmv.data import shared
 from dmv.data.catalog import get_query, get_split, warehouse
-from dmv.data.fingerprint import fingerprint_retrieval, verify_parts
+from dmv.data.fingerprint import FINGERPRINT_ALGO, algorithm_of, fingerprint_retrieval, verify_parts
 from dmv.data.leakage import check_leakage
 from dmv.data.shared import drop_split_tables
 from dmv.data.sources import Retrieval, Source
@@ -84,11 +84,14 @@ def source_matches(stores: ProjectStores, model: str, data: str, split: str) -> 
     query = get_query(stores, model, data)
     info = get_split(stores, model, data, split)
     d = query.definition
+    stored = info.result.get("content_fingerprint")
+    # the rows now, hashed as the split's were (a split recorded before v2 stays v1)
+    algo = algorithm_of(stored) if stored else FINGERPRINT_ALGO
     with warehouse(stores, sandbox=True) as wh:
         url = None if d["source"] == "warehouse" else d["source"]
         source = Source.from_url(url, wh, timeout=stores.config["source_timeout"])
-        now = fingerprint_retrieval(wh, Retrieval(source, d["sql"], d.get("params") or {}))
-    stored = info.result.get("content_fingerprint")
+        retrieval = Retrieval(source, d["sql"], d.get("params") or {})
+        now = fingerprint_retrieval(wh, retrieval, algo=algo)
     return {"same": now == stored, "stored": stored, "source": now}
 
 

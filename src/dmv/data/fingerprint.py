@@ -1,12 +1,22 @@
 """Fingerprints and profiles of stored parts, computed in the database over ALL rows.
 
-``md5sum-v1``: each row's canonical text (see :mod:`dmv.data._sql`) is hashed with
-md5-v1 (first 15 hex digits of the md5 digest, an integer below 2^60); the
-fingerprint is ``md5sum-v1:<rows>:<sum of the row hashes mod 2^64, 16 hex digits>``.
-A sum does not depend on row order, covers every row (unlike digests that sample
-the first rows), changes when any single value changes, and gives the same answer
-on DuckDB and PostgreSQL for the same rows. Fingerprints of disjoint parts add
-up: the content fingerprint of a split is :func:`combine` of its parts'.
+A fingerprint is ``<algorithm>:<rows>:<sum of the row hashes mod 2^64, 16 hex
+digits>``; the prefix says how each row was hashed (see :mod:`dmv.data._sql`):
+
+* ``md5sum-v2`` (new fingerprints): each row's typed canonical encoding
+  (:func:`~dmv.data._sql.row_text_v2`: doubles by their IEEE-754 bits, text
+  length-prefixed) is hashed with md5 and the digest's first 16 hex digits are read
+  as a 64-bit integer;
+* ``md5sum-v1`` (fingerprints recorded before v2): each row's canonical text
+  (doubles as shortest decimal text) hashed with md5-v1, the first 15 hex digits of
+  the digest (an integer below 2^60).
+
+A recorded fingerprint is always recomputed with the algorithm it names, so splits
+stored before v2 keep verifying. A sum does not depend on row order, covers every
+row (unlike digests that sample the first rows), changes when any single value
+changes, and gives the same answer on DuckDB, PostgreSQL and Spark for the same
+rows. Fingerprints of disjoint parts add up: the content fingerprint of a split is
+:func:`combine` of its parts' (of one algorithm).
 """
 
 from __future__ import annotations
@@ -21,16 +31,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dmv.data._sql import SqlDialect, hash_from_raw, hash_raw, quote_ident, row_text, type_family
+from dmv.data._sql import (
+    SqlDialect,
+    hash64_from_raw,
+    hash_from_raw,
+    hash_raw,
+    quote_ident,
+    row_text,
+    row_text_v2,
+    type_family,
+)
 from dmv.data.records import ColumnProfile, JSONValue, PartInfo, SplitResult
 from dmv.data.sources import Retrieval, retrieve
 from dmv.data.warehouse import Column, Progress, Warehouse
 from dmv.errors import DataError
 
 __all__ = [
+    "ALGORITHMS",
     "FINGERPRINT_ALGO",
     "Mismatch",
     "VerifyReport",
+    "algorithm_of",
     "combine",
     "fingerprint_query",
     "fingerprint_retrieval",
@@ -38,30 +59,47 @@ __all__ = [
     "verify_parts",
 ]
 
-FINGERPRINT_ALGO = "md5sum-v1"
+#: the algorithm of new fingerprints
+FINGERPRINT_ALGO = "md5sum-v2"
+#: every algorithm a recorded fingerprint may name, oldest first
+ALGORITHMS = ("md5sum-v1", "md5sum-v2")
 _MOD = 1 << 64
 _ORDERED = {"int", "float", "decimal", "text", "date", "timestamp", "timestamptz"}
 _MAX_TEXT = 100
 
 
-def make_fingerprint(rows: int, total: int) -> str:
-    return f"{FINGERPRINT_ALGO}:{rows}:{total % _MOD:016x}"
+def algorithm_of(fingerprint: str) -> str:
+    """The algorithm a recorded fingerprint names (``md5sum-v1`` or ``md5sum-v2``)."""
+    algo = fingerprint.split(":", 1)[0]
+    if algo not in ALGORITHMS:
+        raise DataError(
+            f"fingerprint {fingerprint[:40]!r} is of an unknown kind {algo[:20]!r}",
+            hint="it was made by a newer dmv: upgrade dmv to verify it ("
+            + ", ".join(ALGORITHMS)
+            + " are known)",
+        )
+    return algo
+
+
+def make_fingerprint(rows: int, total: int, algo: str = FINGERPRINT_ALGO) -> str:
+    return f"{algo}:{rows}:{total % _MOD:016x}"
 
 
 def combine(fingerprints: Sequence[str]) -> str:
-    """The fingerprint of the union of disjoint parts."""
+    """The fingerprint of the union of disjoint parts (all of one algorithm)."""
     rows = total = 0
+    kinds = {algorithm_of(fp) for fp in fingerprints}
+    if len(kinds) > 1:
+        raise DataError(
+            "cannot combine fingerprints of different kinds (" + ", ".join(sorted(kinds)) + ")",
+            hint="fingerprints of one algorithm add up; recompute the older ones with "
+            "'dmv data verify --full' or store the split again",
+        )
     for fp in fingerprints:
-        algo, count, digest = fp.split(":")
-        if algo != FINGERPRINT_ALGO:
-            raise DataError(
-                f"cannot combine fingerprints of kind {algo!r}",
-                hint="these fingerprints were made by another dmv: recompute them with 'dmv data "
-                "verify'",
-            )
+        _, count, digest = fp.split(":")
         rows += int(count)
         total += int(digest, 16)
-    return make_fingerprint(rows, total)
+    return make_fingerprint(rows, total, kinds.pop() if kinds else FINGERPRINT_ALGO)
 
 
 def json_value(value: Any) -> JSONValue:
@@ -78,15 +116,30 @@ def json_value(value: Any) -> JSONValue:
     return str(value)[:_MAX_TEXT]
 
 
-def row_hash_raw(dialect: SqlDialect, columns: Sequence[Column]) -> str:
-    """SQL for the md5 digest of a row's canonical text (see :func:`hashed`)."""
-    return hash_raw(dialect, row_text(dialect, [(c.name, c.type) for c in columns]))
+def row_hash_raw(
+    dialect: SqlDialect, columns: Sequence[Column], algo: str = FINGERPRINT_ALGO
+) -> str:
+    """SQL for the md5 digest of a row's canonical encoding (see :func:`hashed`)."""
+    pairs = [(c.name, c.type) for c in columns]
+    if algorithm_of(algo) == "md5sum-v1":
+        return hash_raw(dialect, row_text(dialect, pairs))
+    return hash_raw(dialect, row_text_v2(dialect, pairs))
 
 
-def hashed(dialect: SqlDialect, columns: Sequence[Column], from_sql: str) -> tuple[str, str]:
+def row_hash(dialect: SqlDialect, raw_sql: str, algo: str = FINGERPRINT_ALGO) -> str:
+    """A row's hash of ``algo`` from the digest :func:`row_hash_raw` computed."""
+    if algorithm_of(algo) == "md5sum-v1":
+        return hash_from_raw(dialect, raw_sql)
+    return hash64_from_raw(dialect, raw_sql)
+
+
+def hashed(
+    dialect: SqlDialect, columns: Sequence[Column], from_sql: str, algo: str = FINGERPRINT_ALGO
+) -> tuple[str, str]:
     """``(FROM clause, row hash expression)``: each row's md5 is computed once, inside."""
-    inner = f"(SELECT *, {row_hash_raw(dialect, columns)} AS __dmv_r FROM {from_sql}) AS dmv_hr"
-    return inner, hash_from_raw(dialect, "__dmv_r")
+    raw = row_hash_raw(dialect, columns, algo)
+    inner = f"(SELECT *, {raw} AS __dmv_r FROM {from_sql}) AS dmv_hr"
+    return inner, row_hash(dialect, "__dmv_r", algo)
 
 
 def _text_sql(dialect: SqlDialect, q: str) -> list[str]:
@@ -115,7 +168,7 @@ def aggregate_sql(columns: Sequence[Column], hash_sql: str, dialect: SqlDialect)
 
 
 def read_aggregate(
-    values: Sequence[Any], columns: Sequence[Column]
+    values: Sequence[Any], columns: Sequence[Column], algo: str = FINGERPRINT_ALGO
 ) -> tuple[int, str, dict[str, ColumnProfile]]:
     """Turn :func:`aggregate_sql`'s row into (rows, fingerprint, profile)."""
     rows = int(values[0])
@@ -145,49 +198,62 @@ def read_aggregate(
             i += 2
         else:
             profile[c.name] = ColumnProfile(nulls)
-    return rows, make_fingerprint(rows, total), profile
+    return rows, make_fingerprint(rows, total, algo), profile
 
 
-def measure_table(warehouse: Warehouse, table: str, name: str | None = None) -> PartInfo:
-    """Row count, schema, fingerprint and profile of a warehouse table."""
+def measure_table(
+    warehouse: Warehouse, table: str, name: str | None = None, *, algo: str = FINGERPRINT_ALGO
+) -> PartInfo:
+    """Row count, schema, fingerprint (of ``algo``) and profile of a warehouse table."""
     columns = warehouse.table_columns(table)
     if not columns:
         raise DataError(
             f"table {table} does not exist in the warehouse {warehouse.identity()}",
             hint="run 'dmv fsck' to find what removed it, or run the split again to store it anew",
         )
-    source, h = hashed(warehouse.sql, columns, quote_ident(table))
+    source, h = hashed(warehouse.sql, columns, quote_ident(table), algo)
     exprs = ", ".join(aggregate_sql(columns, h, warehouse.sql))
     values = warehouse.rows(f"SELECT {exprs} FROM {source}")[0]
-    rows, fp, profile = read_aggregate(values, columns)
+    rows, fp, profile = read_aggregate(values, columns, algo)
     return PartInfo(name or table, table, rows, columns, fp, profile)
 
 
 def fingerprint_query(
-    warehouse: Warehouse, sql: str, params: Mapping[str, Any] | None = None
+    warehouse: Warehouse,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    algo: str = FINGERPRINT_ALGO,
 ) -> str:
-    """The content fingerprint of a query's result, computed in the warehouse."""
+    """The content fingerprint (of ``algo``) of a query's result, computed in the warehouse."""
     columns = warehouse.query_columns(sql, params)
-    source, h = hashed(warehouse.sql, columns, f"(\n{sql}\n) AS dmv_q")
+    source, h = hashed(warehouse.sql, columns, f"(\n{sql}\n) AS dmv_q", algo)
     row = warehouse.rows(f"SELECT count(*), {warehouse.sql.big_sum(h)} FROM {source}", params)[0]
-    return make_fingerprint(int(row[0]), int(row[1] or 0))
+    return make_fingerprint(int(row[0]), int(row[1] or 0), algo)
 
 
 def fingerprint_retrieval(
-    warehouse: Warehouse, retrieval: Retrieval, *, progress: Progress | None = None
+    warehouse: Warehouse,
+    retrieval: Retrieval,
+    *,
+    progress: Progress | None = None,
+    algo: str = FINGERPRINT_ALGO,
 ) -> str:
     """Re-run a retrieval and fingerprint its rows (``data verify --against-source``).
 
-    Equal to the ``content_fingerprint`` of a split of the same rows, so comparing the
-    two tells whether the source changed since the split was stored.
+    Equal to the ``content_fingerprint`` of a split of the same rows (computed with
+    the same ``algo``), so comparing the two tells whether the source changed since
+    the split was stored.
     """
     source = retrieval.source
     if source.kind == "warehouse":
-        return fingerprint_query(warehouse, source.query_text(retrieval.sql), retrieval.params)
+        return fingerprint_query(
+            warehouse, source.query_text(retrieval.sql), retrieval.params, algo=algo
+        )
     name = quote_ident(f"__dmv_fp_{secrets.token_hex(4)}")
     with warehouse.transaction():
         retrieve(retrieval, warehouse, name, temp=True, progress=progress)
-        fingerprint = fingerprint_query(warehouse, f"SELECT * FROM {name}")
+        fingerprint = fingerprint_query(warehouse, f"SELECT * FROM {name}", algo=algo)
         warehouse.drop_table(name, temp=True)
     return fingerprint
 
@@ -246,7 +312,7 @@ def _verify_one(warehouse: Warehouse, part: PartInfo, known: str | None) -> Part
         and _engine_check(warehouse, part) == known
     ):
         return None
-    return measure_table(warehouse, part.table, part.name)
+    return measure_table(warehouse, part.table, part.name, algo=algorithm_of(part.fingerprint))
 
 
 def verify_parts(warehouse: Warehouse, result: SplitResult, *, full: bool = False) -> VerifyReport:
@@ -254,7 +320,8 @@ def verify_parts(warehouse: Warehouse, result: SplitResult, *, full: bool = Fals
 
     A part whose engine check was recorded (with the split, or by a verified read) on
     this engine version is proven by that check: the same rows as when its md5
-    fingerprint was computed. ``full`` recomputes the md5 fingerprint of every row.
+    fingerprint was computed. ``full`` recomputes the md5 fingerprint of every row,
+    with the algorithm the recorded fingerprint names (v1 parts stay v1).
     """
     mismatches: list[Mismatch] = []
     found: list[PartInfo] = []

@@ -47,7 +47,7 @@ from dmv.data._sql import (
     thresholds,
     type_family,
 )
-from dmv.data.fingerprint import combine, make_fingerprint
+from dmv.data.fingerprint import FINGERPRINT_ALGO, combine, make_fingerprint
 from dmv.data.leakage import check_leakage
 from dmv.data.records import (
     ColumnProfile,
@@ -203,6 +203,7 @@ def store_split(
     allow_empty: bool = False,
     min_share: float = DEFAULT_MIN_SHARE,
     storage: Literal["shared", "tables"] = "shared",
+    algo: str = FINGERPRINT_ALGO,
 ) -> SplitResult:
     """Run ``retrieval``, split its rows by ``spec`` and store ``<prefix>__<part>`` tables.
 
@@ -228,6 +229,9 @@ def store_split(
     ``storage="shared"`` (the default, where the engine can: DuckDB) stores the rows
     once and each part as a view, sharing rows with earlier splits of the same
     retrieval (see :mod:`dmv.data.shared`); ``"tables"`` copies each part into a table.
+
+    ``algo`` is the fingerprint algorithm (``md5sum-v2``; ``md5sum-v1`` only to
+    rebuild a split recorded with it).
     """
     if strict and allow_empty:
         raise InvalidInput(
@@ -277,24 +281,29 @@ def store_split(
         # the latest split of the same retrieval: rows it holds are not written again
         earlier = base_for(warehouse, origin, columns) if shared else None
 
+        # the engine checks of the built parts, measured with their fingerprints
+        built: _build.Checks | None = {} if shared else None
+
         def build() -> _build.Measured:
             temp = earlier is not None  # what is not kept never reaches the file
             if key is not None and _build.prefer_keyed(warehouse, base, base_params, key):
                 salt = quote_literal(spec.salt + ":")
                 return _build.keyed(
                     warehouse, base, base_params, key, part_sql, salt, building, progress,
-                    temp=temp,
+                    temp=temp, algo=algo, checks=built,
                 )  # fmt: skip
             return _build.staged(
                 warehouse, base, base_params, columns, part_sql, pk_raw, building, progress,
-                temp=temp,
+                temp=temp, algo=algo, checks=built,
             )  # fmt: skip
 
         probed: dict[int, tuple[int, int]] | None = None
         if earlier is not None:
             # measured without writing anything: what the earlier split holds is not
             # written again, and an identical split writes nothing at all
-            measured, probed = _build.probe(warehouse, base, base_params, columns, part_sql, pk_raw)
+            measured, probed = _build.probe(
+                warehouse, base, base_params, columns, part_sql, pk_raw, algo
+            )
         else:
             measured = build()
         if not sum(m[0] for m in measured.values()):
@@ -320,7 +329,7 @@ def store_split(
                 "the split_min_share setting",
                 warnings=warnings,
             )
-        empty = make_empty(columns)
+        empty = make_empty(columns, algo)
         content = combine([measured.get(i, empty)[1] for i in range(len(spec.parts))])
         prefix = table_prefix(content) if callable(table_prefix) else table_prefix
         if callable(table_prefix):
@@ -339,7 +348,7 @@ def store_split(
         if shared and planned is None:
             planned, expected = plan(
                 warehouse, building, content, columns, origin, part_sql, pk_raw,
-                temp=earlier is not None,
+                temp=earlier is not None, checks=built,
             )  # fmt: skip
         parts: list[PartInfo] = []
         engine_key = warehouse.check_key()
@@ -432,8 +441,10 @@ def _refuse_leaks(report: LeakageReport, strict: bool) -> None:
         )
 
 
-def make_empty(columns: tuple[Column, ...]) -> tuple[int, str, dict[str, Any]]:
-    return 0, make_fingerprint(0, 0), {c.name: ColumnProfile(0) for c in columns}
+def make_empty(
+    columns: tuple[Column, ...], algo: str = FINGERPRINT_ALGO
+) -> tuple[int, str, dict[str, Any]]:
+    return 0, make_fingerprint(0, 0, algo), {c.name: ColumnProfile(0) for c in columns}
 
 
 def _check_targets(warehouse: Warehouse, prefix: str, spec: SplitSpec) -> None:

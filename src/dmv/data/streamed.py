@@ -2,7 +2,8 @@
 
 A verified read (:mod:`dmv.data.verified`) hands over the whole part at once; a part
 of tens of millions of rows needs that much memory on the client. A streamed read
-asks the engine for the rows *and* each row's ``md5sum-v1`` hash in one statement
+asks the engine for the rows *and* each row's md5 hash (of the algorithm the part's
+fingerprint names, ``md5sum-v2`` or ``md5sum-v1``) in one statement
 (one snapshot: a PostgreSQL server-side cursor, DuckDB's Arrow stream, Spark
 Connect's batches), keeps one batch in memory at a time, and adds the hashes up as
 they arrive. The fingerprint is complete when the last row is in; the last batch is
@@ -24,7 +25,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from dmv.data._sql import quote_ident
-from dmv.data.fingerprint import hashed, make_fingerprint
+from dmv.data.fingerprint import algorithm_of, hashed, make_fingerprint
 from dmv.data.records import PartInfo
 from dmv.data.verified import (
     _fail,
@@ -122,7 +123,9 @@ class StreamedPart:
         part = self.part
         with self._open() as wh:
             _same_columns(wh, part)
-            source, h = hashed(wh.sql, part.columns, f"{quote_ident(part.table)} AS dmv_t")
+            algo = algorithm_of(part.fingerprint)
+            table = f"{quote_ident(part.table)} AS dmv_t"
+            source, h = hashed(wh.sql, part.columns, table, algo)
             cols = ", ".join(f"dmv_hr.{quote_ident(c.name)}" for c in part.columns)
             try:
                 reader = wh.reader(f"SELECT {cols}, {h} AS {CHECK_COLUMN} FROM {source}")
@@ -145,7 +148,7 @@ class StreamedPart:
                     held = batch.drop_columns([CHECK_COLUMN])
             finally:
                 reader.close()
-            fingerprint = make_fingerprint(rows, total)
+            fingerprint = make_fingerprint(rows, total, algo)
             if fingerprint != part.fingerprint:
                 failure = _fail(part, fingerprint, "its rows changed")
                 self._failure = failure

@@ -1,10 +1,11 @@
 """Reading a stored part only when it is the part that was recorded.
 
-Recomputing ``md5sum-v1`` on every read would cost several times the read itself,
+Recomputing the md5 fingerprint on every read would cost several times the read itself,
 so a part is proven once and cheaply afterwards:
 
 * **first read** (per part, per engine version): one aggregate computes the part's
-  ``md5sum-v1`` fingerprint *and* an engine-native check — the sum, mod 2^64, of the
+  md5 fingerprint (of the algorithm it was recorded with: ``md5sum-v2``, or
+  ``md5sum-v1`` for parts stored before v2) *and* an engine-native check — the sum, mod 2^64, of the
   engine's own row hash (DuckDB ``hash(c1, …)``, PostgreSQL
   ``hash_record_extended(row, 0)``). The fingerprint must equal the recorded one.
 * **every read**, the first included: the engine check of the rows is computed with
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from dmv.data._sql import quote_ident
-from dmv.data.fingerprint import hashed, make_fingerprint
+from dmv.data.fingerprint import algorithm_of, hashed, make_fingerprint
 from dmv.data.records import PartInfo
 from dmv.data.warehouse import CHECK_COLUMN, Warehouse
 from dmv.errors import DataError, IntegrityError, InvalidInput
@@ -74,7 +75,7 @@ def _fail(part: PartInfo, actual: str, why: str) -> IntegrityError:
 
 
 def _measure(warehouse: Warehouse, part: PartInfo) -> tuple[str, str]:
-    """(md5sum-v1 fingerprint, engine check) of the table, in one aggregate."""
+    """(md5 fingerprint, engine check) of the table, in one aggregate."""
     try:
         return _measured(warehouse, part)
     except DataError as exc:  # a part view whose shared storage is gone or changed
@@ -83,13 +84,14 @@ def _measure(warehouse: Warehouse, part: PartInfo) -> tuple[str, str]:
 
 def _measured(warehouse: Warehouse, part: PartInfo) -> tuple[str, str]:
     columns = part.columns
-    source, h = hashed(warehouse.sql, columns, f"{quote_ident(part.table)} AS dmv_t")
+    algo = algorithm_of(part.fingerprint)  # the algorithm it was recorded with
+    source, h = hashed(warehouse.sql, columns, f"{quote_ident(part.table)} AS dmv_t", algo)
     # ``hashed`` wraps the table; the engine hash reads the same columns of the wrapper
     engine = warehouse.engine_hash_sum(warehouse.engine_row_hash(columns, "dmv_hr"))
     big = warehouse.sql.big_sum(h)
     row = warehouse.rows(f"SELECT count(*), {big}, {engine} FROM {source}")[0]
     rows = int(row[0])
-    return make_fingerprint(rows, int(row[1] or 0)), _check_value(rows, int(row[2] or 0))
+    return make_fingerprint(rows, int(row[1] or 0), algo), _check_value(rows, int(row[2] or 0))
 
 
 def _check_value(rows: int, total: int) -> str:

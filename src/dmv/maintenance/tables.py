@@ -29,7 +29,7 @@ from dmv._urls import source_url as strip_credentials
 from dmv.artifacts import hash_file
 from dmv.data._sql import check_identifier, quote_ident, quote_literal
 from dmv.data.engines import external_backup_command, open_warehouse
-from dmv.data.fingerprint import fingerprint_query, measure_table
+from dmv.data.fingerprint import ALGORITHMS, FINGERPRINT_ALGO, fingerprint_query, measure_table
 from dmv.errors import ConflictError, IntegrityError
 from dmv.plugins import scheme_of
 from dmv.progress import Progress
@@ -48,10 +48,20 @@ FOLDER = "warehouse"
 _FILE_RE = re.compile(r"[A-Za-z0-9_]+\.parquet")
 
 
-def _parquet_fingerprint(path: Path) -> str:
-    """The md5sum fingerprint of a Parquet file's rows, in an in-memory DuckDB."""
+def _algorithm(like: str) -> str:
+    """The algorithm of a recorded fingerprint (a missing one: the current algorithm)."""
+    algo = like.split(":", 1)[0]
+    return algo if algo in ALGORITHMS else FINGERPRINT_ALGO
+
+
+def _parquet_fingerprint(path: Path, like: str) -> str:
+    """The md5sum fingerprint of a Parquet file's rows, in an in-memory DuckDB.
+
+    Computed with the algorithm of ``like``, the fingerprint it is compared with.
+    """
     with open_warehouse(":memory:") as wh:
-        return fingerprint_query(wh, f"SELECT * FROM read_parquet({quote_literal(str(path))})")
+        sql = f"SELECT * FROM read_parquet({quote_literal(str(path))})"
+        return fingerprint_query(wh, sql, algo=_algorithm(like))
 
 
 def export_tables(
@@ -70,7 +80,7 @@ def export_tables(
                 progress("exporting warehouse tables", count, len(tables))
             path = folder / f"{check_identifier(table)}.parquet"
             rows = wh.export_parquet(quote_ident(table), path, None)
-            found = _parquet_fingerprint(path)
+            found = _parquet_fingerprint(path, recorded)
             if found != recorded:
                 raise IntegrityError(
                     f"warehouse table {table} does not match its recorded fingerprint "
@@ -123,7 +133,7 @@ def check_files(source: Path, entries: Sequence[Mapping[str, Any]]) -> None:
                 f"the backup's warehouse table {path} is missing or damaged",
                 hint="restore from another backup",
             )
-        if _parquet_fingerprint(path) != entry["fingerprint"]:
+        if _parquet_fingerprint(path, str(entry["fingerprint"])) != entry["fingerprint"]:
             raise IntegrityError(
                 f"the rows of {path} do not match the fingerprint the backup recorded",
                 hint="restore from another backup",
@@ -181,7 +191,8 @@ def load_tables(
                 reader = pa.RecordBatchReader.from_batches(pq.read_schema(path), batches)
                 wh.create_from_arrow(staged, reader)
                 loaded.append(staged)
-                found = measure_table(wh, staged).fingerprint
+                like = _algorithm(str(entry["fingerprint"]))
+                found = measure_table(wh, staged, algo=like).fingerprint
                 if found != entry["fingerprint"]:
                     raise IntegrityError(
                         f"table {name} loaded into the warehouse does not match its "

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dmv.data import catalog
 from dmv.data._sql import MAX_IDENTIFIER, check_identifier
-from dmv.data.fingerprint import measure_table
+from dmv.data.fingerprint import FINGERPRINT_ALGO, algorithm_of, measure_table
 from dmv.data.records import PartInfo
 from dmv.data.sources import Source
 from dmv.data.streamed import CheckedStream
@@ -481,7 +481,7 @@ def _parquet_reader(path: Path) -> pa.RecordBatchReader:
 
 
 def _write_table(stores: ProjectStores, spool: Path, name: str, temp: str) -> str:
-    """Load ``spool`` as ``temp``, rename it to ``name``; its md5sum-v1 fingerprint."""
+    """Load ``spool`` as ``temp``, rename it to ``name``; its md5sum fingerprint."""
     with catalog.warehouse(stores) as wh:
         if wh.table_exists(name):
             raise InvalidInput(
@@ -671,7 +671,8 @@ def verify_prediction(stores: ProjectStores, record: PredictionRecord) -> Report
             if not wh.table_exists(table):
                 report.add(f"{what} table", "fail", f"{table} is not in the warehouse")
                 continue
-            got = measure_table(wh, table).fingerprint
+            # as it was recorded: a run recorded before md5sum-v2 is measured with v1
+            got = measure_table(wh, table, algo=algorithm_of(fp or FINGERPRINT_ALGO)).fingerprint
             status = "ok" if got == fp else "fail"
             report.add(f"{what} table", status, table if status == "ok" else f"{fp} → {got}")
     return report

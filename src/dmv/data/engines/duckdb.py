@@ -63,6 +63,25 @@ class DuckDBDialect(SqlDialect):
         swapped = " | ".join(f"((({raw_sql} >> {8 * i}) & 255) << {8 * (7 - i)})" for i in range(8))
         return f"CAST(({swapped}) >> 4 AS BIGINT)"
 
+    def double_bits(self, x: str) -> str:
+        return f"CAST(CAST({x} AS BIT) AS BIGINT)"
+
+    def float_v2(self, x: str) -> str:
+        # canonical ±0 and NaN as doubles, then one path to text: a CASE of doubles
+        # costs a third of one that mixes constant texts with the cast (NULL stays NULL)
+        same = (
+            f"CASE WHEN {x} = 0 THEN CAST(0 AS DOUBLE) "
+            f"WHEN isnan({x}) THEN CAST('nan' AS DOUBLE) ELSE {x} END"
+        )
+        return self.cast_text(self.double_bits(same))
+
+    def byte_length(self, c: str) -> str:
+        return f"strlen({c})"
+
+    def hash64_from_raw(self, raw_sql: str) -> str:
+        # byte-swap to big-endian: the digest's first 16 hex digits, as a UBIGINT
+        return " | ".join(f"((({raw_sql} >> {8 * i}) & 255) << {8 * (7 - i)})" for i in range(8))
+
     def approx_distinct(self, q: str) -> str:
         return f"approx_count_distinct({q})"
 

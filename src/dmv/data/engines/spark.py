@@ -114,6 +114,16 @@ class SparkDialect(SqlDialect):
     def hash_from_raw(self, raw_sql: str) -> str:
         return f"CAST(conv(substr({raw_sql}, 1, 15), 16, 10) AS BIGINT)"
 
+    def double_bits(self, x: str) -> str:
+        # Java's own bits of the double (Spark SQL has no bit cast of a DOUBLE)
+        return f"CAST(reflect('java.lang.Double', 'doubleToLongBits', {x}) AS BIGINT)"
+
+    def is_nan(self, x: str) -> str:
+        return f"isnan({x})"
+
+    def hash64_from_raw(self, raw_sql: str) -> str:
+        return f"CAST(conv(substr({raw_sql}, 1, 16), 16, -10) AS BIGINT)"
+
     def approx_distinct(self, q: str) -> str:
         return f"approx_count_distinct({q})"
 
