@@ -1,7 +1,8 @@
 """One local Spark Connect server for the whole test session (imported by Spark tests).
 
 Started from the pyspark package (``sbin/start-connect-server.sh``, ``local[2]``,
-warehouse and logs in a temporary folder) on a free port the first time a test
+warehouse and logs in a temporary folder; its executors' Python is this interpreter,
+with the dmv source the tests import) on a free port the first time a test
 asks for it, stopped when the session ends. Tests skip, saying why, only where
 Java is missing.
 """
@@ -15,6 +16,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,13 +46,20 @@ def _free_port() -> int:
 def _env(root: Path) -> dict[str, str]:
     import pyspark
 
+    import dmv
+
     home = os.path.dirname(pyspark.__file__)
     env = dict(os.environ)
+    # The executors run Python sent by the client (dmv predict's scoring): this
+    # interpreter, and the dmv source the tests import (the worktree's, not an install).
+    src = str(Path(dmv.__file__).resolve().parent.parent)
     env.update(
         SPARK_HOME=home,
         SPARK_PID_DIR=str(root / "pid"),
         SPARK_LOG_DIR=str(root / "log"),
         SPARK_IDENT_STRING=f"dmvtest{os.getpid()}",
+        PYSPARK_PYTHON=sys.executable,
+        PYTHONPATH=os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p),
     )
     return env
 

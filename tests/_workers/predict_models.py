@@ -18,3 +18,17 @@ class Slow:
             Path(marker).touch()
             time.sleep(120)
         return frame["bmi"].to_numpy(dtype=float) * 2
+
+
+class Sleepy:
+    """Twice the bmi; once the file ``go`` exists, it touches ``marker`` and sleeps, so a
+    test can kill the ``dmv predict`` whose scoring runs elsewhere (Spark's executors)."""
+
+    def __init__(self, go: str, marker: str, seconds: float = 30.0) -> None:
+        self.go, self.marker, self.seconds = go, marker, seconds
+
+    def predict(self, frame: Any) -> Any:
+        if Path(self.go).exists():
+            Path(self.marker).touch()
+            time.sleep(self.seconds)
+        return frame["bmi"].to_numpy(dtype=float) * 2
