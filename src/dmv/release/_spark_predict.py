@@ -141,6 +141,8 @@ class ExecutorScoring:
             hashes = batch.column(CHECK_COLUMN)
             data = batch.drop_columns([_ROW_ID, CHECK_COLUMN])
             bad, problems = validator.problems(data, 0)
+            why = reasons(problems, bad, 0) if problems else []
+            by_row = {int(p["row"]): p for p in problems}
             for p in problems:  # the row's id, as the output's dmv_row names it
                 p["row"] = ids[int(p["row"])].as_py()
             if problems and job.on_bad_rows == "refuse":
@@ -170,7 +172,6 @@ class ExecutorScoring:
             if problems:
                 rejected = data.filter(pa.array(bad))
                 n = rejected.num_rows
-                by_row = {int(i): p for i, p in zip(np.flatnonzero(bad), problems, strict=False)}
                 texts = [json.dumps(by_row.get(int(i)), default=str) for i in np.flatnonzero(bad)]
                 columns: list[pa.Array] = []
                 for f in out_schema:
@@ -183,7 +184,7 @@ class ExecutorScoring:
                 staged = pa.RecordBatch.from_arrays(columns, schema=out_schema)
                 extra = {
                     CHECK_COLUMN: hashes.filter(pa.array(bad)),
-                    PROBLEM_COLUMN: pa.array(reasons(problems, bad, 0), pa.string()),
+                    PROBLEM_COLUMN: pa.array(why, pa.string()),
                     _PROBLEM_JSON: pa.array(texts, pa.string()),
                 }
                 yield self._staged(staged, extra, rejected, data.schema)
@@ -213,16 +214,15 @@ def _raised(exc: DmvError) -> DmvError:
     """The DmvError an executor raised, when ``exc`` carries one; else ``exc``."""
     cause: BaseException | None = exc
     while cause is not None:
-        found = _ERROR.search(str(cause))
-        if found:
+        # the last one: the traceback also quotes the line that raised it
+        for found in reversed(_ERROR.findall(str(cause))):
             try:
-                body = json.loads(found.group(1))
+                body = json.loads(found)
             except ValueError:
-                break
+                continue
             cls = getattr(errors, str(body.get("class")), None)
             if isinstance(cls, type) and issubclass(cls, DmvError):
                 return cls(body["message"], hint=body.get("hint"), **(body.get("details") or {}))
-            break
         cause = cause.__cause__
     return exc
 
