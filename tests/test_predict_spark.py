@@ -7,7 +7,12 @@ answers match DuckDB's for the same rows and model.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,5 +202,51 @@ def test_a_tampered_model_file_is_refused_on_the_executor(spark_url: str, tmp_pa
                 project.stores, info, run.id, model, batch.parse_input("0123.abcd:test", None, None)
             )
         assert _tables(url) == before and project.predictions(MODEL) == []
+    finally:
+        project.close()
+
+
+def test_a_killed_predict_on_spark_registers_nothing_and_leaves_no_final_table(
+    spark_url: str, tmp_path: Path
+) -> None:
+    url = spark_conftest.spark_database_url(spark_url)
+    project, _, _ = _project(tmp_path / "p", url)
+    try:
+        sys.path.insert(0, str(TESTS))
+        try:
+            from _workers.predict_models import Sleepy
+        finally:
+            sys.path.remove(str(TESTS))
+        (project.root / "_workers").mkdir(exist_ok=True)
+        files = ["_workers/__init__.py", "_workers/predict_models.py"]
+        for rel in files:
+            shutil.copyfile(TESTS / rel, project.root / rel)
+        go, marker = tmp_path / "go", tmp_path / "scoring"
+        project.data_query("slow", sql="SELECT * FROM patients", id="0123")
+        project.data_split("slow", "0123", by="key:patient_id", id="abcd")
+        with project.run("slow", data="0123.abcd") as run:
+            x = run.dataset("train")[FEATURES]
+            model = Sleepy(str(go), str(marker), seconds=20)
+            run.log_model(model, sample_input=x.head(5), code=files, trust_pickle=True)
+        ref = project.versions("slow")[-1].version.ref
+        go.touch()
+        before = _tables(url)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+        cmd = [sys.executable, "-m", "dmv", "-C", str(project.root), "predict", ref,
+               "--input", "0123.abcd:test", "--trust-pickle"]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 180
+        while not marker.exists():  # an executor is scoring: the job is under way
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the executors never started scoring"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        go.unlink()
+        assert project.predictions("slow") == []
+        # whatever the abandoned job left is under a temporary name fsck collects
+        left = [t for t in _tables(url) if t not in before]
+        assert all(t.startswith("dmv_tmp_pred_") for t in left), left
+        assert not [t for t in _tables(url) if "__pred__" in t]
     finally:
         project.close()
