@@ -43,7 +43,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _env(root: Path) -> dict[str, str]:
+def _env(root: Path, python: str | None = None) -> dict[str, str]:
     import pyspark
 
     import dmv
@@ -58,7 +58,7 @@ def _env(root: Path) -> dict[str, str]:
         SPARK_PID_DIR=str(root / "pid"),
         SPARK_LOG_DIR=str(root / "log"),
         SPARK_IDENT_STRING=f"dmvtest{os.getpid()}",
-        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_PYTHON=python or sys.executable,
         PYTHONPATH=os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p),
     )
     return env
@@ -75,13 +75,18 @@ def _stop(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def start_server(*, driver_memory: str = "1g", shuffle_partitions: int = 2) -> str:
-    """``sc://127.0.0.1:PORT`` of the session's server (started on first use)."""
+def start_server(
+    *, driver_memory: str = "1g", shuffle_partitions: int = 2, python: str | None = None
+) -> str:
+    """``sc://127.0.0.1:PORT`` of the session's server (started on first use).
+
+    ``python``: the executors' interpreter (default: this one); it must import dmv.
+    """
     if "url" in _server:
         return _server["url"]
     root = Path(tempfile.mkdtemp(prefix="dmv-spark-"))
     port = _free_port()
-    env = _env(root)
+    env = _env(root, python)
     script = Path(env["SPARK_HOME"]) / "sbin" / "start-connect-server.sh"
     args = [
         str(script),
