@@ -409,6 +409,8 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> int:
             # the interpreter's start, the imports and the model's load
             "scoring_s": record.get("seconds"),
         }
+        if record.get("details", {}).get("timings"):
+            rows[k]["stages_s"] = record["details"]["timings"]
     out: dict[str, Any] = {
         "rows": args.rows,
         "spark_rows": args.spark_rows,

@@ -19,6 +19,7 @@ error's text and is raised again on the client as itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -39,6 +40,7 @@ from dmv.errors import DataError, DmvError, InvalidInput, StorageError
 from dmv.flavors.stored import load_stored
 from dmv.interface import Interface
 from dmv.interface.batch import BatchValidator, check_schema
+from dmv.interface.fields import FieldType
 from dmv.release._scoring import ROW_COLUMN, VERSION_COLUMN, bad_rows, reasons, scored_batch
 
 if TYPE_CHECKING:
@@ -163,6 +165,9 @@ class ExecutorScoring:
                 rows = (ids.filter(good) if problems else ids) if job.with_rows else None
                 out = scored_batch(model, ok, fields, job.keys, version, rows)
                 out = pa.Table.from_batches([out]).cast(out_schema).combine_chunks()
+                if job.on_bad_rows == "refuse":  # written as it is; no row was bad
+                    yield out.to_batches()[0]
+                    continue
                 extra = {
                     CHECK_COLUMN: hashes.filter(good) if problems else hashes,
                     PROBLEM_COLUMN: pa.nulls(ok.num_rows, pa.string()),
@@ -346,15 +351,23 @@ def score_in_spark(
     )
     timings: dict[str, float] = {}
     start = clock()
-    # where the outputs' names and types come from: the model's answer to a few rows,
-    # scored on an executor (which loads the model: later tasks of that worker reuse it)
-    probe = pa.schema([pa.field("s", pa.binary())])
-    found = _run(run, rows.select, ExecutorScoring(_with(job, mode="probe")), probe, limit=1)
-    if found:
-        out_schema = pa.ipc.read_schema(pa.py_buffer(found[0][0]))
-    else:  # no good row: an empty output, with its columns
-        key_fields = [data_schema.field(k) for k in keys]
-        out_schema = pa.schema([*key_fields, pa.field(VERSION_COLUMN, pa.string())])
+    key_fields = [data_schema.field(k) for k in keys]
+    out_schema = _declared_schema(iface, key_fields)
+    if out_schema is None:
+        # the outputs' names and types come from the model's answer to a few rows,
+        # scored on an executor (which loads the model: that worker's later tasks reuse it)
+        probe = pa.schema([pa.field("s", pa.binary())])
+        found = _run(run, rows.select, ExecutorScoring(_with(job, mode="probe")), probe, limit=1)
+        if found:
+            out_schema = pa.ipc.read_schema(pa.py_buffer(found[0][0]))
+        else:  # no good row: an empty output, with its columns
+            out_schema = pa.schema([*key_fields, pa.field(VERSION_COLUMN, pa.string())])
+    job = _with(job, out_schema=out_schema.serialize().to_pybytes())
+    timings["plan"] = clock() - start
+    if on_bad_rows == "refuse":
+        return _score_direct(
+            warehouse, run, rows, job, out_schema, output, temp, batch_rows, clock, timings
+        )
     staged = out_schema
     for name, kind in (
         (CHECK_COLUMN, pa.int64()),
@@ -365,14 +378,12 @@ def score_in_spark(
     if on_bad_rows == "reject":
         for i, f in enumerate(data_schema):
             staged = staged.append(pa.field(_INPUT.format(i), f.type))
-    timings["probe"] = clock() - start
     stage = f"dmv_tmp_pred_{secrets.token_hex(4)}"
     temp_rejects = f"{temp}_rejects"
     made: list[str] = []
     try:
         start = clock()
         made.append(stage)
-        job = _with(job, out_schema=out_schema.serialize().to_pybytes())
         _run(run, rows.select, ExecutorScoring(job), staged, into=stage, batch_rows=batch_rows)
         timings["score"] = clock() - start
         start = clock()
@@ -381,13 +392,7 @@ def score_in_spark(
             f"SELECT count(*), {check}, count({PROBLEM_COLUMN}) FROM {quote_ident(stage)}"
         )[0]
         rows_in, rejected = int(counted[0]), int(counted[2])
-        got = check_value(rows_in, int(counted[1] or 0))
-        if rows.part is not None:
-            if got != rows.expected:
-                raise stream_mismatch(rows.part, got)
-            input_fp = str(rows.part.fingerprint)
-        else:
-            input_fp = f"{warehouse.check_key()}:{got}"
+        input_fp = _proven(warehouse, rows, rows_in, int(counted[1] or 0))
         out_cols = ", ".join(quote_ident(n) for n in out_schema.names)
         made.append(temp)
         warehouse.create_table_as(
@@ -424,15 +429,89 @@ def score_in_spark(
         made[made.index(temp)] = output
         timings["write"] = clock() - start
     except BaseException:
-        for name in made:
-            try:
+        for name in made:  # the first failure is the one to report
+            with contextlib.suppress(Exception):
                 warehouse.drop_table(name)
-            except Exception:
-                continue
         raise
     return SparkScored(
         rows_in, rows_out, rejected, input_fp, output_fp, rejects_fp, problems, timings
     )
+
+
+def _proven(warehouse: Warehouse, rows: SparkInput, count: int, total: int) -> str:
+    """The input's fingerprint, once the engine hashes of the rows scored add up."""
+    got = check_value(count, total)
+    if rows.part is not None:
+        if got != rows.expected:
+            raise stream_mismatch(rows.part, got)
+        return str(rows.part.fingerprint)
+    return f"{warehouse.check_key()}:{got}"
+
+
+def _score_direct(
+    warehouse: Warehouse,
+    run: Callable[..., list[tuple[Any, ...]]],
+    rows: SparkInput,
+    job: ScoringJob,
+    out_schema: pa.Schema,
+    output: str,
+    temp: str,
+    batch_rows: int,
+    clock: Callable[[], float],
+    timings: dict[str, float],
+) -> SparkScored:
+    """``refuse``: one job writes the output under ``temp``; the rows' count and hash
+    sum are observed in the same job, on the rows the executors were handed."""
+    made = [temp]
+    try:
+        start = clock()
+        observe = ["count(1)", warehouse.engine_hash_sum(CHECK_COLUMN)]
+        found = _run(
+            run, rows.select, ExecutorScoring(job), out_schema,
+            into=temp, batch_rows=batch_rows, observe=observe,
+        )  # fmt: skip
+        count, total = int(found[0][0]), int(found[0][1] or 0)
+        timings["score"] = clock() - start
+        start = clock()
+        input_fp = _proven(warehouse, rows, count, total)
+        output_fp = measure_table(warehouse, temp).fingerprint
+        warehouse.rename_table(temp, output)
+        made = [output]
+        timings["write"] = clock() - start
+    except BaseException:
+        for name in made:  # the first failure is the one to report
+            with contextlib.suppress(Exception):
+                warehouse.drop_table(name)
+        raise
+    return SparkScored(count, count, 0, input_fp, output_fp, None, [], timings)
+
+
+_ARROW_TYPES = {
+    FieldType.BOOL: "bool_",
+    FieldType.INT32: "int32",
+    FieldType.INT64: "int64",
+    FieldType.FLOAT32: "float32",
+    FieldType.FLOAT64: "float64",
+    FieldType.STRING: "string",
+}
+
+
+def _declared_schema(iface: Interface, key_fields: Sequence[pa.Field]) -> pa.Schema | None:
+    """The output's schema as the interface declares it, when every output is one plain
+    value (a number, a flag or a text); None when only the model's answer tells."""
+    import pyarrow as pa
+
+    fields = list(key_fields)
+    if not fields:
+        fields.append(pa.field(ROW_COLUMN, pa.int64()))
+    for f in iface.outputs:
+        kind = _ARROW_TYPES.get(f.type)
+        if kind is None or f.shape or f.keys or f.name in {k.name for k in fields}:
+            return None
+        fields.append(pa.field(f.name, getattr(pa, kind)()))
+    if not iface.outputs:
+        return None
+    return pa.schema([*fields, pa.field(VERSION_COLUMN, pa.string())])
 
 
 def _with(job: ScoringJob, **changes: Any) -> ScoringJob:
