@@ -89,13 +89,15 @@ class ScoringJob:
     mode: Mode = "score"
 
 
-_models: dict[tuple[str, str, str], Model] = {}
+#: loaded models by (store, digest, version, trusted): a job that is not trusted never
+#: reuses a model a trusted one loaded
+_models: dict[tuple[str, str, str, bool], Model] = {}
 _models_lock = threading.Lock()
 
 
 def _model(job: ScoringJob) -> Model:
     """The job's model, loaded once per executor process (its digest checked then)."""
-    key = (job.artifacts, job.art.digest, str(job.info.version))
+    key = (job.artifacts, job.art.digest, str(job.info.version), job.trust_pickle)
     with _models_lock:
         model = _models.get(key)
         if model is None:
