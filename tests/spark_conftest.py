@@ -1,7 +1,8 @@
 """One local Spark Connect server for the whole test session (imported by Spark tests).
 
 Started from the pyspark package (``sbin/start-connect-server.sh``, ``local[2]``,
-warehouse and logs in a temporary folder) on a free port the first time a test
+warehouse and logs in a temporary folder; its executors' Python is this interpreter,
+with the dmv source the tests import) on a free port the first time a test
 asks for it, stopped when the session ends. Tests skip, saying why, only where
 Java is missing.
 """
@@ -15,6 +16,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,16 +43,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _env(root: Path) -> dict[str, str]:
+def _env(root: Path, python: str | None = None) -> dict[str, str]:
     import pyspark
+
+    import dmv
 
     home = os.path.dirname(pyspark.__file__)
     env = dict(os.environ)
+    # The executors run Python sent by the client (dmv predict's scoring): this
+    # interpreter, and the dmv source the tests import (the worktree's, not an install).
+    src = str(Path(dmv.__file__).resolve().parent.parent)
     env.update(
         SPARK_HOME=home,
         SPARK_PID_DIR=str(root / "pid"),
         SPARK_LOG_DIR=str(root / "log"),
         SPARK_IDENT_STRING=f"dmvtest{os.getpid()}",
+        PYSPARK_PYTHON=python or sys.executable,
+        PYTHONPATH=os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p),
     )
     return env
 
@@ -66,13 +75,18 @@ def _stop(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def start_server(*, driver_memory: str = "1g", shuffle_partitions: int = 2) -> str:
-    """``sc://127.0.0.1:PORT`` of the session's server (started on first use)."""
+def start_server(
+    *, driver_memory: str = "1g", shuffle_partitions: int = 2, python: str | None = None
+) -> str:
+    """``sc://127.0.0.1:PORT`` of the session's server (started on first use).
+
+    ``python``: the executors' interpreter (default: this one); it must import dmv.
+    """
     if "url" in _server:
         return _server["url"]
     root = Path(tempfile.mkdtemp(prefix="dmv-spark-"))
     port = _free_port()
-    env = _env(root)
+    env = _env(root, python)
     script = Path(env["SPARK_HOME"]) / "sbin" / "start-connect-server.sh"
     args = [
         str(script),

@@ -18,3 +18,18 @@ class Slow:
             Path(marker).touch()
             time.sleep(120)
         return frame["bmi"].to_numpy(dtype=float) * 2
+
+
+class Sleepy:
+    """Twice the bmi; once the file ``go`` exists, a call on more than ``min_rows`` rows
+    touches ``marker`` and sleeps, so a test can kill the ``dmv predict`` whose scoring
+    runs elsewhere (Spark's executors) in the middle of its job."""
+
+    def __init__(self, go: str, marker: str, seconds: float = 30.0, min_rows: int = 16) -> None:
+        self.go, self.marker, self.seconds, self.min_rows = go, marker, seconds, min_rows
+
+    def predict(self, frame: Any) -> Any:
+        if len(frame) > self.min_rows and Path(self.go).exists():
+            Path(self.marker).touch()
+            time.sleep(self.seconds)
+        return frame["bmi"].to_numpy(dtype=float) * 2

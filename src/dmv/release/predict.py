@@ -38,17 +38,20 @@ from typing import TYPE_CHECKING, Any, Literal
 from dmv.data import catalog
 from dmv.data._sql import MAX_IDENTIFIER, check_identifier
 from dmv.data.fingerprint import FINGERPRINT_ALGO, algorithm_of, measure_table
-from dmv.data.records import PartInfo
+from dmv.data.records import PartInfo, SplitInfo
 from dmv.data.sources import Source
 from dmv.data.streamed import CheckedStream
-from dmv.errors import BadRows, InvalidInput, NotFound, PredictionError, StorageError
+from dmv.errors import InvalidInput, NotFound, StorageError
+from dmv.flavors import is_unsafe
 from dmv.interface import Interface
 from dmv.interface.batch import BatchValidator, check_schema
 from dmv.registry.predictions import PredictionRecord
+from dmv.release._scoring import VERSION_COLUMN, bad_rows, reasons, scored_batch
+from dmv.release._spark_predict import part_input, runs_in_engine, score_in_spark, sql_input
 from dmv.release.reproduce import Report
+from dmv.release.serving_run import model_artifact
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
     from dmv.data.catalog import ProjectStores
@@ -69,8 +72,6 @@ __all__ = [
 
 #: Rows scored per batch: big enough that the model's own call dominates.
 BATCH_ROWS = 100_000
-VERSION_COLUMN = "dmv_version"
-ROW_COLUMN = "dmv_row"
 PROBLEM_COLUMN = "dmv_problem"
 OnBadRows = Literal["refuse", "reject"]
 _FILE = re.compile(r"\.(parquet|csv|tsv|csv\.gz|parquet\.gz)$", re.IGNORECASE)
@@ -204,18 +205,26 @@ def _file_sha256(path: str) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
+def _find_part(
+    stores: ProjectStores, model: str, spec: PredictInput
+) -> tuple[SplitInfo, dict[str, Any]]:
+    """The split and the part entry ``DATA.SPLIT:PART`` names."""
+    ref, _, part = spec.text.partition(":")
+    info = catalog.find_split(stores, model, ref)
+    if info.result.get("kind") == "files":
+        raise InvalidInput(
+            f"split {ref} stores files, not rows",
+            hint="score a split of table rows, a query or a Parquet/CSV file",
+        )
+    info.table(part)  # NotFound naming the parts
+    return info, next(p for p in info.result.get("parts", []) if p["name"] == part)
+
+
 @contextlib.contextmanager
 def _open_input(stores: ProjectStores, model: str, spec: PredictInput) -> Iterator[_Opened]:
     if spec.kind == "part":
-        ref, _, part = spec.text.partition(":")
-        info = catalog.find_split(stores, model, ref)
-        if info.result.get("kind") == "files":
-            raise InvalidInput(
-                f"split {ref} stores files, not rows",
-                hint="score a split of table rows, a query or a Parquet/CSV file",
-            )
-        info.table(part)  # NotFound naming the parts
-        entry = next(p for p in info.result.get("parts", []) if p["name"] == part)
+        info, entry = _find_part(stores, model, spec)
+        part = entry["name"]
         with catalog.warehouse(stores) as wh:
             stream = CheckedStream(wh, PartInfo.from_dict(entry), entry.get("checks"))
             record = stream.record
@@ -260,85 +269,6 @@ def _open_input(stores: ProjectStores, model: str, spec: PredictInput) -> Iterat
 
 
 # -- scoring ------------------------------------------------------------------------------
-
-
-def _frame(batch: pa.RecordBatch, model: Model, fields: Sequence[str]) -> Any:
-    """The good rows as the frame the model was trained on (dtypes from its spec)."""
-    import pandas as pd
-
-    present = [n for n in fields if n in batch.schema.names]
-    frame = batch.select(present).to_pandas()
-    spec = model.spec
-    if spec is None:
-        return frame
-    data: dict[str, Any] = {}
-    for col in spec.columns:
-        values = frame[col.name] if col.name in frame else pd.Series([None] * len(frame))
-        dtype = col.dtype
-        try:
-            if dtype == "category":
-                cats = pd.Index(list(col.categories), dtype=col.categories_dtype or None)
-                data[col.name] = pd.Categorical(values, categories=cats, ordered=col.ordered)
-            elif dtype.startswith("datetime64"):
-                aware = "UTC" in dtype or ", " in dtype
-                stamps = pd.to_datetime(values, utc=aware, format="ISO8601")
-                if ", " in dtype:
-                    stamps = stamps.dt.tz_convert(dtype.split(", ", 1)[1].rstrip("]"))
-                data[col.name] = stamps.astype(dtype)  # type: ignore[call-overload]
-            elif dtype in ("object", "str"):
-                data[col.name] = values.astype(object)
-            else:
-                data[col.name] = values.astype(dtype)  # type: ignore[call-overload]
-        except (TypeError, ValueError):  # e.g. a null in a column trained without any
-            data[col.name] = values
-    return pd.DataFrame(data, index=frame.index)[list(spec.names)]
-
-
-def _safe_name(text: str) -> str:
-    name = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
-    return name if name and name[0].isalpha() else f"c_{name}"
-
-
-def _outputs(model: Model, frame: Any, n: int) -> list[tuple[str, Any]]:
-    """The model's outputs on ``frame`` as named columns (a keyed output: one per key)."""
-    import numpy as np
-
-    columns = model.columns(frame)
-    names = model.output_names
-    if len(columns) == 1 and hasattr(columns[0], "columns"):
-        out_frame = columns[0]
-        return [(str(c), np.asarray(out_frame[c])) for c in out_frame.columns]
-    if len(columns) == 1 and columns[0].ndim == 2 and len(names) > 1:
-        arr = columns[0]
-        if arr.shape[1] == len(names):
-            columns = [arr[:, i] for i in range(arr.shape[1])]
-    if len(columns) != len(names):
-        raise PredictionError(
-            f"the model answered {len(columns)} outputs; its interface names {len(names)}",
-            hint="log the model with an interface whose outputs match what its predict returns",
-        )
-    out: list[tuple[str, Any]] = []
-    for name, col in zip(names, columns, strict=True):
-        arr = np.asarray(col)
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
-        if len(arr) != n:
-            raise PredictionError(
-                f"the model returned {len(arr)} rows for {n} inputs",
-                hint="the model's predict must return one answer per input row",
-            )
-        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
-            row = int(np.argwhere(~np.isfinite(arr))[0][0])
-            raise PredictionError(
-                f"the model answered a non-finite value for output {name!r} of row {row}",
-                hint="the inputs are likely outside what the model was trained on",
-            )
-        if arr.ndim == 2:
-            keys = model.keyed.get(name) or tuple(str(i) for i in range(arr.shape[1]))
-            out.extend((f"{name}_{_safe_name(str(k))}", arr[:, i]) for i, k in enumerate(keys))
-        else:
-            out.append((name, arr))
-    return out
 
 
 @dataclass
@@ -394,16 +324,10 @@ def _score(
                 counts.timings["validate"] += clock - now
                 if problems:
                     if on_bad_rows == "refuse":
-                        raise BadRows(
-                            f"{int(bad.sum())} row(s) of the input break the interface, first "
-                            f"{problems[0]['message']}",
-                            hint="fix those rows, or pass --on-bad-rows reject to write them to "
-                            "a rejects table (with each row's problem) and score the others",
-                            problems=problems[:20],
-                        )
+                        raise bad_rows(int(bad.sum()), problems)
                     counts.problems.extend(problems[: max(0, 20 - len(counts.problems))])
                     counts.rejected += int(bad.sum())
-                    reason = _reasons(problems, bad, offset)
+                    reason = reasons(problems, bad, offset)
                     rej = batch.filter(pa.array(bad)).append_column(
                         PROBLEM_COLUMN, pa.array(reason, pa.string())
                     )
@@ -412,26 +336,12 @@ def _score(
                     rejects.write_batch(rej)
                     batch = batch.filter(pa.array(~bad))
                 if batch.num_rows:
-                    frame = _frame(batch, model, fields)
-                    columns = _outputs(model, frame, batch.num_rows)
-                    arrays: list[pa.Array] = [batch.column(k) for k in keys]
-                    names = list(keys)
+                    rows = None
                     if not keys:
                         everyone = np.arange(offset, offset + batch.num_rows)
                         ordinal = np.flatnonzero(~bad) + offset if problems else everyone
-                        arrays.append(pa.array(ordinal, pa.int64()))
-                        names.append(ROW_COLUMN)
-                    for name, arr in columns:
-                        if name in names:
-                            raise InvalidInput(
-                                f"output {name!r} has the name of a key column",
-                                hint="rename the key column in the query",
-                            )
-                        arrays.append(_arrow(arr))
-                        names.append(name)
-                    arrays.append(pa.repeat(pa.scalar(version, pa.string()), batch.num_rows))
-                    names.append(VERSION_COLUMN)
-                    out = pa.RecordBatch.from_arrays(arrays, names=names)
+                        rows = pa.array(ordinal, pa.int64())
+                    out = scored_batch(model, batch, fields, keys, version, rows)
                     if writer is None:
                         writer = pq.ParquetWriter(str(out_path), out.schema)
                     writer.write_batch(out)
@@ -451,21 +361,6 @@ def _score(
             writer.close()
         if rejects is not None:
             rejects.close()
-
-
-def _arrow(arr: Any) -> pa.Array:
-    import pyarrow as pa
-
-    if arr.dtype.kind == "O":
-        return pa.array(arr.tolist())
-    return pa.array(arr)
-
-
-def _reasons(problems: list[dict[str, Any]], bad: np.ndarray, offset: int) -> list[str]:
-    import numpy as np
-
-    by_row = {int(p["row"]) - offset: str(p["message"]) for p in problems}
-    return [by_row.get(int(i), "breaks the interface") for i in np.flatnonzero(bad)]
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -539,6 +434,17 @@ def predict_batches(
     for key in keys:
         check_identifier(key, "key column")
     started = time.time()
+    if (
+        target.kind == "table"
+        and source.kind != "file"
+        and source.source in (None, "", "warehouse")
+    ):
+        with catalog.warehouse(stores) as wh:
+            if runs_in_engine(wh):  # Spark: the executors score, no row on the client
+                return _predict_in_engine(
+                    stores, wh, info, run_id, source, target, pred_id, keys, on_bad_rows,
+                    batch_rows, started,
+                )  # fmt: skip
     counts = _Counts()
     spool_dir = Path(tempfile.mkdtemp(prefix="dmv-predict-"))
     final_tmp: list[Path] = []
@@ -641,6 +547,89 @@ def predict_batches(
                 path.unlink()
         with contextlib.suppress(OSError):
             spool_dir.rmdir()
+
+
+def _predict_in_engine(
+    stores: ProjectStores,
+    wh: Warehouse,
+    info: VersionInfo,
+    run_id: str,
+    source: PredictInput,
+    target: PredictOutput,
+    pred_id: str,
+    keys: Sequence[str],
+    on_bad_rows: OnBadRows,
+    batch_rows: int,
+    started: float,
+) -> PredictionRecord:
+    """Score on the warehouse's own workers (Spark): the rows never leave the cluster."""
+    _, art = model_artifact(stores.registry, info, run_id)
+    details: dict[str, Any] = {"on_bad_rows": on_bad_rows, "engine": wh.dialect}
+    split: SplitInfo | None = None
+    if source.kind == "part":
+        split, entry = _find_part(stores, info.version.name, source)
+        rows = part_input(wh, PartInfo.from_dict(entry), entry.get("checks"))
+        chosen = tuple(keys) or _split_key(split.spec)
+        details["table"] = str(entry["table"])
+        described = source.text
+    else:
+        rows = sql_input(wh, source.text)
+        chosen = tuple(keys)
+        described = source.describe()
+    scored = score_in_spark(
+        wh,
+        stores.config.location("artifacts"),
+        info,
+        run_id,
+        art,
+        rows,
+        keys=chosen,
+        on_bad_rows=on_bad_rows,
+        output=target.name,
+        rejects=target.rejects,
+        temp=f"dmv_tmp_pred_{pred_id}",
+        # the caller loaded this model under the trust rule before: an unsafe format
+        # reached here only trusted, and the executors load it as the caller did
+        trust_pickle=is_unsafe(art.meta or {}),
+        batch_rows=batch_rows,
+        clock=time.perf_counter,
+    )
+    if rows.record is not None and rows.part is not None and split is not None:
+        with contextlib.suppress(StorageError):  # the check measured on the way, for later reads
+            stores.registry.add_part_check(
+                info.version.name, split.data, split.split, rows.part.name, *rows.record
+            )
+    rejects_name = target.rejects if scored.rejected else None
+    details.update(keys=list(chosen), problems=scored.problems)
+    if scored.rejects_fingerprint is not None:
+        details["rejects_fingerprint"] = scored.rejects_fingerprint
+    details["timings"] = {k: round(v, 3) for k, v in scored.timings.items()}
+    record = PredictionRecord(
+        pred_id,
+        info.version,
+        run_id,
+        source.kind,
+        described,
+        scored.input_fingerprint,
+        target.kind,
+        target.name,
+        scored.output_fingerprint,
+        scored.rows_in,
+        scored.rows_out,
+        scored.rejected,
+        started,
+        time.time(),
+        rejects=rejects_name,
+        details=details,
+    )
+    try:
+        return stores.registry.add_prediction(record)
+    except BaseException:  # not recorded: nothing stays under the final names
+        for table in (target.name, rejects_name):
+            if table:
+                with contextlib.suppress(Exception):
+                    wh.drop_table(table)
+        raise
 
 
 def verify_prediction(stores: ProjectStores, record: PredictionRecord) -> Report:

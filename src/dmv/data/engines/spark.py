@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dmv._urls import source_url
@@ -411,6 +411,60 @@ class SparkWarehouse(BaseWarehouse):
         finally:
             with contextlib.suppress(Exception):
                 self.spark.catalog.dropTempView(view)
+
+    # -- Python on the executors --------------------------------------------------------
+    def map_arrow(
+        self,
+        select_sql: str,
+        fn: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
+        schema: pa.Schema,
+        *,
+        into: str | None = None,
+        limit: int | None = None,
+        batch_rows: int | None = None,
+        observe: Sequence[str] = (),
+    ) -> list[tuple[Any, ...]]:
+        """Run ``fn`` on the executors over the Arrow batches of ``select_sql``
+        (``mapInArrow``), its batches of ``schema``: written to the table ``into`` (no
+        row passes through the client), else the first ``limit`` rows returned.
+
+        ``fn`` is pickled to the executors, whose Python must import what it uses.
+        ``batch_rows`` bounds the rows per batch it is handed. ``observe``: aggregate
+        SQL expressions over the rows ``fn`` was handed, computed in the same job;
+        with ``into``, their values are the one row returned.
+        """
+        from pyspark.errors import PySparkException
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        conf = "spark.sql.execution.arrow.maxRecordsPerBatch"
+        before = self.spark.conf.get(conf) if batch_rows else None
+        try:
+            if batch_rows:
+                self.spark.conf.set(conf, str(batch_rows))
+            source = self._df(select_sql)
+            seen = Observation("dmv_observed") if observe else None
+            if seen is not None:
+                exprs = [F.expr(e).alias(f"m{i}") for i, e in enumerate(observe)]
+                source = source.observe(seen, *exprs)
+            df = source.mapInArrow(fn, from_arrow_schema(schema))
+            with self._deadline():
+                if into is None:
+                    return [tuple(r) for r in (df.limit(limit) if limit else df).collect()]
+                name = quote_ident(check_identifier(into))
+                df.write.saveAsTable(name)
+                self._track(name)
+                if seen is None:
+                    return []
+                values = seen.get
+                return [tuple(values[f"m{i}"] for i in range(len(observe)))]
+        except PySparkException as exc:
+            raise self._error(exc, "running on the Spark executors") from exc
+        finally:
+            if before is not None:
+                with contextlib.suppress(Exception):
+                    self.spark.conf.set(conf, before)
 
     # -- reading ------------------------------------------------------------------------
     def reader(self, sql: str, params: Params = None) -> pa.RecordBatchReader:
