@@ -252,7 +252,7 @@ class FsspecArtifacts:
                     hint="for s3:// install dmv[s3]",
                 ) from None
             if protocol in ("s3", "s3a"):
-                from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
+                from botocore.exceptions import BotoCoreError
 
                 # Missing credentials or an unreachable endpoint are botocore errors.
                 self._errors = (OSError, BotoCoreError)
