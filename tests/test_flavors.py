@@ -696,3 +696,36 @@ def test_a_declared_interface_overrides_the_probe(project: dmv.Project) -> None:
     assert not any(f.nullable for f in iface.inputs)
     assert iface.fingerprint == Interface.from_dict(declared).fingerprint
     assert iface.domain["spend"]["min"] >= 0  # what the rows held is still recorded
+
+
+LOAD_SKOPS_WITHOUT_TORCH = """
+import sys
+from sklearn.linear_model import LogisticRegression
+import numpy as np
+from dmv.flavors._sklearn import SklearnFlavor
+flavor = SklearnFlavor()
+model = LogisticRegression().fit(np.arange(20.0).reshape(10, 2), [0, 1] * 5)
+data, meta = flavor.save(model, trust_pickle=False)
+loaded = flavor.load(data, meta)
+assert list(loaded.predict(np.arange(4.0).reshape(2, 2))) == list(
+    model.predict(np.arange(4.0).reshape(2, 2))
+)
+print("torch" in sys.modules)
+import torch  # still importable afterwards
+print(torch.__name__)
+"""
+
+
+def test_loading_a_skops_model_does_not_import_torch() -> None:
+    """skops lists scikit-learn's modules, one of which imports PyTorch: a second of
+    start-up for every sklearn model served or scored; dmv keeps it out."""
+    pytest.importorskip("torch")
+    pytest.importorskip("skops")
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_SKOPS_WITHOUT_TORCH],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert out == ["False", "torch"]

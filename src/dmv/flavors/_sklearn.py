@@ -10,6 +10,9 @@ which a project must trust.
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,15 +27,56 @@ def untrusted(types: list[str]) -> list[str]:
     return [t for t in types if t.split(".", 1)[0] not in TRUSTED_LIBRARIES]
 
 
+class _Unimportable(importlib.abc.MetaPathFinder):
+    """Makes ``import NAME`` fail in one thread while a library is imported.
+
+    skops imports every scikit-learn module to list the types it trusts, and one of
+    them (scikit-learn's bundled array-API shim) imports PyTorch whenever it is
+    installed: about a second of start-up for every process that loads a skops
+    file, for a library no scikit-learn model needs. The shim is optional (it is
+    skipped when PyTorch cannot be imported), so while skops is imported PyTorch is
+    made unimportable, in the importing thread only: another thread that imports
+    PyTorch meanwhile (a PyTorch model being loaded) is not affected, and nothing
+    is cached, so a later ``import torch`` works as usual.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.thread = threading.get_ident()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if threading.get_ident() == self.thread and (
+            fullname == self.name or fullname.startswith(self.name + ".")
+        ):
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+def _import_skops() -> Any:
+    if "torch" not in sys.modules and "skops.io" not in sys.modules:
+        hidden = _Unimportable("torch")
+        sys.meta_path.insert(0, hidden)
+        try:
+            import skops.io as sio  # type: ignore[import-untyped]
+
+            return sio
+        except ImportError:
+            pass  # whatever failed, the import below says it without the hiding
+        finally:
+            sys.meta_path.remove(hidden)
+    import skops.io as sio
+
+    return sio
+
+
 def _skops() -> Any:
     try:
-        import skops.io as sio  # type: ignore[import-untyped]
+        return _import_skops()
     except ImportError:
         raise ModelUnavailable(
             "scikit-learn models are stored with skops, which is not installed",
             hint="pip install 'dmv[sklearn]'",
         ) from None
-    return sio
 
 
 def skops_types(data: bytes) -> list[str]:
