@@ -300,7 +300,7 @@ def create_router(server: ModelServer) -> APIRouter:
                     for k in unknown[:20]
                 ],
             )
-        version, outputs = server.predict(name, ref, body["inputs"])
+        version, outputs = await server.predict_async(name, ref, body["inputs"])
         return _respond(
             {"model": version.name, "version": version.number, "outputs": outputs},
             version.number,
@@ -405,7 +405,7 @@ def create_router(server: ModelServer) -> APIRouter:
         rows = rows_from_tensors(body, iface, binary)
         served = server.served(info)
         names, binary_out = requested_outputs(body, served.output_names)
-        version, outputs = server.predict_version(info, rows)
+        version, outputs = await server.predict_version_async(info, rows)
         content: dict[str, Any] = {
             "model_name": name,
             "model_version": version.number,
