@@ -59,9 +59,18 @@ def _rows(x: pd.DataFrame, n: int = 40) -> list[dict[str, Any]]:
 
 
 def _both(
-    project: dmv.Project, name: str, rows: list[dict[str, Any]], *, fast: bool | None = True
+    project: dmv.Project,
+    name: str,
+    rows: list[dict[str, Any]],
+    *,
+    fast: bool | None = True,
+    per_row: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(frame path, server path) answers for ``rows``; ``fast`` says if columns are taken."""
+    """(frame path, server path) answers for ``rows``; ``fast`` says if columns are taken.
+
+    ``per_row``: the model answers each row on its own (trees), so a row alone gets
+    exactly its answer among others, as a served batch would send it.
+    """
     server = ModelServer(project)
     server.trust_pickle = True
     info = server.resolve(name, V)
@@ -73,6 +82,9 @@ def _both(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "X does not have valid feature names"
         _, served = server.predict_version(info, rows)
+        for row, answer in zip(rows[:12] if per_row else [], served, strict=False):
+            assert server.predict_version(info, [row])[1] == [answer]
+            assert model.predict_rows([row]) == [answer]
     return reference, served
 
 
@@ -111,7 +123,7 @@ def test_sklearn_fit_on_a_dataframe_with_nulls(project: dmv.Project) -> None:
         run.log_model(model, sample_input=x.head(20), outputs="proba")
     rows = _rows(x)
     assert any(r["spend"] is None for r in rows)
-    reference, served = _both(project, "hgb", rows)
+    reference, served = _both(project, "hgb", rows, per_row=True)
     _same(reference, served)
 
 
@@ -153,7 +165,7 @@ def test_lightgbm_with_a_category_and_nulls(project: dmv.Project) -> None:
         run.log_model(model, sample_input=x.head(20), outputs=["label", "proba"])
     rows = _rows(x)
     assert any(r["plan"] is None for r in rows) and any(r["spend"] is None for r in rows)
-    reference, served = _both(project, "gbm", rows)
+    reference, served = _both(project, "gbm", rows, per_row=True)
     _same(reference, served)
     # The frame LightGBM itself is given, categories restored, answers the same.
     want = model.predict_proba(x.head(40))
@@ -169,7 +181,7 @@ def test_lightgbm_with_integer_categories(project: dmv.Project) -> None:
     model.fit(x, (y == "churn").astype(float))
     with project.run("gbm-int", version=V) as run:
         run.log_model(model, sample_input=x.head(20))
-    reference, served = _both(project, "gbm-int", _rows(x))
+    reference, served = _both(project, "gbm-int", _rows(x), per_row=True)
     _same(reference, served)
 
 
@@ -180,7 +192,7 @@ def test_xgboost_with_a_category(project: dmv.Project) -> None:
     model.fit(x, (y == "churn").astype(int))
     with project.run("xgb", version=V) as run:
         run.log_model(model, sample_input=x.head(20), outputs="proba")
-    reference, served = _both(project, "xgb", _rows(x), fast=None)
+    reference, served = _both(project, "xgb", _rows(x), fast=None, per_row=True)
     _same(reference, served)
 
 

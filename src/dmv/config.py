@@ -530,10 +530,10 @@ _SERVING_EXAMPLE = (
 class ModelServing:
     """``[models.NAME.serving]``: how the server batches one model's requests.
 
-    ``batching`` None means the flavor's default: on for the built-in flavors, whose
-    rows are predicted independently, off for ``python`` models (the user's own code
-    may look at a whole request). ``max_batch_size`` counts rows; ``max_batch_wait_us``
-    is how long the first request of a batch may wait for others (0: not at all).
+    ``batching`` None means the flavor's default: on, except for ``python`` models (the
+    user's own code may look at a whole request) and ``torch`` ones (see
+    docs/serving.md). ``max_batch_size`` counts rows; ``max_batch_wait_us`` is how long
+    the first request of a batch may wait for others (0: not at all).
     """
 
     batching: bool | None = None

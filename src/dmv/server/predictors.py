@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_OUTPUT",
+    "UNBATCHED_FLAVORS",
     "ModelServer",
     "Served",
 ]
@@ -52,6 +53,11 @@ DEFAULT_OUTPUT = "prediction"
 #: enough that a broken model costs one attempt, not one per request; short enough
 #: that installing a missing module or fixing a store heals without a restart.
 RETRY_LOAD_AFTER = 30.0
+
+#: Flavors batched only when their model's ``[models.NAME.serving]`` says so: the
+#: user's own code may look at a whole request, and PyTorch's float32 kernels round
+#: a row differently (~1e-7) depending on how many rows share the call.
+UNBATCHED_FLAVORS = frozenset({"python", "torch"})
 
 
 @dataclass
@@ -382,8 +388,8 @@ class ModelServer:
         if batcher is False or batcher.loop is not loop:  # type: ignore[union-attr]
             settings = self.project.config.serving.get(served.version.name)
             on = settings.batching if settings is not None else None
-            if on is None:  # the user's own code may look at a whole request
-                on = served.flavor != "python"
+            if on is None:
+                on = served.flavor not in UNBATCHED_FLAVORS
             if not on:
                 self._batchers[key] = None
                 return None
