@@ -555,10 +555,15 @@ def _plain_row(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 def _plain_list(arr: Any) -> list[Any]:
     values: list[Any] = arr.tolist()
-    if arr.dtype.kind in "fc":
-        if any(isinstance(v, float) and not math.isfinite(v) for v in values) or arr.ndim > 1:
-            return [_plain(v) for v in values]
-        return values
+    if arr.dtype.kind == "f":
+        import numpy as np
+
+        # tolist() gives Python floats at any depth: only non-finite ones need a look.
+        if bool(np.isfinite(arr).all()):
+            return values
+        return [_plain(v) for v in values]
+    if arr.dtype.kind == "c":
+        return [_plain(v) for v in values]
     if arr.dtype.kind in "biu" or arr.dtype.kind == "U":
         return values
     return [_plain(v) for v in values]

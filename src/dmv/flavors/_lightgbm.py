@@ -56,9 +56,10 @@ class LightGBMFlavor(Flavor):
     def compute_all(
         self, native: Any, meta: Mapping[str, Any], x: Any, kinds: tuple[str, ...]
     ) -> list[Any]:
-        # A request of a few rows is faster on one thread (about 3x here); a server
-        # answers many requests at once instead.
-        threads = {"num_threads": 1} if len(x) < 1000 else {}
+        # One thread unless the input is large: a server answers many requests at once,
+        # and on a busy 2-core machine 1,000 rows took 3.4 ms on one thread against
+        # 14.5 ms on all (10,000 rows: 26 against 31 ms).
+        threads = {"num_threads": 1} if len(x) < 100_000 else {}
         x = _as_matrix(native, x)
         if meta.get("task") != "classifier":
             return [native.predict(x, **threads)]
