@@ -25,6 +25,7 @@ __all__ = [
     "SETTINGS",
     "WEBHOOK_EVENTS",
     "Config",
+    "ModelServing",
     "ReleasePolicy",
     "Setting",
     "SigningConfig",
@@ -533,15 +534,62 @@ def find_root(start: str | os.PathLike[str] = ".") -> Path | None:
 
 
 _MODEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")
-_MODEL_KEYS = ("train",)
+_MODEL_KEYS = ("train", "serving")
+_SERVING_EXAMPLE = (
+    "[models.price-model.serving]\nbatching = true\nmax_batch_size = 64\nmax_batch_wait_us = 0"
+)
 
 
-def _model_entries(table: Any, path: Path) -> dict[str, dict[str, str]]:
-    """``[models.NAME]`` tables: each model's declared pipeline entries (``train``)."""
+@dataclass(frozen=True)
+class ModelServing:
+    """``[models.NAME.serving]``: how the server batches one model's requests.
+
+    ``batching`` None means the flavor's default: on, except for ``python`` models (the
+    user's own code may look at a whole request) and ``torch`` ones (see
+    docs/serving.md). ``max_batch_size`` counts rows; ``max_batch_wait_us`` is how long
+    the first request of a batch may wait for others (0: not at all).
+    """
+
+    batching: bool | None = None
+    max_batch_size: int = 64
+    max_batch_wait_us: int = 0
+
+
+def _serving(table: Any, where: str) -> ModelServing:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}.serving must be a table", hint=_SERVING_EXAMPLE)
+    known = {"batching", "max_batch_size", "max_batch_wait_us"}
+    if unknown := set(table) - known:
+        raise ConfigError(
+            f"{where}.serving: unknown key(s) {', '.join(sorted(unknown))}",
+            hint="the keys are " + ", ".join(sorted(known)),
+        )
+    batching = table.get("batching")
+    if batching is not None and not isinstance(batching, bool):
+        raise ConfigError(f"{where}.serving: batching must be true or false", hint=_SERVING_EXAMPLE)
+    limits = {"max_batch_size": (1, 100_000), "max_batch_wait_us": (0, 1_000_000)}
+    values = {}
+    for key, (low, high) in limits.items():
+        value = table.get(key, getattr(ModelServing, key))
+        if type(value) is not int or not low <= value <= high:
+            raise ConfigError(
+                f"{where}.serving: {key} must be a whole number from {low:,} to {high:,}, "
+                f"got {value!r}",
+                hint=_SERVING_EXAMPLE,
+            )
+        values[key] = value
+    return ModelServing(batching, values["max_batch_size"], values["max_batch_wait_us"])
+
+
+def _model_entries(
+    table: Any, path: Path
+) -> tuple[dict[str, dict[str, str]], dict[str, ModelServing]]:
+    """``[models.NAME]`` tables: each model's pipeline entries (``train``) and ``serving``."""
     example = '[models.price-model]\ntrain = "python train.py {data}"'
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [models] must hold one table per model", hint=example)
     out: dict[str, dict[str, str]] = {}
+    serving: dict[str, ModelServing] = {}
     for name, entry in table.items():
         where = f"{path}: [models.{name}]"
         if not _MODEL_NAME.fullmatch(name):
@@ -556,8 +604,10 @@ def _model_entries(table: Any, path: Path) -> dict[str, dict[str, str]]:
         train = entry.get("train")
         if train is not None and (not isinstance(train, str) or not train.strip()):
             raise ConfigError(f"{where}: train must be a command line", hint=example)
+        if "serving" in entry:
+            serving[name] = _serving(entry["serving"], where)
         out[name] = {k: v for k, v in entry.items() if isinstance(v, str)}
-    return out
+    return out, serving
 
 
 class _Tables(NamedTuple):
@@ -569,6 +619,7 @@ class _Tables(NamedTuple):
     branch_pattern: str
     signing: SigningConfig
     models: dict[str, dict[str, str]]
+    serving: dict[str, ModelServing]
 
 
 class Config:
@@ -589,6 +640,8 @@ class Config:
         self.signing = tables.signing
         #: ``[models.NAME]``: each model's declared entries, e.g. ``{"train": "python …"}``.
         self.models = tables.models
+        #: ``[models.NAME.serving]``: each model's batching settings (absent: the defaults).
+        self.serving = tables.serving
         self._values: dict[str, Any] = {}
         env = os.environ if environ is None else environ
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -618,7 +671,7 @@ class Config:
     @staticmethod
     def _read_file(path: Path) -> _Tables:
         if not path.is_file():
-            return _Tables({}, ReleasePolicy(), (), BRANCH_PATTERN, SigningConfig(), {})
+            return _Tables({}, ReleasePolicy(), (), BRANCH_PATTERN, SigningConfig(), {}, {})
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -630,7 +683,7 @@ class Config:
         hooks = _webhooks(data.pop("webhooks", []), path)
         pattern = _branch_pattern(data.pop("git", {}), path)
         signing = SigningConfig.from_table(data.pop("signing", {}), path)
-        models = _model_entries(data.pop("models", {}), path)
+        models, serving = _model_entries(data.pop("models", {}), path)
         section = data.get("dmv", data)
         if not isinstance(section, dict):
             raise ConfigError(
@@ -645,7 +698,7 @@ class Config:
                 + ", ".join(_BY_NAME)
                 + ", the [release], [git], [signing] and [models.NAME] tables and [[webhooks]]",
             )
-        return _Tables(section, policy, hooks, pattern, signing, models)
+        return _Tables(section, policy, hooks, pattern, signing, models, serving)
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]

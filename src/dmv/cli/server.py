@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dmv.project import Project
     from dmv.server.predictors import ModelServer
 
-__all__ = ["serve", "server", "token"]
+__all__ = ["serve", "server", "token", "worker_app"]
 
 
 def _ctx() -> Context:
@@ -124,6 +124,9 @@ def check_bind(project: Project, host: str) -> bool:
     return locked
 
 
+_WORKER_ENV = "DMV_SERVE_WORKER"
+
+
 def _run(
     project: Project,
     host: str,
@@ -133,28 +136,89 @@ def _run(
     allow_deprecated: bool = False,
     allow_hosts: tuple[str, ...] = (),
     trust_pickle: bool = False,
+    workers: int = 1,
 ) -> None:
     import uvicorn
 
-    from dmv.server import create_app  # lazy: fastapi
-    from dmv.server.app import default_policy  # lazy: fastapi
-
     locked = check_bind(project, host)
     bind = host.strip("[]")  # uvicorn takes an IPv6 address bare: ::1, not [::1]
-    app = create_app(
-        project,
-        serve_refs=refs,
-        allow_deprecated=allow_deprecated,
-        trust_pickle=trust_pickle,
-        policy=default_policy(project, bind, allow_hosts),
-    )
+    mode = "tokens required" if locked else "open: no tokens yet, loopback only"
+    shown = f"[{bind}]" if ":" in bind else bind
+    settings = {
+        "root": str(project.root),
+        "refs": refs,
+        "allow_deprecated": allow_deprecated,
+        "trust_pickle": trust_pickle,
+        "bind": bind,
+        "allow_hosts": list(allow_hosts),
+    }
+    if workers > 1:
+        # Worker processes share the listening socket (uvicorn's supervisor binds it
+        # and restarts a worker that dies); each opens the project and loads its models.
+        import json
+        import os
+
+        what = ", ".join(refs) if refs else "API, UI and every model"
+        stderr(f"dmv: serving {what} on http://{shown}:{port} ({mode}), {workers} workers")
+        os.environ[_WORKER_ENV] = json.dumps(settings)
+        uvicorn.run(
+            "dmv.cli.server:worker_app",
+            factory=True,
+            workers=workers,
+            host=bind,
+            port=port,
+            log_level="warning",
+            access_log=access_log,
+        )
+        return
+    app = _app(project, settings)
     what = "API, UI and every model"
     if refs:
         what = ", ".join(_warm(app.state.model_server, refs))
-    mode = "tokens required" if locked else "open: no tokens yet, loopback only"
-    shown = f"[{bind}]" if ":" in bind else bind
+    _freeze_heap()
     stderr(f"dmv: serving {what} on http://{shown}:{port} ({mode})")
     uvicorn.run(app, host=bind, port=port, log_level="warning", access_log=access_log)
+
+
+def _app(project: Project, settings: dict[str, Any]) -> Any:
+    from dmv.server import create_app  # lazy: fastapi
+    from dmv.server.app import default_policy  # lazy: fastapi
+
+    return create_app(
+        project,
+        serve_refs=settings["refs"],
+        allow_deprecated=settings["allow_deprecated"],
+        trust_pickle=settings["trust_pickle"],
+        policy=default_policy(project, settings["bind"], tuple(settings["allow_hosts"])),
+    )
+
+
+def worker_app() -> Any:
+    """The app of one ``--workers`` process, from the settings its parent put in the environment."""
+    import json
+    import os
+
+    from dmv.project import open_project  # lazy: the facade
+
+    settings = json.loads(os.environ[_WORKER_ENV])
+    app = _app(open_project(settings["root"]), settings)
+    if settings["refs"]:
+        _warm(app.state.model_server, settings["refs"], quiet=True)
+    _freeze_heap()
+    return app
+
+
+def _freeze_heap() -> None:
+    """Leave what start-up loaded (libraries, models) out of every garbage collection.
+
+    A request allocates thousands of small containers, which triggers collections;
+    a full one walked the millions of objects scikit-learn, pandas and the models
+    hold, a pause of several milliseconds in the middle of a request.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -190,6 +254,13 @@ _trust_pickle = click.option(
     help="Also serve deprecated versions, when asked for by exact version "
     "(otherwise they answer 410).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (one per core uses them all).",
+)
 def serve(
     refs: tuple[str, ...],
     host: str,
@@ -198,6 +269,7 @@ def serve(
     allow_hosts: tuple[str, ...],
     allow_deprecated: bool,
     trust_pickle: bool,
+    workers: int,
 ) -> None:
     """Serve predictions for the versions REF names (e.g. price-model@production).
 
@@ -210,7 +282,17 @@ def serve(
     """
     project = _ctx().project
     _check_refs(project, refs, allow_deprecated)
-    _run(project, host, port, list(refs), access_log, allow_deprecated, allow_hosts, trust_pickle)
+    _run(
+        project,
+        host,
+        port,
+        list(refs),
+        access_log,
+        allow_deprecated,
+        allow_hosts,
+        trust_pickle,
+        workers,
+    )
 
 
 @click.command()
@@ -277,7 +359,7 @@ def _check_refs(project: Project, refs: tuple[str, ...], allow_deprecated: bool)
         )
 
 
-def _warm(model_server: ModelServer, refs: list[str]) -> list[str]:
+def _warm(model_server: ModelServer, refs: list[str], *, quiet: bool = False) -> list[str]:
     """Load each served model now (its hash checked), so the first request is fast.
 
     Returns what is served, one line per reference; a model that fails to load is
@@ -295,6 +377,6 @@ def _warm(model_server: ModelServer, refs: list[str]) -> list[str]:
             failed += 1
             stderr(f"dmv: FAILED {text}: {exc.message} — its endpoints answer {exc.http_status}")
             served.append(f"{text} (failed)")
-    if failed:
+    if failed and not quiet:
         stderr(f"dmv: {failed} of {len(refs)} models failed to load; serving the others")
     return served

@@ -44,7 +44,7 @@ from dmv.errors import (
     UntrustedModel,
 )
 from dmv.flavors import _lightgbm, _onnx, _python, _sklearn, _torch, _xgboost
-from dmv.flavors._flavor import Flavor
+from dmv.flavors._flavor import FastInput, Flavor
 from dmv.flavors._frame import FrameSpec, build_frame, spec_from_frame, spec_from_interface
 from dmv.flavors._onnx import ONNX_INSTALL_HINT
 from dmv.flavors._sklearn import skops_types
@@ -389,6 +389,37 @@ class Model:
         """The served answer: one ``{output field: value}`` dict per row."""
         return self.shape(self.columns(list(rows)), len(rows))
 
+    def _fast_input(self) -> FastInput | None:
+        if not hasattr(self, "_fast"):
+            plan = None
+            if self.spec is not None and self._tensor_field() is None:
+                plan = self.flavor.fast_input(self.native, self.meta, self.spec)
+            self._fast: FastInput | None = plan
+        return self._fast
+
+    @property
+    def takes_columns(self) -> bool:
+        """Whether :meth:`predict_columns` skips the frame for this model."""
+        return self._fast_input() is not None
+
+    def predict_columns(self, columns: Mapping[str, list[Any]], n: int) -> list[dict[str, Any]]:
+        """:meth:`predict_rows` for ``n`` validated rows given as columns, without a frame.
+
+        The answers are the frame path's, value for value (``tests/test_serving_fast``
+        compares them for every flavor); a model that needs its frame gets it.
+        """
+        plan, spec = self._fast_input(), self.spec
+        if plan is None or spec is None or not all(name in columns for name in spec.names):
+            names = list(columns)
+            table = zip(*columns.values(), strict=True)
+            rows = [dict(zip(names, row, strict=True)) for row in table] if names else [{}] * n
+            return self.predict_rows(rows)
+        import numpy as np
+
+        build, native = plan
+        found = self.flavor.compute_all(native, self.meta, build(columns, n), self.kinds)
+        return self.shape([v if hasattr(v, "columns") else np.asarray(v) for v in found], n)
+
     def shape(self, columns: list[Any], n: int) -> list[dict[str, Any]]:
         import numpy as np
 
@@ -524,10 +555,15 @@ def _plain_row(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 def _plain_list(arr: Any) -> list[Any]:
     values: list[Any] = arr.tolist()
-    if arr.dtype.kind in "fc":
-        if any(isinstance(v, float) and not math.isfinite(v) for v in values) or arr.ndim > 1:
-            return [_plain(v) for v in values]
-        return values
+    if arr.dtype.kind == "f":
+        import numpy as np
+
+        # tolist() gives Python floats at any depth: only non-finite ones need a look.
+        if bool(np.isfinite(arr).all()):
+            return values
+        return [_plain(v) for v in values]
+    if arr.dtype.kind == "c":
+        return [_plain(v) for v in values]
     if arr.dtype.kind in "biu" or arr.dtype.kind == "U":
         return values
     return [_plain(v) for v in values]

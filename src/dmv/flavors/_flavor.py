@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-__all__ = ["Flavor", "all_numeric"]
+if TYPE_CHECKING:
+    from dmv.flavors._frame import FrameSpec
+
+__all__ = ["FastInput", "Flavor", "all_numeric"]
+
+#: How a model takes validated columns without a frame: ``(build, model)``, where
+#: ``build(columns, n)`` is the input and ``model`` the object to compute on.
+FastInput = tuple[Callable[[Mapping[str, list[Any]], int], Any], Any]
 
 
 class Flavor:
@@ -38,6 +45,15 @@ class Flavor:
     def model_input(self, native: Any, meta: Mapping[str, Any], frame: Any) -> Any:
         """What the model's predict takes, made from the training frame."""
         return frame
+
+    def fast_input(self, native: Any, meta: Mapping[str, Any], spec: FrameSpec) -> FastInput | None:
+        """The frame-free input, when it gives exactly the frame's answers (None: the frame).
+
+        Serving hands the model the typed columns of a validated request; a flavor
+        that can make its input from them directly (a float matrix, category codes)
+        skips building a pandas frame per request.
+        """
+        return None
 
     def compute(self, native: Any, meta: Mapping[str, Any], x: Any, kind: str) -> Any:
         """One output, one entry per row (an array, or anything ``numpy.asarray`` takes)."""

@@ -20,6 +20,7 @@ __all__ = [
     "Column",
     "FrameSpec",
     "build_frame",
+    "float_matrix",
     "json_rows",
     "spec_from_frame",
     "spec_from_interface",
@@ -169,6 +170,33 @@ def build_frame(rows: Sequence[Mapping[str, Any]], spec: FrameSpec) -> Any:
     data = {c.name: _series([r.get(c.name) for r in rows], c) for c in spec.columns}
     frame = pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
     return frame[list(spec.names)] if spec.columns else frame
+
+
+def float_matrix(
+    columns: Mapping[str, list[Any]],
+    names: Sequence[str],
+    n: int,
+    codes: Mapping[str, Mapping[Any, float]] | None = None,
+    order: str = "C",
+) -> Any:
+    """Validated columns as one float64 matrix, nulls as NaN, categories as their codes.
+
+    ``codes`` maps a categorical column's values to their training codes (a value
+    not among them is NaN, as in a pandas ``Categorical``). ``order`` is the memory
+    layout: "F" is what a single-dtype DataFrame hands a library, "C" a stacked array.
+    """
+    import numpy as np
+
+    out = np.empty((n, len(names)), dtype=np.float64, order=cast(Any, order))
+    nan = math.nan
+    for j, name in enumerate(names):
+        values = columns[name]
+        mapping = codes.get(name) if codes else None
+        if mapping is not None:
+            out[:, j] = [nan if v is None else mapping.get(v, nan) for v in values]
+        else:
+            out[:, j] = np.asarray(values, dtype=np.float64)  # None becomes NaN
+    return out
 
 
 def _json_value(value: Any) -> Any:

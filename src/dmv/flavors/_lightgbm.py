@@ -12,7 +12,8 @@ from typing import Any
 
 from dmv.errors import ModelUnavailable
 from dmv.flavors import _trees
-from dmv.flavors._flavor import Flavor
+from dmv.flavors._flavor import FastInput, Flavor
+from dmv.flavors._frame import FrameSpec, float_matrix
 
 
 def _lgb() -> Any:
@@ -55,13 +56,33 @@ class LightGBMFlavor(Flavor):
     def compute_all(
         self, native: Any, meta: Mapping[str, Any], x: Any, kinds: tuple[str, ...]
     ) -> list[Any]:
-        # A request of a few rows is faster on one thread (about 3x here); a server
-        # answers many requests at once instead.
-        threads = {"num_threads": 1} if len(x) < 1000 else {}
+        # One thread unless the input is large: a server answers many requests at once,
+        # and on a busy 2-core machine 1,000 rows took 3.4 ms on one thread against
+        # 14.5 ms on all (10,000 rows: 26 against 31 ms).
+        threads = {"num_threads": 1} if len(x) < 100_000 else {}
         x = _as_matrix(native, x)
         if meta.get("task") != "classifier":
             return [native.predict(x, **threads)]
         return _trees.both(meta, _trees.proba_matrix(native.predict(x, **threads)), kinds)
+
+    def fast_input(self, native: Any, meta: Mapping[str, Any], spec: FrameSpec) -> FastInput | None:
+        # The matrix _as_matrix makes from the request frame, made from the columns.
+        names = spec.names
+        if list(names) != native.feature_name():
+            return None
+        trained = getattr(native, "pandas_categorical", None) or []
+        categorical = [c for c in spec.columns if c.dtype == "category"]
+        if len(categorical) != len(trained):
+            return None
+        codes: dict[str, dict[Any, float]] = {}
+        for column, categories in zip(categorical, trained, strict=True):
+            if list(column.categories) != list(categories):
+                return None
+            codes[column.name] = {v: float(i) for i, v in enumerate(categories)}
+        numeric = ("int", "float", "bool", "uint", "Int", "Float", "UInt", "boolean")
+        if not all(c.dtype == "category" or c.dtype.startswith(numeric) for c in spec.columns):
+            return None
+        return (lambda columns, n: float_matrix(columns, names, n, codes)), native
 
 
 def _as_matrix(native: Any, x: Any) -> Any:

@@ -10,6 +10,7 @@ which a project must trust.
 
 from __future__ import annotations
 
+import copy
 import importlib.abc
 import sys
 import threading
@@ -17,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from dmv.errors import InvalidInput, ModelUnavailable
-from dmv.flavors._flavor import Flavor, all_numeric
+from dmv.flavors._flavor import FastInput, Flavor, all_numeric
+from dmv.flavors._frame import FrameSpec, float_matrix
 
 #: Libraries whose types a skops file may name.
 TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy", "builtins", "collections"})
@@ -123,6 +125,61 @@ class SklearnFlavor(Flavor):
         if getattr(native, "feature_names_in_", None) is None and all_numeric(frame):
             return frame.to_numpy(dtype=float)
         return frame
+
+    def fast_input(self, native: Any, meta: Mapping[str, Any], spec: FrameSpec) -> FastInput | None:
+        return sklearn_fast_input(native, spec)
+
+
+_NUMERIC = ("int", "float", "bool", "uint")
+# Steps that select or compute columns by name, or run the user's own function:
+# they need the frame itself.
+_NEEDS_FRAME = frozenset({"ColumnTransformer", "FunctionTransformer"})
+
+
+def _estimators(native: Any) -> list[Any]:
+    found = [native]
+    get_params = getattr(native, "get_params", None)
+    if callable(get_params):
+        found += [v for v in get_params(deep=True).values() if hasattr(v, "get_params")]
+    return found
+
+
+def sklearn_fast_input(native: Any, spec: FrameSpec) -> FastInput | None:
+    """A scikit-learn model's float matrix, when it answers exactly as on the frame.
+
+    Fit on an array: the matrix is what it was trained on. Fit on a DataFrame of
+    float64 columns: scikit-learn turns that frame into the same float64 matrix
+    (column-major, as the frame's block is) after checking its column names; a
+    copy of the model without the recorded names takes the matrix directly, and
+    no "X does not have valid feature names" warning is raised. Anything else
+    (other dtypes, a step that picks columns by name, pandas output) keeps the frame.
+    """
+    names = spec.names
+    if not names:
+        return None
+    fitted_names = getattr(native, "feature_names_in_", None)
+    if fitted_names is None:
+        if not all(c.dtype.startswith(_NUMERIC) for c in spec.columns):
+            return None
+        return (lambda columns, n: float_matrix(columns, names, n)), native
+    if [str(c) for c in fitted_names] != list(names):
+        return None
+    if not all(c.dtype == "float64" for c in spec.columns):
+        return None
+    parts = _estimators(native)
+    for part in parts:
+        if type(part).__module__.split(".")[0] != "sklearn":
+            return None
+        if type(part).__name__ in _NEEDS_FRAME:
+            return None
+        output = getattr(part, "_sklearn_output_config", None) or {}
+        if output.get("transform", "default") != "default":
+            return None
+    stripped = copy.deepcopy(native)
+    for part in _estimators(stripped):
+        if "feature_names_in_" in vars(part):
+            del part.feature_names_in_
+    return (lambda columns, n: float_matrix(columns, names, n, order="F")), stripped
 
 
 FLAVOR = SklearnFlavor()

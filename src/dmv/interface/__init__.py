@@ -53,6 +53,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dmv.errors import InvalidInput
+from dmv.interface.decoder import Decoder, merge_columns
 from dmv.interface.diff import (
     ChangeKind,
     Compat,
@@ -77,6 +78,7 @@ __all__ = [
     "PROBLEM_KINDS",
     "ChangeKind",
     "Compat",
+    "Decoder",
     "Field",
     "FieldChange",
     "FieldType",
@@ -88,6 +90,7 @@ __all__ = [
     "export_document",
     "infer_domain",
     "infer_interface",
+    "merge_columns",
     "to_json_schema",
     "to_openapi",
     "to_proto",

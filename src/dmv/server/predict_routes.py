@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 import dmv
 from dmv.errors import InvalidInput
-from dmv.server.auth import gate, model_readable
+from dmv.server.auth import gate, model_readable_inline
 from dmv.server.oip import (
     HEADER_LENGTH,
     encode_response,
@@ -30,6 +30,11 @@ from dmv.server.openapi import NAME_PATTERN, REF_PATTERN, error_responses, v2_er
 from dmv.server.predictors import ModelServer
 
 __all__ = ["create_router", "is_v2_path", "v2_error"]
+
+try:  # the [server] extra installs it; the stdlib json does the same job, slower
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover
+    _msgspec = None  # type: ignore[assignment]
 
 _JSON = "application/json"
 _DATATYPES = (
@@ -192,6 +197,14 @@ def _no_constant(text: str) -> Any:
 
 
 def _parse_json(raw: bytes, hint: str) -> Any:
+    if _msgspec is not None:
+        # msgspec's parser is strict too (no NaN/Infinity, no overflow to infinity) and
+        # reads a request several times faster than json with a float hook. What it
+        # refuses goes to that parser, whose messages are the ones clients are told.
+        try:
+            return _msgspec.json.decode(raw)
+        except (_msgspec.DecodeError, RecursionError):
+            pass
     try:
         # Strict JSON: no NaN/Infinity, no numbers that overflow to infinity.
         return json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
@@ -220,9 +233,18 @@ async def _v2_body(request: Request) -> tuple[Any, bytes | None]:
     return _parse_json(raw[:n], hint), raw[n:]
 
 
+def _dumps(content: dict[str, Any]) -> bytes:
+    """Compact JSON (UTF-8), with msgspec's encoder when it is there (about 10x json's)."""
+    if _msgspec is not None:
+        try:
+            return _msgspec.json.encode(content)
+        except (TypeError, OverflowError):  # a value it does not know: json says why
+            pass
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _respond(content: dict[str, Any], version: str) -> Response:
-    body = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
-    return Response(body, media_type=_JSON, headers={"X-Model-Version": version})
+    return Response(_dumps(content), media_type=_JSON, headers={"X-Model-Version": version})
 
 
 Name = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="A model name.")]
@@ -241,7 +263,7 @@ _READ_ERRORS = error_responses(401, 403, 404, 410, 422, 503)
 
 def create_router(server: ModelServer) -> APIRouter:
     """Routes ``/models/…`` (dmv's predict API) and ``/v2/…`` (Open Inference Protocol)."""
-    router = APIRouter(dependencies=[Depends(model_readable)])
+    router = APIRouter(dependencies=[Depends(model_readable_inline)])
 
     @router.get(
         "/models",
@@ -300,7 +322,7 @@ def create_router(server: ModelServer) -> APIRouter:
                     for k in unknown[:20]
                 ],
             )
-        version, outputs = server.predict(name, ref, body["inputs"])
+        version, outputs = await server.predict_async(name, ref, body["inputs"])
         return _respond(
             {"model": version.name, "version": version.number, "outputs": outputs},
             version.number,
@@ -405,7 +427,7 @@ def create_router(server: ModelServer) -> APIRouter:
         rows = rows_from_tensors(body, iface, binary)
         served = server.served(info)
         names, binary_out = requested_outputs(body, served.output_names)
-        version, outputs = server.predict_version(info, rows)
+        version, outputs = await server.predict_version_async(info, rows)
         content: dict[str, Any] = {
             "model_name": name,
             "model_version": version.number,

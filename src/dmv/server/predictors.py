@@ -29,17 +29,20 @@ from dmv.errors import (
     PredictionRejected,
     TooLarge,
 )
-from dmv.interface import Interface, validate_rows
+from dmv.interface import Decoder, Interface, merge_columns, validate_rows
 from dmv.release.serving_run import model_artifact
+from dmv.server.batching import Batcher
 from dmv.server.resolver import Resolver
 
 if TYPE_CHECKING:
+    from dmv.flavors import Model
     from dmv.project import Project
     from dmv.registry import VersionInfo
     from dmv.version import Version
 
 __all__ = [
     "DEFAULT_OUTPUT",
+    "UNBATCHED_FLAVORS",
     "ModelServer",
     "Served",
 ]
@@ -53,6 +56,11 @@ DEFAULT_OUTPUT = "prediction"
 #: enough that a broken model costs one attempt, not one per request; short enough
 #: that installing a missing module or fixing a store heals without a restart.
 RETRY_LOAD_AFTER = 30.0
+
+#: Flavors batched only when their model's ``[models.NAME.serving]`` says so: the
+#: user's own code may look at a whole request, and PyTorch's float32 kernels round
+#: a row differently (~1e-7) depending on how many rows share the call.
+UNBATCHED_FLAVORS = frozenset({"python", "torch"})
 
 
 @dataclass
@@ -68,6 +76,8 @@ class Served:
     input_names: tuple[str, ...] = ()
     output_names: tuple[str, ...] = (DEFAULT_OUTPUT,)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The loaded model: validated columns go to its frame-free path.
+    model: Model | None = None
 
 
 def _check_rows(n: int, limit: int) -> None:
@@ -113,6 +123,9 @@ class ModelServer:
         # (exact ref, serving run, run count) -> (run id, digest, flavor)
         self._files: dict[tuple[str, str | None, int], tuple[str, str, str]] = {}
         self._interfaces: dict[str, Interface | None] = {}
+        self._decoders: dict[str, Decoder] = {}
+        # (exact ref, digest) -> the batcher of that served model, on the running loop
+        self._batchers: dict[tuple[str, str], Batcher | None] = {}
         self._lock = threading.Lock()
         #: name@ref -> version, from memory at most ``serve_refresh`` seconds old.
         self.resolver = Resolver(lambda: project.registry, project.config["serve_refresh"])
@@ -187,6 +200,14 @@ class ModelServer:
         iface = Interface.from_dict(info.interface)
         self._interfaces[key] = iface
         return iface
+
+    def decoder(self, info: VersionInfo, iface: Interface) -> Decoder:
+        """The interface's inputs compiled into a validating decoder, once per fingerprint."""
+        key = info.interface_fp or repr(sorted((info.interface or {}).items()))
+        found = self._decoders.get(key)
+        if found is None:
+            found = self._decoders[key] = Decoder(iface.inputs)
+        return found
 
     # -- loading ---------------------------------------------------------------
 
@@ -272,12 +293,22 @@ class ModelServer:
             input_names=model.spec.names if model.spec is not None else (),
             output_names=model.output_names,
             meta={"unsafe_format": model.unsafe},
+            model=model,
         )
 
     # -- predicting --------------------------------------------------------------
 
     def validate(self, info: VersionInfo, rows: Any) -> list[dict[str, Any]]:
         """``rows`` checked against the version's interface; :class:`InvalidInput` if bad."""
+        self.decode(info, rows)
+        return rows  # type: ignore[no-any-return]
+
+    def decode(self, info: VersionInfo, rows: Any) -> dict[str, list[Any]] | None:
+        """Validate ``rows`` (:class:`InvalidInput` if bad) and answer them as typed columns.
+
+        None when the version has no interface, or when the rows are valid but not
+        plain JSON values (a Python caller's numpy scalar): those take the frame path.
+        """
         if not isinstance(rows, list):
             raise InvalidInput(
                 f"'inputs' must be a list of objects, got {type(rows).__name__}",
@@ -305,7 +336,12 @@ class ModelServer:
                     f"row {bad} must be an object of field values",
                     hint="send each row as {field: value, ...}",
                 )
-            return rows
+            return None
+        # The compiled decoder accepts plainly valid rows in one pass; anything else
+        # goes to the full validator, whose problems are the precise answer.
+        columns = self.decoder(info, iface).columns(rows)
+        if columns is not None:
+            return columns
         problems = validate_rows(iface, rows)
         if problems:
             fields = sorted({str(p["field"]) for p in problems if p.get("field")})
@@ -315,7 +351,7 @@ class ModelServer:
                 hint="see details.problems; the interface is at GET /models/{name}/versions/{ref}",
                 problems=problems,
             )
-        return rows
+        return None
 
     def predict(self, name: str, ref: str, rows: Any) -> tuple[Version, list[dict[str, Any]]]:
         """Resolve ``name@ref`` now, validate ``rows`` and predict: (exact version, outputs)."""
@@ -323,10 +359,99 @@ class ModelServer:
 
     def predict_version(self, info: VersionInfo, rows: Any) -> tuple[Version, list[dict[str, Any]]]:
         """Validate ``rows`` against the resolved version ``info`` and predict."""
-        rows = self.validate(info, rows)
+        columns = self.decode(info, rows)
         served = self.served(info)
+        return info.version, self._call(served, info, rows, columns)
+
+    async def predict_async(
+        self, name: str, ref: str, rows: Any
+    ) -> tuple[Version, list[dict[str, Any]]]:
+        """:meth:`predict`, batched with concurrent requests for the same version."""
+        return await self.predict_version_async(self.resolve(name, ref), rows)
+
+    async def predict_version_async(
+        self, info: VersionInfo, rows: Any
+    ) -> tuple[Version, list[dict[str, Any]]]:
+        """:meth:`predict_version`, batched with concurrent requests for the same version."""
+        columns = self.decode(info, rows)
+        served = self.served(info)
+        batcher = self._batcher(served, info)
+        if batcher is None:
+            return info.version, self._call(served, info, rows, columns)
+        outputs = await batcher.submit((rows, columns), len(rows))
+        return info.version, outputs
+
+    def _batcher(self, served: Served, info: VersionInfo) -> Batcher | None:
+        """The served model's batcher on the running loop (None: not batched)."""
+        import asyncio
+
+        key = (served.version.ref, served.digest)
+        batcher = self._batchers.get(key, False)
+        if batcher is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if batcher is False or batcher.loop is not loop:  # type: ignore[union-attr]
+            settings = self.project.config.serving.get(served.version.name)
+            on = settings.batching if settings is not None else None
+            if on is None:
+                on = served.flavor not in UNBATCHED_FLAVORS
+            if not on:
+                self._batchers[key] = None
+                return None
+
+            def run(parts: list[Any]) -> list[Any]:
+                return self._predict_parts(served, info, parts)
+
+            batcher = Batcher(
+                run,
+                max_rows=settings.max_batch_size if settings else 64,
+                max_wait_us=settings.max_batch_wait_us if settings else 0,
+            )
+            self._batchers[key] = batcher
+        return batcher  # type: ignore[return-value]
+
+    def _predict_parts(
+        self, served: Served, info: VersionInfo, parts: list[Any]
+    ) -> list[list[dict[str, Any]] | Exception]:
+        """Each request's outputs from one model call; its own error where one fails."""
+        if len(parts) > 1:
+            sizes = [len(rows) for rows, _ in parts]
+            try:
+                if served.model is not None and all(c is not None for _, c in parts):
+                    merged = merge_columns([c for _, c in parts])
+                    outputs = served.model.predict_columns(merged, sum(sizes))
+                else:
+                    outputs = served.predict([r for rows, _ in parts for r in rows])
+            except Exception:  # each request is asked alone below, for its own error
+                pass
+            else:
+                if len(outputs) == sum(sizes):
+                    out: list[list[dict[str, Any]] | Exception] = []
+                    start = 0
+                    for size in sizes:
+                        out.append(outputs[start : start + size])
+                        start += size
+                    return out
+        found: list[list[dict[str, Any]] | Exception] = []
+        for rows, columns in parts:
+            try:
+                found.append(self._call(served, info, rows, columns))
+            except DmvError as exc:
+                found.append(exc)
+        return found
+
+    def _call(
+        self,
+        served: Served,
+        info: VersionInfo,
+        rows: list[dict[str, Any]],
+        columns: dict[str, list[Any]] | None,
+    ) -> list[dict[str, Any]]:
+        """One request's outputs; the model's own failure as the version's error."""
         try:
-            outputs = served.predict(rows)
+            if columns is not None and served.model is not None:
+                return served.model.predict_columns(columns, len(rows))
+            return served.predict(rows)
         except DmvError:
             raise
         except Exception as exc:
@@ -342,7 +467,6 @@ class ModelServer:
                 hint="the rows match the version's interface, so the model (or the interface "
                 "it was logged with) needs fixing",
             ) from None
-        return info.version, outputs
 
     # -- metadata ------------------------------------------------------------------
 
