@@ -52,6 +52,7 @@ _VENDORED = (
     "version.py",
     "reprs.py",
     "interface/__init__.py",
+    "interface/decoder.py",
     "interface/fields.py",
     "interface/model.py",
     "interface/diff.py",

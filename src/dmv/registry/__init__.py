@@ -24,6 +24,7 @@ from dmv.registry.records import (
 
 if TYPE_CHECKING:
     from dmv.registry.backends import RegistryStore, open_registry
+    from dmv.registry.engine import local_writes
     from dmv.registry.migrations import upgrade_schema
     from dmv.registry.repository import Registry
 
@@ -38,6 +39,7 @@ __all__ = [
     "RegistryStore",
     "RunInfo",
     "VersionInfo",
+    "local_writes",
     "open_registry",
     "parse_run_id",
     "upgrade_schema",
@@ -47,6 +49,7 @@ _STORE = {
     "RegistryStore": "dmv.registry.backends",
     "open_registry": "dmv.registry.backends",
     "upgrade_schema": "dmv.registry.migrations",
+    "local_writes": "dmv.registry.engine",
     "Registry": "dmv.registry.repository",
 }
 

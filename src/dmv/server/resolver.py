@@ -24,7 +24,7 @@ moved alias serves the new version, a deprecated version is refused, a revoked
 token is refused. A request that finds the last check too old waits for a new
 one; if the registry cannot be read it fails rather than answer from older
 memory. A write made by the server's own process (through its API) is seen by
-the next request, without waiting (:func:`~dmv.registry.engine.local_writes`).
+the next request, without waiting (:func:`dmv.registry.local_writes`).
 ``refresh = 0`` asks the registry on every request.
 """
 
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dmv.registry.engine import local_writes
+from dmv.registry import local_writes
 from dmv.version import Reference
 
 if TYPE_CHECKING:
